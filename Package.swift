@@ -1,0 +1,78 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// BloodMatch: blood-product matching and logistics batch engine.
+///
+/// Dependencies point one way: `bloodmatch` → `BloodMatchService` / `BloodMatchStore` /
+/// `BloodMatchIngest` → `BloodMatchCore`. Only `BloodMatchStore` imports PostgresNIO and only
+/// `BloodMatchService` imports Hummingbird; `BloodMatchCore` imports nothing but Foundation.
+let package = Package(
+    name: "BloodMatch",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "bloodmatch", targets: ["bloodmatch"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        .target(name: "BloodMatchCore"),
+        .target(
+            name: "BloodMatchIngest",
+            dependencies: [
+                "BloodMatchCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "BloodMatchStore",
+            dependencies: [
+                "BloodMatchCore",
+                "BloodMatchIngest",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Migrations")]
+        ),
+        .target(
+            name: "BloodMatchService",
+            dependencies: [
+                "BloodMatchCore",
+                "BloodMatchStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "bloodmatch",
+            dependencies: [
+                "BloodMatchCore",
+                "BloodMatchIngest",
+                "BloodMatchStore",
+                "BloodMatchService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(name: "BloodMatchCoreTests", dependencies: ["BloodMatchCore"]),
+        .testTarget(name: "BloodMatchIngestTests", dependencies: ["BloodMatchIngest"]),
+        .testTarget(
+            name: "BloodMatchStoreTests",
+            dependencies: ["BloodMatchStore", .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
+        .testTarget(
+            name: "BloodMatchServiceTests",
+            dependencies: [
+                "BloodMatchService",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

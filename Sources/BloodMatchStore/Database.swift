@@ -1,0 +1,102 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The database could not be used; every caller maps this to "unable to verify", never to "no units".
+public struct DatabaseUnavailableError: Error, Sendable, CustomStringConvertible {
+    /// Which database, without secrets.
+    public var target: String
+    /// What went wrong, as the driver reported it.
+    public var underlying: String
+    public var description: String { "database \(target) is unavailable: \(underlying)" }
+}
+
+/// A pooled PostgreSQL client with its run loop, for one role.
+///
+/// The only type outside this target that touches PostgreSQL: callers get repositories from it.
+public final class Database: Sendable {
+    /// The pool.
+    public let client: PostgresClient
+    /// The configuration it was built from.
+    public let configuration: DatabaseConfiguration
+    /// Logger for database work.
+    public let logger: Logger
+
+    /// Builds the pool; it does nothing until `run()` is running.
+    public init(configuration: DatabaseConfiguration, logger: Logger) {
+        var config: PostgresClient.Configuration
+        switch configuration.endpoint {
+        case .socket(let path):
+            config = .init(unixSocketPath: path, username: configuration.username,
+                           password: configuration.password, database: configuration.database)
+        case .tcp(let host, let port):
+            config = .init(host: host, port: port, username: configuration.username,
+                           password: configuration.password, database: configuration.database,
+                           tls: configuration.requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        }
+        config.options.maximumConnections = configuration.maximumConnections
+        config.options.connectTimeout = configuration.connectTimeout
+        var startup: [(String, String)] = [("search_path", "bm"), ("TimeZone", "UTC"), ("application_name", "bloodmatch")]
+        if let role = configuration.setRole { startup.append(("role", role)) }
+        config.options.additionalStartupParameters = startup
+        // The pool's own chatter (for example a lease requested a moment before `run()` starts) is
+        // kept to errors; failures reach callers as thrown errors.
+        var background = logger
+        background.logLevel = .error
+        self.client = PostgresClient(configuration: config, backgroundLogger: background)
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs the pool until cancelled (a ServiceLifecycle service does the same).
+    public func run() async { await client.run() }
+
+    /// Runs `body` with a live pool, then shuts the pool down: the shape every CLI command uses.
+    public static func with<T: Sendable>(
+        _ configuration: DatabaseConfiguration, logger: Logger,
+        _ body: @Sendable (Database) async throws -> T
+    ) async throws -> T {
+        let database = Database(configuration: configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await database.run(); return nil }
+            defer { group.cancelAll() }
+            try await database.ping()
+            let value = try await body(database)
+            return value
+        }
+    }
+
+    /// Checks that the server answers within the connect timeout; throws `DatabaseUnavailableError`.
+    public func ping() async throws {
+        do {
+            try await withDeadline(configuration.connectTimeout) { [client, logger] in
+                try await client.query("SELECT 1", logger: logger)
+            }
+        } catch {
+            throw DatabaseUnavailableError(target: configuration.displayName, underlying: serverMessage(error))
+        }
+    }
+}
+
+/// The operation did not finish within its deadline.
+public struct DeadlineExceededError: Error, Sendable, CustomStringConvertible {
+    /// The deadline that passed.
+    public var deadline: Duration
+    public var description: String { "no answer within \(deadline)" }
+}
+
+/// Runs `operation`, cancelling it and throwing `DeadlineExceededError` if it takes longer than `deadline`.
+public func withDeadline<T: Sendable>(
+    _ deadline: Duration, _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: deadline)
+            throw DeadlineExceededError(deadline: deadline)
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw DeadlineExceededError(deadline: deadline) }
+        return first
+    }
+}

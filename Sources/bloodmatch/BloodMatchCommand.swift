@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// The `bloodmatch` command: dispatcher, auditor and job entry points.
+@main
+struct BloodMatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bloodmatch",
+        abstract: "Blood-product matching and logistics: find the nearest compatible, available, unexpired units and record why.",
+        subcommands: [
+            MigrateCommand.self,
+            GenerateCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import BloodMatchStore
+import Logging
+
+/// `bloodmatch migrate`: applies pending schema migrations as the schema owner.
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Apply pending schema migrations (idempotent; refuses if an applied file changed).")
+
+    func run() async throws {
+        let logger = makeLogger("bloodmatch.migrate")
+        try await runReportingFailures(logger: logger) {
+            let config = try Environment.current.database(role: .owner)
+            let migrations = try Migration.bundled()
+            let report = try await Database.with(config, logger: logger) { db in
+                try await MigrationRunner(database: db, migrations: migrations).migrate()
+            }
+            logger.info("schema up to date", metadata: [
+                "schema_version": "\(report.currentVersion)",
+                "applied": .array(report.applied.map { "\($0)" }),
+            ])
+            print(report.applied.isEmpty
+                  ? "schema at version \(report.currentVersion); nothing to apply"
+                  : "applied migrations \(report.applied.map(String.init).joined(separator: ", ")); schema at version \(report.currentVersion)")
+        }
+    }
+}
+
+/// Runs a command body, logging any error as one JSON line and mapping it to an exit status.
+func runReportingFailures(logger: Logger, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        let status = classify(error)
+        logger.error("\(describe(error))", metadata: ["exit_code": "\(status.rawValue)"])
+        throw status.exitCode
+    }
+}
+
+/// The exit status for an error: database trouble is never reported as anything milder.
+func classify(_ error: any Error) -> ExitStatus {
+    if error is DatabaseUnavailableError { return .databaseUnavailable }
+    if let classified = error as? any ClassifiedError { return classified.exitStatus }
+    if isConnectionFailure(error) { return .databaseUnavailable }
+    return .failure
+}
+
+/// An error that knows its exit status.
+protocol ClassifiedError: Error {
+    var exitStatus: ExitStatus { get }
+}
+
+/// Human text for an error: its `description`, or the driver's message.
+func describe(_ error: any Error) -> String {
+    String(describing: error)
+}

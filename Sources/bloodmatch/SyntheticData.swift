@@ -1,0 +1,213 @@
+import BloodMatchCore
+import Foundation
+
+/// SplitMix64: a small, fast, deterministic generator, so a seed always gives the same dataset.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
+
+/// A city from `Data/cities.csv` (GeoNames, CC BY 4.0).
+struct City: Sendable {
+    var geonameID: Int
+    var name: String
+    var country: String
+    var admin1: String
+    var location: GeoPoint
+    var population: Int
+
+    /// Reads the committed city table.
+    static func load(from path: String) throws -> [City] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var cities: [City] = []
+        for (n, line) in text.split(separator: "\n").enumerated() where n > 0 {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard f.count == 7, let id = Int(f[0]), let lat = Double(f[4]), let lon = Double(f[5]), let pop = Int(f[6]) else {
+                throw ValidationFailure("\(path):\(n + 1): malformed city row")
+            }
+            cities.append(City(geonameID: id, name: String(f[1]), country: String(f[2]), admin1: String(f[3]),
+                               location: GeoPoint(latitude: lat, longitude: lon), population: pop))
+        }
+        return cities
+    }
+}
+
+/// A plain error with a message, for the CLI's own checks.
+struct ValidationFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
+/// Builds realistic synthetic sites and stock for demos, tests and benchmarks.
+///
+/// Frequencies are illustrative, chosen to look like a national blood service:
+/// - ABO split O 47 %, A 42 %, B 8 %, AB 3 % (UK donor mix, JPAC-HB Table 2.1), RhD-negative 15 %
+///   of each group (illustrative; gives O RhD-negative ≈ 7 %, close to the 6.5 % Lifeblood
+///   reports for Australia, LB-ONEG).
+/// - Shelf lives: RBC 42 days (US additive solution, CFR610) or 35 days (UK maximum, LH);
+///   PLT 5 days, or 7 with bacterial screening (UKBSQR Sch. 4); PLASMA and CRYO 365 days frozen
+///   (CFR610); WB 21 days (CPD, CFR610). Irradiated RBC expire at the earlier of the original date
+///   and 28 days after irradiation (CFR610).
+/// - Product codes are illustrative ISBT 128 shapes; the real Product Description Code table is
+///   ICCBBA-licensed (DOMAIN.md §f.4). Facility codes (FIN) are synthetic.
+struct SyntheticDataGenerator {
+    var seed: UInt64
+    var siteCount: Int
+    var unitCount: Int
+    var asOf: Date
+    var countries: Set<String>
+    var distributionCentreFraction = 0.2
+
+    static let aboShares: [(ABO, Double)] = [(.O, 0.47), (.A, 0.42), (.B, 0.08), (.AB, 0.03)]
+    static let rhdNegativeShare = 0.15
+    static let componentShares: [(Component, Double)] = [
+        (.redCells, 0.64), (.platelets, 0.11), (.plasma, 0.18), (.cryoprecipitate, 0.05), (.wholeBlood, 0.02),
+    ]
+    static let productCodes: [Component: [String]] = [
+        .redCells: ["E0382V00", "E4556V00", "E0336V00"], .platelets: ["E2964V00", "E3085V00"],
+        .plasma: ["E2555V00", "E0701V00"], .cryoprecipitate: ["E3587V00"], .wholeBlood: ["E0001V00"],
+    ]
+
+    /// Chooses sites among the cities, weighted by population without replacement; the largest
+    /// chosen cities host the distribution centres.
+    func makeSites(cities: [City]) -> [Site] {
+        var rng = SplitMix64(seed: seed)
+        let pool = cities.filter { countries.contains($0.country) }
+        // Efraimidis–Spirakis weighted sampling without replacement.
+        var keyed = pool.map { city -> (Double, City) in
+            let u = max(rng.unit(), 1e-300)
+            return (log(u) / Double(city.population), city)
+        }
+        keyed.sort { $0.0 > $1.0 }
+        let chosen = keyed.prefix(siteCount).map(\.1).sorted { ($0.population, $1.geonameID) > ($1.population, $0.geonameID) }
+        let centres = max(1, Int((Double(chosen.count) * distributionCentreFraction).rounded()))
+        var dcNumber = 0
+        var hNumber = 0
+        return chosen.enumerated().map { index, city in
+            let isCentre = index < centres
+            // Place sites a few km from the city centre so a centre and a hospital never coincide.
+            let jitterLat = (rng.unit() - 0.5) * 0.06
+            let jitterLon = (rng.unit() - 0.5) * 0.06
+            let location = GeoPoint(latitude: (city.location.latitude + jitterLat).rounded(toPlaces: 6),
+                                    longitude: (city.location.longitude + jitterLon).rounded(toPlaces: 6))
+            let region = "\(city.country)-\(city.admin1)"
+            if isCentre {
+                dcNumber += 1
+                return Site(id: String(format: "DC%03d", dcNumber), name: "\(city.name) Distribution Centre",
+                            kind: .distributionCentre, location: location, region: region)
+            } else {
+                hNumber += 1
+                return Site(id: String(format: "H%04d", hNumber), name: "\(city.name) Hospital \(hNumber)",
+                            kind: .hospital, location: location, region: region)
+            }
+        }
+    }
+
+    /// Generates the stock of every distribution centre as of `asOf`, shared out by population rank.
+    func makeUnits(sites: [Site]) -> [String: [InventoryUnit]] {
+        var rng = SplitMix64(seed: seed &+ 0x5EED)
+        let centres = sites.filter { $0.kind == .distributionCentre }
+        guard !centres.isEmpty else { return [:] }
+        // Larger centres (earlier in the list) hold more stock: weight 1/sqrt(rank).
+        let weights = centres.indices.map { 1 / Double($0 + 1).squareRoot() }
+        let total = weights.reduce(0, +)
+        var result: [String: [InventoryUnit]] = [:]
+        var assigned = 0
+        for (index, centre) in centres.enumerated() {
+            let share = index == centres.count - 1 ? unitCount - assigned : Int(Double(unitCount) * weights[index] / total)
+            assigned += share
+            let fin = String(format: "B%04d", index + 1)
+            var units: [InventoryUnit] = []
+            units.reserveCapacity(share)
+            for sequence in 0..<share {
+                units.append(makeUnit(fin: fin, sequence: sequence, siteID: centre.id, rng: &rng))
+            }
+            result[centre.id] = units
+        }
+        return result
+    }
+
+    private func makeUnit(fin: String, sequence: Int, siteID: String, rng: inout SplitMix64) -> InventoryUnit {
+        let component = pick(Self.componentShares, &rng)
+        let abo = pick(Self.aboShares, &rng)
+        let rhd: RhD = rng.unit() < Self.rhdNegativeShare ? .negative : .positive
+        let shelfDays: Double
+        switch component {
+        case .redCells: shelfDays = rng.unit() < 0.85 ? 42 : 35
+        case .platelets: shelfDays = rng.unit() < 0.6 ? 5 : 7
+        case .plasma, .cryoprecipitate: shelfDays = 365
+        case .wholeBlood: shelfDays = 21
+        }
+        // Ages spread over the shelf life, with a few units already expired (stored, never offered).
+        let ageDays = rng.unit() * shelfDays * 1.03
+        let collected = asOf.addingTimeInterval(-ageDays * 86_400).roundedToSecond
+        var expires = collected.addingTimeInterval(shelfDays * 86_400)
+        var attributes = AttributeSet()
+        let cellular = component == .redCells || component == .platelets || component == .wholeBlood
+        if cellular, rng.unit() < 0.92 { attributes.insert(.leukoreduced) }
+        if cellular, rng.unit() < 0.10 {
+            attributes.insert(.irradiated)
+            if component == .redCells {
+                // Irradiated some time after collection; expiry = min(original, irradiation + 28 d) (CFR610).
+                let irradiatedAt = collected.addingTimeInterval(rng.unit() * min(ageDays, 14) * 86_400)
+                expires = min(expires, irradiatedAt.addingTimeInterval(28 * 86_400)).roundedToSecond
+            }
+        }
+        if cellular, rng.unit() < 0.20 { attributes.insert(.cmvNegative) }
+        if component == .redCells {
+            if rng.unit() < 0.30 { attributes.insert(.kNegative) }
+            if rng.unit() < 0.05 { attributes.insert(.hbsNegative) }
+            if rng.unit() < 0.005 { attributes.insert(.washed) }
+        }
+        if component == .platelets || component == .plasma, rng.unit() < 0.3 { attributes.insert(.lowTitre) }
+        if component == .wholeBlood, abo == .O, rng.unit() < 0.8 { attributes.insert(.lowTitre) }
+        let statusRoll = rng.unit()
+        let status: UnitStatus = statusRoll < 0.90 ? .available : statusRoll < 0.96 ? .reserved : .quarantined
+        let codes = Self.productCodes[component] ?? ["E0001V00"]
+        let year = Calendar.utc.component(.year, from: collected) % 100
+        let dinText = fin + String(format: "%02d%06d", year, sequence % 1_000_000)
+        // The text is built from a fixed alphabet, so parsing cannot fail.
+        let din = (try? DonationNumber(parsing: dinText)) ?? (try! DonationNumber(parsing: "B000100000000"))
+        return InventoryUnit(
+            din: din, productCode: codes[Int(rng.next() % UInt64(codes.count))], component: component,
+            group: BloodGroup(abo, rhd), collectedAt: collected, expiresAt: expires, siteID: siteID,
+            status: status, attributes: attributes)
+    }
+
+    private func pick<T>(_ table: [(T, Double)], _ rng: inout SplitMix64) -> T {
+        var roll = rng.unit()
+        for (value, share) in table {
+            if roll < share { return value }
+            roll -= share
+        }
+        return table[table.count - 1].0
+    }
+}
+
+extension Calendar {
+    /// The Gregorian calendar in UTC.
+    static let utc: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar
+    }()
+}
+
+extension Date {
+    var roundedToSecond: Date { Date(timeIntervalSince1970: timeIntervalSince1970.rounded(.down)) }
+}
+
+extension Double {
+    func rounded(toPlaces places: Int) -> Double {
+        let scale = pow(10, Double(places))
+        return (self * scale).rounded() / scale
+    }
+}
