@@ -8,6 +8,8 @@ struct BloodMatchCommand: AsyncParsableCommand {
         abstract: "Blood-product matching and logistics: find the nearest compatible, available, unexpired units and record why.",
         subcommands: [
             MigrateCommand.self,
+            SitesCommand.self,
+            ImportCommand.self,
             GenerateCommand.self,
         ]
     )

@@ -43,6 +43,7 @@ CREATE TABLE bm.import_runs (
                    'already_imported', 'replay_refused', 'failed')),
   message       text NOT NULL DEFAULT '',
   snapshot_id   bigint,
+  duration_ms   integer NOT NULL DEFAULT 0,
   operator      text NOT NULL DEFAULT current_user
 );
 CREATE INDEX import_runs_centre ON bm.import_runs (centre, run_id DESC);
@@ -65,7 +66,6 @@ CREATE TABLE bm.inventory_snapshots (
   file_sha256  text NOT NULL,
   row_count    integer NOT NULL,
   imported_at  timestamptz NOT NULL DEFAULT now(),
-  run_id       bigint NOT NULL REFERENCES bm.import_runs,
   UNIQUE (centre, file_sha256)
 );
 
@@ -102,7 +102,7 @@ CREATE TABLE bm.unit_conflicts (
   din            text NOT NULL,
   centre         text NOT NULL,
   other_centre   text NOT NULL,
-  run_id         bigint NOT NULL REFERENCES bm.import_runs,
+  snapshot_id    bigint NOT NULL REFERENCES bm.inventory_snapshots,
   detected_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX unit_conflicts_din ON bm.unit_conflicts (din);
@@ -188,6 +188,7 @@ GRANT SELECT, INSERT, UPDATE ON bm.reservations TO bloodmatch_app;
 GRANT SELECT, INSERT, UPDATE ON bm.sites TO bloodmatch_import;
 GRANT SELECT, INSERT ON bm.import_runs, bm.rejected_rows, bm.inventory_snapshots,
   bm.unit_conflicts, bm.event_log TO bloodmatch_import;
+GRANT SELECT ON bm.decisions, bm.decision_units TO bloodmatch_import;
 GRANT SELECT, INSERT, UPDATE ON bm.centre_status TO bloodmatch_import;
 GRANT SELECT, INSERT, DELETE ON bm.inventory_units TO bloodmatch_import;
 GRANT SELECT ON bm.reservations TO bloodmatch_import;

@@ -1,0 +1,398 @@
+import BloodMatchCore
+import BloodMatchIngest
+import Foundation
+import Logging
+import PostgresNIO
+
+/// How one snapshot import ended; every outcome is recorded in `bm.import_runs`.
+public enum ImportOutcome: String, Sendable, Codable {
+    /// Loaded; nothing rejected.
+    case loaded
+    /// Loaded without the rejected rows (within the rejection policy).
+    case loadedWithRejections = "loaded_with_rejections"
+    /// Refused whole; the centre's previous snapshot stays in force.
+    case refused
+    /// The same file (same centre and SHA-256) was imported before; nothing changed.
+    case alreadyImported = "already_imported"
+    /// Older than (or as old as) the snapshot in force; refused as a replay.
+    case replayRefused = "replay_refused"
+}
+
+/// What an import did, for the log line, the exit code and the dispatcher.
+public struct ImportReport: Sendable, Codable {
+    /// The run's row in `bm.import_runs`.
+    public var runID: Int64
+    /// The CSV file.
+    public var file: String
+    /// Centre named by the control record (nil when the control record itself was unreadable).
+    public var centre: String?
+    /// The snapshot instant.
+    public var asOf: Date?
+    /// SHA-256 of the CSV bytes.
+    public var sha256: String?
+    /// Outcome.
+    public var outcome: ImportOutcome
+    /// Data rows read.
+    public var rowsTotal: Int
+    /// Rows loaded.
+    public var rowsAccepted: Int
+    /// Rows rejected (each stored in `bm.rejected_rows` up to the retention cap).
+    public var rowsRejected: Int
+    /// DINs also current at another centre: recorded and held for review.
+    public var conflicts: Int
+    /// The snapshot now in force, when this run loaded one.
+    public var snapshotID: Int64?
+    /// A sentence for people.
+    public var message: String
+    /// Wall time.
+    public var durationMs: Int
+    /// The first rejections, for display.
+    public var sampleRejections: [String]
+}
+
+/// Where a snapshot comes from: the CSV file and its control record beside it.
+public struct SnapshotSource: Sendable {
+    /// The CSV file.
+    public var csvPath: String
+    /// The control record file (`NAME.ctl.json`).
+    public var controlPath: String
+    /// Where it came from, for the run record (file path, spool path or URL).
+    public var origin: String
+
+    /// A snapshot on disk: `NAME.csv` with `NAME.ctl.json` beside it.
+    public init(csvPath: String, origin: String? = nil) {
+        self.csvPath = csvPath
+        let url = URL(fileURLWithPath: csvPath)
+        self.controlPath = url.deletingLastPathComponent()
+            .appendingPathComponent(SnapshotControl.controlFileName(forSnapshot: url.lastPathComponent)).path
+        self.origin = origin ?? csvPath
+    }
+}
+
+/// Loads inventory snapshots into PostgreSQL: validated, atomic, idempotent, serialised per centre.
+///
+/// One transaction per snapshot: take the centre's advisory lock; refuse a replay or recognise a
+/// repeat; COPY the validated rows under a new snapshot id; record DINs that are current stock at
+/// another centre; swap the centre's pointer; delete the superseded rows; record the run. A kill at
+/// any moment rolls the whole transaction back, so the previous snapshot stays fully in force.
+public struct PostgresInventoryImporter: Sendable {
+    /// The pool, as `bloodmatch_import`.
+    public let database: Database
+    /// When to refuse a whole snapshot for its rejected rows.
+    public var policy: RejectionPolicy
+    /// Size and clock limits for decoding.
+    public var limits: SnapshotLimits
+    /// Shelf-life plausibility bounds.
+    public var shelfLife: ShelfLifeBounds
+    /// Bytes read per chunk.
+    public var chunkSize = 1 << 20
+
+    /// Creates an importer.
+    public init(database: Database, policy: RejectionPolicy = .standard, limits: SnapshotLimits = .standard,
+                shelfLife: ShelfLifeBounds = .standard) {
+        self.database = database
+        self.policy = policy
+        self.limits = limits
+        self.shelfLife = shelfLife
+    }
+
+    /// The error used inside the load transaction to roll it back while keeping what was learned.
+    private struct Rollback: Error {
+        var outcome: ImportOutcome
+        var message: String
+        var summary: SnapshotSummary?
+        var rowsTotal: Int
+        var rejections: [RowRejection]
+        var fileError: SnapshotFileError?
+    }
+
+    /// Imports one snapshot. Throws only when the database is unusable; every data problem is a
+    /// recorded outcome instead.
+    public func importSnapshot(_ source: SnapshotSource, now: Date) async throws -> ImportReport {
+        let started = ContinuousClock.now
+        let logger = database.logger
+        let fileName = URL(fileURLWithPath: source.csvPath).lastPathComponent
+
+        // The control record first: without it nothing vouches for the file.
+        let control: SnapshotControl
+        do {
+            let controlURL = URL(fileURLWithPath: source.controlPath)
+            guard FileManager.default.fileExists(atPath: source.csvPath) else {
+                throw SnapshotFileError(kind: .controlRecordInvalid, file: fileName,
+                                        message: "snapshot file \(source.csvPath) does not exist")
+            }
+            guard let bytes = try? Data(contentsOf: controlURL) else {
+                throw SnapshotFileError(kind: .controlRecordInvalid, file: controlURL.lastPathComponent,
+                                        message: "control record \(controlURL.lastPathComponent) is missing or unreadable; a snapshot without it is never loaded")
+            }
+            control = try SnapshotControl.decode(bytes, fileName: controlURL.lastPathComponent)
+        } catch let error as SnapshotFileError {
+            return try await recordRun(source: source, fileName: fileName, control: nil, outcome: .refused,
+                                       message: error.description, rowsTotal: 0, accepted: 0, rejections: [],
+                                       rejectedCount: 0, conflicts: 0, snapshotID: nil, sha: nil, started: started)
+        }
+
+        var rejections: [RowRejection] = []
+        var rejectedCount = 0
+        var rowsTotal = 0
+        do {
+            let (snapshotID, summary, conflicts) = try await database.client.withConnection { conn in
+                try await conn.withTransaction(logger: logger) { conn -> (Int64, SnapshotSummary, Int) in
+                    try await conn.query("SELECT pg_advisory_xact_lock(hashtext(\("bloodmatch.centre:" + control.centre)))", logger: logger)
+                    // The centre must be a known distribution centre.
+                    var kind: String?
+                    for try await (k,) in try await conn.query("SELECT kind FROM sites WHERE site_id = \(control.centre)", logger: logger).decode((String,).self) { kind = k }
+                    guard kind == SiteKind.distributionCentre.rawValue else {
+                        throw Rollback(outcome: .refused, message: kind == nil
+                                       ? "centre '\(control.centre)' named by \(SnapshotControl.controlFileName(forSnapshot: fileName)) is not a known site; import the site list first"
+                                       : "site '\(control.centre)' is a \(kind ?? "?"), not a distribution centre; only distribution centres hold stock",
+                                       summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
+                    }
+                    // The same file again: nothing to do.
+                    for try await (id, asOf) in try await conn.query(
+                        "SELECT snapshot_id, as_of FROM inventory_snapshots WHERE centre = \(control.centre) AND file_sha256 = \(control.sha256.lowercased())",
+                        logger: logger).decode((Int64, Date).self) {
+                        throw Rollback(outcome: .alreadyImported,
+                                       message: "already imported sha256=\(control.sha256.lowercased()) as snapshot \(id) (as of \(iso(asOf))); nothing changed",
+                                       summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
+                    }
+                    // An older or equally old snapshot than the one in force is a replay.
+                    var current: (Int64, Date)?
+                    for try await row in try await conn.query(
+                        "SELECT current_snapshot_id, last_as_of FROM centre_status WHERE centre = \(control.centre) FOR UPDATE",
+                        logger: logger).decode((Int64, Date).self) { current = row }
+                    if let current, current.1 >= control.asOf {
+                        throw Rollback(outcome: .replayRefused,
+                                       message: "snapshot as of \(iso(control.asOf)) is not newer than the one in force (snapshot \(current.0), as of \(iso(current.1))); refused as a replay",
+                                       summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
+                    }
+
+                    var snapshotID: Int64 = 0
+                    for try await (id,) in try await conn.query("""
+                        INSERT INTO inventory_snapshots (centre, as_of, file_sha256, row_count)
+                        VALUES (\(control.centre), \(control.asOf), \(control.sha256.lowercased()), \(control.rowCount))
+                        RETURNING snapshot_id
+                        """, logger: logger).decode((Int64,).self) { snapshotID = id }
+
+                    // Stream: read, decode and validate, COPY the accepted rows.
+                    var decoder = InventorySnapshotDecoder(fileName: fileName, control: control, now: now,
+                                                           limits: limits, shelfLife: shelfLife)
+                    var completion: SnapshotCompletion?
+                    var fileError: SnapshotFileError?
+                    var copyOptions = PostgresCopyFromFormat.TextOptions()
+                    copyOptions.delimiter = "\t"
+                    let snapshotText = String(snapshotID)
+                    let retained = limits.maximumRetainedRejections
+                    let chunkSize = self.chunkSize
+                    let csvPath = source.csvPath
+                    try await conn.copyFrom(
+                        table: "inventory_units",
+                        columns: ["snapshot_id", "din", "product_code", "component", "abo", "rhd", "collected_at",
+                                  "expires_at", "site_id", "status", "attributes", "line"],
+                        format: .text(copyOptions), logger: logger
+                    ) { writer in
+                        guard let handle = FileHandle(forReadingAtPath: csvPath) else {
+                            throw Rollback(outcome: .refused, message: "\(fileName): cannot open \(csvPath) for reading",
+                                           summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
+                        }
+                        defer { try? handle.close() }
+                        var out = ByteBuffer()
+                        func emit(_ rows: [DecodedRow]) {
+                            for row in rows {
+                                switch row {
+                                case .accepted(let unit, let line):
+                                    rowsTotal += 1
+                                    CopyRowEncoder.append(unit, snapshot: snapshotText, line: line, to: &out)
+                                case .rejected(let rejection):
+                                    rowsTotal += 1
+                                    rejectedCount += 1
+                                    if rejections.count < retained { rejections.append(rejection) }
+                                }
+                            }
+                        }
+                        do {
+                            while true {
+                                let chunk = try handle.read(upToCount: chunkSize) ?? Data()
+                                if chunk.isEmpty { break }
+                                emit(try decoder.consume(chunk))
+                                if out.readableBytes >= 1 << 20 {
+                                    try await writer.write(out)
+                                    out.clear()
+                                }
+                            }
+                            let done = try decoder.finish()
+                            emit(done.rows)
+                            completion = done
+                        } catch let error as SnapshotFileError {
+                            fileError = error
+                            return
+                        }
+                        if out.readableBytes > 0 { try await writer.write(out) }
+                    }
+                    if let fileError {
+                        throw Rollback(outcome: .refused, message: fileError.description, summary: nil,
+                                       rowsTotal: rowsTotal, rejections: rejections, fileError: fileError)
+                    }
+                    guard let summary = completion?.summary else {
+                        throw Rollback(outcome: .refused, message: "the snapshot could not be read to its end",
+                                       summary: nil, rowsTotal: rowsTotal, rejections: rejections, fileError: nil)
+                    }
+                    if case .refuse(let refusal) = policy.verdict(for: summary) {
+                        throw Rollback(outcome: .refused, message: refusal.description, summary: summary,
+                                       rowsTotal: rowsTotal, rejections: rejections, fileError: nil)
+                    }
+
+                    // DINs that another centre also reports as current stock: a transfer in flight.
+                    var conflicts = 0
+                    for try await (n,) in try await conn.query("""
+                        WITH found AS (
+                          INSERT INTO unit_conflicts (din, centre, other_centre, snapshot_id)
+                          SELECT n.din, \(control.centre), s.centre, \(snapshotID)
+                          FROM inventory_units n
+                          JOIN inventory_units o ON o.din = n.din AND o.snapshot_id <> n.snapshot_id
+                          JOIN centre_status s ON s.current_snapshot_id = o.snapshot_id AND s.centre <> \(control.centre)
+                          WHERE n.snapshot_id = \(snapshotID)
+                          RETURNING 1)
+                        SELECT count(*)::int FROM found
+                        """, logger: logger).decode((Int,).self) { conflicts = n }
+
+                    // Swap the pointer and drop the superseded rows.
+                    try await conn.query("""
+                        INSERT INTO centre_status (centre, current_snapshot_id, last_as_of, last_import_at)
+                        VALUES (\(control.centre), \(snapshotID), \(control.asOf), now())
+                        ON CONFLICT (centre) DO UPDATE SET current_snapshot_id = EXCLUDED.current_snapshot_id,
+                          last_as_of = EXCLUDED.last_as_of, last_import_at = EXCLUDED.last_import_at
+                        """, logger: logger)
+                    if let previous = current?.0 {
+                        try await conn.query("DELETE FROM inventory_units WHERE snapshot_id = \(previous)", logger: logger)
+                    }
+                    try await conn.query("SELECT pg_notify('bloodmatch_snapshots', \(control.centre + ":" + snapshotText))", logger: logger)
+                    return (snapshotID, summary, conflicts)
+                }
+            }
+            let outcome: ImportOutcome = rejectedCount == 0 ? .loaded : .loadedWithRejections
+            var message = "loaded snapshot \(snapshotID) for \(control.centre) as of \(iso(control.asOf)): \(summary.acceptedCount) units"
+            if rejectedCount > 0 { message += ", \(rejectedCount) rows rejected (see bm.rejected_rows)" }
+            if conflicts > 0 { message += ", \(conflicts) DINs also current at another centre held for review" }
+            return try await recordRun(source: source, fileName: fileName, control: control, outcome: outcome,
+                                       message: message, rowsTotal: summary.rowCount, accepted: summary.acceptedCount,
+                                       rejections: rejections, rejectedCount: rejectedCount, conflicts: conflicts,
+                                       snapshotID: snapshotID, sha: summary.sha256, started: started)
+        } catch let error as PostgresTransactionError where error.closureError is Rollback {
+            let rollback = error.closureError as! Rollback
+            return try await recordRun(source: source, fileName: fileName, control: control, outcome: rollback.outcome,
+                                       message: rollback.message, rowsTotal: rollback.summary?.rowCount ?? rollback.rowsTotal,
+                                       accepted: 0, rejections: rollback.rejections,
+                                       rejectedCount: rollback.summary?.rejectedCount ?? rollback.rejections.count,
+                                       conflicts: 0, snapshotID: nil, sha: rollback.summary?.sha256 ?? control.sha256, started: started)
+        }
+    }
+
+    /// Appends the run, its rejected rows and an event in one transaction.
+    private func recordRun(
+        source: SnapshotSource, fileName: String, control: SnapshotControl?, outcome: ImportOutcome, message: String,
+        rowsTotal: Int, accepted: Int, rejections: [RowRejection], rejectedCount: Int, conflicts: Int,
+        snapshotID: Int64?, sha: String?, started: ContinuousClock.Instant
+    ) async throws -> ImportReport {
+        let logger = database.logger
+        let elapsed = ContinuousClock.now - started
+        let durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let runID = try await database.client.withTransaction(logger: logger) { conn -> Int64 in
+            var runID: Int64 = 0
+            for try await (id,) in try await conn.query("""
+                INSERT INTO import_runs (source, file_name, file_sha256, centre, as_of, rows_total, rows_accepted,
+                  rows_rejected, outcome, message, snapshot_id, duration_ms)
+                VALUES (\(source.origin), \(fileName), \(sha), \(control?.centre), \(control?.asOf), \(rowsTotal), \(accepted),
+                  \(rejectedCount), \(outcome.rawValue), \(message), \(snapshotID), \(durationMs))
+                RETURNING run_id
+                """, logger: logger).decode((Int64,).self) { runID = id }
+            if !rejections.isEmpty {
+                for batch in stride(from: 0, to: rejections.count, by: 5000).map({ Array(rejections[$0..<min($0 + 5000, rejections.count)]) }) {
+                    try await conn.query("""
+                        INSERT INTO rejected_rows (run_id, file, line, field, value, reason, message)
+                        SELECT \(runID), * FROM unnest(\(batch.map(\.file))::text[], \(batch.map(\.line))::int[],
+                          \(batch.map { $0.field ?? "" })::text[], \(batch.map(\.value))::text[],
+                          \(batch.map(\.reason.rawValue))::text[], \(batch.map(\.message))::text[])
+                        """, logger: logger)
+                }
+            }
+            let payload = """
+                {"run_id":\(runID),"file":\(jsonString(fileName)),"outcome":"\(outcome.rawValue)","rows_accepted":\(accepted),"rows_rejected":\(rejectedCount),"snapshot_id":\(snapshotID.map(String.init) ?? "null"),"sha256":\(jsonString(sha ?? ""))}
+                """
+            try await conn.query("""
+                INSERT INTO event_log (actor, action, subject, payload)
+                VALUES ('import', \("import." + outcome.rawValue), \("centre:" + (control?.centre ?? "?")), \(payload)::jsonb)
+                """, logger: logger)
+            return runID
+        }
+        return ImportReport(
+            runID: runID, file: fileName, centre: control?.centre, asOf: control?.asOf, sha256: sha, outcome: outcome,
+            rowsTotal: rowsTotal, rowsAccepted: accepted, rowsRejected: rejectedCount, conflicts: conflicts,
+            snapshotID: snapshotID, message: message, durationMs: durationMs,
+            sampleRejections: rejections.prefix(20).map(\.description))
+    }
+}
+
+/// Encodes a validated unit as one line of PostgreSQL COPY text format (tab-delimited).
+///
+/// Every field has passed validation (fixed alphabets, no tab, newline or backslash), so no
+/// escaping is needed; `sanitised` still guards against a future field that could carry one.
+enum CopyRowEncoder {
+    static func append(_ unit: InventoryUnit, snapshot: String, line: Int, to out: inout ByteBuffer) {
+        out.writeString(snapshot); out.writeInteger(UInt8(9))
+        out.writeString(unit.din.value); out.writeInteger(UInt8(9))
+        out.writeString(sanitised(unit.productCode)); out.writeInteger(UInt8(9))
+        out.writeString(unit.component.rawValue); out.writeInteger(UInt8(9))
+        out.writeString(unit.group.abo.rawValue); out.writeInteger(UInt8(9))
+        out.writeString(unit.group.rhd.rawValue); out.writeInteger(UInt8(9))
+        writeEpoch(unit.collectedAt, to: &out); out.writeInteger(UInt8(9))
+        writeEpoch(unit.expiresAt, to: &out); out.writeInteger(UInt8(9))
+        out.writeString(sanitised(unit.siteID)); out.writeInteger(UInt8(9))
+        out.writeString(unit.status.rawValue); out.writeInteger(UInt8(9))
+        out.writeString(unit.attributes.description); out.writeInteger(UInt8(9))
+        out.writeString(String(line)); out.writeInteger(UInt8(10))
+    }
+
+    /// Writes a timestamp as `YYYY-MM-DD HH:MM:SS+00`, computed without Foundation formatters.
+    static func writeEpoch(_ date: Date, to out: inout ByteBuffer) {
+        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+        var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secs = seconds - days * 86_400
+        // civil_from_days (H. Hinnant's algorithm)
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let doe = days - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        var year = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        if month <= 2 { year += 1 }
+        func two(_ v: Int64) { out.writeInteger(UInt8(48 + v / 10)); out.writeInteger(UInt8(48 + v % 10)) }
+        out.writeString(String(year)); out.writeInteger(UInt8(45)); two(month); out.writeInteger(UInt8(45)); two(day)
+        out.writeInteger(UInt8(32)); two(secs / 3600); out.writeInteger(UInt8(58)); two(secs / 60 % 60)
+        out.writeInteger(UInt8(58)); two(secs % 60); out.writeString("+00")
+    }
+
+    static func sanitised(_ text: String) -> String {
+        text.contains(where: { $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\\" })
+            ? text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\t", with: "\\t")
+                .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+            : text
+    }
+}
+
+/// ISO 8601 UTC text for messages.
+func iso(_ date: Date) -> String {
+    var out = ByteBuffer()
+    CopyRowEncoder.writeEpoch(date, to: &out)
+    let text = out.readString(length: out.readableBytes) ?? ""
+    return text.replacingOccurrences(of: " ", with: "T").replacingOccurrences(of: "+00", with: "Z")
+}
+
+/// A JSON string literal.
+func jsonString(_ text: String) -> String {
+    let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
+    return String(decoding: data, as: UTF8.self)
+}

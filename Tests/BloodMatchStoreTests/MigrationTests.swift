@@ -1,0 +1,102 @@
+import BloodMatchStore
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite("Schema migrations against PostgreSQL")
+struct MigrationTests {
+    @Test("migrate is idempotent and records each version with its checksum")
+    func idempotent() async throws {
+        try await TestDatabase.withFresh { test in
+            let report = try await test.with(.owner) { db in
+                try await MigrationRunner(database: db, migrations: try Migration.bundled()).migrate()
+            }
+            #expect(report.applied.isEmpty)
+            let bundled = try Migration.bundled()
+            #expect(report.currentVersion == bundled.last?.version)
+            let rows = try await test.with(.owner) { db in
+                var out: [(Int, String)] = []
+                for try await row in try await db.client.query("SELECT version, sha256 FROM bm_meta.schema_migrations ORDER BY version", logger: db.logger).decode((Int, String).self) {
+                    out.append(row)
+                }
+                return out.map { "\($0.0):\($0.1)" }
+            }
+            #expect(rows == bundled.map { "\($0.version):\($0.checksum)" })
+        }
+    }
+
+    @Test("a changed applied file is refused and nothing changes")
+    func changedFileRefused() async throws {
+        try await TestDatabase.withFresh { test in
+            var migrations = try Migration.bundled()
+            let first = migrations[0]
+            migrations[0] = try #require(Migration(fileName: "0001_\(first.name).sql", contents: Data((first.sql + "\n-- edited").utf8)))
+            let extra = try #require(Migration(fileName: "9000_extra.sql", contents: Data("CREATE TABLE bm.should_not_exist (x int);".utf8)))
+            migrations.append(extra)
+            await #expect {
+                try await test.with(.owner) { db in try await MigrationRunner(database: db, migrations: migrations).migrate() }
+            } throws: { error in
+                guard case MigrationError.changedAfterApply(let version, _, _, _) = error else { return false }
+                return version == 1
+            }
+            let exists = try await test.with(.owner) { db in
+                try await db.client.query("SELECT to_regclass('bm.should_not_exist')::text", logger: db.logger)
+                    .decode((String?).self).reduce(into: [String?]()) { $0.append($1) }
+            }
+            #expect(exists == [nil])
+        }
+    }
+
+    @Test("a database with a newer schema than the build is refused")
+    func newerDatabaseRefused() async throws {
+        try await TestDatabase.withFresh { test in
+            try await test.with(.owner) { db in
+                try await db.client.query("INSERT INTO bm_meta.schema_migrations (version, name, sha256) VALUES (9999, 'future', 'x')", logger: db.logger)
+            }
+            await #expect {
+                try await test.with(.owner) { db in try await MigrationRunner(database: db, migrations: try Migration.bundled()).migrate() }
+            } throws: { error in
+                guard case MigrationError.databaseNewer(let dbVersion, _) = error else { return false }
+                return dbVersion == 9999
+            }
+        }
+    }
+
+    @Test("a failing statement rolls back the whole run")
+    func failingStatementRollsBack() async throws {
+        try await TestDatabase.withFresh(migrate: false) { test in
+            var migrations = try Migration.bundled()
+            migrations.append(try #require(Migration(fileName: "9001_broken.sql", contents: Data("CREATE TABLE bm.half (x int); SELECT no_such_function();".utf8))))
+            await #expect(throws: MigrationError.self) {
+                try await test.with(.owner) { db in try await MigrationRunner(database: db, migrations: migrations).migrate() }
+            }
+            let schema = try await test.with(.owner) { db in
+                try await db.client.query("SELECT count(*)::int FROM pg_namespace WHERE nspname = 'bm'", logger: db.logger)
+                    .decode(Int.self).reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(schema == [0])
+        }
+    }
+
+    @Test("append-only tables refuse UPDATE, DELETE and TRUNCATE for the application and import roles")
+    func appendOnlyPrivileges() async throws {
+        try await TestDatabase.withFresh { test in
+            for role in [DatabaseConfiguration.Role.app, .importer] {
+                try await test.with(role) { db in
+                    try await db.client.query("INSERT INTO bm.event_log (actor, action, subject) VALUES ('test', 'probe', 'x')", logger: db.logger)
+                    for statement in ["UPDATE bm.event_log SET actor = 'x'", "DELETE FROM bm.event_log", "TRUNCATE bm.event_log"] {
+                        await #expect(throws: (any Error).self, "\(role) \(statement)") {
+                            try await db.client.query(PostgresQuery(unsafeSQL: statement), logger: db.logger)
+                        }
+                    }
+                }
+            }
+            // The owner is stopped by the trigger, not only by privileges.
+            try await test.with(.owner) { db in
+                await #expect(throws: (any Error).self) {
+                    try await db.client.query("DELETE FROM bm.event_log", logger: db.logger)
+                }
+            }
+        }
+    }
+}

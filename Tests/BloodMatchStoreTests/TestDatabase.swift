@@ -1,0 +1,84 @@
+import BloodMatchStore
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// A throwaway database on the test server, migrated to the current schema, dropped afterwards.
+///
+/// The server is the embedded cluster (`Jobs/db.sh start`, socket from `BLOODMATCH_DB_SOCKET` or
+/// `.pgdata/socket-path`) or `DATABASE_URL` (whose user needs CREATEDB). Tests fail, never skip,
+/// when it cannot be reached.
+struct TestDatabase: Sendable {
+    let name: String
+    let admin: DatabaseConfiguration
+    let logger: Logger
+
+    /// The configuration for a role inside this test database.
+    func configuration(role: DatabaseConfiguration.Role) -> DatabaseConfiguration {
+        var config = admin
+        config.database = name
+        if ProcessInfo.processInfo.environment["DATABASE_URL"] == nil {
+            config.username = role.rawValue
+            config.setRole = nil
+        } else {
+            config.setRole = role.rawValue
+        }
+        return config
+    }
+
+    /// Runs `body` against a pool for `role`.
+    func with<T: Sendable>(_ role: DatabaseConfiguration.Role, _ body: @Sendable (Database) async throws -> T) async throws -> T {
+        try await Database.with(configuration(role: role), logger: logger, body)
+    }
+
+    static func adminConfiguration() throws -> DatabaseConfiguration {
+        let env = ProcessInfo.processInfo.environment
+        if let url = env["DATABASE_URL"], !url.isEmpty {
+            var config = try DatabaseConfiguration.parse(url: url, role: .owner)
+            config.setRole = nil
+            return config
+        }
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let socket = env["BLOODMATCH_DB_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (try? String(contentsOf: repo.appendingPathComponent(".pgdata/socket-path"), encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let socket else {
+            throw DatabaseUnavailableError(target: "test server", underlying: "no DATABASE_URL and no embedded cluster; run Jobs/db.sh start")
+        }
+        return DatabaseConfiguration(endpoint: .socket(path: socket), username: "postgres", database: "postgres", maximumConnections: 2)
+    }
+
+    /// Creates a fresh migrated database, runs `body`, and drops the database.
+    static func withFresh<T: Sendable>(migrate: Bool = true, _ body: @Sendable (TestDatabase) async throws -> T) async throws -> T {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let admin = try adminConfiguration()
+        let name = "bm_test_\(UUID().uuidString.prefix(8).lowercased())"
+        try await Database.with(admin, logger: logger) { db in
+            try await db.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) OWNER bloodmatch_owner TEMPLATE template0"), logger: logger)
+            return ()
+        }
+        let test = TestDatabase(name: name, admin: admin, logger: logger)
+        do {
+            if migrate {
+                _ = try await test.with(.owner) { db in
+                    try await MigrationRunner(database: db, migrations: try Migration.bundled()).migrate()
+                }
+            }
+            let value = try await body(test)
+            try await test.drop()
+            return value
+        } catch {
+            try? await test.drop()
+            throw error
+        }
+    }
+
+    func drop() async throws {
+        try await Database.with(admin, logger: logger) { db in
+            try await db.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+            return ()
+        }
+    }
+}
