@@ -1,0 +1,65 @@
+/// Operational settings of the matcher: travel model, arrival margins and ranking weights.
+///
+/// These are local operating choices, not clinical rules: no published national figure exists for
+/// transport times or remaining-life margins (DOMAIN.md §d, "validated transport times are
+/// site-specific – no national figure found"). They are versioned with the policy and every
+/// decision records the values it used.
+public struct MatchingSettings: Sendable, Hashable, Codable {
+    /// Road distance ÷ great-circle distance.
+    public var circuityFactor: Double
+    /// Average courier speed in km/h.
+    public var speedKmh: Double
+    /// Minutes to pick, pack and hand over at the centre and receive at the hospital.
+    public var handlingMinutes: Double
+    /// Hours of shelf life a unit must still have when it arrives, per component.
+    public var minimumRemainingHoursAtArrival: [Component: Double]
+    /// Minutes of penalty for each preference-rank step below the best, per urgency.
+    ///
+    /// Emergency 0 (nearest compatible wins), routine large (identical group strongly preferred).
+    public var rankPenaltyMinutes: [Urgency: Double]
+    /// Minutes of penalty for each scarce attribute a unit has that the request did not ask for,
+    /// so plain units are used first and scarce stock is conserved (DOMAIN.md §c).
+    public var surplusAttributePenaltyMinutes: Double
+    /// Whether units at a centre whose feed is stale may be proposed (always flagged with their age).
+    public var allowStaleCentres: Bool
+    /// How many rejected candidates a decision keeps in its rationale.
+    public var rejectedCandidatesKept: Int
+
+    /// Creates settings.
+    public init(
+        circuityFactor: Double, speedKmh: Double, handlingMinutes: Double,
+        minimumRemainingHoursAtArrival: [Component: Double], rankPenaltyMinutes: [Urgency: Double],
+        surplusAttributePenaltyMinutes: Double, allowStaleCentres: Bool, rejectedCandidatesKept: Int
+    ) {
+        self.circuityFactor = circuityFactor
+        self.speedKmh = speedKmh
+        self.handlingMinutes = handlingMinutes
+        self.minimumRemainingHoursAtArrival = minimumRemainingHoursAtArrival
+        self.rankPenaltyMinutes = rankPenaltyMinutes
+        self.surplusAttributePenaltyMinutes = surplusAttributePenaltyMinutes
+        self.allowStaleCentres = allowStaleCentres
+        self.rejectedCandidatesKept = rejectedCandidatesKept
+    }
+
+    /// Defaults: circuity 1.3, 70 km/h, 30 min handling; at least 24 h of life left at arrival
+    /// (48 h for red cells and whole blood); rank steps cost 0 / 60 / 480 min for emergency /
+    /// urgent / routine; 20 min per surplus scarce attribute; stale centres allowed but flagged.
+    public static let standard = MatchingSettings(
+        circuityFactor: 1.3, speedKmh: 70, handlingMinutes: 30,
+        minimumRemainingHoursAtArrival: [.redCells: 48, .platelets: 24, .plasma: 24, .cryoprecipitate: 24, .wholeBlood: 48],
+        rankPenaltyMinutes: [.emergency: 0, .urgent: 60, .routine: 480],
+        surplusAttributePenaltyMinutes: 20, allowStaleCentres: true, rejectedCandidatesKept: 10)
+
+    /// The comparison mode of the shared benchmark harness: distance only (ETA = km), strict
+    /// groups given by the caller, no arrival margin, no penalties (`../shared/bench/oracle.py`).
+    public static let benchmark = MatchingSettings(
+        circuityFactor: 1, speedKmh: 60, handlingMinutes: 0,
+        minimumRemainingHoursAtArrival: [:], rankPenaltyMinutes: [:],
+        surplusAttributePenaltyMinutes: 0, allowStaleCentres: true, rejectedCandidatesKept: 0)
+
+    /// Travel minutes for a great-circle distance.
+    @inline(__always)
+    public func travelMinutes(distanceKm: Double) -> Double {
+        distanceKm * circuityFactor / speedKmh * 60 + handlingMinutes
+    }
+}

@@ -1,0 +1,25 @@
+/// How urgently units are needed; it sets how strongly the matcher prefers ABO/RhD-identical
+/// units over nearer compatible ones (`MatchingSettings.rankPenaltyMinutes`) and whether
+/// emergency-release rules apply.
+///
+/// BloodNet orders carry "Urgent" or "Life-Threatening" priority; OBOS has routine, ad-hoc and
+/// emergency (blue-light) deliveries (DOMAIN.md §e, §h).
+public enum Urgency: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
+    /// Life-threatening: the nearest compatible unit wins; emergency-release rules may apply.
+    case emergency
+    /// Needed soon: compatible units, moderate preference for identical groups.
+    case urgent
+    /// Stock or planned transfusion: identical groups strongly preferred.
+    case routine
+
+    /// Order of service: emergency first.
+    public var priority: Int {
+        switch self {
+        case .emergency: 0
+        case .urgent: 1
+        case .routine: 2
+        }
+    }
+
+    public static func < (lhs: Urgency, rhs: Urgency) -> Bool { lhs.priority < rhs.priority }
+}

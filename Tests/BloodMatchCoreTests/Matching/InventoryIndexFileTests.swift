@@ -1,0 +1,44 @@
+@testable import BloodMatchCore
+import Foundation
+import Testing
+
+@Suite("Index files: versioned, checksummed, refused when damaged")
+struct InventoryIndexFileTests {
+    static let fixture = MatcherFixture.make(seed: 3, centres: 12, units: 2_000)
+    static let index = InventoryIndex(centres: fixture.centres, units: fixture.units,
+                                      builtAt: Date(timeIntervalSince1970: Double(fixture.now)))
+
+    @Test func roundTripGivesTheSameAnswers() throws {
+        let bytes = Self.index.serialized()
+        let loaded = try InventoryIndex(serialized: bytes)
+        #expect(loaded.version == Self.index.version)
+        #expect(loaded.unitCount == Self.index.unitCount)
+        #expect(loaded.centres == Self.index.centres)
+        var rng = MatcherFixture.RNG(state: 1)
+        for _ in 0..<200 {
+            let query = Self.fixture.randomQuery(&rng)
+            let a = UnitMatcher(index: Self.index, settings: .standard).match(query, now: Self.fixture.now).chosen
+            let b = UnitMatcher(index: loaded, settings: .standard).match(query, now: Self.fixture.now).chosen
+            #expect(a == b)
+        }
+    }
+
+    @Test("a flipped byte, a truncated file or a foreign file is refused", arguments: ["flip", "truncate", "foreign", "empty"])
+    func damagedFilesAreRefused(damage: String) {
+        var bytes = Self.index.serialized()
+        switch damage {
+        case "flip": bytes[bytes.count / 2] ^= 0x40
+        case "truncate": bytes.removeLast(100)
+        case "foreign": bytes = Array("din,product_code\n".utf8)
+        default: bytes = []
+        }
+        #expect(throws: IndexFileError.self) { try InventoryIndex(serialized: bytes) }
+    }
+
+    @Test func versionNamesEverySnapshot() {
+        var centres = Self.fixture.centres
+        centres[0].snapshotID += 1
+        let changed = InventoryIndex(centres: centres, units: Self.fixture.units, builtAt: Date())
+        #expect(changed.version != Self.index.version)
+    }
+}
