@@ -15,28 +15,64 @@ struct ImportCommand: AsyncParsableCommand {
         """)
 
     @Argument(help: "Snapshot CSV files.") var files: [String] = []
+    @Option(help: "Import every complete snapshot in this spool folder, moving each to done/ or failed/.") var spool: String?
+    @Option(help: "Fetch NAME.ctl.json and NAME.csv from this https URL (the .csv address) and import them.") var url: [String] = []
     @Flag(help: "Print each run's report as JSON.") var json = false
 
     func validate() throws {
-        guard !files.isEmpty else { throw ValidationError("name at least one snapshot CSV file") }
+        let sources = (files.isEmpty ? 0 : 1) + (spool == nil ? 0 : 1) + (url.isEmpty ? 0 : 1)
+        guard sources == 1 else { throw ValidationError("name snapshot files, or --spool DIR, or --url URL (one of them)") }
     }
 
     func run() async throws {
         let logger = makeLogger("bloodmatch.import")
         try await runReportingFailures(logger: logger) {
+            var sources: [SnapshotSource] = files.map { SnapshotSource(csvPath: $0) }
+            var refusedFiles = 0
+            var spoolFolder: SpoolFolder?
+            if let spool {
+                let folder = SpoolFolder(root: URL(fileURLWithPath: spool))
+                spoolFolder = folder
+                for entry in try folder.scan() {
+                    switch entry {
+                    case .snapshot(let csv, _):
+                        sources.append(SnapshotSource(csvPath: csv.path))
+                    case .refused(let name, let reason):
+                        refusedFiles += 1
+                        logger.error("spool file refused, left in place for a person to inspect", metadata: ["file": "\(name)", "reason": "\(reason)"])
+                        Swift.print("REFUSED: \(name) — \(reason)")
+                    }
+                }
+            }
+            if !url.isEmpty {
+                let fetcher = FeedFetcher(logger: logger)
+                for address in url {
+                    sources.append(try await fetcher.fetchSnapshot(csvURL: address))
+                }
+            }
             let config = try Environment.current.database(role: .importer)
+            let sourcesToLoad = sources
+            let spoolToMove = spoolFolder
             let reports = try await Database.with(config, logger: logger) { db in
                 let importer = PostgresInventoryImporter(database: db)
                 var reports: [ImportReport] = []
-                for file in files {
-                    let report = try await importer.importSnapshot(SnapshotSource(csvPath: file), now: Date())
+                for source in sourcesToLoad {
+                    let report = try await importer.importSnapshot(source, now: Date())
                     ImportCommand.log(report, logger: logger)
+                    if let spoolFolder = spoolToMove {
+                        let done = [.loaded, .loadedWithRejections, .alreadyImported].contains(report.outcome)
+                        try spoolFolder.move([URL(fileURLWithPath: source.csvPath), URL(fileURLWithPath: source.controlPath)],
+                                             to: done ? "done" : "failed")
+                    }
                     reports.append(report)
                 }
                 return reports
             }
             ImportCommand.print(reports, json: json)
-            if reports.contains(where: { $0.outcome == .refused || $0.outcome == .replayRefused || $0.rowsRejected > 0 }) {
+            if spool != nil && sources.isEmpty && refusedFiles == 0 {
+                Swift.print("spool \(spool ?? ""): no complete snapshots waiting")
+            }
+            if refusedFiles > 0 || reports.contains(where: { $0.outcome == .refused || $0.outcome == .replayRefused || $0.rowsRejected > 0 }) {
                 throw ExitStatus.rejected.exitCode
             }
         }

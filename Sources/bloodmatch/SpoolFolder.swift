@@ -1,0 +1,91 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A spool folder that distribution-centre feeds drop snapshots into.
+///
+/// A snapshot is complete when both `NAME.csv` and `NAME.ctl.json` are regular files directly in
+/// the folder: writers put the CSV first and the control record last, each through a temporary
+/// name and a rename, and the control record's row count and SHA-256 catch a CSV still being
+/// written. Hidden files, temporary files, symlinks, names outside `[A-Za-z0-9._-]` and anything
+/// that is not a regular file are never read. After an import, the pair is moved into `done/` or
+/// `failed/` by rename (atomic on one file system).
+struct SpoolFolder: Sendable {
+    let root: URL
+
+    /// A snapshot pair ready to import, or a file that is refused without being read.
+    enum Entry {
+        case snapshot(csv: URL, control: URL)
+        case refused(name: String, reason: String)
+    }
+
+    /// Whether a file name is safe to open: `[A-Za-z0-9][A-Za-z0-9._-]{0,199}` (no path
+    /// separators, no `..` traversal, no Unicode look-alikes such as U+2215, no NUL).
+    static func isSafe(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, bytes.count <= 200, isAlnum(first), !name.contains("..") else { return false }
+        return bytes.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
+
+    private static func isAlnum(_ b: UInt8) -> Bool {
+        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b)
+    }
+
+    /// The complete snapshots, oldest `as_of` first by name, and the files refused.
+    func scan() throws -> [Entry] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
+        var entries: [Entry] = []
+        let present = Set(names)
+        for name in names {
+            if name == "done" || name == "failed" || name.hasPrefix(".") || name.hasSuffix(".tmp") { continue }
+            guard Self.isSafe(name) else {
+                entries.append(.refused(name: name, reason: "file name has characters outside [A-Za-z0-9._-] or is too long"))
+                continue
+            }
+            let path = root.appendingPathComponent(name).path
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                entries.append(.refused(name: name, reason: "symbolic links are never followed in the spool"))
+                continue
+            }
+            guard (info.st_mode & S_IFMT) == S_IFREG else {
+                entries.append(.refused(name: name, reason: "not a regular file"))
+                continue
+            }
+            if name.hasSuffix(".csv") {
+                let control = String(name.dropLast(4)) + ".ctl.json"
+                guard present.contains(control) else { continue }   // still arriving: the control record comes last
+                let controlPath = root.appendingPathComponent(control).path
+                var controlInfo = stat()
+                guard lstat(controlPath, &controlInfo) == 0, (controlInfo.st_mode & S_IFMT) == S_IFREG else {
+                    entries.append(.refused(name: control, reason: "control record is not a regular file"))
+                    continue
+                }
+                entries.append(.snapshot(csv: root.appendingPathComponent(name), control: root.appendingPathComponent(control)))
+            } else if !name.hasSuffix(".ctl.json") {
+                entries.append(.refused(name: name, reason: "not a snapshot (.csv) or control record (.ctl.json)"))
+            }
+        }
+        return entries
+    }
+
+    /// Moves files into `done/` or `failed/` under the spool, keeping names (suffixing on clash).
+    func move(_ files: [URL], to folder: String) throws {
+        let target = root.appendingPathComponent(folder)
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        for file in files where FileManager.default.fileExists(atPath: file.path) {
+            var destination = target.appendingPathComponent(file.lastPathComponent)
+            var n = 1
+            while FileManager.default.fileExists(atPath: destination.path) {
+                destination = target.appendingPathComponent("\(file.lastPathComponent).\(n)")
+                n += 1
+            }
+            guard rename(file.path, destination.path) == 0 else {
+                throw ValidationFailure("cannot move \(file.path) to \(destination.path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+}
