@@ -10,6 +10,7 @@ struct BloodMatchCommand: AsyncParsableCommand {
             MigrateCommand.self,
             SitesCommand.self,
             ImportCommand.self,
+            IndexCommand.self,
             GenerateCommand.self,
         ]
     )

@@ -4,6 +4,8 @@ import Foundation
 public struct IndexFileError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What is wrong.
     public var reason: String
+    /// Creates the error.
+    public init(reason: String) { self.reason = reason }
     public var description: String { "index file unusable: \(reason)" }
 }
 
