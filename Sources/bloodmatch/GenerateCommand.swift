@@ -1,5 +1,6 @@
 import ArgumentParser
 import BloodMatchCore
+import BloodMatchIngest
 import Foundation
 
 /// `bloodmatch generate`: deterministic synthetic sites and stock at real places.
@@ -20,6 +21,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Snapshot instant (ISO 8601 with zone, or 'now').") var asOf: String = "now"
     @Option(help: "Countries to draw cities from, comma-separated ISO codes.") var countries: String = "AU,US"
     @Option(help: "City table.") var cities: String = "Data/cities.csv"
+    @Option(help: "Use the sites in this site list instead of drawing new ones (stock is generated for its distribution centres).") var sitesFile: String?
 
     func validate() throws {
         guard sites >= 2, sites <= 5000 else { throw ValidationError("--sites must be 2…5000, got \(sites)") }
@@ -38,7 +40,13 @@ struct GenerateCommand: AsyncParsableCommand {
         let generator = SyntheticDataGenerator(
             seed: seed, siteCount: sites, unitCount: units, asOf: asOfDate,
             countries: Set(countries.split(separator: ",").map(String.init)))
-        let siteList = generator.makeSites(cities: try City.load(from: cities))
+        let siteList: [Site]
+        if let sitesFile {
+            guard let data = FileManager.default.contents(atPath: sitesFile) else { throw ValidationError("cannot read \(sitesFile)") }
+            siteList = try decodeSiteList(data, fileName: sitesFile)
+        } else {
+            siteList = generator.makeSites(cities: try City.load(from: cities))
+        }
         let outURL = URL(fileURLWithPath: out)
         let snapshots = outURL.appendingPathComponent("snapshots")
         try FileManager.default.createDirectory(at: snapshots, withIntermediateDirectories: true)
@@ -54,5 +62,16 @@ struct GenerateCommand: AsyncParsableCommand {
         """
         try SnapshotWriter.atomicWrite(Data(manifest.utf8), to: outURL.appendingPathComponent("manifest.json"))
         print("wrote \(siteList.count) sites and \(stock.values.map(\.count).reduce(0, +)) units in \(stock.count) snapshots to \(out) (as of \(SnapshotWriter.timestamp(asOfDate)))")
+    }
+}
+
+/// Decodes a site list, turning its typed error into a usage error that names file, line and field.
+func decodeSiteList(_ data: Data, fileName: String) throws -> [Site] {
+    let result: Result<[Site], SiteListError> = Result { () throws(SiteListError) in
+        try SiteListDecoder.decode(data, fileName: fileName)
+    }
+    switch result {
+    case .success(let sites): return sites
+    case .failure(let error): throw ValidationError(error.description)
     }
 }

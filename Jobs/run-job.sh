@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Wrapper for every scheduled job: one run at a time per job (flock), JSON log lines on stderr,
+# and the command's exit code passed through so the scheduler can tell the failures apart:
+#   0 ok · 1 unexpected failure · 2 usage · 3 rows rejected or snapshot refused ·
+#   4 feed unreachable · 5 database unavailable · 6 busy (another run holds the lock; nothing done)
+#
+#   Jobs/run-job.sh JOB_NAME bloodmatch ARGS…
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+job=${1:?job name}; shift
+mkdir -p "$here/var/locks" "$here/var/log"
+log() { printf '{"ts":"%s","level":"%s","logger":"job.%s","msg":"%s"%s}\n' "$(date -u +%FT%T.%3NZ)" "$1" "$job" "$2" "${3:-}" >&2; }
+exec 9>"$here/var/locks/$job.lock"
+if ! flock -n 9; then
+  log warning "another run of $job is still running; this run did nothing" ',"exit_code":6'
+  exit 6
+fi
+cd "$here"
+bin="$here/.build/release/bloodmatch"; [ -x "$bin" ] || bin="$here/.build/debug/bloodmatch"
+[ "${1:-}" = bloodmatch ] && shift
+started=$(date +%s%N)
+"$bin" "$@"
+rc=$?
+ms=$(( ($(date +%s%N) - started) / 1000000 ))
+case $rc in
+  0) log info "$job finished" ",\"exit_code\":0,\"duration_ms\":$ms" ;;
+  3) log error "$job finished with rejected rows or refused snapshots: see Jobs/RUNBOOK.md#$job" ",\"exit_code\":3,\"duration_ms\":$ms" ;;
+  4) log error "$job could not reach a feed: see Jobs/RUNBOOK.md#$job" ",\"exit_code\":4,\"duration_ms\":$ms" ;;
+  5) log critical "$job found the database unavailable: see Jobs/RUNBOOK.md#database-unavailable" ",\"exit_code\":5,\"duration_ms\":$ms" ;;
+  *) log error "$job failed" ",\"exit_code\":$rc,\"duration_ms\":$ms" ;;
+esac
+exit $rc
