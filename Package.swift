@@ -63,7 +63,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BloodMatchCoreTests", dependencies: ["BloodMatchCore"]),
-        .testTarget(name: "BloodMatchIngestTests", dependencies: ["BloodMatchIngest"]),
+        .testTarget(name: "BloodMatchIngestTests", dependencies: ["BloodMatchIngest"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "BloodMatchStoreTests",
             dependencies: ["BloodMatchStore", .product(name: "PostgresNIO", package: "postgres-nio")]

@@ -31,6 +31,20 @@ public struct DonationNumber: Sendable, Hashable, Comparable, Codable, CustomStr
     /// Parses a 13-character DIN, or a 14-character DIN followed by its check character (which
     /// is then verified). Lower-case, spaces and any non-ASCII character are refused, not fixed.
     public init(parsing text: some StringProtocol) throws(ParseError) {
+        try self.init(parsingString: String(text))
+    }
+
+    private init(parsingString text: String) throws(ParseError) {
+        var copy = text
+        let fast: Bool = copy.withUTF8 { bytes in
+            guard bytes.count == 13 else { return false }
+            for offset in 0..<13 where !DonationNumber.isAllowed(Unicode.Scalar(bytes[offset]), atOffset: offset) { return false }
+            return true
+        }
+        if fast {
+            self.value = copy
+            return
+        }
         let scalars = Array(text.unicodeScalars)
         let shown = String(text)
         guard scalars.count == 13 || scalars.count == 14 else {

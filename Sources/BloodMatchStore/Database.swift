@@ -8,6 +8,11 @@ public struct DatabaseUnavailableError: Error, Sendable, CustomStringConvertible
     public var target: String
     /// What went wrong, as the driver reported it.
     public var underlying: String
+    /// Creates the error.
+    public init(target: String, underlying: String) {
+        self.target = target
+        self.underlying = underlying
+    }
     public var description: String { "database \(target) is unavailable: \(underlying)" }
 }
 

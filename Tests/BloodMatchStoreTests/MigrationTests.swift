@@ -33,8 +33,9 @@ struct MigrationTests {
             migrations[0] = try #require(Migration(fileName: "0001_\(first.name).sql", contents: Data((first.sql + "\n-- edited").utf8)))
             let extra = try #require(Migration(fileName: "9000_extra.sql", contents: Data("CREATE TABLE bm.should_not_exist (x int);".utf8)))
             migrations.append(extra)
+            let edited = migrations
             await #expect {
-                try await test.with(.owner) { db in try await MigrationRunner(database: db, migrations: migrations).migrate() }
+                try await test.with(.owner) { db in try await MigrationRunner(database: db, migrations: edited).migrate() }
             } throws: { error in
                 guard case MigrationError.changedAfterApply(let version, _, _, _) = error else { return false }
                 return version == 1
@@ -67,8 +68,9 @@ struct MigrationTests {
         try await TestDatabase.withFresh(migrate: false) { test in
             var migrations = try Migration.bundled()
             migrations.append(try #require(Migration(fileName: "9001_broken.sql", contents: Data("CREATE TABLE bm.half (x int); SELECT no_such_function();".utf8))))
+            let broken = migrations
             await #expect(throws: MigrationError.self) {
-                try await test.with(.owner) { db in try await MigrationRunner(database: db, migrations: migrations).migrate() }
+                try await test.with(.owner) { db in try await MigrationRunner(database: db, migrations: broken).migrate() }
             }
             let schema = try await test.with(.owner) { db in
                 try await db.client.query("SELECT count(*)::int FROM pg_namespace WHERE nspname = 'bm'", logger: db.logger)

@@ -51,8 +51,9 @@ struct TestDatabase: Sendable {
 
     /// Creates a fresh migrated database, runs `body`, and drops the database.
     static func withFresh<T: Sendable>(migrate: Bool = true, _ body: @Sendable (TestDatabase) async throws -> T) async throws -> T {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        var quiet = Logger(label: "test")
+        quiet.logLevel = .critical
+        let logger = quiet
         let admin = try adminConfiguration()
         let name = "bm_test_\(UUID().uuidString.prefix(8).lowercased())"
         try await Database.with(admin, logger: logger) { db in

@@ -1,0 +1,159 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A match decision as stored: the searchable columns plus the full request and rationale as JSON.
+public struct StoredDecision: Sendable, Hashable {
+    /// Decision id.
+    public var decisionID: UUID
+    /// The client-supplied request id; a retry with the same id returns this decision.
+    public var requestID: String
+    /// The hospital the units are for, when known.
+    public var hospital: String?
+    /// Who asked (operator name, or `hospital:<id>` for the API).
+    public var requestedBy: String
+    /// `fulfilled`, `partial`, `none_compatible_available` or `unable_to_verify`.
+    public var outcome: String
+    /// The request, as JSON.
+    public var requestJSON: String
+    /// The rationale, as JSON.
+    public var rationaleJSON: String
+    /// Policy version used.
+    public var policyVersion: String
+    /// Index version used.
+    public var indexVersion: String?
+    /// Evaluation instant.
+    public var evaluatedAt: Date
+    /// When the database recorded it (database clock); nil before it is stored.
+    public var recordedAt: Date?
+    /// W3C trace id, when the request carried one.
+    public var traceID: String?
+    /// Units chosen or considered, in rank order.
+    public var units: [DecisionUnit]
+
+    /// Creates a record.
+    public init(decisionID: UUID, requestID: String, hospital: String?, requestedBy: String, outcome: String,
+                requestJSON: String, rationaleJSON: String, policyVersion: String, indexVersion: String?,
+                evaluatedAt: Date, recordedAt: Date? = nil, traceID: String? = nil, units: [DecisionUnit]) {
+        self.decisionID = decisionID
+        self.requestID = requestID
+        self.hospital = hospital
+        self.requestedBy = requestedBy
+        self.outcome = outcome
+        self.requestJSON = requestJSON
+        self.rationaleJSON = rationaleJSON
+        self.policyVersion = policyVersion
+        self.indexVersion = indexVersion
+        self.evaluatedAt = evaluatedAt
+        self.recordedAt = recordedAt
+        self.traceID = traceID
+        self.units = units
+    }
+}
+
+/// One unit line of a decision.
+public struct DecisionUnit: Sendable, Hashable {
+    /// 1-based position.
+    public var rank: Int
+    /// DIN.
+    public var din: String
+    /// Centre.
+    public var centre: String
+    /// Chosen (true) or considered and rejected (false).
+    public var chosen: Bool
+    /// Why.
+    public var reason: String
+
+    /// Creates a line.
+    public init(rank: Int, din: String, centre: String, chosen: Bool, reason: String) {
+        self.rank = rank
+        self.din = din
+        self.centre = centre
+        self.chosen = chosen
+        self.reason = reason
+    }
+}
+
+/// Decisions in PostgreSQL: appended in one transaction with their units and an event, never changed.
+public struct PostgresDecisionStore: Sendable {
+    /// The pool, as `bloodmatch_app`.
+    public let database: Database
+
+    /// Creates the store.
+    public init(database: Database) { self.database = database }
+
+    /// Records a decision, or returns the one already recorded under the same request id (the
+    /// retry case); `isNew` says which.
+    public func record(_ decision: StoredDecision) async throws -> (decision: StoredDecision, isNew: Bool) {
+        let logger = database.logger
+        do {
+            let recordedAt = try await database.client.withTransaction(logger: logger) { conn -> Date in
+                var at = Date()
+                for try await (recorded,) in try await conn.query("""
+                    INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
+                      policy_version, index_version, evaluated_at, trace_id)
+                    VALUES (\(decision.decisionID), \(decision.requestID), \(decision.hospital), \(decision.requestedBy),
+                      \(decision.outcome), \(decision.requestJSON)::jsonb, \(decision.rationaleJSON)::jsonb,
+                      \(decision.policyVersion), \(decision.indexVersion), \(decision.evaluatedAt), \(decision.traceID))
+                    RETURNING recorded_at
+                    """, logger: logger).decode((Date,).self) { at = recorded }
+                if !decision.units.isEmpty {
+                    let u = decision.units
+                    try await conn.query("""
+                        INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason)
+                        SELECT \(decision.decisionID), * FROM unnest(\(u.map(\.rank))::int[], \(u.map(\.din))::text[],
+                          \(u.map(\.centre))::text[], \(u.map(\.chosen))::bool[], \(u.map(\.reason))::text[])
+                        """, logger: logger)
+                }
+                let payload = #"{"request_id":\#(jsonString(decision.requestID)),"outcome":"\#(decision.outcome)","units":\#(decision.units.filter(\.chosen).count)}"#
+                try await conn.query("""
+                    INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
+                    VALUES (\(decision.requestedBy), 'decision.made', \("decision:" + decision.decisionID.uuidString.lowercased()),
+                      \(payload)::jsonb, \(decision.requestID), \(decision.traceID))
+                    """, logger: logger)
+                return at
+            }
+            var stored = decision
+            stored.recordedAt = recordedAt
+            return (stored, true)
+        } catch where sqlState(error) == "23505" {
+            guard let existing = try await find(requestID: decision.requestID) else { throw error }
+            return (existing, false)
+        }
+    }
+
+    /// The decision recorded under a request id.
+    public func find(requestID: String) async throws -> StoredDecision? {
+        try await fetch(where: "request_id", requestID)
+    }
+
+    /// A decision by id.
+    public func find(decisionID: UUID) async throws -> StoredDecision? {
+        try await fetch(where: "decision_id", decisionID.uuidString.lowercased())
+    }
+
+    private func fetch(where column: String, _ value: String) async throws -> StoredDecision? {
+        let logger = database.logger
+        let sql = """
+            SELECT decision_id, request_id, hospital, requested_by, outcome, request::text, rationale::text, policy_version,
+                   index_version, evaluated_at, recorded_at, trace_id
+            FROM decisions WHERE \(column == "request_id" ? "request_id = $1" : "decision_id = $1::uuid")
+            """
+        var binds = PostgresBindings()
+        binds.append(value)
+        var found: StoredDecision?
+        for try await row in try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            .decode((UUID, String, String?, String, String, String, String, String, String?, Date, Date, String?).self) {
+            found = StoredDecision(decisionID: row.0, requestID: row.1, hospital: row.2, requestedBy: row.3, outcome: row.4,
+                                   requestJSON: row.5, rationaleJSON: row.6, policyVersion: row.7, indexVersion: row.8,
+                                   evaluatedAt: row.9, recordedAt: row.10, traceID: row.11, units: [])
+        }
+        guard var decision = found else { return nil }
+        for try await (rank, din, centre, chosen, reason) in try await database.client.query(
+            "SELECT rank, din, centre, chosen, reason FROM decision_units WHERE decision_id = \(decision.decisionID) ORDER BY rank",
+            logger: logger).decode((Int, String, String, Bool, String).self) {
+            decision.units.append(DecisionUnit(rank: rank, din: din, centre: centre, chosen: chosen, reason: reason))
+        }
+        return decision
+    }
+}
