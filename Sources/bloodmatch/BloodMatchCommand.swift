@@ -11,6 +11,10 @@ struct BloodMatchCommand: AsyncParsableCommand {
             SitesCommand.self,
             ImportCommand.self,
             IndexCommand.self,
+            MatchCommand.self,
+            DecisionCommand.self,
+            StockCommand.self,
+            BenchCommand.self,
             GenerateCommand.self,
         ]
     )

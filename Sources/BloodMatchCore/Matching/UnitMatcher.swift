@@ -129,9 +129,7 @@ public struct UnitMatcher: Sendable {
         let surplusPenalty = distanceOnly ? 0 : settings.surplusAttributePenaltyMinutes
         let bestRank = query.choices.map(\.rank).min() ?? 1
         let marginSeconds = Int64((settings.minimumRemainingHoursAtArrival[query.component] ?? 0) * 3600)
-        let required = query.required.rawValue
-        let exclusive = query.exclusive.rawValue & ~required
-        let scarce = query.scarce.rawValue & ~required
+        let baseRequired = query.required.rawValue
         let collectRejections = settings.rejectedCandidatesKept > 0
         var rejections: [RejectedCandidates] = []
 
@@ -181,6 +179,9 @@ public struct UnitMatcher: Sendable {
                 }
             }
             for (k, choice) in query.choices.enumerated() {
+                let required = baseRequired | choice.required.rawValue
+                let exclusive = query.exclusive.rawValue & ~required
+                let scarce = query.scarce.rawValue & ~required
                 let base = eta + Double(choice.rank - 1) * rankPenalty
                 if best.count == quantity, let worst = best.last, base > worst.score { continue }
                 let range = index.bucket(centre: c, component: query.component, group: choice.group)
@@ -208,7 +209,7 @@ public struct UnitMatcher: Sendable {
                         if detailed { note(c, .notSubstitutable, p, "carries \(AttributeSet(rawValue: attrs & exclusive))") }
                         p += 1; continue
                     }
-                    if let maxAge = query.maximumUnitAgeSeconds, now - index.collectedAt[p] > maxAge {
+                    if let maxAge = query.maximumUnitAgeSeconds, now - index.collectedAt[p] >= maxAge {
                         if detailed { note(c, .tooOld, p, "older than \(maxAge / 86_400) d") }
                         p += 1; continue
                     }

@@ -8,13 +8,17 @@ public struct GroupChoice: Sendable, Hashable, Codable {
     public var flags: [String]
     /// The rule that allowed it, with its source.
     public var rule: String
+    /// Attributes a unit of this group must have to be acceptable (e.g. low-titre group O whole
+    /// blood for a non-O recipient), on top of the request's own requirements.
+    public var required: AttributeSet
 
     /// Creates a choice.
-    public init(group: BloodGroup, rank: Int, flags: [String] = [], rule: String) {
+    public init(group: BloodGroup, rank: Int, flags: [String] = [], rule: String, required: AttributeSet = []) {
         self.group = group
         self.rank = rank
         self.flags = flags
         self.rule = rule
+        self.required = required
     }
 }
 

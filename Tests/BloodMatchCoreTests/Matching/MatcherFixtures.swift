@@ -68,10 +68,10 @@ struct MatcherFixture {
                   let centre = byID[unit.siteID] else { continue }
             if centre.isStale(now: now) && !settings.allowStaleCentres { continue }
             let attrs = unit.attributes.rawValue
-            let required = query.required.rawValue
+            let required = query.required.rawValue | choice.required.rawValue
             guard attrs & required == required, attrs & (query.exclusive.rawValue & ~required) == 0 else { continue }
             let collected = Int64(unit.collectedAt.timeIntervalSince1970)
-            if let maxAge = query.maximumUnitAgeSeconds, now - collected > maxAge { continue }
+            if let maxAge = query.maximumUnitAgeSeconds, now - collected >= maxAge { continue }
             if query.excludedDINs.contains(unit.din.value) { continue }
             let d = query.destination.distanceKm(to: centre.location)
             let eta = distanceOnly ? d : settings.travelMinutes(distanceKm: d)
@@ -94,7 +94,10 @@ struct MatcherFixture {
         default: destination = GeoPoint(latitude: Double.random(in: -45 ... -10, using: &rng), longitude: Double.random(in: 113...154, using: &rng))
         }
         let groups = BloodGroup.all.shuffled(using: &rng).prefix(Int(rng.next() % 8) + 1)
-        let choices = groups.enumerated().map { GroupChoice(group: $0.element, rank: $0.offset / 2 + 1, rule: "test") }
+        let choices = groups.enumerated().map {
+            GroupChoice(group: $0.element, rank: $0.offset / 2 + 1, rule: "test",
+                        required: rng.next() % 6 == 0 ? AttributeSet(.lowTitre) : [])
+        }
         var required = AttributeSet()
         if rng.next() % 3 == 0 { required.insert(.irradiated) }
         if rng.next() % 4 == 0 { required.insert(.cmvNegative) }
@@ -102,7 +105,7 @@ struct MatcherFixture {
         return UnitQuery(
             destination: destination, component: Component.allCases[Int(rng.next() % 5)], choices: Array(choices),
             required: required, exclusive: AttributeSet([.washed, .hlaMatched]), scarce: AttributeSet([.cmvNegative, .irradiated, .kNegative, .lowTitre]),
-            maximumUnitAgeSeconds: rng.next() % 5 == 0 ? 40 * 86_400 : nil, quantity: quantity,
+            maximumUnitAgeSeconds: rng.next() % 5 == 0 ? 30 * 86_400 : nil, quantity: quantity,
             urgency: Urgency.allCases[Int(rng.next() % 3)])
     }
 }

@@ -1,0 +1,114 @@
+import Foundation
+
+/// What the transfusion rules contribute to a search: acceptable groups with their ranks, and
+/// how special requirements constrain units. Implemented by the loaded `CompatibilityPolicy`.
+public protocol MatchRules: Sendable {
+    /// Version of the policy, recorded on every decision.
+    var version: String { get }
+    /// The acceptable unit groups for a recipient, best first, and the refused ones with reasons.
+    func groupChoices(component: Component, recipient: Recipient, urgency: Urgency) -> (choices: [GroupChoice], refused: [String])
+    /// How a request's special requirements apply to a component and recipient.
+    func requirementPlan(component: Component, requested: AttributeSet, maximumUnitAgeSeconds: Double?, recipient: Recipient) -> RequirementPlan
+}
+
+/// Special requirements resolved for one request.
+public struct RequirementPlan: Sendable, Hashable {
+    /// Attributes every unit must have (the request's, plus any they imply).
+    public var required: AttributeSet
+    /// Attributes a unit may carry only when asked for (never substituted).
+    public var exclusive: AttributeSet
+    /// Scarce attributes: a unit carrying one not asked for ranks after plain units.
+    public var scarce: AttributeSet
+    /// Maximum unit age in seconds (a request's limit, or the neonatal limit).
+    public var maximumUnitAgeSeconds: Double?
+    /// How each requirement applied, with its source.
+    public var notes: [String]
+    /// Requirements that cannot be met for this component; the request then finds nothing.
+    public var unsatisfiable: [String]
+
+    /// Creates a plan.
+    public init(required: AttributeSet, exclusive: AttributeSet, scarce: AttributeSet, maximumUnitAgeSeconds: Double?,
+                notes: [String], unsatisfiable: [String]) {
+        self.required = required
+        self.exclusive = exclusive
+        self.scarce = scarce
+        self.maximumUnitAgeSeconds = maximumUnitAgeSeconds
+        self.notes = notes
+        self.unsatisfiable = unsatisfiable
+    }
+}
+
+/// Turns a clinical request into the matcher's query and the matcher's answer into a decision.
+public struct MatchPlanner: Sendable {
+    /// The rules.
+    public let rules: any MatchRules
+    /// Travel and ranking settings.
+    public let settings: MatchingSettings
+
+    /// Creates a planner.
+    public init(rules: any MatchRules, settings: MatchingSettings) {
+        self.rules = rules
+        self.settings = settings
+    }
+
+    /// The query for a request whose destination is known.
+    public func query(for request: MatchRequest, destination: GeoPoint, excluded: Set<String> = []) -> (UnitQuery, refused: [String], notes: [String]) {
+        let (choices, refused) = rules.groupChoices(component: request.component, recipient: request.recipient, urgency: request.urgency)
+        let plan = rules.requirementPlan(
+            component: request.component, requested: AttributeSet(request.requirements),
+            maximumUnitAgeSeconds: request.maximumUnitAgeDays.map { Double($0) * 86_400 }, recipient: request.recipient)
+        // A requirement that cannot exist for this component leaves nothing acceptable.
+        let usable = plan.unsatisfiable.isEmpty ? choices : []
+        let query = UnitQuery(
+            destination: destination, destinationSiteID: request.hospitalID, component: request.component, choices: usable,
+            required: plan.required, exclusive: plan.exclusive, scarce: plan.scarce,
+            maximumUnitAgeSeconds: plan.maximumUnitAgeSeconds.map { Int64($0.rounded(.up)) }, quantity: request.quantity,
+            urgency: request.urgency, neededBy: request.neededBy.map { Int64($0.timeIntervalSince1970) },
+            excludedDINs: excluded)
+        return (query, refused, plan.notes + plan.unsatisfiable.map { "cannot be met: \($0)" })
+    }
+
+    /// Assembles the decision from a search result.
+    public func decision(
+        id: UUID, request: MatchRequest, destination: GeoPoint, query: UnitQuery, refused: [String], notes: [String],
+        match: UnitMatch, index: InventoryIndex, now: Date
+    ) -> MatchDecision {
+        var request = request
+        request.destination = destination
+        let nowSeconds = Int64(now.timeIntervalSince1970)
+        let outcome: MatchOutcome = match.chosen.count >= request.quantity ? .fulfilled : match.chosen.isEmpty ? .noneCompatibleAvailable : .partial
+        var used: [String] = []
+        for unit in match.chosen where !used.contains(unit.centreID) { used.append(unit.centreID) }
+        let stale = match.chosen.contains(where: \.staleCentre)
+        var summary: String
+        switch outcome {
+        case .fulfilled: summary = "\(match.chosen.count) of \(request.quantity) \(request.component.rawValue) found"
+        case .partial: summary = "only \(match.chosen.count) of \(request.quantity) \(request.component.rawValue) found"
+        case .noneCompatibleAvailable: summary = "no compatible, available \(request.component.rawValue) unit meets the request in the data in force"
+        case .unableToVerify: summary = "unable to verify — manual review required"
+        }
+        if used.count > 1 { summary += ", split across \(used.count) centres (\(used.joined(separator: ", ")))" }
+        else if let only = used.first { summary += " at \(only)" }
+        if stale { summary += "; includes units from a centre whose data is stale: confirm by phone before dispatch" }
+        return MatchDecision(
+            decisionID: id, request: request, evaluatedAt: now, outcome: outcome, summary: summary, unableToVerifyReason: nil,
+            policyVersion: rules.version, settings: settings, indexVersion: index.version,
+            indexBuiltAt: Date(timeIntervalSince1970: Double(index.builtAt)),
+            centres: index.centres.map {
+                CentreDataState(centreID: $0.siteID, snapshotID: $0.snapshotID, asOf: Date(timeIntervalSince1970: Double($0.asOf)),
+                                dataAgeMinutes: Int($0.dataAgeSeconds(now: nowSeconds) / 60), stale: $0.isStale(now: nowSeconds))
+            },
+            rulesApplied: query.choices, groupsRefused: refused, requirementNotes: notes, chosen: match.chosen,
+            rejected: match.rejected, centresUsed: used, splitAcrossCentres: used.count > 1, includesStaleData: stale)
+    }
+
+    /// The decision when the data cannot be trusted: never "no units", always manual review.
+    public func unableToVerify(id: UUID, request: MatchRequest, reason: String, now: Date) -> MatchDecision {
+        MatchDecision(
+            decisionID: id, request: request, evaluatedAt: now, outcome: .unableToVerify,
+            summary: "unable to verify — manual review required: \(reason)", unableToVerifyReason: reason,
+            policyVersion: rules.version, settings: settings, indexVersion: nil, indexBuiltAt: nil, centres: [],
+            rulesApplied: [], groupsRefused: [], requirementNotes: [], chosen: [], rejected: [], centresUsed: [],
+            splitAcrossCentres: false, includesStaleData: false)
+    }
+}

@@ -1,0 +1,205 @@
+import BloodMatchCore
+import BloodMatchStore
+import Foundation
+import Logging
+
+/// A request that cannot be evaluated as stated (unknown hospital, quantity out of range…).
+public struct MatchRequestError: Error, Sendable, CustomStringConvertible {
+    /// The field at fault.
+    public var field: String
+    /// The value received.
+    public var value: String
+    /// What is wrong.
+    public var reason: String
+    /// Creates the error.
+    public init(field: String, value: String, reason: String) {
+        self.field = field
+        self.value = value
+        self.reason = reason
+    }
+    public var description: String { "\(field) '\(value)': \(reason)" }
+}
+
+/// The outcome of `DecisionEngine.decide`.
+public struct EngineAnswer: Sendable {
+    /// The decision (the original one when the request id was seen before).
+    public var decision: MatchDecision
+    /// Whether it is recorded in PostgreSQL; false only for `unable_to_verify` when the database
+    /// itself is what failed (the log line then carries it instead).
+    public var recorded: Bool
+    /// Whether this call made it (false: a retry returned the original).
+    public var isNew: Bool
+
+    /// Creates an answer.
+    public init(decision: MatchDecision, recorded: Bool, isNew: Bool) {
+        self.decision = decision
+        self.recorded = recorded
+        self.isNew = isNew
+    }
+}
+
+/// Answers match requests: proposal from the index, truth from PostgreSQL, one recorded decision.
+///
+/// 1. A request id already answered returns the original decision.
+/// 2. The index must name the snapshots in force; otherwise it is rebuilt from the database.
+/// 3. The chosen units are re-checked against the database (reserved, removed or held since the
+///    index was built are excluded and the search runs again).
+/// 4. The decision and its units are written in one transaction before the answer is given.
+/// Any failure of the database or the index gives `unable_to_verify`, never "no units".
+public actor DecisionEngine {
+    let database: Database
+    let planner: MatchPlanner
+    let logger: Logger
+    private var index: InventoryIndex?
+    private var hospitals: [String: GeoPoint] = [:]
+
+    /// Creates an engine with an optional preloaded index.
+    public init(database: Database, planner: MatchPlanner, index: InventoryIndex?, logger: Logger) {
+        self.database = database
+        self.planner = planner
+        self.index = index
+        self.logger = logger
+    }
+
+    /// The index in use.
+    public var currentIndex: InventoryIndex? { index }
+
+    /// Replaces the index (after a rebuild or a reload on NOTIFY).
+    public func install(_ index: InventoryIndex) { self.index = index }
+
+    /// Answers one request.
+    public func decide(_ request: MatchRequest, requestedBy: String, traceID: String?, now: Date) async throws -> EngineAnswer {
+        // Decisions are stored with whole-second instants (ISO 8601), so evaluate at one.
+        let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        guard (1...MatchRequest.maximumQuantity).contains(request.quantity) else {
+            throw MatchRequestError(field: "quantity", value: "\(request.quantity)", reason: "must be 1…\(MatchRequest.maximumQuantity)")
+        }
+        let store = PostgresDecisionStore(database: database)
+        do {
+            if let existing = try await store.find(requestID: request.requestID) {
+                return EngineAnswer(decision: try Self.decode(existing), recorded: true, isNew: false)
+            }
+        } catch let error where isConnectionFailure(error) {
+            return unverified(request, reason: "database unavailable (\(serverMessage(error)))", now: now)
+        }
+
+        let id = UUID()
+        let decision: MatchDecision
+        do {
+            let destination = try await resolveDestination(request)
+            let index = try await currentIndex(now: now)
+            let reader = PostgresInventoryReader(database: database)
+            var excluded: Set<String> = []
+            var (query, refused, notes) = planner.query(for: request, destination: destination)
+            var match = UnitMatcher(index: index, settings: planner.settings).match(query, now: Int64(now.timeIntervalSince1970))
+            for _ in 0..<4 {
+                let gone = try await reader.unavailable(dins: match.chosen.map(\.din))
+                if gone.isEmpty { break }
+                excluded.formUnion(gone)
+                (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded)
+                match = UnitMatcher(index: index, settings: planner.settings).match(query, now: Int64(now.timeIntervalSince1970))
+            }
+            if !excluded.isEmpty {
+                notes.append("\(excluded.count) unit(s) proposed by the index were reserved or removed since it was built and were excluded: \(excluded.sorted().prefix(5).joined(separator: ", "))")
+            }
+            decision = planner.decision(id: id, request: request, destination: destination, query: query, refused: refused,
+                                        notes: notes, match: match, index: index, now: now)
+        } catch let error as MatchRequestError {
+            throw error
+        } catch let error as IndexFileError {
+            return try await recordUnverified(request, id: id, reason: error.description, now: now, requestedBy: requestedBy, traceID: traceID)
+        } catch let error where isConnectionFailure(error) {
+            return unverified(request, reason: "database unavailable (\(serverMessage(error)))", now: now)
+        }
+        do {
+            let (stored, isNew) = try await store.record(try Self.encode(decision, requestedBy: requestedBy, traceID: traceID))
+            return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
+        } catch let error where isConnectionFailure(error) {
+            return unverified(request, reason: "the decision could not be recorded: database unavailable (\(serverMessage(error)))", now: now)
+        }
+    }
+
+    /// The index, rebuilt from the database when it no longer names the snapshots in force.
+    func currentIndex(now: Date) async throws -> InventoryIndex {
+        let reader = PostgresInventoryReader(database: database)
+        let current = try await reader.currentSnapshots()
+        if let index {
+            let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.snapshotID) })
+            let inForce = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.snapshotID) })
+            if indexed == inForce { return index }
+            logger.notice("index out of date; rebuilding from the database", metadata: ["index_version": "\(index.version)"])
+        }
+        let rebuilt = try await reader.buildIndex(now: now)
+        self.index = rebuilt
+        return rebuilt
+    }
+
+    private func resolveDestination(_ request: MatchRequest) async throws -> GeoPoint {
+        if let hospital = request.hospitalID {
+            if let cached = hospitals[hospital] { return cached }
+            let sites = try await PostgresSiteStore(database: database).all()
+            for site in sites where site.kind == .hospital { hospitals[site.id] = site.location }
+            guard let location = hospitals[hospital] else {
+                throw MatchRequestError(field: "hospital", value: hospital, reason: "not a known hospital")
+            }
+            return location
+        }
+        guard let destination = request.destination, destination.isValid else {
+            throw MatchRequestError(field: "destination", value: "\(String(describing: request.destination))", reason: "name a hospital or valid coordinates")
+        }
+        return destination
+    }
+
+    private func unverified(_ request: MatchRequest, reason: String, now: Date) -> EngineAnswer {
+        let decision = planner.unableToVerify(id: UUID(), request: request, reason: reason, now: now)
+        logger.error("unable to verify — manual review required", metadata: [
+            "request_id": "\(request.requestID)", "reason": "\(reason)", "decision_id": "\(decision.decisionID)",
+        ])
+        return EngineAnswer(decision: decision, recorded: false, isNew: true)
+    }
+
+    private func recordUnverified(_ request: MatchRequest, id: UUID, reason: String, now: Date, requestedBy: String, traceID: String?) async throws -> EngineAnswer {
+        let decision = planner.unableToVerify(id: id, request: request, reason: reason, now: now)
+        do {
+            let (stored, isNew) = try await PostgresDecisionStore(database: database).record(try Self.encode(decision, requestedBy: requestedBy, traceID: traceID))
+            return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
+        } catch {
+            return unverified(request, reason: reason, now: now)
+        }
+    }
+
+    /// JSON with sorted keys and ISO 8601 dates: the stored and exported form of decisions.
+    public static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    static func encode(_ decision: MatchDecision, requestedBy: String, traceID: String?) throws -> StoredDecision {
+        let encoder = makeEncoder()
+        let requestJSON = String(decoding: try encoder.encode(decision.request), as: UTF8.self)
+        let rationaleJSON = String(decoding: try encoder.encode(decision), as: UTF8.self)
+        var units = decision.chosen.enumerated().map { i, u in
+            DecisionUnit(rank: i + 1, din: u.din, centre: u.centreID, chosen: true,
+                         reason: "rank \(u.rank) \(u.group) at \(u.centreID), \(Int(u.distanceKm.rounded())) km, ETA \(Int(u.etaMinutes.rounded())) min")
+        }
+        for r in decision.rejected {
+            if let din = r.exampleDIN {
+                units.append(DecisionUnit(rank: units.count + 1, din: din, centre: r.centreID, chosen: false,
+                                          reason: "\(r.reason.rawValue): \(r.detail) (\(r.count) like it)"))
+            }
+        }
+        return StoredDecision(decisionID: decision.decisionID, requestID: decision.request.requestID, hospital: decision.request.hospitalID,
+                              requestedBy: requestedBy, outcome: decision.outcome.rawValue, requestJSON: requestJSON,
+                              rationaleJSON: rationaleJSON, policyVersion: decision.policyVersion, indexVersion: decision.indexVersion,
+                              evaluatedAt: decision.evaluatedAt, traceID: traceID, units: units)
+    }
+
+    /// Reads a stored decision's full rationale back.
+    public static func decode(_ stored: StoredDecision) throws -> MatchDecision {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(MatchDecision.self, from: Data(stored.rationaleJSON.utf8))
+    }
+}

@@ -1,0 +1,76 @@
+import BloodMatchCore
+import Foundation
+
+/// Renders a decision for a dispatcher: a headline, a table of units, the rules and rejections.
+enum DecisionPrinter {
+    static func render(_ d: MatchDecision, recorded: Bool, isNew: Bool) -> String {
+        var out: [String] = []
+        let r = d.request
+        let group = r.recipient.group.map(\.description) ?? "unknown group"
+        let destination = r.hospitalID ?? r.destination.map { String(format: "%.4f,%.4f", $0.latitude, $0.longitude) } ?? "?"
+        out.append("Request \(r.requestID): \(r.quantity) × \(r.component.rawValue) for a \(group) recipient at \(destination), \(r.urgency.rawValue)"
+                   + (r.requirements.isEmpty ? "" : ", requires \(r.requirements.map(\.rawValue).joined(separator: "+"))"))
+        out.append("Outcome: \(d.outcome.rawValue.uppercased()) — \(d.summary)")
+        if d.outcome == .unableToVerify {
+            out.append("UNABLE TO VERIFY — MANUAL REVIEW REQUIRED. Do not read this as \"no units\".")
+        }
+        if !d.chosen.isEmpty {
+            out.append("")
+            let header = ["#", "DIN", "group", "centre", "km", "ETA", "expires (UTC)", "rank", "why"]
+            var rows: [[String]] = []
+            for (i, u) in d.chosen.enumerated() {
+                var why = u.rule
+                if !u.flags.isEmpty { why += " [" + u.flags.joined(separator: ", ") + "]" }
+                if u.staleCentre { why += " STALE DATA (\(u.dataAgeSeconds / 60) min old): confirm before dispatch" }
+                if u.meetsNeededBy == false { why += " arrives after needed-by" }
+                rows.append([String(i + 1), u.din, u.group.description, u.centreID, String(format: "%.0f", u.distanceKm),
+                             formatMinutes(u.etaMinutes), timestamp(u.expiresAt), String(u.rank), why])
+            }
+            out.append(contentsOf: table(header: header, rows: rows))
+        }
+        if !d.rulesApplied.isEmpty {
+            out.append("")
+            out.append("Acceptable groups (policy \(d.policyVersion)):")
+            for c in d.rulesApplied.sorted(by: { ($0.rank, $0.group) < ($1.rank, $1.group) }) {
+                out.append("  rank \(c.rank): \(c.group)" + (c.flags.isEmpty ? "" : " [\(c.flags.joined(separator: ", "))]") + " — \(c.rule)")
+            }
+        }
+        if !d.requirementNotes.isEmpty {
+            out.append("Requirements:")
+            for note in d.requirementNotes { out.append("  \(note)") }
+        }
+        if !d.rejected.isEmpty {
+            out.append("Not chosen:")
+            for r in d.rejected {
+                out.append("  \(r.centreID): \(r.count) × \(r.reason.rawValue) — \(r.detail)" + (r.exampleDIN.map { " (e.g. \($0))" } ?? ""))
+            }
+        }
+        let stale = d.centres.filter(\.stale)
+        if !stale.isEmpty {
+            out.append("Stale centres: " + stale.map { "\($0.centreID) (\($0.dataAgeMinutes) min old)" }.joined(separator: ", "))
+        }
+        out.append("")
+        let status = recorded ? (isNew ? "recorded" : "already recorded for this request id (original returned)") : "NOT RECORDED (database unavailable)"
+        out.append("Decision \(d.decisionID.uuidString.lowercased()) — \(status); index \(d.indexVersion ?? "none"), evaluated \(timestamp(Int64(d.evaluatedAt.timeIntervalSince1970)))")
+        return out.joined(separator: "\n")
+    }
+
+    static func formatMinutes(_ minutes: Double) -> String {
+        let m = Int(minutes.rounded())
+        return m >= 60 ? "\(m / 60) h \(m % 60) min" : "\(m) min"
+    }
+
+    static func timestamp(_ seconds: Int64) -> String {
+        SnapshotWriter.timestamp(Date(timeIntervalSince1970: Double(seconds)))
+    }
+
+    static func table(header: [String], rows: [[String]]) -> [String] {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count - 1 { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }
+        return [line(header)] + rows.map(line)
+    }
+}
