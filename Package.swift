@@ -62,16 +62,22 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        .target(
+            name: "BloodMatchTestSupport",
+            dependencies: ["BloodMatchStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            path: "Tests/BloodMatchTestSupport"
+        ),
         .testTarget(name: "BloodMatchCoreTests", dependencies: ["BloodMatchCore"]),
         .testTarget(name: "BloodMatchIngestTests", dependencies: ["BloodMatchIngest"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "BloodMatchStoreTests",
-            dependencies: ["BloodMatchStore", .product(name: "PostgresNIO", package: "postgres-nio")]
+            dependencies: ["BloodMatchStore", "BloodMatchTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
         ),
         .testTarget(
             name: "BloodMatchServiceTests",
             dependencies: [
                 "BloodMatchService",
+                "BloodMatchTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -50,12 +50,16 @@ public actor DecisionEngine {
     let database: Database
     let planner: MatchPlanner
     let logger: Logger
+    /// How long the database may take for one decision before the answer is "unable to verify".
+    let databaseDeadline: Duration
     private var index: InventoryIndex?
     private var hospitals: [String: GeoPoint] = [:]
 
     /// Creates an engine with an optional preloaded index.
-    public init(database: Database, planner: MatchPlanner, index: InventoryIndex?, logger: Logger) {
+    public init(database: Database, planner: MatchPlanner, index: InventoryIndex?, logger: Logger,
+                databaseDeadline: Duration = .seconds(5)) {
         self.database = database
+        self.databaseDeadline = databaseDeadline
         self.planner = planner
         self.index = index
         self.logger = logger
@@ -74,9 +78,11 @@ public actor DecisionEngine {
         guard (1...MatchRequest.maximumQuantity).contains(request.quantity) else {
             throw MatchRequestError(field: "quantity", value: "\(request.quantity)", reason: "must be 1…\(MatchRequest.maximumQuantity)")
         }
-        let store = PostgresDecisionStore(database: database)
+        let deadline = databaseDeadline
         do {
-            if let existing = try await store.find(requestID: request.requestID) {
+            if let existing = try await withDeadline(deadline, { [database] in
+                try await PostgresDecisionStore(database: database).find(requestID: request.requestID)
+            }) {
                 return EngineAnswer(decision: try Self.decode(existing), recorded: true, isNew: false)
             }
         } catch let error where isConnectionFailure(error) {
@@ -86,24 +92,7 @@ public actor DecisionEngine {
         let id = UUID()
         let decision: MatchDecision
         do {
-            let destination = try await resolveDestination(request)
-            let index = try await currentIndex(now: now)
-            let reader = PostgresInventoryReader(database: database)
-            var excluded: Set<String> = []
-            var (query, refused, notes) = planner.query(for: request, destination: destination)
-            var match = UnitMatcher(index: index, settings: planner.settings).match(query, now: Int64(now.timeIntervalSince1970))
-            for _ in 0..<4 {
-                let gone = try await reader.unavailable(dins: match.chosen.map(\.din))
-                if gone.isEmpty { break }
-                excluded.formUnion(gone)
-                (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded)
-                match = UnitMatcher(index: index, settings: planner.settings).match(query, now: Int64(now.timeIntervalSince1970))
-            }
-            if !excluded.isEmpty {
-                notes.append("\(excluded.count) unit(s) proposed by the index were reserved or removed since it was built and were excluded: \(excluded.sorted().prefix(5).joined(separator: ", "))")
-            }
-            decision = planner.decision(id: id, request: request, destination: destination, query: query, refused: refused,
-                                        notes: notes, match: match, index: index, now: now)
+            decision = try await withDeadline(deadline) { try await self.evaluate(request, id: id, now: now) }
         } catch let error as MatchRequestError {
             throw error
         } catch let error as IndexFileError {
@@ -112,11 +101,36 @@ public actor DecisionEngine {
             return unverified(request, reason: "database unavailable (\(serverMessage(error)))", now: now)
         }
         do {
-            let (stored, isNew) = try await store.record(try Self.encode(decision, requestedBy: requestedBy, traceID: traceID))
+            let record = try Self.encode(decision, requestedBy: requestedBy, traceID: traceID)
+            let (stored, isNew) = try await withDeadline(deadline) { [database] in
+                try await PostgresDecisionStore(database: database).record(record)
+            }
             return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
         } catch let error where isConnectionFailure(error) {
-            return unverified(request, reason: "the decision could not be recorded: database unavailable (\(serverMessage(error)))", now: now)
+            return unverified(request, reason: "the decision could not be recorded: database unavailable (\(serverMessage(error))); a retry with the same request id returns it if it was stored", now: now)
         }
+    }
+
+    /// Proposal from the index, re-checked against the database until the chosen units hold.
+    private func evaluate(_ request: MatchRequest, id: UUID, now: Date) async throws -> MatchDecision {
+        let destination = try await resolveDestination(request)
+        let index = try await currentIndex(now: now)
+        let reader = PostgresInventoryReader(database: database)
+        var excluded: Set<String> = []
+        var (query, refused, notes) = planner.query(for: request, destination: destination)
+        var match = UnitMatcher(index: index, settings: planner.settings).match(query, now: Int64(now.timeIntervalSince1970))
+        for _ in 0..<4 {
+            let gone = try await reader.unavailable(dins: match.chosen.map(\.din))
+            if gone.isEmpty { break }
+            excluded.formUnion(gone)
+            (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded)
+            match = UnitMatcher(index: index, settings: planner.settings).match(query, now: Int64(now.timeIntervalSince1970))
+        }
+        if !excluded.isEmpty {
+            notes.append("\(excluded.count) unit(s) proposed by the index were reserved or removed since it was built and were excluded: \(excluded.sorted().prefix(5).joined(separator: ", "))")
+        }
+        return planner.decision(id: id, request: request, destination: destination, query: query, refused: refused,
+                                notes: notes, match: match, index: index, now: now)
     }
 
     /// The index, rebuilt from the database when it no longer names the snapshots in force.

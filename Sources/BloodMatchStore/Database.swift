@@ -87,6 +87,8 @@ public final class Database: Sendable {
 public struct DeadlineExceededError: Error, Sendable, CustomStringConvertible {
     /// The deadline that passed.
     public var deadline: Duration
+    /// Creates the error.
+    public init(deadline: Duration) { self.deadline = deadline }
     public var description: String { "no answer within \(deadline)" }
 }
 

@@ -6,7 +6,33 @@ import Foundation
 /// (`../shared/bench/gen_dataset.py`), in the harness's semantics, with per-query latencies.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks that print figures (not tests).", subcommands: [Match.self])
+        commandName: "bench", abstract: "Benchmarks that print figures (not tests).", subcommands: [Match.self, LoadIndex.self])
+
+    /// `bloodmatch bench load-index`: how long an index file takes to load, and its memory.
+    struct LoadIndex: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "load-index", abstract: "Time loading an index file (5 loads) and report resident memory.")
+        @Option(help: "Index file.") var index: String = IndexCommand.defaultPath
+
+        func run() async throws {
+            let before = residentMegabytes()
+            var times: [Double] = []
+            var units = 0
+            for _ in 0..<5 {
+                let start = ContinuousClock.now
+                let loaded = try IndexLoader.load(path: index)
+                times.append((ContinuousClock.now - start).seconds)
+                units = loaded.unitCount
+            }
+            let loaded = try IndexLoader.load(path: index)
+            let after = residentMegabytes()
+            let report: [String: Any] = [
+                "units": units, "load_s_median": (times.sorted()[2] * 1000).rounded() / 1000,
+                "load_s_runs": times.map { ($0 * 1000).rounded() / 1000 }, "rss_mb_before": before, "rss_mb_with_index": after,
+                "index_version": loaded.version,
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+        }
+    }
 
     struct Match: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -188,4 +214,12 @@ enum ISO8601Seconds {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// Resident set size of this process in MB (from /proc/self/status).
+func residentMegabytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
+    return kb / 1024
 }

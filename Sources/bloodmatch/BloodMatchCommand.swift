@@ -15,6 +15,8 @@ struct BloodMatchCommand: AsyncParsableCommand {
             DecisionCommand.self,
             StockCommand.self,
             BenchCommand.self,
+            CompatCommand.self,
+            IsbtCommand.self,
             GenerateCommand.self,
         ]
     )

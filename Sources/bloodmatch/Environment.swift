@@ -8,11 +8,13 @@ import Logging
 /// |---|---|---|
 /// | `DATABASE_URL` | a PostgreSQL server to use instead of the embedded cluster | unset |
 /// | `BLOODMATCH_DB_SOCKET` | the embedded cluster's socket file | `.pgdata/socket-path` as written by `Jobs/db.sh` |
+/// | `BLOODMATCH_DB_NAME` | the embedded cluster's database name | `bloodmatch` |
 /// | `BLOODMATCH_POLICY` | the transfusion policy file | `Data/policy.json` |
 /// | `BLOODMATCH_LOG_LEVEL` | `trace` … `critical` | `info` |
 struct Environment: Sendable {
     var databaseURL: String?
     var socketPath: String
+    var databaseName: String
     var logLevel: Logger.Level
 
     static let current: Environment = {
@@ -28,6 +30,7 @@ struct Environment: Sendable {
         return Environment(
             databaseURL: env["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 },
             socketPath: socketPath,
+            databaseName: env["BLOODMATCH_DB_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "bloodmatch",
             logLevel: env["BLOODMATCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info)
     }()
 
@@ -36,7 +39,7 @@ struct Environment: Sendable {
         if let url = databaseURL {
             return try DatabaseConfiguration.parse(url: url, role: role)
         }
-        return .embedded(socketPath: socketPath, role: role)
+        return .embedded(socketPath: socketPath, database: databaseName, role: role)
     }
 }
 

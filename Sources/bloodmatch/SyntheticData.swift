@@ -54,8 +54,9 @@ struct ValidationFailure: Error, CustomStringConvertible {
 ///   reports for Australia, LB-ONEG).
 /// - Shelf lives: RBC 42 days (US additive solution, CFR610) or 35 days (UK maximum, LH);
 ///   PLT 5 days, or 7 with bacterial screening (UKBSQR Sch. 4); PLASMA and CRYO 365 days frozen
-///   (CFR610); WB 21 days (CPD, CFR610). Irradiated RBC expire at the earlier of the original date
-///   and 28 days after irradiation (CFR610).
+///   (CFR610); WB 21 days (CPD, CFR610). Irradiated RBC are irradiated within 14 days of collection
+///   and expire at the earlier of the original date and 14 days after irradiation (JPAC-RB, the
+///   stricter rule that `Data/policy.json` applies).
 /// - Product codes are illustrative ISBT 128 shapes; the real Product Description Code table is
 ///   ICCBBA-licensed (DOMAIN.md §f.4). Facility codes (FIN) are synthetic.
 struct SyntheticDataGenerator {
@@ -156,9 +157,9 @@ struct SyntheticDataGenerator {
         if cellular, rng.unit() < 0.10 {
             attributes.insert(.irradiated)
             if component == .redCells {
-                // Irradiated some time after collection; expiry = min(original, irradiation + 28 d) (CFR610).
+                // Irradiated within 14 days of collection; expiry = min(original, irradiation + 14 d) (JPAC-RB).
                 let irradiatedAt = collected.addingTimeInterval(rng.unit() * min(ageDays, 14) * 86_400)
-                expires = min(expires, irradiatedAt.addingTimeInterval(28 * 86_400)).roundedToSecond
+                expires = min(expires, irradiatedAt.addingTimeInterval(14 * 86_400)).roundedToSecond
             }
         }
         if cellular, rng.unit() < 0.20 { attributes.insert(.cmvNegative) }

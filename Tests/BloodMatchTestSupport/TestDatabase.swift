@@ -2,20 +2,22 @@ import BloodMatchStore
 import Foundation
 import Logging
 import PostgresNIO
-import Testing
 
 /// A throwaway database on the test server, migrated to the current schema, dropped afterwards.
 ///
 /// The server is the embedded cluster (`Jobs/db.sh start`, socket from `BLOODMATCH_DB_SOCKET` or
 /// `.pgdata/socket-path`) or `DATABASE_URL` (whose user needs CREATEDB). Tests fail, never skip,
 /// when it cannot be reached.
-struct TestDatabase: Sendable {
-    let name: String
-    let admin: DatabaseConfiguration
-    let logger: Logger
+public struct TestDatabase: Sendable {
+    /// The database name.
+    public let name: String
+    /// The administrator's configuration.
+    public let admin: DatabaseConfiguration
+    /// A quiet logger.
+    public let logger: Logger
 
     /// The configuration for a role inside this test database.
-    func configuration(role: DatabaseConfiguration.Role) -> DatabaseConfiguration {
+    public func configuration(role: DatabaseConfiguration.Role) -> DatabaseConfiguration {
         var config = admin
         config.database = name
         if ProcessInfo.processInfo.environment["DATABASE_URL"] == nil {
@@ -28,11 +30,11 @@ struct TestDatabase: Sendable {
     }
 
     /// Runs `body` against a pool for `role`.
-    func with<T: Sendable>(_ role: DatabaseConfiguration.Role, _ body: @Sendable (Database) async throws -> T) async throws -> T {
+    public func with<T: Sendable>(_ role: DatabaseConfiguration.Role, _ body: @Sendable (Database) async throws -> T) async throws -> T {
         try await Database.with(configuration(role: role), logger: logger, body)
     }
 
-    static func adminConfiguration() throws -> DatabaseConfiguration {
+    public static func adminConfiguration() throws -> DatabaseConfiguration {
         let env = ProcessInfo.processInfo.environment
         if let url = env["DATABASE_URL"], !url.isEmpty {
             var config = try DatabaseConfiguration.parse(url: url, role: .owner)
@@ -50,7 +52,7 @@ struct TestDatabase: Sendable {
     }
 
     /// Creates a fresh migrated database, runs `body`, and drops the database.
-    static func withFresh<T: Sendable>(migrate: Bool = true, _ body: @Sendable (TestDatabase) async throws -> T) async throws -> T {
+    public static func withFresh<T: Sendable>(migrate: Bool = true, _ body: @Sendable (TestDatabase) async throws -> T) async throws -> T {
         var quiet = Logger(label: "test")
         quiet.logLevel = .critical
         let logger = quiet
@@ -76,7 +78,7 @@ struct TestDatabase: Sendable {
         }
     }
 
-    func drop() async throws {
+    public func drop() async throws {
         try await Database.with(admin, logger: logger) { db in
             try await db.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
             return ()

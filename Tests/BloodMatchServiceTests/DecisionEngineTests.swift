@@ -1,0 +1,183 @@
+import BloodMatchCore
+import BloodMatchService
+import BloodMatchStore
+import BloodMatchTestSupport
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// The decision engine against a real PostgreSQL: proposals from the index, truth from the
+/// database, every answer recorded, retries idempotent, failures reported as unable to verify.
+@Suite("Decision engine against PostgreSQL")
+struct DecisionEngineTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// Two centres (Sydney and Newcastle) and a hospital in Wollongong, with O-negative red cells.
+    static func seed(_ test: TestDatabase) async throws {
+        let sites = [
+            Site(id: "DCSYD", name: "Sydney", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02"),
+            Site(id: "DCNEW", name: "Newcastle", kind: .distributionCentre, location: GeoPoint(latitude: -32.93, longitude: 151.78), region: "AU-02"),
+            Site(id: "HWOL", name: "Wollongong Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02"),
+        ]
+        let dir = StockFixture.temporaryDirectory()
+        let collected = now.addingTimeInterval(-5 * 86_400)
+        let expires = now.addingTimeInterval(30 * 86_400)
+        let sydney = try (1...3).map { try StockFixture.unit(StockFixture.din(sequence: $0), .redCells, .oNegative, at: "DCSYD", collected: collected, expires: expires.addingTimeInterval(Double($0) * 3600)) }
+        let newcastle = try (11...13).map { try StockFixture.unit(StockFixture.din(sequence: $0), .redCells, .oNegative, at: "DCNEW", collected: collected, expires: expires) }
+        try StockFixture.write(sydney, centre: "DCSYD", asOf: now.addingTimeInterval(-60), name: "syd", in: dir)
+        try StockFixture.write(newcastle, centre: "DCNEW", asOf: now.addingTimeInterval(-60), name: "new", in: dir)
+        try await test.with(.importer) { db in
+            _ = try await PostgresSiteStore(database: db).upsert(sites, source: "test")
+            let importer = PostgresInventoryImporter(database: db)
+            for name in ["syd", "new"] {
+                let report = try await importer.importSnapshot(SnapshotSource(csvPath: dir.appendingPathComponent("\(name).csv").path), now: now)
+                #expect(report.outcome == .loaded)
+            }
+        }
+    }
+
+    static func request(_ id: String, quantity: Int = 2) -> MatchRequest {
+        MatchRequest(requestID: id, hospitalID: "HWOL", destination: nil, component: .redCells,
+                     recipient: Recipient(group: .oNegative, context: RecipientContext(sex: .female, ageYears: 30)),
+                     quantity: quantity, requirements: [], urgency: .urgent)
+    }
+
+    static func planner() throws -> MatchPlanner {
+        MatchPlanner(rules: try CompatibilityPolicy(jsonData: StockFixture.policyData()), settings: .standard)
+    }
+
+    @Test("a decision is recorded with its units; a retry with the same request id returns the original")
+    func recordedAndIdempotent() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger)
+                let first = try await engine.decide(Self.request("r-1"), requestedBy: "operator:test", traceID: "t1", now: Self.now)
+                #expect(first.decision.outcome == .fulfilled)
+                #expect(first.recorded && first.isNew)
+                #expect(first.decision.chosen.map(\.centreID) == ["DCSYD", "DCSYD"])
+                #expect(first.decision.chosen.map(\.din) == [StockFixture.din(sequence: 1), StockFixture.din(sequence: 2)])
+                let again = try await engine.decide(Self.request("r-1"), requestedBy: "operator:test", traceID: "t2", now: Self.now.addingTimeInterval(60))
+                #expect(!again.isNew)
+                #expect(again.decision == first.decision)
+                let stored = try await PostgresDecisionStore(database: db).find(decisionID: first.decision.decisionID)
+                #expect(stored?.units.filter(\.chosen).count == 2)
+                #expect(try stored.map(DecisionEngine.decode) == first.decision)
+            }
+        }
+    }
+
+    @Test("a unit reserved since the index was built is excluded and the search runs again")
+    func reservedUnitsAreExcluded() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let index = try await PostgresInventoryReader(database: db).buildIndex(now: Self.now)
+                try await db.client.query("""
+                    INSERT INTO reservations (reservation_id, din, hospital, state, held_until, idempotency_key)
+                    VALUES (\(UUID()), \(StockFixture.din(sequence: 1)), 'HWOL', 'active', now() + interval '1 hour', 'k1')
+                    """, logger: db.logger)
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: index, logger: db.logger)
+                let answer = try await engine.decide(Self.request("r-2"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(answer.decision.chosen.map(\.din) == [StockFixture.din(sequence: 2), StockFixture.din(sequence: 3)])
+                #expect(answer.decision.requirementNotes.contains { $0.contains(StockFixture.din(sequence: 1)) })
+            }
+        }
+    }
+
+    @Test("an index that no longer names the snapshots in force is rebuilt before answering")
+    func staleIndexIsRebuilt() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            let old = try await test.with(.app) { db in try await PostgresInventoryReader(database: db).buildIndex(now: Self.now) }
+            // Sydney's next snapshot: its stock is gone.
+            let dir = StockFixture.temporaryDirectory()
+            try StockFixture.write(csv: "din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes\n",
+                                   centre: "DCSYD", asOf: Self.now, rowCount: 0, name: "syd2", in: dir)
+            try await test.with(.importer) { db in
+                let report = try await PostgresInventoryImporter(database: db).importSnapshot(SnapshotSource(csvPath: dir.appendingPathComponent("syd2.csv").path), now: Self.now)
+                #expect(report.outcome == .loaded)
+            }
+            try await test.with(.app) { db in
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: old, logger: db.logger)
+                let answer = try await engine.decide(Self.request("r-3"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(answer.decision.indexVersion != old.version)
+                #expect(answer.decision.chosen.allSatisfy { $0.centreID == "DCNEW" })
+                #expect(answer.decision.outcome == .fulfilled)
+            }
+        }
+    }
+
+    @Test("more units than exist: a partial answer that says so")
+    func partial() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger)
+                let answer = try await engine.decide(Self.request("r-4", quantity: 10), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(answer.decision.outcome == .partial)
+                #expect(answer.decision.chosen.count == 6)
+                #expect(answer.decision.splitAcrossCentres)
+            }
+        }
+    }
+
+    @Test("a database that cannot be reached gives unable_to_verify, never an empty answer")
+    func databaseDownIsUnableToVerify() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let config = DatabaseConfiguration(endpoint: .socket(path: "/nonexistent/.s.PGSQL.1"), username: "bloodmatch_app",
+                                           database: "bloodmatch", connectTimeout: .seconds(1))
+        let database = Database(configuration: config, logger: logger)
+        let answer = try await withThrowingTaskGroup(of: EngineAnswer?.self) { group in
+            group.addTask { await database.run(); return nil }
+            defer { group.cancelAll() }
+            let engine = DecisionEngine(database: database, planner: try Self.planner(), index: nil, logger: logger)
+            return try await withDeadline(.seconds(20)) {
+                try await engine.decide(Self.request("r-5"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+            }
+        }
+        #expect(answer.decision.outcome == .unableToVerify)
+        #expect(answer.decision.chosen.isEmpty)
+        #expect(!answer.recorded)
+        #expect(answer.decision.summary.contains("manual review required"))
+    }
+}
+
+@Suite("Index refresh on import notifications")
+struct IndexRefresherTests {
+    @Test("an import that lands is picked up by LISTEN/NOTIFY and the engine's index is replaced")
+    func reloadsWhenImportsLand() async throws {
+        try await TestDatabase.withFresh { test in
+            try await DecisionEngineTests.seed(test)
+            try await test.with(.app) { db in
+                let engine = DecisionEngine(database: db, planner: try DecisionEngineTests.planner(), index: nil, logger: db.logger)
+                var refresher = IndexRefresher(database: db, engine: engine)
+                refresher.debounce = .milliseconds(50)
+                let task = Task { await refresher.run() }
+                defer { task.cancel() }
+                // The first build happens on start.
+                let first = try await Self.waitForIndex(engine) { _ in true }
+                let dir = StockFixture.temporaryDirectory()
+                try StockFixture.write(csv: "din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes\n",
+                                       centre: "DCNEW", asOf: DecisionEngineTests.now, rowCount: 0, name: "new2", in: dir)
+                try await test.with(.importer) { importerDB in
+                    let report = try await PostgresInventoryImporter(database: importerDB)
+                        .importSnapshot(SnapshotSource(csvPath: dir.appendingPathComponent("new2.csv").path), now: DecisionEngineTests.now)
+                    #expect(report.outcome == .loaded)
+                }
+                let second = try await Self.waitForIndex(engine) { $0.version != first.version }
+                #expect(second.unitCount == first.unitCount - 3)
+            }
+        }
+    }
+
+    static func waitForIndex(_ engine: DecisionEngine, until condition: @Sendable (InventoryIndex) -> Bool) async throws -> InventoryIndex {
+        for _ in 0..<200 {
+            if let index = await engine.currentIndex, condition(index) { return index }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw DeadlineExceededError(deadline: .seconds(10))
+    }
+}

@@ -1,0 +1,75 @@
+import BloodMatchCore
+import BloodMatchIngest
+import BloodMatchStore
+import Foundation
+
+/// Writes snapshot pairs (CSV + control record) the way a distribution centre's feed does, for
+/// tests that load stock through the real importer.
+public enum StockFixture {
+    /// The repository root, found from this file.
+    public static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `2026-11-29T07:00:00Z`.
+    public static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
+    }
+
+    /// A valid DIN from a facility code and a sequence number (check character not included).
+    public static func din(facility: String = "T0001", year: Int = 26, sequence: Int) -> String {
+        facility + String(format: "%02d%06d", year, sequence)
+    }
+
+    /// The CSV text for units.
+    public static func csv(_ units: [InventoryUnit]) -> String {
+        var out = "din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes\n"
+        for u in units {
+            out += [u.din.value, u.productCode, u.component.rawValue, u.group.abo.rawValue, u.group.rhd.rawValue,
+                    timestamp(u.collectedAt), timestamp(u.expiresAt), u.siteID, u.status.rawValue, u.attributes.description]
+                .joined(separator: ",") + "\n"
+        }
+        return out
+    }
+
+    /// Writes `NAME.csv` and `NAME.ctl.json` into `directory` and returns the CSV path.
+    @discardableResult
+    public static func write(csv text: String, centre: String, asOf: Date, rowCount: Int, name: String, in directory: URL,
+                             emptyStock: Bool? = nil) throws -> String {
+        let bytes = Data(text.utf8)
+        let control = """
+            {"format":"bloodmatch-inventory/1","centre":"\(centre)","as_of":"\(timestamp(asOf))","row_count":\(rowCount),\
+            "sha256":"\(SnapshotControl.checksum(of: bytes))","empty_stock":\(emptyStock ?? (rowCount == 0))}
+            """
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let csvURL = directory.appendingPathComponent("\(name).csv")
+        try bytes.write(to: csvURL)
+        try Data(control.utf8).write(to: directory.appendingPathComponent("\(name).ctl.json"))
+        return csvURL.path
+    }
+
+    /// Writes a snapshot of `units` for `centre` and returns the CSV path.
+    @discardableResult
+    public static func write(_ units: [InventoryUnit], centre: String, asOf: Date, name: String, in directory: URL) throws -> String {
+        try write(csv: csv(units), centre: centre, asOf: asOf, rowCount: units.count, name: name, in: directory)
+    }
+
+    /// A fresh temporary folder.
+    public static func temporaryDirectory() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bm-test-\(UUID().uuidString.prefix(8))")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// One unit.
+    public static func unit(_ din: String, _ component: Component, _ group: BloodGroup, at centre: String, collected: Date,
+                            expires: Date, status: UnitStatus = .available, attributes: AttributeSet = []) throws -> InventoryUnit {
+        InventoryUnit(din: try DonationNumber(parsing: din), productCode: "E0382V00", component: component, group: group,
+                      collectedAt: collected, expiresAt: expires, siteID: centre, status: status, attributes: attributes)
+    }
+
+    /// The committed transfusion policy.
+    public static func policyData() throws -> Data {
+        try Data(contentsOf: repository.appendingPathComponent("Data/policy.json"))
+    }
+}
