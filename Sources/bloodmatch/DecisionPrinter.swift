@@ -65,12 +65,6 @@ enum DecisionPrinter {
     }
 
     static func table(header: [String], rows: [[String]]) -> [String] {
-        var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count - 1 { widths[i] = max(widths[i], cell.count) } }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ")
-        }
-        return [line(header)] + rows.map(line)
+        RulesCommandSupport.aligned([header] + rows)
     }
 }

@@ -14,7 +14,7 @@ struct InventoryIndexFileTests {
         #expect(loaded.version == Self.index.version)
         #expect(loaded.unitCount == Self.index.unitCount)
         #expect(loaded.centres == Self.index.centres)
-        var rng = MatcherFixture.RNG(state: 1)
+        var rng = MatcherFixture.RNG(seed: 1)
         for _ in 0..<200 {
             let query = Self.fixture.randomQuery(&rng)
             let a = UnitMatcher(index: Self.index, settings: .standard).match(query, now: Self.fixture.now).chosen

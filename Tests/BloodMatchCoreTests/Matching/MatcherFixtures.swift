@@ -8,21 +8,12 @@ struct MatcherFixture {
     var units: [InventoryUnit]
     var now: Int64
 
-    struct RNG: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias RNG = SplitMix64
 
     static func dinText(_ n: Int) -> String { "T" + String(format: "%04d", n / 1_000_000 % 10000) + String(format: "26%06d", n % 1_000_000) }
 
     static func make(seed: UInt64, centres centreCount: Int, units unitCount: Int, now: Int64 = 1_800_000_000) -> MatcherFixture {
-        var rng = RNG(state: seed)
+        var rng = RNG(seed: seed)
         var centres: [IndexedCentre] = []
         for c in 0..<centreCount {
             let location: GeoPoint

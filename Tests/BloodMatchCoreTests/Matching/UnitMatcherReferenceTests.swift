@@ -17,7 +17,7 @@ struct UnitMatcherReferenceTests {
         var settings = MatchingSettings.standard
         settings.allowStaleCentres = allowStale
         let matcher = UnitMatcher(index: Self.index, settings: settings)
-        var rng = MatcherFixture.RNG(state: allowStale ? 11 : 12)
+        var rng = MatcherFixture.RNG(seed: allowStale ? 11 : 12)
         var mismatches = 0
         for _ in 0..<1000 {
             let query = Self.fixture.randomQuery(&rng)
@@ -31,7 +31,7 @@ struct UnitMatcherReferenceTests {
     @Test("2,000 random queries in the benchmark's distance-only mode: identical answers")
     func distanceOnly() {
         let matcher = UnitMatcher(index: Self.index, settings: .benchmark, distanceOnly: true)
-        var rng = MatcherFixture.RNG(state: 99)
+        var rng = MatcherFixture.RNG(seed: 99)
         var mismatches = 0
         for _ in 0..<2000 {
             let query = Self.fixture.randomQuery(&rng)
@@ -47,7 +47,7 @@ struct UnitMatcherReferenceTests {
         let settings = MatchingSettings.standard
         let matcher = UnitMatcher(index: Self.index, settings: settings)
         let units = Dictionary(uniqueKeysWithValues: Self.fixture.units.map { ($0.din.value, $0) })
-        var rng = MatcherFixture.RNG(state: 5)
+        var rng = MatcherFixture.RNG(seed: 5)
         for _ in 0..<1000 {
             let query = Self.fixture.randomQuery(&rng)
             let result = matcher.match(query, now: Self.fixture.now)

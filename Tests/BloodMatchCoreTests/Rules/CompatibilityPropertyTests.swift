@@ -46,7 +46,7 @@ struct CompatibilityPropertyTests {
     @Test("seeded random recipients never get ABO-incompatible red cells or whole blood", arguments: [1, 2, 3] as [UInt64])
     func randomRecipientsNeverIncompatible(seed: UInt64) throws {
         let policy = try RulesFixture.loadPolicy()
-        var rng = SeededRandom(state: seed)
+        var rng = SeededRandom(seed: seed)
         var violations: [String] = []
         for _ in 0..<500 {
             let context = RecipientContext(
@@ -139,7 +139,7 @@ struct CompatibilityPropertyTests {
     func mutatedPoliciesNeverAcceptIncompatibleRedCells(seed: UInt64) throws {
         let original = try RulesFixture.policyTree()
         let originalNodes = original.nodes()
-        var rng = SeededRandom(state: seed)
+        var rng = SeededRandom(seed: seed)
         var loaded = 0
         var refused = 0
         var refusedForRedCells = 0

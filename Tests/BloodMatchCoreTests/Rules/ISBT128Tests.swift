@@ -27,7 +27,7 @@ struct ISBT128Tests {
 
     @Test("the check makes the weighted sum ≡ 1 mod 37 (ISO 7064 pure system; DOMAIN.md §f.2 pitfall)")
     func weightedFormAgrees() {
-        var rng = SeededRandom(state: 7)
+        var rng = SeededRandom(seed: 7)
         let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
         for _ in 0..<500 {
             let text = String((0..<13).map { _ in alphabet.randomElement(using: &rng) ?? "0" })

@@ -104,17 +104,8 @@ enum RulesFixture {
     }
 }
 
-/// A deterministic generator (SplitMix64) for seeded property tests.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A deterministic generator for seeded property tests.
+typealias SeededRandom = SplitMix64
 
 /// A JSON tree that keeps every value, for mutating the policy file in property tests.
 indirect enum JSONValue: Codable, Hashable {
