@@ -118,13 +118,13 @@ public actor DecisionEngine {
         let reader = PostgresInventoryReader(database: database)
         var excluded: Set<String> = []
         var (query, refused, notes) = planner.query(for: request, destination: destination)
-        var match = UnitMatcher(index: index, settings: planner.settings).match(query, now: Int64(now.timeIntervalSince1970))
+        var match = planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970))
         for _ in 0..<4 {
             let gone = try await reader.unavailable(dins: match.chosen.map(\.din))
             if gone.isEmpty { break }
             excluded.formUnion(gone)
             (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded)
-            match = UnitMatcher(index: index, settings: planner.settings).match(query, now: Int64(now.timeIntervalSince1970))
+            match = planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970))
         }
         if !excluded.isEmpty {
             notes.append("\(excluded.count) unit(s) proposed by the index were reserved or removed since it was built and were excluded: \(excluded.sorted().prefix(5).joined(separator: ", "))")

@@ -40,12 +40,13 @@ struct MatchCommand: AsyncParsableCommand {
             let request = try buildRequest()
             let now = try asOf.map(parseInstant) ?? Date()
             let rules = try loadMatchRules(path: policy)
+            let travelTimes = try loadTravelTimes()
             let preloaded = try? IndexLoader.load(path: index)
             let config = try Environment.current.database(role: .app)
             let answer: EngineAnswer
             do {
                 answer = try await Database.with(config, logger: logger) { db in
-                    let engine = DecisionEngine(database: db, planner: MatchPlanner(rules: rules, settings: .standard),
+                    let engine = DecisionEngine(database: db, planner: MatchPlanner(rules: rules, settings: .standard, travelTimes: travelTimes),
                                                 index: preloaded, logger: logger)
                     return try await engine.decide(request, requestedBy: "operator:\(operatorName)", traceID: nil, now: now)
                 }

@@ -1,5 +1,25 @@
 import BloodMatchCore
+import Foundation
 
 /// The policy as the matcher's rules: `--policy`, else `BLOODMATCH_POLICY`, else
 /// `Data/policy.json`; a policy that fails validation stops the command (exit 2).
 func loadMatchRules(path: String?) throws -> any MatchRules { try RulesCommandSupport.loadPolicy(path: path) }
+
+/// Measured travel times: `BLOODMATCH_TRAVEL_TIMES`, else `Data/travel-times.csv` when present;
+/// none means every pair uses the great-circle model. A file with a bad row stops the command.
+func loadTravelTimes() throws -> TravelTimeMatrix {
+    let configured = ProcessInfo.processInfo.environment["BLOODMATCH_TRAVEL_TIMES"].flatMap { $0.isEmpty ? nil : $0 }
+    let path = configured ?? "Data/travel-times.csv"
+    guard let data = FileManager.default.contents(atPath: path) else {
+        if configured != nil { throw ValidationFailure("travel-time file \(path) cannot be read") }
+        return TravelTimeMatrix()
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    let result: Result<TravelTimeMatrix, TravelTimeMatrix.ParseError> = Result { () throws(TravelTimeMatrix.ParseError) in
+        try TravelTimeMatrix(csv: text, fileName: path)
+    }
+    switch result {
+    case .success(let matrix): return matrix
+    case .failure(let error): throw ValidationFailure("travel-time file refused: \(error.description)")
+    }
+}

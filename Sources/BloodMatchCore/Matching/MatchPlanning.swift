@@ -44,11 +44,19 @@ public struct MatchPlanner: Sendable {
     public let rules: any MatchRules
     /// Travel and ranking settings.
     public let settings: MatchingSettings
+    /// Measured travel times, when `Data/travel-times.csv` is present.
+    public let travelTimes: TravelTimeMatrix
 
     /// Creates a planner.
-    public init(rules: any MatchRules, settings: MatchingSettings) {
+    public init(rules: any MatchRules, settings: MatchingSettings, travelTimes: TravelTimeMatrix = TravelTimeMatrix()) {
         self.rules = rules
         self.settings = settings
+        self.travelTimes = travelTimes
+    }
+
+    /// The matcher over an index with these settings and travel times.
+    public func matcher(for index: InventoryIndex) -> UnitMatcher {
+        UnitMatcher(index: index, settings: settings, travelTimes: travelTimes)
     }
 
     /// The query for a request whose destination is known.

@@ -34,6 +34,8 @@ public struct ProposedUnit: Sendable, Hashable, Codable {
     public var dataAgeSeconds: Int64
     /// Whether the unit arrives by the needed-by time (nil when none was given).
     public var meetsNeededBy: Bool?
+    /// Whether the ETA comes from the measured travel-time matrix (else the great-circle model).
+    public var measuredTravelTime: Bool
 }
 
 /// Why a candidate was not chosen.
@@ -94,12 +96,27 @@ public struct UnitMatcher: Sendable {
     public let settings: MatchingSettings
     /// Rank by distance only (ETA = km), the shared benchmark's semantics.
     public let distanceOnly: Bool
+    /// Measured travel times that replace the great-circle model for the pairs they list.
+    public let travelTimes: TravelTimeMatrix
 
     /// Creates a matcher.
-    public init(index: InventoryIndex, settings: MatchingSettings, distanceOnly: Bool = false) {
+    public init(index: InventoryIndex, settings: MatchingSettings, distanceOnly: Bool = false,
+                travelTimes: TravelTimeMatrix = TravelTimeMatrix()) {
         self.index = index
         self.settings = settings
         self.distanceOnly = distanceOnly
+        self.travelTimes = travelTimes
+    }
+
+    /// ETA in minutes from a centre to the destination: the measured time plus handling when the
+    /// matrix lists the pair, otherwise the great-circle model.
+    @inline(__always)
+    public func etaMinutes(centre: String, distanceKm: Double, destinationSiteID: String?) -> Double {
+        if distanceOnly { return distanceKm }
+        if let destination = destinationSiteID, let measured = travelTimes.minutes(from: centre, to: destination) {
+            return measured + settings.handlingMinutes
+        }
+        return settings.travelMinutes(distanceKm: distanceKm)
     }
 
     private struct Slot {
@@ -121,7 +138,7 @@ public struct UnitMatcher: Sendable {
         order.reserveCapacity(centres.count)
         for (c, centre) in centres.enumerated() {
             let d = query.destination.distanceKm(to: centre.location)
-            order.append((distanceOnly ? d : settings.travelMinutes(distanceKm: d), d, c))
+            order.append((etaMinutes(centre: centre.siteID, distanceKm: d, destinationSiteID: query.destinationSiteID), d, c))
         }
         order.sort { $0.eta < $1.eta || $0.eta == $1.eta && $0.centre < $1.centre }
 
@@ -256,7 +273,8 @@ public struct UnitMatcher: Sendable {
                 attributes: AttributeSet(rawValue: index.attributes[slot.position]), rank: choice.rank,
                 flags: choice.flags, rule: choice.rule, score: slot.score, staleCentre: centre.isStale(now: now),
                 dataAgeSeconds: centre.dataAgeSeconds(now: now),
-                meetsNeededBy: query.neededBy.map { arrival <= $0 })
+                meetsNeededBy: query.neededBy.map { arrival <= $0 },
+                measuredTravelTime: !distanceOnly && query.destinationSiteID.flatMap { travelTimes.minutes(from: centre.siteID, to: $0) } != nil)
         }
         let kept = rejections.sorted { ($0.reason == .farther ? 0 : 1, -$0.count) < ($1.reason == .farther ? 0 : 1, -$1.count) }
         return UnitMatch(chosen: chosen, rejected: Array(kept.prefix(settings.rejectedCandidatesKept)),

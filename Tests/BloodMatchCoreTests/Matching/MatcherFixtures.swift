@@ -48,7 +48,8 @@ struct MatcherFixture {
     }
 
     /// The reference: scan every unit, apply every rule, sort by (score, expiry, DIN), take `quantity`.
-    func bruteForce(_ query: UnitQuery, settings: MatchingSettings, distanceOnly: Bool) -> [String] {
+    func bruteForce(_ query: UnitQuery, settings: MatchingSettings, distanceOnly: Bool,
+                    travelTimes: TravelTimeMatrix = TravelTimeMatrix()) -> [String] {
         let byID = Dictionary(uniqueKeysWithValues: centres.map { ($0.siteID, $0) })
         let rankPenalty = distanceOnly ? 0 : settings.rankPenaltyMinutes[query.urgency] ?? 0
         let margin = Int64((settings.minimumRemainingHoursAtArrival[query.component] ?? 0) * 3600)
@@ -65,7 +66,8 @@ struct MatcherFixture {
             if let maxAge = query.maximumUnitAgeSeconds, now - collected >= maxAge { continue }
             if query.excludedDINs.contains(unit.din.value) { continue }
             let d = query.destination.distanceKm(to: centre.location)
-            let eta = distanceOnly ? d : settings.travelMinutes(distanceKm: d)
+            let measured = query.destinationSiteID.flatMap { travelTimes.minutes(from: centre.siteID, to: $0) }
+            let eta = distanceOnly ? d : measured.map { $0 + settings.handlingMinutes } ?? settings.travelMinutes(distanceKm: d)
             let expires = Int64(unit.expiresAt.timeIntervalSince1970)
             let minimum = distanceOnly ? now : now + Int64((eta * 60).rounded(.up)) + margin
             guard expires > minimum else { continue }

@@ -42,6 +42,44 @@ struct UnitMatcherReferenceTests {
         #expect(mismatches == 0)
     }
 
+    @Test("a travel-time matrix replaces the great-circle model for the pairs it lists")
+    func travelTimeMatrix() {
+        var rng = MatcherFixture.RNG(seed: 21)
+        var matrix = TravelTimeMatrix()
+        for h in 0..<5 {
+            for centre in Self.fixture.centres where rng.next() % 2 == 0 {
+                matrix.set(from: centre.siteID, to: "H\(h)", minutes: Double(rng.next() % 600) + 5)
+            }
+        }
+        let settings = MatchingSettings.standard
+        let matcher = UnitMatcher(index: Self.index, settings: settings, travelTimes: matrix)
+        var mismatches = 0
+        var differsFromModel = 0
+        for i in 0..<500 {
+            var query = Self.fixture.randomQuery(&rng)
+            query.destinationSiteID = "H\(i % 5)"
+            let got = matcher.match(query, now: Self.fixture.now).chosen.map(\.din)
+            if got != Self.fixture.bruteForce(query, settings: settings, distanceOnly: false, travelTimes: matrix) { mismatches += 1 }
+            if got != Self.fixture.bruteForce(query, settings: settings, distanceOnly: false) { differsFromModel += 1 }
+        }
+        #expect(mismatches == 0)
+        #expect(differsFromModel > 0)
+    }
+
+    @Test("a travel-time file with a bad row is refused naming line and field", arguments: [
+        ("from_site,to_site,minutes\nDC1,H1,abc\n", 2, "minutes"),
+        ("from,to,minutes\n", 1, "header"),
+        ("from_site,to_site,minutes\nDC1,H1,10\nDC1,H1,12\n", 3, "to_site"),
+        ("from_site,to_site,minutes\nDC1,H1\n", 2, "row"),
+        ("from_site,to_site,minutes\nDC1,H1,-4\n", 2, "minutes"),
+    ])
+    func travelTimeFileErrors(text: String, line: Int, field: String) {
+        #expect { try TravelTimeMatrix(csv: text, fileName: "travel-times.csv") } throws: { error in
+            guard let error = error as? TravelTimeMatrix.ParseError else { return false }
+            return error.line == line && error.field == field && error.file == "travel-times.csv"
+        }
+    }
+
     @Test("every returned unit is compatible, available, unexpired at arrival and has what was required")
     func properties() {
         let settings = MatchingSettings.standard
