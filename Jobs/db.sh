@@ -12,12 +12,13 @@
 # (default 54329). Local socket logins use peer authentication mapped to the OS user that created
 # the cluster; TCP logins on 127.0.0.1 need the passwords in .pgdata/credentials (mode 600).
 # It never deletes a data folder, and it refuses one it did not create.
+# BLOODMATCH_PGDATA_ROOT moves the cluster folder (tests use it for throwaway clusters).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PORT=${BLOODMATCH_DB_PORT:-54329}
-ROOT="$here/.pgdata"
+ROOT=${BLOODMATCH_PGDATA_ROOT:-$here/.pgdata}
 DATA="$ROOT/data"
 MARK="$ROOT/created-by-bloodmatch"
 SOCK="$ROOT/sock"
