@@ -41,17 +41,18 @@ struct MatchCommand: AsyncParsableCommand {
             let now = try asOf.map(parseInstant) ?? Date()
             let rules = try loadMatchRules(path: policy)
             let travelTimes = try loadTravelTimes()
+            let settings = try loadMatchingSettings()
             let preloaded = try? IndexLoader.load(path: index)
             let config = try Environment.current.database(role: .app)
             let answer: EngineAnswer
             do {
                 answer = try await Database.with(config, logger: logger) { db in
-                    let engine = DecisionEngine(database: db, planner: MatchPlanner(rules: rules, settings: .standard, travelTimes: travelTimes),
+                    let engine = DecisionEngine(database: db, planner: MatchPlanner(rules: rules, settings: settings, travelTimes: travelTimes),
                                                 index: preloaded, logger: logger)
                     return try await engine.decide(request, requestedBy: "operator:\(operatorName)", traceID: nil, now: now)
                 }
             } catch let error as DatabaseUnavailableError {
-                let decision = MatchPlanner(rules: rules, settings: .standard).unableToVerify(id: UUID(), request: request, reason: error.description, now: now)
+                let decision = MatchPlanner(rules: rules, settings: settings).unableToVerify(id: UUID(), request: request, reason: error.description, now: now)
                 answer = EngineAnswer(decision: decision, recorded: false, isNew: true)
             }
             if json {

@@ -23,3 +23,19 @@ func loadTravelTimes() throws -> TravelTimeMatrix {
     case .failure(let error): throw ValidationFailure("travel-time file refused: \(error.description)")
     }
 }
+
+/// Travel and ranking settings: `BLOODMATCH_MATCHING`, else `Data/matching.json`; local operating
+/// choices (courier speed, margins, rank penalties, whether stale centres may be proposed), each
+/// range-checked. Every decision records the values it used.
+func loadMatchingSettings() throws -> MatchingSettings {
+    let configured = ProcessInfo.processInfo.environment["BLOODMATCH_MATCHING"].flatMap { $0.isEmpty ? nil : $0 }
+    let path = configured ?? "Data/matching.json"
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationFailure("matching settings \(path) cannot be read (set BLOODMATCH_MATCHING)")
+    }
+    do {
+        return try MatchingSettings(jsonData: data)
+    } catch {
+        throw ValidationFailure("matching settings \(path) refused: \(error)")
+    }
+}

@@ -63,3 +63,42 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
         distanceKm * circuityFactor / speedKmh * 60 + handlingMinutes
     }
 }
+
+extension Component: CodingKeyRepresentable {}
+extension Urgency: CodingKeyRepresentable {}
+
+extension MatchingSettings {
+    /// Why a settings file was refused.
+    public struct SettingsError: Error, Sendable, CustomStringConvertible {
+        /// What is wrong, naming the field.
+        public var reason: String
+        public var description: String { "matching settings refused: \(reason)" }
+    }
+
+    /// Decodes settings from JSON and checks every value is in a sane range, so a typo cannot
+    /// silently turn off arrival margins or make every centre equidistant.
+    public init(jsonData: Data) throws {
+        let decoded = try JSONDecoder().decode(MatchingSettings.self, from: jsonData)
+        func require(_ ok: Bool, _ reason: String) throws { if !ok { throw SettingsError(reason: reason) } }
+        try require((1.0...3.0).contains(decoded.circuityFactor), "circuityFactor \(decoded.circuityFactor) is outside 1…3")
+        try require((5.0...1000.0).contains(decoded.speedKmh), "speedKmh \(decoded.speedKmh) is outside 5…1000")
+        try require((0.0...720.0).contains(decoded.handlingMinutes), "handlingMinutes \(decoded.handlingMinutes) is outside 0…720")
+        for component in Component.allCases {
+            guard let hours = decoded.minimumRemainingHoursAtArrival[component] else {
+                throw SettingsError(reason: "minimumRemainingHoursAtArrival has no value for \(component.rawValue)")
+            }
+            try require((0.0...720.0).contains(hours), "minimumRemainingHoursAtArrival.\(component.rawValue) \(hours) is outside 0…720")
+        }
+        for urgency in Urgency.allCases {
+            guard let minutes = decoded.rankPenaltyMinutes[urgency] else {
+                throw SettingsError(reason: "rankPenaltyMinutes has no value for \(urgency.rawValue)")
+            }
+            try require((0.0...100_000.0).contains(minutes), "rankPenaltyMinutes.\(urgency.rawValue) \(minutes) is outside 0…100000")
+        }
+        try require((0.0...10_000.0).contains(decoded.surplusAttributePenaltyMinutes), "surplusAttributePenaltyMinutes is outside 0…10000")
+        try require((0...100).contains(decoded.rejectedCandidatesKept), "rejectedCandidatesKept is outside 0…100")
+        self = decoded
+    }
+}
+
+import Foundation

@@ -42,3 +42,24 @@ struct InventoryIndexFileTests {
         #expect(changed.version != Self.index.version)
     }
 }
+
+@Suite("Matching settings file")
+struct MatchingSettingsFileTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func committedFileEqualsTheDocumentedDefaults() throws {
+        let data = try Data(contentsOf: Self.repository.appendingPathComponent("Data/matching.json"))
+        #expect(try MatchingSettings(jsonData: data) == .standard)
+    }
+
+    @Test("values out of range or missing are refused", arguments: [
+        #"{"circuityFactor":0.2,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24,"PLASMA":24,"CRYO":24,"WB":48},"rankPenaltyMinutes":{"emergency":0,"urgent":60,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
+        #"{"circuityFactor":1.3,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24},"rankPenaltyMinutes":{"emergency":0,"urgent":60,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
+        #"{"circuityFactor":1.3,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24,"PLASMA":24,"CRYO":24,"WB":48},"rankPenaltyMinutes":{"emergency":0,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
+        #"{"speedKmh":70}"#,
+    ])
+    func refused(json: String) {
+        #expect(throws: (any Error).self) { try MatchingSettings(jsonData: Data(json.utf8)) }
+    }
+}
