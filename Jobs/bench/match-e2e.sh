@@ -14,12 +14,17 @@ data="$root/var/bench/national"
 [ -f "$data/sites.csv" ] || "$bm" generate --seed 42 --sites 500 --units 1000000 --out "$data" >/dev/null
 sock_dir=$(dirname "$BLOODMATCH_DB_SOCKET"); port=${BLOODMATCH_DB_SOCKET##*.}
 db=bm_bench_match
-runuser -u postgres -- psql -X -q -h "$sock_dir" -p "$port" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db OWNER bloodmatch_owner"
-trap 'runuser -u postgres -- psql -X -q -h "$sock_dir" -p "$port" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
-"$bm" migrate >/dev/null
-"$bm" sites import "$data/sites.csv" >/dev/null
-"$bm" import "$data"/snapshots/*.csv >/dev/null
+# KEEP_DB=1 keeps (and reuses) the loaded database between runs.
+if [ "${KEEP_DB:-0}" = 1 ] && runuser -u postgres -- psql -X -qAt -h "$sock_dir" -p "$port" -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+  :
+else
+  runuser -u postgres -- psql -X -q -h "$sock_dir" -p "$port" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db OWNER bloodmatch_owner"
+  "$bm" migrate >/dev/null
+  "$bm" sites import "$data/sites.csv" >/dev/null
+  "$bm" import "$data"/snapshots/*.csv >/dev/null
+fi
+[ "${KEEP_DB:-0}" = 1 ] || trap 'runuser -u postgres -- psql -X -q -h "$sock_dir" -p "$port" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 idx="$root/var/bench/national.bmidx"
 build_ms=()
 for i in 1 2 3; do

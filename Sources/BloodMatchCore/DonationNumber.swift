@@ -34,6 +34,12 @@ public struct DonationNumber: Sendable, Hashable, Comparable, Codable, CustomStr
         try self.init(parsingString: String(text))
     }
 
+    /// `init(parsing:)` for a `String`: the same checks, without the generic conversion (hot in
+    /// index builds and feed decoding).
+    public init(parsing text: String) throws(ParseError) {
+        try self.init(parsingString: text)
+    }
+
     private init(parsingString text: String) throws(ParseError) {
         var copy = text
         let fast: Bool = copy.withUTF8 { bytes in

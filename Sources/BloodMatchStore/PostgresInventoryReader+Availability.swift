@@ -41,8 +41,7 @@ extension PostgresInventoryReader {
             FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
             WHERE u.component = \(component.rawValue) AND u.status = 'AVAILABLE' AND u.expires_at > \(now)
               AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.din = u.din AND r.state = 'active' AND r.held_until > \(now))
-              AND NOT EXISTS (SELECT 1 FROM inventory_units o JOIN centre_status os ON os.current_snapshot_id = o.snapshot_id
-                              WHERE o.din = u.din AND o.snapshot_id <> u.snapshot_id)
+              AND u.din NOT IN (\(unescaped: Self.liveConflictDINs))
             GROUP BY 1, 2, 3
             """, logger: database.logger).decode((String, String, String, Int, Date).self) {
             guard var entry = byCentre[centre], let a = ABO(rawValue: abo), let r = RhD(rawValue: rhd) else { continue }

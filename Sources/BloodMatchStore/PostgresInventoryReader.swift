@@ -56,30 +56,79 @@ public struct PostgresInventoryReader: Sendable {
                     centres.append(IndexedCentre(siteID: id, location: GeoPoint(latitude: lat, longitude: lon), snapshotID: snapshot,
                                                  asOf: Int64(asOf.timeIntervalSince1970), expectedIntervalSeconds: interval))
                 }
+                // One row per centre, its units packed into one text (`din,code,kind,collected,expires,attrs`
+                // lines): decoding 100 large values is far cheaper than 900k rows or array elements.
                 var units: [InventoryUnit] = []
+                var attributeSets: [String: AttributeSet] = ["": AttributeSet()]
+                let components = Component.allCases.sorted()
                 let rows = try await conn.query("""
-                    SELECT u.din, u.product_code, u.component, u.abo, u.rhd, u.collected_at, u.expires_at, u.site_id, u.attributes
+                    SELECT u.site_id, string_agg(u.din || ',' || u.product_code || ','
+                        || ((CASE u.component WHEN 'RBC' THEN 0 WHEN 'PLT' THEN 1 WHEN 'PLASMA' THEN 2 WHEN 'CRYO' THEN 3 ELSE 4 END) * 8
+                            + (CASE u.abo WHEN 'O' THEN 0 WHEN 'A' THEN 1 WHEN 'B' THEN 2 ELSE 3 END) * 2
+                            + (CASE u.rhd WHEN 'NEG' THEN 0 ELSE 1 END))::text
+                        || ',' || extract(epoch FROM u.collected_at)::int8::text || ',' || extract(epoch FROM u.expires_at)::int8::text
+                        || ',' || u.attributes, E'\n')
                     FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
-                    WHERE u.status = 'AVAILABLE'
-                      AND NOT EXISTS (SELECT 1 FROM inventory_units o JOIN centre_status os ON os.current_snapshot_id = o.snapshot_id
-                                      WHERE o.din = u.din AND o.snapshot_id <> u.snapshot_id)
+                    WHERE u.status = 'AVAILABLE' AND u.din NOT IN (\(unescaped: Self.liveConflictDINs))
+                    GROUP BY u.site_id
                     """, logger: logger)
-                for try await (din, code, component, abo, rhd, collected, expires, site, attributes) in rows.decode(
-                    (String, String, String, String, String, Date, Date, String, String).self) {
-                    guard let din = try? DonationNumber(parsing: din), let component = Component(rawValue: component),
-                          let abo = ABO(rawValue: abo), let rhd = RhD(rawValue: rhd) else { continue }
-                    var set = AttributeSet()
-                    for name in attributes.split(separator: ";") {
-                        if let a = UnitAttribute(rawValue: String(name)) { set.insert(a) }
+                for try await (site, packedText) in rows.decode((String, String).self) {
+                    // No per-centre reserveCapacity: an exact reservation each time defeats the array's
+                    // geometric growth and copies the whole array once per centre.
+                    var text = packedText
+                    text.withUTF8 { bytes in
+                        for line in bytes.split(separator: 10, omittingEmptySubsequences: true) {
+                            let parts = line.split(separator: 44, maxSplits: 5, omittingEmptySubsequences: false)
+                            guard parts.count == 6,
+                                  let din = try? DonationNumber(parsing: String(decoding: parts[0], as: UTF8.self)),
+                                  let kind = Self.integer(parts[2]), (0..<40).contains(kind),
+                                  let collected = Self.integer(parts[3]), let expires = Self.integer(parts[4]) else { continue }
+                            let attributeText = String(decoding: parts[5], as: UTF8.self)
+                            let set: AttributeSet
+                            if let known = attributeSets[attributeText] {
+                                set = known
+                            } else {
+                                set = AttributeSet(attributeText.split(separator: ";").compactMap { UnitAttribute(rawValue: String($0)) })
+                                attributeSets[attributeText] = set
+                            }
+                            units.append(InventoryUnit(
+                                din: din, productCode: String(decoding: parts[1], as: UTF8.self), component: components[Int(kind / 8)],
+                                group: BloodGroup.all[Int(kind % 8)],   // `all` is in `index` order
+                                collectedAt: Date(timeIntervalSince1970: Double(collected)),
+                                expiresAt: Date(timeIntervalSince1970: Double(expires)), siteID: site, status: .available,
+                                attributes: set))
+                        }
                     }
-                    units.append(InventoryUnit(din: din, productCode: code, component: component, group: BloodGroup(abo, rhd),
-                                               collectedAt: collected, expiresAt: expires, siteID: site, status: .available,
-                                               attributes: set))
                 }
                 return InventoryIndex(centres: centres, units: units, builtAt: now)
             }
         }
     }
+
+    /// A decimal integer from ASCII bytes (optionally negative); nil if anything else is there.
+    static func integer(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Int64? {
+        var value: Int64 = 0
+        var negative = false
+        var any = false
+        for (offset, byte) in bytes.enumerated() {
+            if offset == 0 && byte == 45 { negative = true; continue }
+            guard (48...57).contains(byte) else { return nil }
+            value = value &* 10 &+ Int64(byte - 48)
+            any = true
+        }
+        return any ? (negative ? -value : value) : nil
+    }
+
+    /// DINs current at two centres at once, held for review: the recorded conflicts whose DIN both
+    /// centres still list in their snapshots in force. Every such pair was recorded by the import
+    /// that made the second snapshot current, so this small table is all that needs checking.
+    static let liveConflictDINs = """
+        SELECT c.din FROM unit_conflicts c
+        WHERE EXISTS (SELECT 1 FROM inventory_units x JOIN centre_status xs ON xs.current_snapshot_id = x.snapshot_id
+                      WHERE x.din = c.din AND xs.centre = c.centre)
+          AND EXISTS (SELECT 1 FROM inventory_units y JOIN centre_status ys ON ys.current_snapshot_id = y.snapshot_id
+                      WHERE y.din = c.din AND ys.centre = c.other_centre)
+        """
 
     /// Of the given DINs, those that are no longer offerable: not in a snapshot in force, not
     /// `AVAILABLE` there, current at two centres, or held by an active reservation.

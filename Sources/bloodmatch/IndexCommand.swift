@@ -67,7 +67,9 @@ enum IndexLoader {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IndexFileError(reason: "\(path) does not exist or cannot be read; run `bloodmatch index build`")
         }
-        return try InventoryIndex(serialized: [UInt8](data))
+        // Copy the bytes in one block; `[UInt8](data)` would go byte by byte through Sequence.
+        let bytes = data.withUnsafeBytes { [UInt8]($0) }
+        return try InventoryIndex(serialized: bytes)
     }
 }
 
