@@ -16,6 +16,9 @@ public enum ImportOutcome: String, Sendable, Codable {
     case alreadyImported = "already_imported"
     /// Older than (or as old as) the snapshot in force; refused as a replay.
     case replayRefused = "replay_refused"
+    /// The server refused the load (a constraint, a lock timeout); nothing changed and the file
+    /// may be retried. Losing the connection is not an outcome: it is thrown as unavailability.
+    case failed
 }
 
 /// What an import did, for the log line, the exit code and the dispatcher.
@@ -136,9 +139,10 @@ public struct PostgresInventoryImporter: Sendable {
         var rejectedCount = 0
         var rowsTotal = 0
         do {
-            let (snapshotID, summary, conflicts) = try await database.client.withConnection { conn in
-                try await conn.withTransaction(logger: logger) { conn -> (Int64, SnapshotSummary, Int) in
-                    try await conn.query("SELECT pg_advisory_xact_lock(hashtext(\("bloodmatch.centre:" + control.centre)))", logger: logger)
+            return try await database.client.withConnection { conn in
+                try await transaction(on: conn) { conn -> ImportReport in
+                    // Rows are drained so that a failure (a lock timeout) surfaces here, with its own SQLSTATE.
+                    _ = try await conn.query("SELECT pg_advisory_xact_lock(hashtext(\("bloodmatch.centre:" + control.centre)))", logger: logger).collect()
                     // The centre must be a known distribution centre.
                     var kind: String?
                     for try await (k,) in try await conn.query("SELECT kind FROM sites WHERE site_id = \(control.centre)", logger: logger).decode((String,).self) { kind = k }
@@ -266,38 +270,103 @@ public struct PostgresInventoryImporter: Sendable {
                     if let previous = current?.0 {
                         try await conn.query("DELETE FROM inventory_units WHERE snapshot_id = \(previous)", logger: logger)
                     }
-                    try await conn.query("SELECT pg_notify('bloodmatch_snapshots', \(control.centre + ":" + snapshotText))", logger: logger)
-                    return (snapshotID, summary, conflicts)
+                    _ = try await conn.query("SELECT pg_notify('bloodmatch_snapshots', \(control.centre + ":" + snapshotText))", logger: logger).collect()
+
+                    // The run record commits with the stock it describes: no load is ever unrecorded.
+                    let outcome: ImportOutcome = rejectedCount == 0 ? .loaded : .loadedWithRejections
+                    var message = "loaded snapshot \(snapshotID) for \(control.centre) as of \(iso(control.asOf)): \(summary.acceptedCount) units"
+                    if rejectedCount > 0 { message += ", \(rejectedCount) rows rejected (see bm.rejected_rows)" }
+                    if conflicts > 0 { message += ", \(conflicts) DINs also current at another centre held for review" }
+                    return try await recordRun(source: source, fileName: fileName, control: control, outcome: outcome,
+                                               message: message, rowsTotal: summary.rowCount, accepted: summary.acceptedCount,
+                                               rejections: rejections, rejectedCount: rejectedCount, conflicts: conflicts,
+                                               snapshotID: snapshotID, sha: summary.sha256, started: started, on: conn)
                 }
             }
-            let outcome: ImportOutcome = rejectedCount == 0 ? .loaded : .loadedWithRejections
-            var message = "loaded snapshot \(snapshotID) for \(control.centre) as of \(iso(control.asOf)): \(summary.acceptedCount) units"
-            if rejectedCount > 0 { message += ", \(rejectedCount) rows rejected (see bm.rejected_rows)" }
-            if conflicts > 0 { message += ", \(conflicts) DINs also current at another centre held for review" }
-            return try await recordRun(source: source, fileName: fileName, control: control, outcome: outcome,
-                                       message: message, rowsTotal: summary.rowCount, accepted: summary.acceptedCount,
-                                       rejections: rejections, rejectedCount: rejectedCount, conflicts: conflicts,
-                                       snapshotID: snapshotID, sha: summary.sha256, started: started)
-        } catch let error as PostgresTransactionError where error.closureError is Rollback {
-            let rollback = error.closureError as! Rollback
+        } catch let rollback as Rollback {
             return try await recordRun(source: source, fileName: fileName, control: control, outcome: rollback.outcome,
                                        message: rollback.message, rowsTotal: rollback.summary?.rowCount ?? rollback.rowsTotal,
                                        accepted: 0, rejections: rollback.rejections,
                                        rejectedCount: rollback.summary?.rejectedCount ?? rollback.rejections.count,
                                        conflicts: 0, snapshotID: nil, sha: rollback.summary?.sha256 ?? control.sha256, started: started)
+        } catch where sqlState(error) != nil && !isConnectionFailure(error) {
+            // The server refused a statement (the transaction rolled back): record it while the
+            // connection still works. Losing the connection is thrown as unavailability instead.
+            return try await recordRun(source: source, fileName: fileName, control: control, outcome: .failed,
+                                       message: "the database refused the load (SQLSTATE \(sqlState(error) ?? "?")): \(serverMessage(error)); nothing changed",
+                                       rowsTotal: rowsTotal, accepted: 0, rejections: [], rejectedCount: 0,
+                                       conflicts: 0, snapshotID: nil, sha: control.sha256, started: started)
         }
     }
 
-    /// Appends the run, its rejected rows and an event in one transaction.
+    /// BEGIN, `body`, COMMIT on one connection; ROLLBACK when `body` throws.
+    ///
+    /// Used instead of PostgresNIO's `withTransaction`, which (in 1.33) sends ROLLBACK even when the
+    /// server has closed the session, for example `pg_terminate_backend` during COPY: a statement
+    /// written to a closed connection is never answered, and the import hung with no backend left.
+    /// Here ROLLBACK is skipped on a closed connection (the server rolled back when the session
+    /// ended), BEGIN, COMMIT and ROLLBACK give up once the connection closes unanswered, and any
+    /// failure on a closed connection is reported as `DatabaseUnavailableError` (exit code 5).
+    private func transaction<T>(
+        on conn: PostgresConnection, isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> sending T
+    ) async throws -> sending T {
+        try await control(conn, "BEGIN")
+        let value: T
+        do {
+            value = try await body(conn)
+        } catch {
+            if !conn.isClosed { try? await control(conn, "ROLLBACK") }
+            if conn.isClosed && !(error is Rollback) {
+                // The session ended under the load (terminated, server restart): nothing committed.
+                throw DatabaseUnavailableError(target: database.configuration.displayName,
+                                               underlying: "the connection closed during the import: \(serverMessage(error))")
+            }
+            throw error
+        }
+        try await control(conn, "COMMIT")
+        return value
+    }
+
+    /// Runs a transaction-control statement, or throws `DatabaseUnavailableError` if the connection
+    /// closes before it is answered. A statement lost that way stays suspended until the process exits.
+    private func control(_ conn: PostgresConnection, _ statement: String) async throws {
+        let target = database.configuration.displayName
+        let logger = database.logger
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let gate = ResumeOnce(continuation)
+            Task {
+                do {
+                    _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                    gate.resume(with: .success(()))
+                } catch {
+                    gate.resume(with: .failure(error))
+                }
+            }
+            Task {
+                while !gate.isResumed {
+                    if conn.isClosed {
+                        gate.resume(with: .failure(DatabaseUnavailableError(
+                            target: target, underlying: "the connection closed before \(statement) was answered")))
+                        return
+                    }
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+    }
+
+    /// Appends the run, its rejected rows and an event: on `connection` inside the caller's
+    /// transaction when given, else in a transaction of their own.
     private func recordRun(
         source: SnapshotSource, fileName: String, control: SnapshotControl?, outcome: ImportOutcome, message: String,
         rowsTotal: Int, accepted: Int, rejections: [RowRejection], rejectedCount: Int, conflicts: Int,
-        snapshotID: Int64?, sha: String?, started: ContinuousClock.Instant
+        snapshotID: Int64?, sha: String?, started: ContinuousClock.Instant, on connection: PostgresConnection? = nil
     ) async throws -> ImportReport {
         let logger = database.logger
         let elapsed = ContinuousClock.now - started
         let durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-        let runID = try await database.client.withTransaction(logger: logger) { conn -> Int64 in
+        let insert = { @Sendable (conn: PostgresConnection) async throws -> Int64 in
             var runID: Int64 = 0
             for try await (id,) in try await conn.query("""
                 INSERT INTO import_runs (source, file_name, file_sha256, centre, as_of, rows_total, rows_accepted,
@@ -325,11 +394,34 @@ public struct PostgresInventoryImporter: Sendable {
                 """, logger: logger)
             return runID
         }
+        let runID = if let connection {
+            try await insert(connection)
+        } else {
+            try await database.client.withTransaction(logger: logger) { try await insert($0) }
+        }
         return ImportReport(
             runID: runID, file: fileName, centre: control?.centre, asOf: control?.asOf, sha256: sha, outcome: outcome,
             rowsTotal: rowsTotal, rowsAccepted: accepted, rowsRejected: rejectedCount, conflicts: conflicts,
             snapshotID: snapshotID, message: message, durationMs: durationMs,
             sampleRejections: rejections.prefix(20).map(\.description))
+    }
+}
+
+/// Resumes a continuation exactly once, whichever of several tasks gets there first.
+private final class ResumeOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, any Error>?
+
+    init(_ continuation: CheckedContinuation<Void, any Error>) { self.continuation = continuation }
+
+    var isResumed: Bool { lock.withLock { continuation == nil } }
+
+    func resume(with result: Result<Void, any Error>) {
+        let pending: CheckedContinuation<Void, any Error>? = lock.withLock {
+            defer { continuation = nil }
+            return continuation
+        }
+        pending?.resume(with: result)
     }
 }
 
@@ -353,9 +445,14 @@ enum CopyRowEncoder {
         out.writeString(String(line)); out.writeInteger(UInt8(10))
     }
 
-    /// Writes a timestamp as `YYYY-MM-DD HH:MM:SS+00`, computed without Foundation formatters.
+    /// Writes a timestamp as `YYYY-MM-DD HH:MM:SS[.ffffff]+00`, computed without Foundation
+    /// formatters. Fractions are kept to the microsecond, PostgreSQL's resolution: cutting them
+    /// would change the data and could make `collected_at` equal `expires_at`.
     static func writeEpoch(_ date: Date, to out: inout ByteBuffer) {
-        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+        let instant = date.timeIntervalSince1970
+        var seconds = Int64(instant.rounded(.down))
+        var micros = Int64(((instant - Double(seconds)) * 1_000_000).rounded())
+        if micros >= 1_000_000 { seconds += 1; micros -= 1_000_000 }
         var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secs = seconds - days * 86_400
         // civil_from_days (H. Hinnant's algorithm)
@@ -372,7 +469,13 @@ enum CopyRowEncoder {
         func two(_ v: Int64) { out.writeInteger(UInt8(48 + v / 10)); out.writeInteger(UInt8(48 + v % 10)) }
         out.writeString(String(year)); out.writeInteger(UInt8(45)); two(month); out.writeInteger(UInt8(45)); two(day)
         out.writeInteger(UInt8(32)); two(secs / 3600); out.writeInteger(UInt8(58)); two(secs / 60 % 60)
-        out.writeInteger(UInt8(58)); two(secs % 60); out.writeString("+00")
+        out.writeInteger(UInt8(58)); two(secs % 60)
+        if micros > 0 {
+            out.writeInteger(UInt8(46))
+            var divisor: Int64 = 100_000
+            while divisor > 0 { out.writeInteger(UInt8(48 + micros / divisor % 10)); divisor /= 10 }
+        }
+        out.writeString("+00")
     }
 
     static func sanitised(_ text: String) -> String {

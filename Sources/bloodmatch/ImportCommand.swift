@@ -11,6 +11,7 @@ struct ImportCommand: AsyncParsableCommand {
         discussion: """
         Each FILE is a snapshot CSV with its control record NAME.ctl.json beside it (Data/feed-format.md).
         Exit codes: 0 all loaded (or already imported), 3 rows rejected or a snapshot refused,
+        1 the database refused a load (recorded as failed; a spool file stays for the next run),
         5 database unavailable, 2 usage error.
         """)
 
@@ -59,7 +60,7 @@ struct ImportCommand: AsyncParsableCommand {
                 for source in sourcesToLoad {
                     let report = try await importer.importSnapshot(source, now: Date())
                     ImportCommand.log(report, logger: logger)
-                    if let spoolFolder = spoolToMove {
+                    if let spoolFolder = spoolToMove, report.outcome != .failed {
                         let done = [.loaded, .loadedWithRejections, .alreadyImported].contains(report.outcome)
                         try spoolFolder.move([URL(fileURLWithPath: source.csvPath), URL(fileURLWithPath: source.controlPath)],
                                              to: done ? "done" : "failed")
@@ -72,6 +73,9 @@ struct ImportCommand: AsyncParsableCommand {
             if spool != nil && sources.isEmpty && refusedFiles == 0 {
                 Swift.print("spool \(spool ?? ""): no complete snapshots waiting")
             }
+            if reports.contains(where: { $0.outcome == .failed }) {
+                throw ExitStatus.failure.exitCode
+            }
             if refusedFiles > 0 || reports.contains(where: { $0.outcome == .refused || $0.outcome == .replayRefused || $0.rowsRejected > 0 }) {
                 throw ExitStatus.rejected.exitCode
             }
@@ -82,7 +86,7 @@ struct ImportCommand: AsyncParsableCommand {
         let level: Logger.Level = switch report.outcome {
         case .loaded, .alreadyImported: .info
         case .loadedWithRejections: .warning
-        case .refused, .replayRefused: .error
+        case .refused, .replayRefused, .failed: .error
         }
         logger.log(level: level, "\(report.message)", metadata: [
             "run_id": "\(report.runID)", "file": "\(report.file)", "centre": "\(report.centre ?? "")",

@@ -1,0 +1,501 @@
+import BloodMatchCore
+import BloodMatchIngest
+import BloodMatchStore
+import Foundation
+import PostgresNIO
+import Testing
+
+/// The snapshot importer against a real PostgreSQL: a centre's stock is replaced whole or not at
+/// all, repeats and replays change nothing, bad files and bad rows are refused and recorded, and
+/// every run leaves a row in `bm.import_runs` and `bm.event_log`.
+@Suite("Inventory import against PostgreSQL")
+struct InventoryImportTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static let sites = [
+        Site(id: "DCA", name: "Centre A", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02"),
+        Site(id: "DCB", name: "Centre B", kind: .distributionCentre, location: GeoPoint(latitude: -32.93, longitude: 151.78), region: "AU-02"),
+        Site(id: "HOS", name: "A Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02"),
+    ]
+
+    // MARK: - Fixtures
+
+    /// Units with DINs `T000126` + `sequences`, cycling through components, groups, statuses and attributes.
+    static func units(_ sequences: ClosedRange<Int>, at centre: String) throws -> [InventoryUnit] {
+        let components: [Component] = [.redCells, .platelets, .plasma]
+        let statuses: [UnitStatus] = [.available, .available, .available, .reserved, .quarantined]
+        return try sequences.map { n in
+            let component = components[n % components.count]
+            let collected = now.addingTimeInterval(-Double(2 + n % 4) * 86_400)
+            return try StockFixture.unit(
+                StockFixture.din(sequence: n), component, BloodGroup.all[n % BloodGroup.all.count], at: centre,
+                collected: collected, expires: collected.addingTimeInterval(5 * 86_400), status: statuses[n % statuses.count],
+                attributes: n % 3 == 0 ? AttributeSet([.irradiated, .cmvNegative]) : [])
+        }
+    }
+
+    /// Writes a snapshot pair into `directory` and returns its source.
+    static func snapshot(_ units: [InventoryUnit], centre: String, asOf: Date, name: String, in directory: URL) throws -> SnapshotSource {
+        SnapshotSource(csvPath: try StockFixture.write(units, centre: centre, asOf: asOf, name: name, in: directory))
+    }
+
+    /// Writes a snapshot pair from CSV text (header included) and returns its source.
+    static func snapshot(csv: String, rows: Int, centre: String, asOf: Date, name: String, in directory: URL,
+                         emptyStock: Bool? = nil) throws -> SnapshotSource {
+        SnapshotSource(csvPath: try StockFixture.write(csv: csv, centre: centre, asOf: asOf, rowCount: rows, name: name,
+                                                       in: directory, emptyStock: emptyStock))
+    }
+
+    /// A fresh database with the three sites, and a folder for snapshot files.
+    static func withSites<T: Sendable>(_ body: @Sendable (TestDatabase, URL) async throws -> T) async throws -> T {
+        try await TestDatabase.withFresh { test in
+            try await test.with(.importer) { db in
+                _ = try await PostgresSiteStore(database: db).upsert(sites, source: "test")
+            }
+            let directory = StockFixture.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            return try await body(test, directory)
+        }
+    }
+
+    static func importing(_ test: TestDatabase, _ sources: SnapshotSource...) async throws -> [ImportReport] {
+        try await test.with(.importer) { db in
+            let importer = PostgresInventoryImporter(database: db)
+            var reports: [ImportReport] = []
+            for source in sources { reports.append(try await importer.importSnapshot(source, now: now)) }
+            return reports
+        }
+    }
+
+    // MARK: - Database views
+
+    /// What a centre has in force: the snapshot id, and the DINs of that snapshot.
+    struct InForce: Equatable {
+        var snapshotID: Int64?
+        var dins: Set<String>
+    }
+
+    static func inForce(_ test: TestDatabase, centre: String) async throws -> InForce {
+        try await test.with(.owner) { db in
+            var snapshot: Int64?
+            for try await (id,) in try await db.client.query(
+                "SELECT current_snapshot_id FROM bm.centre_status WHERE centre = \(centre)", logger: db.logger
+            ).decode((Int64,).self) { snapshot = id }
+            var dins: Set<String> = []
+            for try await (din,) in try await db.client.query("""
+                SELECT u.din FROM bm.inventory_units u JOIN bm.centre_status s ON s.current_snapshot_id = u.snapshot_id
+                WHERE s.centre = \(centre)
+                """, logger: db.logger).decode((String,).self) { dins.insert(din) }
+            return InForce(snapshotID: snapshot, dins: dins)
+        }
+    }
+
+    /// Rows of `bm.inventory_units` belonging to any snapshot of `centre` (superseded ones are pruned).
+    static func storedUnitCount(_ test: TestDatabase, centre: String) async throws -> Int {
+        try await scalar(test, "SELECT count(*)::int FROM bm.inventory_units u JOIN bm.inventory_snapshots s USING (snapshot_id) WHERE s.centre = '\(centre)'")
+    }
+
+    static func scalar(_ test: TestDatabase, _ sql: String) async throws -> Int {
+        try await test.with(.owner) { db in
+            var value = 0
+            for try await (n,) in try await db.client.query(PostgresQuery(unsafeSQL: sql), logger: db.logger).decode((Int,).self) { value = n }
+            return value
+        }
+    }
+
+    struct RunRow: Equatable {
+        var outcome: String
+        var total: Int
+        var accepted: Int
+        var rejected: Int
+        var snapshotID: Int64?
+    }
+
+    static func runs(_ test: TestDatabase) async throws -> [RunRow] {
+        try await test.with(.owner) { db in
+            var out: [RunRow] = []
+            for try await (outcome, total, accepted, rejected, snapshot) in try await db.client.query(
+                "SELECT outcome, rows_total, rows_accepted, rows_rejected, snapshot_id FROM bm.import_runs ORDER BY run_id",
+                logger: db.logger
+            ).decode((String, Int, Int, Int, Int64?).self) {
+                out.append(RunRow(outcome: outcome, total: total, accepted: accepted, rejected: rejected, snapshotID: snapshot))
+            }
+            return out
+        }
+    }
+
+    /// `(action, run_id from the payload)` of every import event, in order.
+    static func importEvents(_ test: TestDatabase) async throws -> [String] {
+        try await test.with(.owner) { db in
+            var out: [String] = []
+            for try await (action, runID) in try await db.client.query(
+                "SELECT action, payload->>'run_id' FROM bm.event_log WHERE actor = 'import' AND action LIKE 'import.%' ORDER BY seq",
+                logger: db.logger
+            ).decode((String, String).self) { out.append("\(action)#\(runID)") }
+            return out
+        }
+    }
+
+    // MARK: - Tests
+
+    @Test("a snapshot loads whole: every field stored as written, the pointer swapped, the run and an event recorded")
+    func loadsSnapshot() async throws {
+        try await Self.withSites { test, dir in
+            let units = try Self.units(1...60, at: "DCA")
+            let source = try Self.snapshot(units, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "a1", in: dir)
+            let report = try #require(try await Self.importing(test, source).first)
+            #expect(report.outcome == .loaded)
+            #expect(report.rowsTotal == 60 && report.rowsAccepted == 60 && report.rowsRejected == 0)
+            #expect(report.centre == "DCA")
+
+            let current = try await Self.inForce(test, centre: "DCA")
+            #expect(current.snapshotID == report.snapshotID)
+            #expect(current.dins == Set(units.map(\.din.value)))
+
+            // Every column as written, and the physical line of each row.
+            let stored = try await test.with(.owner) { db in
+                var rows: [String] = []
+                for try await (din, code, component, abo, rhd, collected, expires, site, status, attributes, line) in try await db.client.query("""
+                    SELECT din, product_code, component, abo, rhd, collected_at, expires_at, site_id, status, attributes, line
+                    FROM bm.inventory_units ORDER BY line
+                    """, logger: db.logger).decode((String, String, String, String, String, Date, Date, String, String, String, Int).self) {
+                    rows.append([din, code, component, abo, rhd, StockFixture.timestamp(collected), StockFixture.timestamp(expires),
+                                 site, status, attributes, String(line)].joined(separator: ","))
+                }
+                return rows
+            }
+            let expected = StockFixture.csv(units).split(separator: "\n").dropFirst().enumerated().map { "\($0.element),\($0.offset + 2)" }
+            #expect(stored == expected)
+
+            #expect(try await Self.runs(test) == [.init(outcome: "loaded", total: 60, accepted: 60, rejected: 0, snapshotID: report.snapshotID)])
+            #expect(try await Self.importEvents(test) == ["import.loaded#\(report.runID)"])
+        }
+    }
+
+    @Test("the same file twice: already imported, nothing changes")
+    func sameFileTwice() async throws {
+        try await Self.withSites { test, dir in
+            let source = try Self.snapshot(try Self.units(1...40, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "a1", in: dir)
+            let first = try await Self.importing(test, source)[0]
+            let before = try await Self.inForce(test, centre: "DCA")
+            let again = try await Self.importing(test, source)[0]
+            #expect(first.outcome == .loaded)
+            #expect(again.outcome == .alreadyImported)
+            #expect(again.snapshotID == nil)
+            #expect(again.message.contains("already imported sha256=\(try #require(first.sha256))"))
+            #expect(try await Self.inForce(test, centre: "DCA") == before)
+            #expect(try await Self.storedUnitCount(test, centre: "DCA") == 40)
+            #expect(try await Self.scalar(test, "SELECT count(*)::int FROM bm.inventory_snapshots") == 1)
+            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "already_imported"])
+        }
+    }
+
+    @Test("an older or equally old snapshot is refused as a replay; the newer one stays in force")
+    func replayRefused() async throws {
+        try await Self.withSites { test, dir in
+            let newer = try Self.snapshot(try Self.units(1...30, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "new", in: dir)
+            let older = try Self.snapshot(try Self.units(101...130, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-3600), name: "old", in: dir)
+            let sameInstant = try Self.snapshot(try Self.units(201...230, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "same", in: dir)
+            let reports = try await Self.importing(test, newer, older, sameInstant)
+            #expect(reports.map(\.outcome) == [.loaded, .replayRefused, .replayRefused])
+            let current = try await Self.inForce(test, centre: "DCA")
+            #expect(current.snapshotID == reports[0].snapshotID)
+            #expect(current.dins == Set(try Self.units(1...30, at: "DCA").map(\.din.value)))
+            #expect(try await Self.storedUnitCount(test, centre: "DCA") == 30)
+            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "replay_refused", "replay_refused"])
+        }
+    }
+
+    /// CSV text for `units` with the rows at the given 0-based positions spoiled (ABO `0`, a lower-case DIN).
+    static func csvWithBadRows(_ units: [InventoryUnit], bad: [Int]) -> String {
+        var lines = StockFixture.csv(units).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for (n, position) in bad.enumerated() {
+            var fields = lines[position + 1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            if n % 2 == 0 { fields[3] = "0" } else { fields[0] = fields[0].lowercased() }
+            lines[position + 1] = fields.joined(separator: ",")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    @Test("over 1 % bad rows: refused whole, the previous snapshot intact, every rejected row stored")
+    func tooManyBadRowsRefused() async throws {
+        try await Self.withSites { test, dir in
+            let first = try Self.snapshot(try Self.units(1...20, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-3600), name: "a1", in: dir)
+            let loaded = try await Self.importing(test, first)[0]
+            let before = try await Self.inForce(test, centre: "DCA")
+
+            let units = try Self.units(101...200, at: "DCA")
+            let bad = try Self.snapshot(csv: Self.csvWithBadRows(units, bad: [9, 49]), rows: 100, centre: "DCA",
+                                    asOf: Self.now.addingTimeInterval(-60), name: "a2", in: dir)
+            let report = try await Self.importing(test, bad)[0]
+            #expect(loaded.outcome == .loaded)
+            #expect(report.outcome == .refused)
+            #expect(report.rowsTotal == 100 && report.rowsRejected == 2 && report.rowsAccepted == 0)
+            #expect(report.message.contains("2 of 100 rows rejected"))
+            #expect(try await Self.inForce(test, centre: "DCA") == before)
+            #expect(try await Self.storedUnitCount(test, centre: "DCA") == 20)
+
+            let rejected = try await test.with(.owner) { db in
+                var out: [String] = []
+                for try await (file, line, field, reason, runID) in try await db.client.query(
+                    "SELECT file, line, field, reason, run_id FROM bm.rejected_rows ORDER BY line", logger: db.logger
+                ).decode((String, Int, String, String, Int64).self) { out.append("\(file):\(line):\(field):\(reason):\(runID)") }
+                return out
+            }
+            #expect(rejected == [
+                "a2.csv:11:abo:\(RowRejectionReason.unknownABO.rawValue):\(report.runID)",
+                "a2.csv:51:din:\(RowRejectionReason.dinLowercase.rawValue):\(report.runID)",
+            ])
+            #expect(try await Self.runs(test).last == .init(outcome: "refused", total: 100, accepted: 0, rejected: 2, snapshotID: nil))
+        }
+    }
+
+    @Test("at most 1 % bad rows: loaded without them, each rejection stored")
+    func fewBadRowsLoaded() async throws {
+        try await Self.withSites { test, dir in
+            let units = try Self.units(1...200, at: "DCA")
+            let source = try Self.snapshot(csv: Self.csvWithBadRows(units, bad: [0, 199]), rows: 200, centre: "DCA",
+                                           asOf: Self.now.addingTimeInterval(-60), name: "a1", in: dir)
+            let report = try await Self.importing(test, source)[0]
+            #expect(report.outcome == .loadedWithRejections)
+            #expect(report.rowsTotal == 200 && report.rowsAccepted == 198 && report.rowsRejected == 2)
+            let current = try await Self.inForce(test, centre: "DCA")
+            #expect(current.dins == Set(units.dropFirst().dropLast().map(\.din.value)))
+            #expect(try await Self.scalar(test, "SELECT count(*)::int FROM bm.rejected_rows WHERE run_id = \(report.runID)") == 2)
+            #expect(try await Self.scalar(test, "SELECT min(line) * 1000 + max(line) FROM bm.rejected_rows") == 2 * 1000 + 201)
+            #expect(try await Self.runs(test) == [.init(outcome: "loaded_with_rejections", total: 200, accepted: 198, rejected: 2, snapshotID: report.snapshotID)])
+            #expect(try await Self.importEvents(test) == ["import.loaded_with_rejections#\(report.runID)"])
+        }
+    }
+
+    @Test("a wrong control hash or a truncated CSV is refused and nothing changes")
+    func damagedFilesRefused() async throws {
+        try await Self.withSites { test, dir in
+            let first = try Self.snapshot(try Self.units(1...20, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-3600), name: "a1", in: dir)
+            _ = try await Self.importing(test, first)
+            let before = try await Self.inForce(test, centre: "DCA")
+
+            // The control record vouches for other bytes.
+            let text = StockFixture.csv(try Self.units(101...150, at: "DCA"))
+            let wrongHash = try Self.snapshot(csv: text, rows: 50, centre: "DCA", asOf: Self.now.addingTimeInterval(-120), name: "hash", in: dir)
+            let otherBytes = Data(StockFixture.csv(try Self.units(301...350, at: "DCA")).utf8)
+            try otherBytes.write(to: URL(fileURLWithPath: wrongHash.csvPath))
+
+            // Cut mid-row after the control record was written.
+            let truncated = try Self.snapshot(csv: text, rows: 50, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "cut", in: dir)
+            try Data(text.utf8.prefix(text.utf8.count / 2)).write(to: URL(fileURLWithPath: truncated.csvPath))
+
+            // The control record is missing.
+            let noControl = try Self.snapshot(csv: text, rows: 50, centre: "DCA", asOf: Self.now.addingTimeInterval(-30), name: "bare", in: dir)
+            try FileManager.default.removeItem(atPath: noControl.controlPath)
+
+            let reports = try await Self.importing(test, wrongHash, truncated, noControl)
+            #expect(reports.map(\.outcome) == [.refused, .refused, .refused])
+            #expect(reports[0].message.hasSuffix("[checksumMismatch]"))
+            #expect(reports[1].message.hasSuffix("[checksumMismatch]") || reports[1].message.hasSuffix("[rowCountMismatch]"))
+            #expect(reports[2].message.contains("control record"))
+            #expect(reports.allSatisfy { $0.snapshotID == nil && $0.rowsAccepted == 0 })
+            #expect(try await Self.inForce(test, centre: "DCA") == before)
+            #expect(try await Self.storedUnitCount(test, centre: "DCA") == 20)
+            #expect(try await Self.scalar(test, "SELECT count(*)::int FROM bm.inventory_snapshots") == 1)
+            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "refused", "refused", "refused"])
+        }
+    }
+
+    @Test("an unknown centre, or a hospital named as the centre, is refused")
+    func onlyKnownCentres() async throws {
+        try await Self.withSites { test, dir in
+            let unknown = try Self.snapshot(try Self.units(1...5, at: "DCZ"), centre: "DCZ", asOf: Self.now.addingTimeInterval(-60), name: "z", in: dir)
+            let hospital = try Self.snapshot(try Self.units(1...5, at: "HOS"), centre: "HOS", asOf: Self.now.addingTimeInterval(-60), name: "h", in: dir)
+            let reports = try await Self.importing(test, unknown, hospital)
+            #expect(reports.map(\.outcome) == [.refused, .refused])
+            #expect(reports[0].message.contains("not a known site"))
+            #expect(reports[1].message.contains("not a distribution centre"))
+            #expect(try await Self.scalar(test, "SELECT count(*)::int FROM bm.inventory_units") == 0)
+            #expect(try await Self.scalar(test, "SELECT count(*)::int FROM bm.centre_status") == 0)
+            #expect(try await Self.runs(test).map(\.outcome) == ["refused", "refused"])
+        }
+    }
+
+    @Test("a DIN current at another centre is recorded as a conflict and left out of the index at both")
+    func transferInFlight() async throws {
+        try await Self.withSites { test, dir in
+            let atA = try Self.units(1...10, at: "DCA")
+            // Centre B reports two of A's units (now available at B) besides its own.
+            var atB = try Self.units(11...20, at: "DCB")
+            for n in [2, 7] {
+                atB.append(try StockFixture.unit(StockFixture.din(sequence: n), .platelets, .oNegative, at: "DCB",
+                                                 collected: Self.now.addingTimeInterval(-86_400), expires: Self.now.addingTimeInterval(3 * 86_400)))
+            }
+            let reports = try await Self.importing(
+                test,
+                try Self.snapshot(atA, centre: "DCA", asOf: Self.now.addingTimeInterval(-120), name: "a", in: dir),
+                try Self.snapshot(atB, centre: "DCB", asOf: Self.now.addingTimeInterval(-60), name: "b", in: dir))
+            #expect(reports.map(\.outcome) == [.loaded, .loaded])
+            #expect(reports.map(\.conflicts) == [0, 2])
+            #expect(reports[1].message.contains("2 DINs also current at another centre"))
+
+            let conflicts = try await test.with(.owner) { db in
+                var out: [String] = []
+                for try await (din, centre, other, snapshot) in try await db.client.query(
+                    "SELECT din, centre, other_centre, snapshot_id FROM bm.unit_conflicts ORDER BY din", logger: db.logger
+                ).decode((String, String, String, Int64).self) { out.append("\(din) \(centre) \(other) \(snapshot)") }
+                return out
+            }
+            let bSnapshot = try #require(reports[1].snapshotID)
+            #expect(conflicts == [2, 7].map { "\(StockFixture.din(sequence: $0)) DCB DCA \(bSnapshot)" })
+
+            // Both centres keep the rows; the index offers neither copy.
+            #expect(try await Self.inForce(test, centre: "DCA").dins.count == 10)
+            #expect(try await Self.inForce(test, centre: "DCB").dins.count == 12)
+            let index = try await test.with(.app) { db in try await PostgresInventoryReader(database: db).buildIndex(now: Self.now) }
+            let indexed = (0..<index.unitCount).map { index.din(at: $0) }
+            #expect(indexed.count == Set(indexed).count)
+            let offerable = (atA + atB).filter { $0.status == .available && ![2, 7].map { StockFixture.din(sequence: $0) }.contains($0.din.value) }
+            #expect(Set(indexed) == Set(offerable.map(\.din.value)))
+        }
+    }
+
+    @Test("an empty stock declared with empty_stock: true replaces the stock; a header-only file without it is refused")
+    func emptyStock() async throws {
+        try await Self.withSites { test, dir in
+            let header = "din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes\n"
+            let first = try Self.snapshot(try Self.units(1...8, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-3600), name: "a1", in: dir)
+            // Header only, but the control record claims rows: refused.
+            let claimsRows = try Self.snapshot(csv: header, rows: 8, centre: "DCA", asOf: Self.now.addingTimeInterval(-180), name: "a2", in: dir, emptyStock: false)
+            // Header only, row_count 0 without the explicit marker: refused.
+            let unmarked = try Self.snapshot(csv: header, rows: 0, centre: "DCA", asOf: Self.now.addingTimeInterval(-120), name: "a3", in: dir, emptyStock: false)
+            // A 0-byte file even with the marker: refused.
+            let zeroBytes = try Self.snapshot(csv: "", rows: 0, centre: "DCA", asOf: Self.now.addingTimeInterval(-90), name: "a4", in: dir, emptyStock: true)
+            let reports = try await Self.importing(test, first, claimsRows, unmarked, zeroBytes)
+            #expect(reports.map(\.outcome) == [.loaded, .refused, .refused, .refused])
+            #expect(try await Self.inForce(test, centre: "DCA").dins.count == 8)
+
+            let declared = try Self.snapshot(csv: header, rows: 0, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "a5", in: dir, emptyStock: true)
+            let emptied = try await Self.importing(test, declared)[0]
+            #expect(emptied.outcome == .loaded)
+            #expect(emptied.rowsTotal == 0)
+            let current = try await Self.inForce(test, centre: "DCA")
+            #expect(current.snapshotID == emptied.snapshotID && current.snapshotID != nil)
+            #expect(current.dins.isEmpty)
+            #expect(try await Self.storedUnitCount(test, centre: "DCA") == 0)
+        }
+    }
+
+    @Test("concurrent imports of one centre serialise: the newer snapshot ends in force, never a mix", arguments: [false, true])
+    func concurrentImportsSerialise(newerFirst: Bool) async throws {
+        try await Self.withSites { test, dir in
+            let olderUnits = try Self.units(1...3000, at: "DCA")
+            let newerUnits = try Self.units(5001...8000, at: "DCA")
+            let older = try Self.snapshot(olderUnits, centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "older", in: dir)
+            let newer = try Self.snapshot(newerUnits, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "newer", in: dir)
+            let (first, second) = newerFirst ? (newer, older) : (older, newer)
+            let reports = try await test.with(.importer) { db in
+                let importer = PostgresInventoryImporter(database: db)
+                async let a = importer.importSnapshot(first, now: Self.now)
+                async let b = importer.importSnapshot(second, now: Self.now)
+                return try await [a, b]
+            }
+            let byFile = Dictionary(uniqueKeysWithValues: reports.map { ($0.file, $0) })
+            #expect(byFile["newer.csv"]?.outcome == .loaded)
+            // The older one either loaded before the newer (then superseded) or came second and was refused.
+            #expect([.loaded, .replayRefused].contains(byFile["older.csv"]?.outcome))
+            let current = try await Self.inForce(test, centre: "DCA")
+            #expect(current.snapshotID == byFile["newer.csv"]?.snapshotID)
+            #expect(current.dins == Set(newerUnits.map(\.din.value)))
+            #expect(try await Self.storedUnitCount(test, centre: "DCA") == 3000)
+            #expect(try await Self.scalar(test, "SELECT count(DISTINCT snapshot_id)::int FROM bm.inventory_units") == 1)
+            #expect(try await Self.runs(test).count == 2)
+        }
+    }
+
+    @Test("every run is recorded with its outcome and counts, with one event per run")
+    func everyRunRecorded() async throws {
+        try await Self.withSites { test, dir in
+            let units = try Self.units(1...100, at: "DCA")
+            let sources = [
+                try Self.snapshot(units, centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "a1", in: dir),
+                try Self.snapshot(units, centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "a1", in: dir),
+                try Self.snapshot(csv: Self.csvWithBadRows(units, bad: [5]), rows: 100, centre: "DCA", asOf: Self.now.addingTimeInterval(-300), name: "a2", in: dir),
+                try Self.snapshot(try Self.units(501...600, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-900), name: "a0", in: dir),
+                try Self.snapshot(csv: Self.csvWithBadRows(units, bad: [1, 2]), rows: 100, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "a3", in: dir),
+            ]
+            let reports = try await test.with(.importer) { db in
+                let importer = PostgresInventoryImporter(database: db)
+                var out: [ImportReport] = []
+                for source in sources { out.append(try await importer.importSnapshot(source, now: Self.now)) }
+                return out
+            }
+            #expect(reports.map(\.outcome) == [.loaded, .alreadyImported, .loadedWithRejections, .replayRefused, .refused])
+            let runs = try await Self.runs(test)
+            #expect(runs.map(\.outcome) == reports.map(\.outcome.rawValue))
+            #expect(runs.map(\.total) == [100, 0, 100, 0, 100])
+            #expect(runs.map(\.accepted) == [100, 0, 99, 0, 0])
+            #expect(runs.map(\.rejected) == [0, 0, 1, 0, 2])
+            #expect(runs.map(\.snapshotID) == reports.map(\.snapshotID))
+            #expect(try await Self.importEvents(test) == reports.map { "import.\($0.outcome.rawValue)#\($0.runID)" })
+            #expect(try await Self.scalar(test, "SELECT count(*)::int FROM bm.rejected_rows") == 3)
+        }
+    }
+
+    @Test("fractional seconds are stored to the microsecond, even within one second")
+    func fractionalSeconds() async throws {
+        try await Self.withSites { test, dir in
+            let csv = """
+                din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes
+                T000126000001,E0382V00,RBC,O,NEG,2027-01-10T00:00:00.25Z,2027-01-10T00:00:00.75Z,DCA,AVAILABLE,
+                T000126000002,E0382V00,RBC,O,NEG,2027-01-10T08:00:00.5+10:00,2027-01-20T00:00:00.123456Z,DCA,AVAILABLE,
+
+                """
+            let source = try Self.snapshot(csv: csv, rows: 2, centre: "DCA", asOf: Date(timeIntervalSince1970: 1_800_000_000), name: "f", in: dir)
+            let report = try await Self.importing(test, source)[0]
+            #expect(report.outcome == .loaded)
+            let stored = try await test.with(.owner) { db in
+                var out: [String] = []
+                for try await (text,) in try await db.client.query("""
+                    SELECT din || ' ' || to_char(collected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+                               || ' ' || to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+                    FROM bm.inventory_units ORDER BY din
+                    """, logger: db.logger).decode((String,).self) { out.append(text) }
+                return out
+            }
+            #expect(stored == [
+                "T000126000001 2027-01-10T00:00:00.250000 2027-01-10T00:00:00.750000",
+                "T000126000002 2027-01-09T22:00:00.500000 2027-01-20T00:00:00.123456",
+            ])
+        }
+    }
+
+    @Test("a load the server refuses (here a lock timeout) is recorded as failed and changes nothing")
+    func serverRefusalRecorded() async throws {
+        try await Self.withSites { test, dir in
+            let first = try Self.snapshot(try Self.units(1...10, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "a1", in: dir)
+            let second = try Self.snapshot(try Self.units(11...30, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "a2", in: dir)
+            _ = try await Self.importing(test, first)
+            let before = try await Self.inForce(test, centre: "DCA")
+            // Only in this throwaway database: the import role waits at most 200 ms for a lock.
+            try await Database.with(test.admin, logger: test.logger) { db in
+                try await db.client.query(PostgresQuery(unsafeSQL: "ALTER ROLE bloodmatch_import IN DATABASE \(test.name) SET lock_timeout = '200ms'"), logger: db.logger)
+            }
+            // Another session holds the centre's import lock.
+            let blocked = try await test.with(.owner) { db in
+                try await db.client.withConnection { conn in
+                    try await conn.query("SELECT pg_advisory_lock(hashtext('bloodmatch.centre:DCA'))", logger: db.logger)
+                    let report = try await Self.importing(test, second)[0]
+                    try await conn.query("SELECT pg_advisory_unlock(hashtext('bloodmatch.centre:DCA'))", logger: db.logger)
+                    return report
+                }
+            }
+            #expect(blocked.outcome == .failed)
+            #expect(blocked.message.contains("SQLSTATE 55P03"))
+            #expect(blocked.snapshotID == nil)
+            #expect(try await Self.inForce(test, centre: "DCA") == before)
+            // The lock released, the same file loads.
+            let retried = try await Self.importing(test, second)[0]
+            #expect(retried.outcome == .loaded)
+            #expect(try await Self.inForce(test, centre: "DCA").dins == Set(try Self.units(11...30, at: "DCA").map(\.din.value)))
+            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "failed", "loaded"])
+            #expect(try await Self.importEvents(test).map { $0.split(separator: "#")[0] } == ["import.loaded", "import.failed", "import.loaded"])
+        }
+    }
+}
