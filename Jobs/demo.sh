@@ -22,7 +22,7 @@ $bm import var/sample/snapshots/*.csv
 echo "== spatial index"
 $bm index build
 if $bm help match >/dev/null 2>&1; then
-  echo "== a hospital in Sydney needs 2 irradiated platelets for an O RhD-negative woman of 34"
+  echo "== Wollongong Hospital (H0001) needs 2 irradiated platelets for an O RhD-negative woman of 34"
   $bm match --hospital H0001 --component PLT --abo O --rhd NEG --quantity 2 --require IRRADIATED \
     --sex female --age 34 --urgency urgent --request-id "demo-$(date +%s)"
 fi

@@ -243,12 +243,13 @@ public struct UnitMatcher: Sendable {
                     } else if let worst = best.last, precedes(slot, worst) {
                         let evicted = best.removeLast()
                         if detailed || collectRejections && evicted.centre == c {
-                            note(evicted.centre, .farther, evicted.position, "eligible, ranked after the chosen units")
+                            let choice = query.choices[evicted.choice]
+                            note(evicted.centre, .farther, evicted.position, "eligible \(choice.group) (rank \(choice.rank)), ranked after the chosen units")
                         }
                         let at = best.firstIndex(where: { precedes(slot, $0) }) ?? best.count
                         best.insert(slot, at: at)
                     } else {
-                        if detailed { note(c, .farther, p, "eligible, ranked after the chosen units") }
+                        if detailed { note(c, .farther, p, "eligible \(choice.group) (rank \(choice.rank)), ranked after the chosen units") }
                         if surplus == 0 { break }
                     }
                     if surplus == 0 {
