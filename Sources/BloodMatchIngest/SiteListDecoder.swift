@@ -47,11 +47,7 @@ public struct SiteListError: Error, Sendable, Hashable, CustomStringConvertible 
 
     /// `file:line: field name: message [kind]`.
     public var description: String {
-        var text = file
-        if let line { text += ":\(line)" }
-        text += ": "
-        if let field { text += "field \(field): " }
-        return text + message + " [\(kind.rawValue)]"
+        locatedDescription(file: file, line: line, field: field, message: message, kind: kind.rawValue)
     }
 }
 

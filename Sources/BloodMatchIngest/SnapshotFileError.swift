@@ -81,12 +81,16 @@ public struct SnapshotFileError: Error, Sendable, Hashable, CustomStringConverti
 
     /// `file:line: field name: message [kind]`, omitting the parts that do not apply.
     public var description: String {
-        var text = file
-        if let line { text += ":\(line)" }
-        text += ": "
-        if let field { text += "field \(field): " }
-        text += message
-        text += " [\(kind.rawValue)]"
-        return text
+        locatedDescription(file: file, line: line, field: field, message: message, kind: kind.rawValue)
     }
+}
+
+/// `file:line: field name: message [kind]`, omitting the parts that do not apply: the one shape of
+/// every ingest error, so a dispatcher reads site-list and snapshot errors alike.
+func locatedDescription(file: String, line: Int?, field: String?, message: String, kind: String) -> String {
+    var text = file
+    if let line { text += ":\(line)" }
+    text += ": "
+    if let field { text += "field \(field): " }
+    return text + message + " [\(kind)]"
 }
