@@ -86,17 +86,21 @@ public struct MigrationRunner: Sendable {
     public let database: Database
     /// The migrations to apply, in order.
     public let migrations: [Migration]
+    /// Roles the schema grants to; all must exist before anything is changed.
+    public let requiredRoles: [String]
 
     /// Creates a runner.
-    public init(database: Database, migrations: [Migration]) {
+    public init(database: Database, migrations: [Migration],
+                requiredRoles: [String] = DatabaseConfiguration.Role.allCases.map(\.rawValue)) {
         self.database = database
         self.migrations = migrations
+        self.requiredRoles = requiredRoles
     }
 
     /// Brings the schema up to date; idempotent.
     public func migrate() async throws -> MigrationReport {
         let logger = database.logger
-        let needed = DatabaseConfiguration.Role.allCases.map(\.rawValue)
+        let needed = requiredRoles
         let migrations = self.migrations
         return try await database.client.withConnection { conn in
             var present: Set<String> = []

@@ -63,6 +63,26 @@ struct MigrationTests {
         }
     }
 
+    @Test("a missing role stops migrate with its name, before anything is created")
+    func missingRoleRefused() async throws {
+        try await TestDatabase.withFresh(migrate: false) { test in
+            let roles = DatabaseConfiguration.Role.allCases.map(\.rawValue) + ["bloodmatch_role_that_does_not_exist"]
+            await #expect {
+                try await test.with(.owner) { db in
+                    try await MigrationRunner(database: db, migrations: try Migration.bundled(), requiredRoles: roles).migrate()
+                }
+            } throws: { error in
+                guard case MigrationError.missingRoles(let missing) = error else { return false }
+                return missing == ["bloodmatch_role_that_does_not_exist"]
+            }
+            let schemas = try await test.with(.owner) { db in
+                try await db.client.query("SELECT count(*)::int FROM pg_namespace WHERE nspname IN ('bm', 'bm_meta')", logger: db.logger)
+                    .decode(Int.self).reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(schemas == [0])
+        }
+    }
+
     @Test("a failing statement rolls back the whole run")
     func failingStatementRollsBack() async throws {
         try await TestDatabase.withFresh(migrate: false) { test in
