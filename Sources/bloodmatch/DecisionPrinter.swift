@@ -6,9 +6,9 @@ enum DecisionPrinter {
     static func render(_ d: MatchDecision, recorded: Bool, isNew: Bool) -> String {
         var out: [String] = []
         let r = d.request
-        let group = r.recipient.group.map(\.description) ?? "unknown group"
+        let recipient = r.recipient.group.map { "a \($0) recipient" } ?? "a recipient of unknown group"
         let destination = r.hospitalID ?? r.destination.map { String(format: "%.4f,%.4f", $0.latitude, $0.longitude) } ?? "?"
-        out.append("Request \(r.requestID): \(r.quantity) × \(r.component.rawValue) for a \(group) recipient at \(destination), \(r.urgency.rawValue)"
+        out.append("Request \(r.requestID): \(r.quantity) × \(r.component.rawValue) for \(recipient) at \(destination), \(r.urgency.rawValue)"
                    + (r.requirements.isEmpty ? "" : ", requires \(r.requirements.map(\.rawValue).joined(separator: "+"))"))
         out.append("Outcome: \(d.outcome.rawValue.uppercased()) — \(d.summary)")
         if d.outcome == .unableToVerify {
