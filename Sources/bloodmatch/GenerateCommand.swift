@@ -51,7 +51,7 @@ struct GenerateCommand: AsyncParsableCommand {
         let snapshots = outURL.appendingPathComponent("snapshots")
         try FileManager.default.createDirectory(at: snapshots, withIntermediateDirectories: true)
         try SnapshotWriter.atomicWrite(Data(SnapshotWriter.sitesCSV(siteList).utf8), to: outURL.appendingPathComponent("sites.csv"))
-        let stock = generator.makeUnits(sites: siteList)
+        let stock = try generator.makeUnits(sites: siteList)
         let stamp = SnapshotWriter.timestamp(asOfDate).replacingOccurrences(of: ":", with: "")
         for (centre, units) in stock.sorted(by: { $0.key < $1.key }) {
             try SnapshotWriter.writeSnapshot(units: units, centre: centre, asOf: asOfDate, to: snapshots, name: "\(centre)-\(stamp)")

@@ -99,7 +99,10 @@ struct SyntheticDataGenerator {
     }
 
     /// Generates the stock of every distribution centre as of `asOf`, shared out by population rank.
-    func makeUnits(sites: [Site]) -> [String: [InventoryUnit]] {
+    ///
+    /// Throws rather than reuse a DIN: a centre's share must fit the six-digit sequence of one
+    /// facility and year, and there can be at most 9,999 centres (four-digit synthetic FINs).
+    func makeUnits(sites: [Site]) throws -> [String: [InventoryUnit]] {
         var rng = SplitMix64(seed: seed &+ 0x5EED)
         let centres = sites.filter { $0.kind == .distributionCentre }
         guard !centres.isEmpty else { return [:] }
@@ -111,18 +114,21 @@ struct SyntheticDataGenerator {
         for (index, centre) in centres.enumerated() {
             let share = index == centres.count - 1 ? unitCount - assigned : Int(Double(unitCount) * weights[index] / total)
             assigned += share
+            guard index < 9_999, share < 1_000_000 else {
+                throw ValidationFailure("\(share) units at centre \(centre.id) (centre \(index + 1) of \(centres.count)) do not fit unique synthetic DINs; use more sites or fewer units")
+            }
             let fin = String(format: "B%04d", index + 1)
             var units: [InventoryUnit] = []
             units.reserveCapacity(share)
             for sequence in 0..<share {
-                units.append(makeUnit(fin: fin, sequence: sequence, siteID: centre.id, rng: &rng))
+                units.append(try makeUnit(fin: fin, sequence: sequence, siteID: centre.id, rng: &rng))
             }
             result[centre.id] = units
         }
         return result
     }
 
-    private func makeUnit(fin: String, sequence: Int, siteID: String, rng: inout SplitMix64) -> InventoryUnit {
+    private func makeUnit(fin: String, sequence: Int, siteID: String, rng: inout SplitMix64) throws -> InventoryUnit {
         let component = pick(Self.componentShares, &rng)
         let abo = pick(Self.aboShares, &rng)
         let rhd: RhD = rng.unit() < Self.rhdNegativeShare ? .negative : .positive
@@ -160,9 +166,7 @@ struct SyntheticDataGenerator {
         let status: UnitStatus = statusRoll < 0.90 ? .available : statusRoll < 0.96 ? .reserved : .quarantined
         let codes = Self.productCodes[component] ?? ["E0001V00"]
         let year = Calendar.utc.component(.year, from: collected) % 100
-        let dinText = fin + String(format: "%02d%06d", year, sequence % 1_000_000)
-        // The text is built from a fixed alphabet, so parsing cannot fail.
-        let din = (try? DonationNumber(parsing: dinText)) ?? (try! DonationNumber(parsing: "B000100000000"))
+        let din = try DonationNumber(parsing: fin + String(format: "%02d%06d", year, sequence))
         return InventoryUnit(
             din: din, productCode: codes[Int(rng.next() % UInt64(codes.count))], component: component,
             group: BloodGroup(abo, rhd), collectedAt: collected, expiresAt: expires, siteID: siteID,
