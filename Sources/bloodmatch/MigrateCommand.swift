@@ -40,6 +40,11 @@ func runReportingFailures(logger: Logger, _ body: () async throws -> Void) async
     } catch {
         let status = classify(error)
         logger.error("\(describe(error))", metadata: ["exit_code": "\(status.rawValue)"])
+        if status == .databaseUnavailable {
+            // Said on standard output too, where a person reads answers: an empty table must never
+            // be the only sign that nothing could be checked.
+            print("UNABLE TO VERIFY — manual review required: \(describe(error))")
+        }
         throw status.exitCode
     }
 }
