@@ -223,18 +223,16 @@ public struct PostgresReservationStore: Sendable {
         do {
             try await database.withTransaction { conn in
                 try await Self.expireOverdue(on: conn, dins: dins, logger: logger)
-                // The units as offered now: in force, available, unexpired, at one centre only.
-                var offered: [String: (String, String, String, String, Date)] = [:]
-                for try await (din, centre, component, abo, rhd, expires) in try await conn.query("""
-                    SELECT u.din, s.centre, u.component, u.abo, u.rhd, u.expires_at
-                    FROM inventory_units u JOIN centre_status c ON c.current_snapshot_id = u.snapshot_id
-                      JOIN inventory_snapshots s ON s.snapshot_id = u.snapshot_id
-                    WHERE u.din = ANY(\(dins)) AND u.status = 'AVAILABLE' AND u.expires_at > now()
-                      AND NOT EXISTS (SELECT 1 FROM inventory_units y JOIN centre_status yc ON yc.current_snapshot_id = y.snapshot_id
-                                      WHERE y.din = u.din AND y.snapshot_id <> u.snapshot_id)
-                    FOR KEY SHARE OF u
-                    """, logger: logger).decode((String, String, String, String, String, Date).self) {
-                    offered[din] = (centre, component, abo, rhd, expires)
+                // The units as offered now: in force, available, unexpired, at one centre only. Their
+                // centres' import locks are taken shared and the offer read again, so no snapshot swap
+                // can commit between the check and the hold.
+                var offered = try await Self.offered(dins, on: conn, logger: logger)
+                let centres = Set(offered.values.map(\.0)).sorted()
+                if !centres.isEmpty {
+                    _ = try await conn.query("""
+                        SELECT pg_advisory_xact_lock_shared(hashtext('bloodmatch.centre:' || c)) FROM unnest(\(centres)::text[]) c
+                        """, logger: logger).collect()
+                    offered = try await Self.offered(dins, on: conn, logger: logger)
                 }
                 let missing = dins.filter { offered[$0] == nil }
                 if !missing.isEmpty {
@@ -272,6 +270,23 @@ public struct PostgresReservationStore: Sendable {
         }
         guard let stored = try await find(reservationID: reservationID) else { throw ReservationNotFoundError(reservationID: reservationID) }
         return .reserved(stored, isNew: true)
+    }
+
+    /// Of `dins`, those offerable now, with centre, component, ABO, RhD and expiry.
+    static func offered(_ dins: [String], on conn: PostgresConnection, logger: Logger) async throws
+        -> [String: (String, String, String, String, Date)] {
+        var offered: [String: (String, String, String, String, Date)] = [:]
+        for try await (din, centre, component, abo, rhd, expires) in try await conn.query("""
+            SELECT u.din, s.centre, u.component, u.abo, u.rhd, u.expires_at
+            FROM inventory_units u JOIN centre_status c ON c.current_snapshot_id = u.snapshot_id
+              JOIN inventory_snapshots s ON s.snapshot_id = u.snapshot_id
+            WHERE u.din = ANY(\(dins)) AND u.status = 'AVAILABLE' AND u.expires_at > now()
+              AND NOT EXISTS (SELECT 1 FROM inventory_units y JOIN centre_status yc ON yc.current_snapshot_id = y.snapshot_id
+                              WHERE y.din = u.din AND y.snapshot_id <> u.snapshot_id)
+            """, logger: logger).decode((String, String, String, String, String, Date).self) {
+            offered[din] = (centre, component, abo, rhd, expires)
+        }
+        return offered
     }
 
     /// Says why each DIN cannot be held, in the caller's transaction.
@@ -471,6 +486,7 @@ public struct PostgresReservationStore: Sendable {
     private static let distributionSelect = """
         SELECT distribution_id, reservation_id, din, consignee, consignee_name, consignee_place, centre, component, abo, rhd,
                quantity, expires_at, issued_at, issued_by FROM distributions
+
         """
 
     private func distributions(where condition: String, _ value: String) async throws -> [DistributionRecord] {
