@@ -2,7 +2,8 @@
 # Wrapper for every scheduled job: one run at a time per job (flock), JSON log lines on stderr,
 # and the command's exit code passed through so the scheduler can tell the failures apart:
 #   0 ok · 1 unexpected failure · 2 usage · 3 rows rejected or snapshot refused ·
-#   4 feed unreachable · 5 database unavailable · 6 busy (another run holds the lock; nothing done)
+#   4 feed unreachable · 5 database unavailable · 6 busy (another run holds the lock; nothing done) ·
+#   7 audit chain does not verify
 #
 #   Jobs/run-job.sh JOB_NAME bloodmatch ARGS…
 set -uo pipefail
@@ -27,6 +28,7 @@ case $rc in
   3) log error "$job finished with rejected rows or refused snapshots: see Jobs/RUNBOOK.md#$job" ",\"exit_code\":3,\"duration_ms\":$ms" ;;
   4) log error "$job could not reach a feed: see Jobs/RUNBOOK.md#$job" ",\"exit_code\":4,\"duration_ms\":$ms" ;;
   5) log critical "$job found the database unavailable: see Jobs/RUNBOOK.md#database-unavailable" ",\"exit_code\":5,\"duration_ms\":$ms" ;;
+  7) log critical "$job found the audit chain broken: see Jobs/RUNBOOK.md#audit-checkpoint" ",\"exit_code\":7,\"duration_ms\":$ms" ;;
   *) log error "$job failed" ",\"exit_code\":$rc,\"duration_ms\":$ms" ;;
 esac
 exit $rc

@@ -225,3 +225,26 @@ extension PostgresAuditLog {
         for try await row in rows.decode(Row.self) { try body(Self.event(row)) }
     }
 }
+
+extension PostgresAuditLog {
+    /// Records `configuration.changed` for `name` when `sha256` differs from the last one recorded
+    /// (the previous value goes in the payload); returns whether it recorded. Every process that
+    /// loads a policy or settings file calls this, so the log shows which rules were in force when.
+    @discardableResult
+    public func recordConfiguration(name: String, path: String, sha256: String, version: String?, actor: String) async throws -> Bool {
+        let logger = database.logger
+        let subject = "configuration:" + name
+        return try await database.withTransaction { conn in
+            _ = try await conn.query("SELECT pg_advisory_xact_lock(hashtext(\(subject)))", logger: logger).collect()
+            var previous: String?
+            for try await (sha,) in try await conn.query("""
+                SELECT payload->>'sha256' FROM bm.event_log WHERE subject = \(subject) ORDER BY chain_seq DESC LIMIT 1
+                """, logger: logger).decode((String?,).self) { previous = sha }
+            guard previous != sha256 else { return false }
+            let payload = #"{"path":\#(jsonString(path)),"sha256":"\#(sha256)","version":\#(version.map(jsonString) ?? "null"),"previous_sha256":\#(previous.map(jsonString) ?? "null")}"#
+            try await Self.append(NewAuditEvent(actor: actor, action: "configuration.changed", subject: subject, payloadJSON: payload),
+                                  on: conn, logger: logger)
+            return true
+        }
+    }
+}

@@ -15,18 +15,13 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "Start at this chain position (trusts the row before it unless a checkpoint covers it).") var from: Int64 = 1
         @Option(name: .customLong("checkpoint"), help: "A checkpoint file exported by `audit checkpoint` (repeatable).")
         var checkpoints: [String] = []
+        @Option(help: "Also every checkpoint file (*.json) in this folder.") var checkpointDir: String?
         @Flag(help: "Print the report as JSON.") var json = false
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.audit")
             try await runReportingFailures(logger: logger) {
-                let marks = try checkpoints.map { path -> AuditCheckpoint in
-                    guard let data = FileManager.default.contents(atPath: path) else {
-                        throw ValidationError("cannot read checkpoint file \(path)")
-                    }
-                    do { return try JSONDecoder().decode(AuditCheckpoint.self, from: data) }
-                    catch { throw ValidationError("\(path) is not a bloodmatch audit checkpoint: \(error)") }
-                }
+                let marks = try readCheckpoints(checkpoints + checkpointFiles(in: checkpointDir))
                 let config = try Environment.current.database(role: .app)
                 let start = from
                 let report = try await Database.with(config, logger: logger) { db in
@@ -71,17 +66,35 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Export the chain's head (position and hash) to a file to keep off the database host.",
             discussion: "A superuser can rewrite a whole chain; a checkpoint kept elsewhere is what `audit verify --checkpoint` compares with.")
-        @Option(help: "Write the checkpoint here (the file must not exist).") var out: String
+        @Option(help: "Write the checkpoint to this file (it must not exist).") var out: String?
+        @Option(help: "Write it into this folder as <time>.json, after verifying against the checkpoints already there.") var dir: String?
+
+        func validate() throws {
+            guard (out == nil) != (dir == nil) else { throw ValidationError("give exactly one of --out FILE or --dir FOLDER") }
+        }
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.audit")
             try await runReportingFailures(logger: logger) {
+                let kept = try readCheckpoints(checkpointFiles(in: dir))
+                if let dir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+                let config = try Environment.current.database(role: .app)
+                let (checkpoint, report) = try await Database.with(config, logger: logger) { db in
+                    let log = PostgresAuditLog(database: db)
+                    // Never anchor a head that does not verify.
+                    let report = try await log.verify(checkpoints: kept)
+                    guard report.isIntact else { return (AuditCheckpoint?.none, report) }
+                    return (try await log.checkpoint(actor: operatorName()), report)
+                }
+                guard let checkpoint else {
+                    let problem = report.problem?.description ?? "unknown"
+                    print("AUDIT CHAIN BROKEN — no checkpoint written: \(problem)")
+                    logger.critical("audit chain verification failed; no checkpoint written", metadata: ["problem": "\(problem)"])
+                    throw ExitStatus.tamperDetected.exitCode
+                }
+                let out = self.out ?? (dir! + "/" + SnapshotWriter.timestamp(Date()).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "") + "-\(checkpoint.chainSeq).json")
                 guard !FileManager.default.fileExists(atPath: out) else {
                     throw ValidationError("\(out) exists; checkpoints are never overwritten")
-                }
-                let config = try Environment.current.database(role: .app)
-                let checkpoint = try await Database.with(config, logger: logger) { db in
-                    try await PostgresAuditLog(database: db).checkpoint(actor: operatorName())
                 }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
@@ -131,6 +144,22 @@ func auditEventJSON(_ e: AuditEvent) -> String {
     if let v = e.correctsSeq { object["corrects_seq"] = v }
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
     return String(decoding: data, as: UTF8.self)
+}
+
+/// The `*.json` files in a folder, sorted by name; none when no folder is given.
+func checkpointFiles(in folder: String?) throws -> [String] {
+    guard let folder else { return [] }
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+    return names.filter { $0.hasSuffix(".json") }.sorted().map { folder + "/" + $0 }
+}
+
+/// Reads checkpoint files; a file that is not one stops the command (exit 2).
+func readCheckpoints(_ paths: [String]) throws -> [AuditCheckpoint] {
+    try paths.map { path in
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read checkpoint file \(path)") }
+        do { return try JSONDecoder().decode(AuditCheckpoint.self, from: data) }
+        catch { throw ValidationError("\(path) is not a bloodmatch audit checkpoint: \(error)") }
+    }
 }
 
 /// Who is acting, for the event log: `BLOODMATCH_OPERATOR`, else the login name.

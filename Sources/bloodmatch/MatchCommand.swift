@@ -46,7 +46,11 @@ struct MatchCommand: AsyncParsableCommand {
             let config = try Environment.current.database(role: .app)
             let answer: EngineAnswer
             do {
+                let policyPath = RulesCommandSupport.policyPath(policy)
+                let policyVersion = (rules as? CompatibilityPolicy)?.version
+                let actor = "operator:\(operatorName)"
                 answer = try await Database.with(config, logger: logger) { db in
+                    try await recordConfiguration(db, policyPath: policyPath, policyVersion: policyVersion, actor: actor)
                     let engine = DecisionEngine(database: db, planner: MatchPlanner(rules: rules, settings: settings, travelTimes: travelTimes),
                                                 index: preloaded, logger: logger)
                     return try await engine.decide(request, requestedBy: "operator:\(operatorName)", traceID: nil, now: now)

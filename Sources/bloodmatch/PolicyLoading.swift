@@ -1,4 +1,6 @@
 import BloodMatchCore
+import BloodMatchStore
+import Crypto
 import Foundation
 
 /// The policy as the matcher's rules: `--policy`, else `BLOODMATCH_POLICY`, else
@@ -37,5 +39,22 @@ func loadMatchingSettings() throws -> MatchingSettings {
         return try MatchingSettings(jsonData: data)
     } catch {
         throw ValidationFailure("matching settings \(path) refused: \(error)")
+    }
+}
+
+/// Records in the event log any change of the policy, matching settings or travel-time files since
+/// the last process recorded them (name, path, SHA-256, version, previous SHA-256).
+func recordConfiguration(_ db: Database, policyPath: String, policyVersion: String?, actor: String) async throws {
+    let env = ProcessInfo.processInfo.environment
+    let files: [(String, String, String?)] = [
+        ("policy", policyPath, policyVersion),
+        ("matching", env["BLOODMATCH_MATCHING"].flatMap { $0.isEmpty ? nil : $0 } ?? "Data/matching.json", nil),
+        ("travel-times", env["BLOODMATCH_TRAVEL_TIMES"].flatMap { $0.isEmpty ? nil : $0 } ?? "Data/travel-times.csv", nil),
+    ]
+    let log = PostgresAuditLog(database: db)
+    for (name, path, version) in files {
+        guard let data = FileManager.default.contents(atPath: path) else { continue }
+        let sha = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        try await log.recordConfiguration(name: name, path: path, sha256: sha, version: version, actor: actor)
     }
 }

@@ -1,10 +1,12 @@
 -- BloodMatch schema 0002: a tamper-evident hash chain over bm.event_log, reservations that hold several
 -- units with database-enforced exclusivity, and distribution records for recall.
 --
--- Chain: row_hash = sha256(prev_hash || canonical(row)), computed by a BEFORE INSERT trigger while it
--- holds the single row of bm.audit_head locked, so the chain order is the commit order. The canonical
--- encoding is length-prefixed UTF-8 with the time as epoch microseconds, so neither TimeZone nor
--- DateStyle nor lc_* settings change it (RELIABILITY.md §(e)). `bloodmatch audit verify` recomputes it
+-- Chain: row_hash = sha256(prev_hash || canonical(row)), computed by a BEFORE INSERT trigger that
+-- holds a transaction-scoped advisory lock until commit, so the chain order is the commit order; the
+-- previous row is read by the chain_seq index (rows earlier in the same statement are visible to it).
+-- bm.audit_head keeps the last position and hash, updated once per statement, so removing rows
+-- from the end is seen too. The canonical encoding is length-prefixed UTF-8 with the time as epoch
+-- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (RELIABILITY.md §(e)).
 -- independently in Swift (BloodMatchStore/AuditChain.swift must stay byte-identical to bm.audit_canonical).
 -- Sources: 21 CFR 11.10(e) "secure, computer-generated, time-stamped audit trails … Record changes shall
 -- not obscure previously recorded information"; 21 CFR 606.165 distribution records.
@@ -21,15 +23,17 @@ ALTER TABLE bm.event_log
   ADD COLUMN prev_hash bytea,
   ADD COLUMN row_hash  bytea;
 
--- One field: 4-byte big-endian byte length, then the UTF-8 bytes; NULL is the length 0xFFFFFFFF alone.
+-- One field: 4-byte big-endian byte length, then the UTF-8 bytes; NULL is the length 0xFFFFFFFF alone
+-- (the caller's coalesce). Declared STABLE and not STRICT so PostgreSQL inlines it.
 CREATE FUNCTION bm.audit_field(value text) RETURNS bytea
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  LANGUAGE sql STABLE PARALLEL SAFE AS
 $$ SELECT int4send(octet_length(convert_to(value, 'UTF8'))) || convert_to(value, 'UTF8') $$;
 
 CREATE FUNCTION bm.audit_canonical(e bm.event_log) RETURNS bytea
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  LANGUAGE plpgsql STABLE PARALLEL SAFE AS
 $$
-  SELECT convert_to('bloodmatch-audit/1', 'UTF8')
+BEGIN
+  RETURN convert_to('bloodmatch-audit/1', 'UTF8')
     || coalesce(bm.audit_field(e.chain_seq::text), '\xffffffff'::bytea)
     || coalesce(bm.audit_field(((extract(epoch FROM e.occurred_at) * 1000000)::bigint)::text), '\xffffffff'::bytea)
     || coalesce(bm.audit_field(e.actor_role), '\xffffffff'::bytea)
@@ -40,26 +44,41 @@ $$
     || coalesce(bm.audit_field(e.request_id), '\xffffffff'::bytea)
     || coalesce(bm.audit_field(e.trace_id), '\xffffffff'::bytea)
     || coalesce(bm.audit_field(e.client_addr), '\xffffffff'::bytea)
-    || coalesce(bm.audit_field(e.corrects_seq::text), '\xffffffff'::bytea)
+    || coalesce(bm.audit_field(e.corrects_seq::text), '\xffffffff'::bytea);
+END
 $$;
 
 -- Runs as the owner (SECURITY DEFINER) so the writing roles never touch bm.audit_head themselves.
--- The database clock and the connected role are taken here, whatever the client sent.
+-- The database clock and the connected role are taken here, whatever the client sent. Writers use
+-- READ COMMITTED: under REPEATABLE READ a concurrent append would make the unique chain_seq refuse
+-- the insert (an error, never a fork).
 CREATE FUNCTION bm.audit_chain() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = bm, pg_catalog AS
 $$
 DECLARE
-  head bm.audit_head;
+  last_seq bigint;
+  last_hash bytea;
 BEGIN
-  SELECT * INTO head FROM bm.audit_head FOR UPDATE;
+  PERFORM pg_advisory_xact_lock(7301686512850213888);
+  SELECT e.chain_seq, e.row_hash INTO last_seq, last_hash FROM bm.event_log e
+    WHERE e.chain_seq IS NOT NULL ORDER BY e.chain_seq DESC LIMIT 1;
   NEW.occurred_at := clock_timestamp();
   NEW.actor_role := session_user;
   NEW.client_addr := coalesce(NEW.client_addr, host(inet_client_addr()), 'local');
-  NEW.chain_seq := head.chain_seq + 1;
-  NEW.prev_hash := head.row_hash;
+  NEW.chain_seq := coalesce(last_seq, 0) + 1;
+  NEW.prev_hash := coalesce(last_hash, decode(repeat('00', 32), 'hex'));
   NEW.row_hash := sha256(NEW.prev_hash || bm.audit_canonical(NEW));
-  UPDATE bm.audit_head SET chain_seq = NEW.chain_seq, row_hash = NEW.row_hash;
   RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION bm.audit_move_head() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = bm, pg_catalog AS
+$$
+BEGIN
+  UPDATE bm.audit_head h SET chain_seq = e.chain_seq, row_hash = e.row_hash
+    FROM (SELECT chain_seq, row_hash FROM bm.event_log ORDER BY chain_seq DESC LIMIT 1) e;
+  RETURN NULL;
 END
 $$;
 
@@ -91,6 +110,8 @@ ALTER TABLE bm.event_log
 
 CREATE TRIGGER event_log_chain BEFORE INSERT ON bm.event_log
   FOR EACH ROW EXECUTE FUNCTION bm.audit_chain();
+CREATE TRIGGER event_log_head AFTER INSERT ON bm.event_log
+  FOR EACH STATEMENT EXECUTE FUNCTION bm.audit_move_head();
 
 -- Reservations: one hold covers one or more units. The 0001 table held one unit per row and was
 -- never written; it is replaced.
