@@ -99,6 +99,11 @@ public struct PostgresAuditLog: Sendable {
         try await fetch(where: "subject = ANY($1::text[])", bind: subjects)
     }
 
+    /// The event at a chain position.
+    public func event(chainSeq: Int64) async throws -> AuditEvent? {
+        try await fetch(where: "chain_seq = $1", bind: chainSeq).first
+    }
+
     /// Events whose payload mentions a DIN anywhere (decisions, reservations, issues), in chain order.
     public func events(mentioning din: String) async throws -> [AuditEvent] {
         try await fetch(where: "payload::text LIKE '%' || $1 || '%'", bind: din)

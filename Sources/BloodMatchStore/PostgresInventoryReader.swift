@@ -70,6 +70,7 @@ public struct PostgresInventoryReader: Sendable {
                         || ',' || u.attributes, E'\n')
                     FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
                     WHERE u.status = 'AVAILABLE' AND u.din NOT IN (\(unescaped: Self.liveConflictDINs))
+                      AND NOT EXISTS (SELECT 1 FROM reservation_units r WHERE r.din = u.din AND r.state = 'issued')
                     GROUP BY u.site_id
                     """, logger: logger)
                 for try await (site, packedText) in rows.decode((String, String).self) {

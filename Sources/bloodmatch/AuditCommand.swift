@@ -6,7 +6,7 @@ import Foundation
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit", abstract: "Verify, anchor and export the tamper-evident event log.",
-        subcommands: [Verify.self, Checkpoint.self, Export.self])
+        subcommands: [Verify.self, Checkpoint.self, Export.self, Correct.self])
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -128,6 +128,39 @@ struct AuditCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+extension AuditCommand {
+    struct Correct: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record a correction of an earlier event: a new event that points at it (the old one is never changed).")
+        @Argument(help: "Chain position of the event being corrected.") var chainSeq: Int64
+        @Option(help: "What was wrong and what is right.") var note: String
+
+        func run() async throws {
+            let logger = makeLogger("bloodmatch.audit")
+            try await runReportingFailures(logger: logger) {
+                guard !note.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--note must say what is corrected") }
+                let config = try Environment.current.database(role: .app)
+                let (target, text) = (chainSeq, note)
+                let position = try await Database.with(config, logger: logger) { db -> Int64? in
+                    let log = PostgresAuditLog(database: db)
+                    guard let old = try await log.event(chainSeq: target) else { return nil }
+                    return try await log.append(NewAuditEvent(
+                        actor: operatorName(), action: "correction", subject: old.subject,
+                        payloadJSON: #"{"note":\#(jsonText(text)),"corrects_action":\#(jsonText(old.action))}"#, correctsSeq: old.seq))
+                }
+                guard let position else { print("no event at chain position \(chainSeq)"); throw ExitStatus.usage.exitCode }
+                print("correction recorded at chain position \(position), pointing at position \(chainSeq)")
+            }
+        }
+    }
+}
+
+/// A JSON string literal.
+func jsonText(_ text: String) -> String {
+    String(decoding: (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8), as: UTF8.self)
+        .dropFirst().dropLast().description
 }
 
 /// One event as a JSON object on one line, keys sorted, the time in UTC with microseconds.

@@ -121,4 +121,25 @@ struct MigrationTests {
             }
         }
     }
+
+    @Test("events written before the audit chain existed join it in order, and the chain verifies")
+    func chainBackfill() async throws {
+        try await TestDatabase.withFresh(migrate: false) { test in
+            let all = try Migration.bundled()
+            try await test.with(.owner) { db in
+                _ = try await MigrationRunner(database: db, migrations: all.filter { $0.version == 1 }).migrate()
+                for i in 0..<5 {
+                    try await db.client.query("""
+                        INSERT INTO bm.event_log (actor, action, subject, payload) VALUES ('old', 'site.updated', \("site:\(i)"), '{"n": 1}')
+                        """, logger: db.logger)
+                }
+                _ = try await MigrationRunner(database: db, migrations: all).migrate()
+            }
+            let report = try await test.with(.app) { try await PostgresAuditLog(database: $0).verify() }
+            #expect(report.isIntact, "\(report.problem?.description ?? "")")
+            // migration 1's event, five old events, migration 2's event
+            #expect(report.rowsChecked == 7)
+            #expect(report.headChainSeq == 7)
+        }
+    }
 }
