@@ -52,13 +52,24 @@ public actor DecisionEngine {
     let logger: Logger
     /// How long the database may take for one decision before the answer is "unable to verify".
     let databaseDeadline: Duration
+    /// Clock skew (seconds, either way) between this host and the database above which a warning is
+    /// logged, and above which answers fail safe: expiry and data age cannot be trusted.
+    let clockSkewWarning: Double
+    let clockSkewLimit: Double
+    let clock: @Sendable () -> Date
     private var index: InventoryIndex?
     private var hospitals: [String: GeoPoint] = [:]
+    /// The last measured skew, server minus local, in seconds.
+    public private(set) var lastClockSkew: Double?
 
     /// Creates an engine with an optional preloaded index.
     public init(database: Database, planner: MatchPlanner, index: InventoryIndex?, logger: Logger,
-                databaseDeadline: Duration = .seconds(5)) {
+                databaseDeadline: Duration = .seconds(5), clockSkewWarning: Double = 2, clockSkewLimit: Double = 30,
+                clock: @escaping @Sendable () -> Date = Date.init) {
         self.database = database
+        self.clockSkewWarning = clockSkewWarning
+        self.clockSkewLimit = clockSkewLimit
+        self.clock = clock
         self.databaseDeadline = databaseDeadline
         self.planner = planner
         self.index = index
@@ -90,6 +101,24 @@ public actor DecisionEngine {
         }
 
         let id = UUID()
+        // The host's clock decides what is expired and how old each centre's data is: if it
+        // disagrees with the database's by more than the limit, nothing it says can be trusted.
+        do {
+            let skew = try await withDeadline(deadline) { [database, clock] in try await database.clockSkew(localClock: clock) }
+            lastClockSkew = skew
+            if abs(skew) > clockSkewLimit {
+                logger.critical("clock skew beyond the limit; answering unable to verify", metadata: [
+                    "clock_skew_seconds": "\(skew)", "limit_seconds": "\(clockSkewLimit)"])
+                return try await recordUnverified(
+                    request, id: id, reason: String(format: "this host's clock differs from the database's by %.1f s (limit %.0f s): expiry and data age cannot be trusted", skew, clockSkewLimit),
+                    now: now, requestedBy: requestedBy, traceID: traceID)
+            }
+            if abs(skew) > clockSkewWarning {
+                logger.warning("clock skew", metadata: ["clock_skew_seconds": "\(skew)", "warning_seconds": "\(clockSkewWarning)"])
+            }
+        } catch let error where isConnectionFailure(error) {
+            return unverified(request, reason: "database unavailable (\(serverMessage(error)))", now: now)
+        }
         let decision: MatchDecision
         do {
             decision = try await withDeadline(deadline) { try await self.evaluate(request, id: id, now: now) }

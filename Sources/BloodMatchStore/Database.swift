@@ -107,3 +107,16 @@ public func withDeadline<T: Sendable>(
         return first
     }
 }
+
+extension Database {
+    /// How far this host's clock is from the database server's: server minus local, in seconds,
+    /// with the local time taken as the midpoint of the round trip.
+    public func clockSkew(localClock: @Sendable () -> Date = Date.init) async throws -> Double {
+        let before = localClock()
+        var server = before
+        for try await (at,) in try await client.query("SELECT clock_timestamp()", logger: logger).decode((Date,).self) { server = at }
+        let after = localClock()
+        let local = before.addingTimeInterval(after.timeIntervalSince(before) / 2)
+        return server.timeIntervalSince(local)
+    }
+}

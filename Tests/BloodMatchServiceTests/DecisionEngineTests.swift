@@ -74,10 +74,9 @@ struct DecisionEngineTests {
             try await Self.seed(test)
             try await test.with(.app) { db in
                 let index = try await PostgresInventoryReader(database: db).buildIndex(now: Self.now)
-                try await db.client.query("""
-                    INSERT INTO reservations (reservation_id, din, hospital, state, held_until, idempotency_key)
-                    VALUES (\(UUID()), \(StockFixture.din(sequence: 1)), 'HWOL', 'active', now() + interval '1 hour', 'k1')
-                    """, logger: db.logger)
+                let held = try await PostgresReservationStore(database: db).reserve(ReservationRequest(
+                    idempotencyKey: "k1", source: .manual, hospital: "HWOL", reservedBy: "test", dins: [StockFixture.din(sequence: 1)], holdSeconds: 3600))
+                guard case .reserved = held else { Issue.record("the unit was not held"); return }
                 let engine = DecisionEngine(database: db, planner: try Self.planner(), index: index, logger: db.logger)
                 let answer = try await engine.decide(Self.request("r-2"), requestedBy: "operator:test", traceID: nil, now: Self.now)
                 #expect(answer.decision.chosen.map(\.din) == [StockFixture.din(sequence: 2), StockFixture.din(sequence: 3)])
@@ -179,5 +178,28 @@ struct IndexRefresherTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw DeadlineExceededError(deadline: .seconds(10))
+    }
+}
+
+extension DecisionEngineTests {
+    @Test("a host clock far from the database's makes the answer unable to verify, recorded with the reason")
+    func clockSkewFailsSafe() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let fast = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger,
+                                          clock: { Date().addingTimeInterval(120) })
+                let answer = try await fast.decide(Self.request("skew-1"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(answer.decision.outcome == .unableToVerify)
+                #expect(answer.recorded)
+                #expect(answer.decision.unableToVerifyReason?.contains("clock") == true)
+                let skew = try #require(await fast.lastClockSkew)
+                #expect(abs(skew + 120) < 5)
+                // Within the limit, the same engine type answers normally.
+                let fine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger,
+                                          clock: { Date().addingTimeInterval(1) })
+                #expect(try await fine.decide(Self.request("skew-2"), requestedBy: "operator:test", traceID: nil, now: Self.now).decision.outcome == .fulfilled)
+            }
+        }
     }
 }
