@@ -52,7 +52,7 @@ struct DecisionEngineTests {
         try await TestDatabase.withFresh { test in
             try await Self.seed(test)
             try await test.with(.app) { db in
-                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger)
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger, databaseDeadline: .seconds(30))
                 let first = try await engine.decide(Self.request("r-1"), requestedBy: "operator:test", traceID: "t1", now: Self.now)
                 #expect(first.decision.outcome == .fulfilled)
                 #expect(first.recorded && first.isNew)
@@ -77,7 +77,7 @@ struct DecisionEngineTests {
                 let held = try await PostgresReservationStore(database: db).reserve(ReservationRequest(
                     idempotencyKey: "k1", source: .manual, hospital: "HWOL", reservedBy: "test", dins: [StockFixture.din(sequence: 1)], holdSeconds: 3600))
                 guard case .reserved = held else { Issue.record("the unit was not held"); return }
-                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: index, logger: db.logger)
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: index, logger: db.logger, databaseDeadline: .seconds(30))
                 let answer = try await engine.decide(Self.request("r-2"), requestedBy: "operator:test", traceID: nil, now: Self.now)
                 #expect(answer.decision.chosen.map(\.din) == [StockFixture.din(sequence: 2), StockFixture.din(sequence: 3)])
                 #expect(answer.decision.requirementNotes.contains { $0.contains(StockFixture.din(sequence: 1)) })
@@ -99,7 +99,7 @@ struct DecisionEngineTests {
                 #expect(report.outcome == .loaded)
             }
             try await test.with(.app) { db in
-                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: old, logger: db.logger)
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: old, logger: db.logger, databaseDeadline: .seconds(30))
                 let answer = try await engine.decide(Self.request("r-3"), requestedBy: "operator:test", traceID: nil, now: Self.now)
                 #expect(answer.decision.indexVersion != old.version)
                 #expect(answer.decision.chosen.allSatisfy { $0.centreID == "DCNEW" })
@@ -113,7 +113,7 @@ struct DecisionEngineTests {
         try await TestDatabase.withFresh { test in
             try await Self.seed(test)
             try await test.with(.app) { db in
-                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger)
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger, databaseDeadline: .seconds(30))
                 let answer = try await engine.decide(Self.request("r-4", quantity: 10), requestedBy: "operator:test", traceID: nil, now: Self.now)
                 #expect(answer.decision.outcome == .partial)
                 #expect(answer.decision.chosen.count == 6)

@@ -62,7 +62,7 @@ struct ReservationTests {
         let rounds = clients >= 200 ? 3 : 5
         try await Self.withStock(count: units * rounds) { test, dins in
             var config = test.configuration(role: .app)
-            config.maximumConnections = 40
+            config.maximumConnections = 20
             try await Database.with(config, logger: test.logger) { db in
                 let store = PostgresReservationStore(database: db)
                 for round in 0..<rounds {

@@ -20,6 +20,7 @@ public struct TestDatabase: Sendable {
     public func configuration(role: DatabaseConfiguration.Role) -> DatabaseConfiguration {
         var config = admin
         config.database = name
+        config.maximumConnections = 8
         if ProcessInfo.processInfo.environment["DATABASE_URL"] == nil {
             config.username = role.rawValue
             config.setRole = nil
@@ -39,6 +40,7 @@ public struct TestDatabase: Sendable {
         if let url = env["DATABASE_URL"], !url.isEmpty {
             var config = try DatabaseConfiguration.parse(url: url, role: .owner)
             config.setRole = nil
+            config.connectTimeout = .seconds(30)
             return config
         }
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -48,7 +50,10 @@ public struct TestDatabase: Sendable {
         guard let socket else {
             throw DatabaseUnavailableError(target: "test server", underlying: "no DATABASE_URL and no embedded cluster; run Jobs/db.sh start")
         }
-        return DatabaseConfiguration(endpoint: .socket(path: socket), username: "postgres", database: "postgres", maximumConnections: 2)
+        // A generous connect timeout: tests share a small machine with parallel suites; the
+        // production default (5 s) and its fail-safe answers are tested with their own settings.
+        return DatabaseConfiguration(endpoint: .socket(path: socket), username: "postgres", database: "postgres",
+                                     maximumConnections: 2, connectTimeout: .seconds(30))
     }
 
     /// Creates a fresh migrated database, runs `body`, and drops the database.
