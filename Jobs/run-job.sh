@@ -31,4 +31,29 @@ case $rc in
   7) log critical "$job found the audit chain broken: see Jobs/RUNBOOK.md#audit-checkpoint" ",\"exit_code\":7,\"duration_ms\":$ms" ;;
   *) log error "$job failed" ",\"exit_code\":$rc,\"duration_ms\":$ms" ;;
 esac
+# Textfile metrics for the node exporter's textfile collector (and the BloodMatchJobFailing alert).
+metrics="$here/var/metrics"; mkdir -p "$metrics"
+now=$(date +%s)
+last_ok=$now
+if [ $rc -ne 0 ] && [ -f "$metrics/job_$job.prom" ]; then
+  last_ok=$(awk '/^bloodmatch_job_last_success_timestamp_seconds/ {print $2}' "$metrics/job_$job.prom")
+  [ -n "$last_ok" ] || last_ok=0
+elif [ $rc -ne 0 ]; then
+  last_ok=0
+fi
+cat >"$metrics/.job_$job.prom.tmp" <<PROM
+# HELP bloodmatch_job_last_exit_code Exit code of the job's last run (see Jobs/RUNBOOK.md).
+# TYPE bloodmatch_job_last_exit_code gauge
+bloodmatch_job_last_exit_code{job_name="$job"} $rc
+# HELP bloodmatch_job_last_run_timestamp_seconds When the job's last run ended.
+# TYPE bloodmatch_job_last_run_timestamp_seconds gauge
+bloodmatch_job_last_run_timestamp_seconds{job_name="$job"} $now
+# HELP bloodmatch_job_last_success_timestamp_seconds When the job last ended with exit code 0.
+# TYPE bloodmatch_job_last_success_timestamp_seconds gauge
+bloodmatch_job_last_success_timestamp_seconds{job_name="$job"} $last_ok
+# HELP bloodmatch_job_duration_seconds Duration of the job's last run.
+# TYPE bloodmatch_job_duration_seconds gauge
+bloodmatch_job_duration_seconds{job_name="$job"} $(awk "BEGIN {print $ms / 1000}")
+PROM
+mv "$metrics/.job_$job.prom.tmp" "$metrics/job_$job.prom"
 exit $rc

@@ -7,6 +7,7 @@ need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v python3 >/dev/null || need+=(python3)
+command -v promtool >/dev/null || need+=(prometheus)   # promtool checks Jobs/alerts/
 if ((${#need[@]})); then
   [ "$(id -u)" = 0 ] || { echo "missing packages: ${need[*]}; run as root or install them" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive

@@ -253,3 +253,16 @@ extension PostgresAuditLog {
         }
     }
 }
+
+extension PostgresAuditLog {
+    /// Records a verification's result as an `audit.verified` event (what the metrics and the
+    /// "audit verification failed" alert read).
+    public func recordVerification(_ report: AuditVerificationReport, actor: String) async throws {
+        var payload = #"{"intact":\#(report.isIntact),"rows_checked":\#(report.rowsChecked),"head_chain_seq":\#(report.headChainSeq),"checkpoints_matched":\#(report.checkpointsMatched)"#
+        if let p = report.problem {
+            payload += #","problem":{"kind":"\#(p.kind.rawValue)","chain_seq":\#(p.chainSeq),"detail":\#(jsonString(p.detail))}"#
+        }
+        payload += "}"
+        try await append(NewAuditEvent(actor: actor, action: "audit.verified", subject: "audit:chain", payloadJSON: payload))
+    }
+}

@@ -25,7 +25,10 @@ struct AuditCommand: AsyncParsableCommand {
                 let config = try Environment.current.database(role: .app)
                 let start = from
                 let report = try await Database.with(config, logger: logger) { db in
-                    try await PostgresAuditLog(database: db).verify(fromChainSeq: start, checkpoints: marks)
+                    let log = PostgresAuditLog(database: db)
+                    let report = try await log.verify(fromChainSeq: start, checkpoints: marks)
+                    try await log.recordVerification(report, actor: operatorName())
+                    return report
                 }
                 var fields: [String: String] = [
                     "rows_checked": "\(report.rowsChecked)", "head_chain_seq": "\(report.headChainSeq)",
@@ -83,6 +86,7 @@ struct AuditCommand: AsyncParsableCommand {
                     let log = PostgresAuditLog(database: db)
                     // Never anchor a head that does not verify.
                     let report = try await log.verify(checkpoints: kept)
+                    try await log.recordVerification(report, actor: operatorName())
                     guard report.isIntact else { return (AuditCheckpoint?.none, report) }
                     return (try await log.checkpoint(actor: operatorName()), report)
                 }

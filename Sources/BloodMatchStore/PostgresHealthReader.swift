@@ -1,0 +1,118 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The domain's health as the database sees it, for metrics and alerts: what the on-call engineer
+/// needs to know is affected (which centre, since when), not only that something failed.
+public struct DomainHealth: Sendable {
+    /// One distribution centre's feed.
+    public struct Centre: Sendable, Hashable {
+        /// Centre id.
+        public var centreID: String
+        /// Age of the snapshot in force (database clock minus its as-of), seconds.
+        public var dataAgeSeconds: Double
+        /// The centre's expected feed interval, seconds.
+        public var expectedIntervalSeconds: Double
+        /// Older than its expected interval.
+        public var isStale: Bool { dataAgeSeconds > expectedIntervalSeconds }
+        /// When a snapshot last loaded (database clock), seconds since 1970.
+        public var lastLoadedAt: Double
+        /// Rows accepted and rejected by the centre's latest import run.
+        public var lastRunAccepted: Int
+        /// Rows rejected by the latest run.
+        public var lastRunRejected: Int
+        /// Outcome of the latest run (`loaded`, `refused`, …).
+        public var lastRunOutcome: String
+        /// Failed or refused runs in the last hour.
+        public var failedRunsLastHour: Int
+    }
+
+    /// The database's clock when read, seconds since 1970.
+    public var databaseTime: Double
+    /// Centres with a snapshot in force.
+    public var centres: [Centre]
+    /// Distribution centres with no snapshot in force at all.
+    public var centresWithoutData: [String]
+    /// Units in active holds.
+    public var activeHeldUnits: Int
+    /// Units whose holds expired in the last hour.
+    public var expiredHeldUnitsLastHour: Int
+    /// Head of the audit chain.
+    public var auditHeadChainSeq: Int64
+    /// When the last audit checkpoint was exported (seconds since 1970), if ever.
+    public var lastCheckpointAt: Double?
+    /// Result of the last recorded verification: true intact, false broken, nil never run.
+    public var lastVerificationIntact: Bool?
+    /// When it ran.
+    public var lastVerificationAt: Double?
+    /// The newest snapshot's load time (for "index older than the newest snapshot").
+    public var newestSnapshotLoadedAt: Double?
+
+    /// Centres whose data is older than their expected interval.
+    public var staleCentres: [Centre] { centres.filter(\.isStale) }
+}
+
+/// Reads `DomainHealth` in one read-only transaction.
+public struct PostgresHealthReader: Sendable {
+    /// The pool (application role).
+    public let database: Database
+
+    /// Creates the reader.
+    public init(database: Database) { self.database = database }
+
+    /// Reads the current health.
+    public func read() async throws -> DomainHealth {
+        let logger = database.logger
+        return try await database.client.withConnection { conn in
+            try await database.transaction(on: conn) { conn in
+                _ = try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger).collect()
+                var now = 0.0
+                for try await (t,) in try await conn.query("SELECT extract(epoch FROM now())::float8", logger: logger).decode((Double,).self) { now = t }
+                var centres: [DomainHealth.Centre] = []
+                for try await r in try await conn.query("""
+                    SELECT s.centre, extract(epoch FROM now() - s.last_as_of)::float8, extract(epoch FROM t.expected_feed_interval)::float8,
+                           extract(epoch FROM s.last_import_at)::float8,
+                           coalesce(l.rows_accepted, 0), coalesce(l.rows_rejected, 0), coalesce(l.outcome, 'none'),
+                           (SELECT count(*)::int FROM import_runs f WHERE f.centre = s.centre AND f.outcome IN ('refused', 'failed', 'replay_refused')
+                              AND f.finished_at > now() - interval '1 hour')
+                    FROM centre_status s JOIN sites t ON t.site_id = s.centre
+                    LEFT JOIN LATERAL (SELECT rows_accepted, rows_rejected, outcome FROM import_runs r
+                                       WHERE r.centre = s.centre ORDER BY run_id DESC LIMIT 1) l ON true
+                    ORDER BY s.centre
+                    """, logger: logger).decode((String, Double, Double, Double, Int, Int, String, Int).self) {
+                    centres.append(.init(centreID: r.0, dataAgeSeconds: r.1, expectedIntervalSeconds: r.2, lastLoadedAt: r.3,
+                                         lastRunAccepted: r.4, lastRunRejected: r.5, lastRunOutcome: r.6, failedRunsLastHour: r.7))
+                }
+                var without: [String] = []
+                for try await (id,) in try await conn.query("""
+                    SELECT site_id FROM sites WHERE kind = 'distribution_centre'
+                      AND site_id NOT IN (SELECT centre FROM centre_status) ORDER BY site_id
+                    """, logger: logger).decode((String,).self) { without.append(id) }
+                var held = 0, expired = 0
+                for try await (h, e) in try await conn.query("""
+                    SELECT count(*) FILTER (WHERE state = 'active')::int,
+                           count(*) FILTER (WHERE state = 'expired' AND state_changed_at > now() - interval '1 hour')::int
+                    FROM reservation_units
+                    """, logger: logger).decode((Int, Int).self) { (held, expired) = (h, e) }
+                var head: Int64 = 0
+                for try await (seq,) in try await conn.query("SELECT chain_seq FROM audit_head", logger: logger).decode((Int64,).self) { head = seq }
+                var checkpointAt: Double?
+                for try await (t,) in try await conn.query("""
+                    SELECT extract(epoch FROM max(occurred_at))::float8 FROM event_log WHERE action = 'audit.checkpoint'
+                    """, logger: logger).decode((Double?,).self) { checkpointAt = t }
+                var verification: (Bool, Double)?
+                for try await (ok, t) in try await conn.query("""
+                    SELECT (payload->>'intact')::boolean, extract(epoch FROM occurred_at)::float8 FROM event_log
+                    WHERE action = 'audit.verified' ORDER BY chain_seq DESC LIMIT 1
+                    """, logger: logger).decode((Bool, Double).self) { verification = (ok, t) }
+                var newest: Double?
+                for try await (t,) in try await conn.query(
+                    "SELECT extract(epoch FROM max(last_import_at))::float8 FROM centre_status", logger: logger).decode((Double?,).self) { newest = t }
+                return DomainHealth(databaseTime: now, centres: centres, centresWithoutData: without, activeHeldUnits: held,
+                                    expiredHeldUnitsLastHour: expired, auditHeadChainSeq: head, lastCheckpointAt: checkpointAt,
+                                    lastVerificationIntact: verification?.0, lastVerificationAt: verification?.1,
+                                    newestSnapshotLoadedAt: newest)
+            }
+        }
+    }
+}
