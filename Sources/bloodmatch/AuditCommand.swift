@@ -125,9 +125,11 @@ struct AuditCommand: AsyncParsableCommand {
                 let config = try Environment.current.database(role: .app)
                 let (first, last, only) = (from, to ?? Int64.max, subject)
                 try await Database.with(config, logger: logger) { db in
+                    let out = CheckedOutput()
                     try await PostgresAuditLog(database: db).export(from: first, to: last, subject: only) { event in
-                        print(auditEventJSON(event))
+                        try out.line(auditEventJSON(event))
                     }
+                    try out.flush()
                 }
             }
         }

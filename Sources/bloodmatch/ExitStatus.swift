@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// Exit codes a scheduler can act on; the runbooks in `Jobs/RUNBOOK.md` say what each means.
 enum ExitStatus: Int32 {
@@ -20,4 +21,28 @@ enum ExitStatus: Int32 {
     case tamperDetected = 7
 
     var exitCode: ExitCode { ExitCode(rawValue) }
+}
+
+/// Standard output for exports: buffered, written with error checks, so a full disk under a
+/// redirect fails the command (exit 1) instead of leaving an export that looks complete.
+final class CheckedOutput {
+    private var buffer = Data()
+
+    /// Appends one line.
+    func line(_ text: String) throws {
+        buffer.append(contentsOf: text.utf8)
+        buffer.append(10)
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    /// Writes what is buffered; throws when the write fails.
+    func flush() throws {
+        guard !buffer.isEmpty else { return }
+        do {
+            try FileHandle.standardOutput.write(contentsOf: buffer)
+        } catch {
+            throw ValidationFailure("standard output could not be written (\(error.localizedDescription)): the output is incomplete; nothing else was changed")
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
 }

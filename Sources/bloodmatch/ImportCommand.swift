@@ -54,26 +54,38 @@ struct ImportCommand: AsyncParsableCommand {
             let config = try Environment.current.database(role: .importer)
             let sourcesToLoad = sources
             let spoolToMove = spoolFolder
-            let reports = try await Database.with(config, logger: logger) { db in
+            let (reports, notMoved) = try await Database.with(config, logger: logger) { db in
                 let importer = PostgresInventoryImporter(database: db)
                 var reports: [ImportReport] = []
+                var notMoved: [String] = []
                 for source in sourcesToLoad {
                     let report = try await importer.importSnapshot(source, now: Date())
                     ImportCommand.log(report, logger: logger)
                     if let spoolFolder = spoolToMove, report.outcome != .failed {
                         let done = [.loaded, .loadedWithRejections, .alreadyImported].contains(report.outcome)
-                        try spoolFolder.move([URL(fileURLWithPath: source.csvPath), URL(fileURLWithPath: source.controlPath)],
-                                             to: done ? "done" : "failed")
+                        do {
+                            try spoolFolder.move([URL(fileURLWithPath: source.csvPath), URL(fileURLWithPath: source.controlPath)],
+                                                 to: done ? "done" : "failed")
+                        } catch {
+                            // The database already holds the outcome; the files stay and the next run
+                            // recognises them (already imported), so nothing is lost or loaded twice.
+                            let reason = (error as? ValidationFailure)?.description ?? error.localizedDescription
+                            logger.error("spool file not moved; it stays in the spool", metadata: ["file": "\(source.csvPath)", "reason": "\(reason)"])
+                            notMoved.append("\(URL(fileURLWithPath: source.csvPath).lastPathComponent) — \(reason)")
+                        }
                     }
                     reports.append(report)
                 }
-                return reports
+                return (reports, notMoved)
             }
             ImportCommand.print(reports, json: json)
+            for line in notMoved {
+                Swift.print("NOT MOVED: \(line); the file stays in the spool and the next run will find it already imported")
+            }
             if spool != nil && sources.isEmpty && refusedFiles == 0 {
                 Swift.print("spool \(spool ?? ""): no complete snapshots waiting")
             }
-            if reports.contains(where: { $0.outcome == .failed }) {
+            if reports.contains(where: { $0.outcome == .failed }) || !notMoved.isEmpty {
                 throw ExitStatus.failure.exitCode
             }
             if refusedFiles > 0 || reports.contains(where: { $0.outcome == .refused || $0.outcome == .replayRefused || $0.rowsRejected > 0 }) {

@@ -86,7 +86,13 @@ enum SnapshotWriter {
     /// Writes through `.NAME.tmp` and renames, so no reader ever sees a half-written file.
     static func atomicWrite(_ data: Data, to url: URL) throws {
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-        try data.write(to: tmp)
+        do {
+            try data.write(to: tmp)
+        } catch {
+            // A full or read-only disk: leave no partial file; the previous one stays in place.
+            try? FileManager.default.removeItem(at: tmp)
+            throw ValidationFailure("cannot write \(url.path): \(error.localizedDescription); the previous file, if any, is unchanged")
+        }
         if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
         try FileManager.default.moveItem(at: tmp, to: url)
     }

@@ -75,7 +75,11 @@ struct SpoolFolder: Sendable {
     /// Moves files into `done/` or `failed/` under the spool, keeping names (suffixing on clash).
     func move(_ files: [URL], to folder: String) throws {
         let target = root.appendingPathComponent(folder)
-        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationFailure("cannot create \(target.path): \(String(cString: strerror(errno)))")
+        }
         for file in files where FileManager.default.fileExists(atPath: file.path) {
             var destination = target.appendingPathComponent(file.lastPathComponent)
             var n = 1

@@ -118,13 +118,20 @@ struct DistributionCommand: AsyncParsableCommand {
                         payloadJSON: #"{"from":"\#(SnapshotWriter.timestamp(start))","to":"\#(SnapshotWriter.timestamp(end))","rows":\#(records.count)}"#))
                     return records
                 }
-                if format == "json" { printJSON(records.map(distributionJSON)); return }
-                print("din,product,abo,rhd,quantity,expires_at,issued_at,centre,consignee,consignee_name,consignee_place,issued_by,reservation_id")
+                let out = CheckedOutput()
+                if format == "json" {
+                    let data = try JSONSerialization.data(withJSONObject: records.map(distributionJSON), options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+                    try out.line(String(decoding: data, as: UTF8.self))
+                    try out.flush()
+                    return
+                }
+                try out.line("din,product,abo,rhd,quantity,expires_at,issued_at,centre,consignee,consignee_name,consignee_place,issued_by,reservation_id")
                 for d in records {
-                    print([d.din, d.component, d.abo, d.rhd, String(d.quantity), SnapshotWriter.timestamp(d.expiresAt),
+                    try out.line([d.din, d.component, d.abo, d.rhd, String(d.quantity), SnapshotWriter.timestamp(d.expiresAt),
                            SnapshotWriter.timestamp(d.issuedAt), d.centre, d.consignee, d.consigneeName, d.consigneePlace,
                            d.issuedBy, d.reservationID.uuidString.lowercased()].map(csvField).joined(separator: ","))
                 }
+                try out.flush()
             }
         }
     }
