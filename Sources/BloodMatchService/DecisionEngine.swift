@@ -145,15 +145,23 @@ public actor DecisionEngine {
         let destination = try await resolveDestination(request)
         let index = try await currentIndex(now: now)
         let reader = PostgresInventoryReader(database: database)
+        // Units under an active hold never reach the matcher (issued ones are left out of the index
+        // when it is built); the re-check below catches units taken in the moments between.
+        let held = try await reader.heldDINs()
         var excluded: Set<String> = []
-        var (query, refused, notes) = planner.query(for: request, destination: destination)
+        var (query, refused, notes) = planner.query(for: request, destination: destination, excluded: held)
         var match = planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970))
-        for _ in 0..<4 {
+        var clean = false
+        for _ in 0..<8 {
             let gone = try await reader.unavailable(dins: match.chosen.map(\.din))
-            if gone.isEmpty { break }
+            if gone.isEmpty { clean = true; break }
             excluded.formUnion(gone)
-            (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded)
+            (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded.union(held))
             match = planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970))
+        }
+        guard clean else {
+            // Never answer with units the database says are gone.
+            throw IndexFileError(reason: "the index kept proposing units that are no longer available (\(excluded.count) excluded); rebuild the index")
         }
         if !excluded.isEmpty {
             notes.append("\(excluded.count) unit(s) proposed by the index were reserved or removed since it was built and were excluded: \(excluded.sorted().prefix(5).joined(separator: ", "))")

@@ -131,6 +131,16 @@ public struct PostgresInventoryReader: Sendable {
                       WHERE y.din = c.din AND ys.centre = c.other_centre)
         """
 
+    /// DINs under an active, unexpired hold: left out of every proposal.
+    public func heldDINs() async throws -> Set<String> {
+        var out: Set<String> = []
+        for try await (din,) in try await database.client.query("""
+            SELECT r.din FROM reservation_units r JOIN reservations h USING (reservation_id)
+            WHERE r.state = 'active' AND h.held_until > now()
+            """, logger: database.logger).decode((String,).self) { out.insert(din) }
+        return out
+    }
+
     /// Of the given DINs, those that are no longer offerable: not in a snapshot in force, not
     /// `AVAILABLE` there, current at two centres, or held by an active reservation.
     public func unavailable(dins: [String]) async throws -> Set<String> {

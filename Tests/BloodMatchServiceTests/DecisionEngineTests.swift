@@ -68,7 +68,7 @@ struct DecisionEngineTests {
         }
     }
 
-    @Test("a unit reserved since the index was built is excluded and the search runs again")
+    @Test("a unit reserved since the index was built is excluded, and the rationale says so")
     func reservedUnitsAreExcluded() async throws {
         try await TestDatabase.withFresh { test in
             try await Self.seed(test)
@@ -80,7 +80,7 @@ struct DecisionEngineTests {
                 let engine = DecisionEngine(database: db, planner: try Self.planner(), index: index, logger: db.logger, databaseDeadline: .seconds(30))
                 let answer = try await engine.decide(Self.request("r-2"), requestedBy: "operator:test", traceID: nil, now: Self.now)
                 #expect(answer.decision.chosen.map(\.din) == [StockFixture.din(sequence: 2), StockFixture.din(sequence: 3)])
-                #expect(answer.decision.requirementNotes.contains { $0.contains(StockFixture.din(sequence: 1)) })
+                #expect(answer.decision.rejected.contains { $0.reason == .reserved && $0.exampleDIN == StockFixture.din(sequence: 1) })
             }
         }
     }
@@ -199,6 +199,34 @@ extension DecisionEngineTests {
                 let fine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger,
                                           clock: { Date().addingTimeInterval(1) })
                 #expect(try await fine.decide(Self.request("skew-2"), requestedBy: "operator:test", traceID: nil, now: Self.now).decision.outcome == .fulfilled)
+            }
+        }
+    }
+}
+
+extension DecisionEngineTests {
+    @Test("units held since the index was built are never chosen, however many of the nearest are held")
+    func manyHeldUnitsAreSkipped() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let index = try await PostgresInventoryReader(database: db).buildIndex(now: Self.now)
+                let store = PostgresReservationStore(database: db)
+                // Five of the six O-negative units, one hold each, nearest first.
+                for (n, seq) in [1, 2, 3, 11, 12].enumerated() {
+                    let held = try await store.reserve(ReservationRequest(
+                        idempotencyKey: "h\(n)", source: .manual, hospital: "HWOL", reservedBy: "test",
+                        dins: [StockFixture.din(sequence: seq)], holdSeconds: 3600))
+                    guard case .reserved = held else { Issue.record("unit \(seq) was not held"); return }
+                }
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: index, logger: db.logger,
+                                            databaseDeadline: .seconds(30))
+                let answer = try await engine.decide(Self.request("held-1", quantity: 1), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(answer.decision.outcome == .fulfilled)
+                #expect(answer.decision.chosen.map(\.din) == [StockFixture.din(sequence: 13)])
+                let none = try await engine.decide(Self.request("held-2", quantity: 2), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(none.decision.outcome == .partial)
+                #expect(none.decision.chosen.map(\.din) == [StockFixture.din(sequence: 13)])
             }
         }
     }
