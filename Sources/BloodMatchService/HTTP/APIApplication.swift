@@ -106,24 +106,14 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
             try await handlers.handle(route, request: request, context: context)
         }
     }
-    // Every other method on a known path is 405 with the methods that are allowed.
-    let others: [HTTPRequest.Method] = [.get, .post, .put, .delete, .patch, .head, .options, .trace, .connect]
-    for path in APIRoute.paths {
-        let allowed = APIRoute.methods(on: path)
-        for method in others where !allowed.contains(method) {
-            router.on(RouterPath(path), method: method) { _, _ -> Response in
-                throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(method.rawValue) is not allowed on \(path)",
-                               headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")])
-            }
-        }
-    }
     let configuration = services.configuration
     var http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(ServiceMetrics.nanoseconds(configuration.idleTimeout)))
     http1.httpDecoder = .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 80 * 1024, maxHeaderFieldCount: 200)
     let server: HTTPServerBuilder
     if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
         let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .file(key))
+        let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
         tls.minimumTLSVersion = .tlsv12
         server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
     } else {

@@ -37,6 +37,14 @@ struct APIMiddleware: RouterMiddleware {
         }
         do {
             try checkSizes(request)
+            if route != "unmatched" {
+                // Any other method on a known path, standard or not (TRACE, QUERY…), is 405.
+                let allowed = APIRoute.methods(on: route)
+                guard allowed.contains(request.method) else {
+                    throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method.rawValue.prefix(20)) is not allowed on \(route)",
+                                   headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")])
+                }
+            }
             // Unknown paths under /v1 need a key too, so they reveal nothing to strangers.
             let needsKey = route == "unmatched" ? request.uri.path.hasPrefix("/v1") : route.hasPrefix("/v1/")
             if needsKey {
