@@ -35,6 +35,7 @@ idx="$root/var/bench/http.bmidx"
 hospital=$(awk -F, '$3=="hospital"{print $1; exit}' "$data/sites.csv")
 key=$("$bm" hospital key create "$hospital" --label bench --expires-in-days 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 port=${PORT:-18090}
+ulimit -n 65536 2>/dev/null || true
 server=""
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true

@@ -106,6 +106,7 @@ public struct APIKeyError: Error, Sendable, CustomStringConvertible {
         self.value = value
         self.reason = reason
     }
+    /// The value and the reason.
     public var description: String { "'\(value)': \(reason)" }
 }
 

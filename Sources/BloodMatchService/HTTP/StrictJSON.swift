@@ -32,6 +32,7 @@ public struct JSONInputError: Error, Sendable, Hashable, CustomStringConvertible
     public var reason: String
     /// Byte offset in the body.
     public var offset: Int
+    /// The reason and where.
     public var description: String { "\(reason) at byte \(offset)" }
 }
 
