@@ -8,9 +8,17 @@ need=()
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v python3 >/dev/null || need+=(python3)
 command -v promtool >/dev/null || need+=(prometheus)   # promtool checks Jobs/alerts/
+command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
+command -v wrk >/dev/null || need+=(wrk)                 # HTTP load (Jobs/checks/http-api.sh, Jobs/bench/http.sh)
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 if ((${#need[@]})); then
   [ "$(id -u)" = 0 ] || { echo "missing packages: ${need[*]}; run as root or install them" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${need[@]}"
+fi
+# schemathesis (PyPI) checks the served OpenAPI document against the running API.
+if ! command -v schemathesis >/dev/null; then
+  python3 -m pip install -q schemathesis 2>/dev/null || python3 -m pip install -q --break-system-packages schemathesis
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH (expected Swift 6.3 at /opt/swift)" >&2; exit 1; }

@@ -23,6 +23,7 @@ struct BloodMatchCommand: AsyncParsableCommand {
             CompatCommand.self,
             IsbtCommand.self,
             GenerateCommand.self,
+            ServeCommand.self, HospitalCommand.self,
         ]
     )
 }

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Load figures of `bloodmatch serve` (release build) on loopback with the national dataset
+# (500 sites, 1,000,000 units): wrk with a 90 % availability / 10 % match mix. Prints one JSON
+# object: maximum throughput (closed loop), a paced run at RATE requests/s for DURATION seconds
+# with p50/p99, the server's memory over that run, the /health anchor measured in the same run
+# (and the ratio against it), and, when slowhttptest is installed, healthy clients' p99 while a
+# slow-client attack runs. Server and wrk are pinned to different cores.
+#   Jobs/bench/http.sh                     # RATE=600 DURATION=60
+#   UNITS=200000 SITES=200 Jobs/bench/http.sh   # smaller dataset
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+RATE=${RATE:-600}; DURATION=${DURATION:-60}; CONNECTIONS=${CONNECTIONS:-16}
+SITES=${SITES:-500}; UNITS=${UNITS:-1000000}
+Jobs/db.sh start >/dev/null 2>&1
+eval "$(Jobs/db.sh env)"
+swift build -c release --product bloodmatch 2>&1 | grep -E "error|Build complete" || true
+bm="$root/.build/release/bloodmatch"
+data="$root/var/bench/national-$SITES-$UNITS"
+[ -f "$data/sites.csv" ] || "$bm" generate --seed 42 --sites "$SITES" --units "$UNITS" --out "$data" >/dev/null
+sock_dir=$(dirname "$BLOODMATCH_DB_SOCKET"); pgport=${BLOODMATCH_DB_SOCKET##*.}
+db=bm_bench_http
+export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
+psql_pg() { runuser -u postgres -- psql -X -qAt -h "$sock_dir" -p "$pgport" "$@"; }
+if [ "${KEEP_DB:-0}" = 1 ] && psql_pg -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+  :
+else
+  psql_pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db OWNER bloodmatch_owner" >/dev/null
+  "$bm" migrate >/dev/null
+  "$bm" sites import "$data/sites.csv" >/dev/null
+  "$bm" import "$data"/snapshots/*.csv >/dev/null || true
+fi
+idx="$root/var/bench/http.bmidx"
+"$bm" index build --out "$idx" >/dev/null 2>&1
+hospital=$(awk -F, '$3=="hospital"{print $1; exit}' "$data/sites.csv")
+key=$("$bm" hospital key create "$hospital" --label bench --expires-in-days 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+port=${PORT:-18090}
+ulimit -n 65536 2>/dev/null || true
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+  [ "${KEEP_DB:-0}" = 1 ] || psql_pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+taskset -c 0 "$bm" serve --port "$port" --index "$idx" --rate-limit 1000000 --rate-burst 1000000 --max-concurrent 256 --pool-size 8 2>/dev/null &
+server=$!
+for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+base="http://127.0.0.1:$port"
+lua="$root/Jobs/bench/http-mix.lua"
+run_wrk() {  # seconds connections [env...]
+  local secs=$1 conns=$2; shift 2
+  env BM_KEY="$key" BM_RUN="$(date +%s%N)" "$@" taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s "$lua" "$base/" | sed -n 's/^JSON //p'
+}
+# Warm-up, then the anchor and the maximum throughput (closed loop).
+run_wrk 5 "$CONNECTIONS" >/dev/null
+health=$(run_wrk 15 "$CONNECTIONS" BM_PATH=/health)
+availability_only=$(run_wrk 15 "$CONNECTIONS" BM_PATH="/v1/availability?component=RBC&abo=O&rhd=NEG")
+maximum=$(run_wrk 20 "$CONNECTIONS")
+# Paced run at RATE: each connection waits CONNECTIONS*1000/RATE ms between requests.
+delay=$(( CONNECTIONS * 1000 / RATE ))
+rss_file=$(mktemp)
+( while kill -0 "$server" 2>/dev/null; do ps -o rss= -p "$server" >>"$rss_file" 2>/dev/null; sleep 1; done ) &
+sampler=$!
+paced=$(run_wrk "$DURATION" "$CONNECTIONS" BM_DELAY_MS="$delay")
+kill "$sampler" 2>/dev/null || true
+slow='{"skipped":"slowhttptest not installed"}'
+if command -v slowhttptest >/dev/null 2>&1; then
+  slowhttptest -c 1000 -H -i 10 -r 200 -t GET -u "$base/v1/availability" -x 24 -p 3 -l 40 >/dev/null 2>&1 &
+  attack=$!
+  sleep 5
+  under_attack=$(run_wrk 20 "$CONNECTIONS" BM_DELAY_MS="$delay")
+  kill "$attack" 2>/dev/null || true; wait "$attack" 2>/dev/null || true
+  slow="{\"paced_p99_under_slowloris\":$under_attack}"
+fi
+python3 - "$health" "$availability_only" "$maximum" "$paced" "$rss_file" "$slow" "$RATE" "$DURATION" "$UNITS" "$SITES" <<'PY'
+import json, sys
+health, avail, maximum, paced = (json.loads(x) for x in sys.argv[1:5])
+rss = [int(x) for x in open(sys.argv[5]).read().split()]
+slow = json.loads(sys.argv[6])
+out = {
+    "dataset": {"sites": int(sys.argv[10]), "units": int(sys.argv[9])},
+    "anchor_health": health,
+    "availability_only": avail,
+    "mix_max_throughput": maximum,
+    "mix_paced": dict(paced, target_rps=int(sys.argv[7]), seconds=int(sys.argv[8])),
+    "ratio_mix_max_rps_to_health_rps": round(maximum["rps"] / health["rps"], 3) if health["rps"] else None,
+    "ratio_availability_rps_to_health_rps": round(avail["rps"] / health["rps"], 3) if health["rps"] else None,
+    "server_rss_mb_during_paced": {"first": round(rss[0] / 1024, 1), "last": round(rss[-1] / 1024, 1),
+                                   "max": round(max(rss) / 1024, 1)} if rss else None,
+    "slow_clients": slow,
+}
+if "paced_p99_under_slowloris" in slow and paced["p99_ms"]:
+    out["slow_clients"]["p99_ratio_to_baseline"] = round(slow["paced_p99_under_slowloris"]["p99_ms"] / paced["p99_ms"], 2)
+print(json.dumps(out, sort_keys=True, indent=1))
+PY
+rm -f "$rss_file"

@@ -1,0 +1,141 @@
+import BloodMatchCore
+import BloodMatchStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+
+/// The request context: the body cap, the peer address and, once verified, the caller.
+public struct APIRequestContext: RequestContext {
+    /// Hummingbird's storage.
+    public var coreContext: CoreRequestContextStorage
+    /// The hospital and key, set by `APIMiddleware` for `/v1` routes.
+    public var caller: AuthenticatedCaller?
+    /// The peer's IP address.
+    public var clientAddress: String?
+
+    /// Creates a context for one request.
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        clientAddress = source.channel.remoteAddress?.ipAddress
+    }
+
+    /// Bodies over 64 KiB are refused (413) when read.
+    public var maxUploadSize: Int { 64 * 1024 }
+}
+
+/// Everything the handlers use, built once per process (tests build their own).
+public final class APIServices: Sendable {
+    /// Settings.
+    public let configuration: APIConfiguration
+    /// The pool (role `bloodmatch_app`).
+    public let database: Database
+    /// Matching and recording.
+    public let engine: DecisionEngine
+    /// Rules, settings and travel times.
+    public let planner: MatchPlanner
+    /// Index currency.
+    public let dataGuard: DataGuard
+    /// Bearer keys.
+    public let authenticator: APIKeyAuthenticator
+    /// Per-hospital rate limit.
+    public let rateLimiter: RateLimiter
+    /// Bound on requests in flight.
+    public let budget: ConcurrencyBudget
+    /// Access records.
+    public let recorder: AccessRecorder
+    /// Metrics.
+    public let metrics: ServiceMetrics
+    /// Logger.
+    public let logger: Logger
+    let sites = SiteDirectory()
+
+    /// Builds the services over a running pool.
+    public init(configuration: APIConfiguration, database: Database, engine: DecisionEngine, planner: MatchPlanner,
+                metrics: ServiceMetrics, logger: Logger) {
+        self.configuration = configuration
+        self.database = database
+        self.engine = engine
+        self.planner = planner
+        self.dataGuard = DataGuard(engine: engine, interval: configuration.indexVerificationInterval,
+                                   deadline: min(configuration.requestDeadline, .seconds(4)))
+        self.authenticator = APIKeyAuthenticator(lookup: PostgresAPIKeyStore(database: database), cacheTTL: configuration.keyCacheTTL)
+        self.rateLimiter = RateLimiter(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
+        self.budget = ConcurrencyBudget(limit: configuration.maximumConcurrentRequests)
+        let log = PostgresAccessLog(database: database)
+        self.recorder = AccessRecorder(writer: { try await log.append($0) }, logger: logger,
+                                       capacity: configuration.accessQueueCapacity, batchSize: configuration.accessBatchSize,
+                                       interval: configuration.accessFlushInterval)
+        self.metrics = metrics
+        self.logger = logger
+    }
+}
+
+/// Hospital sites by id, loaded from the database on first use and again (at most once a
+/// minute) when an unknown id is asked for.
+actor SiteDirectory {
+    private var locations: [String: GeoPoint] = [:]
+    private var loadedAt: ContinuousClock.Instant?
+
+    func location(of hospital: String, database: Database) async throws -> GeoPoint? {
+        if let known = locations[hospital] { return known }
+        if let loadedAt, ContinuousClock.now - loadedAt < .seconds(60) { return nil }
+        let sites = try await answerWithin(.seconds(3)) { try await PostgresSiteStore(database: database).all() }
+        locations = Dictionary(sites.filter { $0.kind == .hospital }.map { ($0.id, $0.location) }, uniquingKeysWith: { a, _ in a })
+        loadedAt = .now
+        return locations[hospital]
+    }
+}
+
+/// Builds the HTTP application: router, middleware, handlers and the background services
+/// (access recorder, and the index refresher when `refreshIndex`). `serve` and the tests call
+/// this same builder.
+public func buildApplication(services: APIServices, refreshIndex: Bool = true,
+                             onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
+    throws -> some ApplicationProtocol {
+    let router = Router(context: APIRequestContext.self)
+    router.addMiddleware { APIMiddleware(services: services) }
+    let handlers = APIHandlers(services: services)
+    for route in APIRoute.allCases {
+        router.on(RouterPath(route.path), method: route.method) { request, context in
+            try await handlers.handle(route, request: request, context: context)
+        }
+    }
+    let configuration = services.configuration
+    var http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(ServiceMetrics.nanoseconds(configuration.idleTimeout)))
+    http1.httpDecoder = .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 80 * 1024, maxHeaderFieldCount: 200)
+    let server: HTTPServerBuilder
+    if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+        let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+        let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
+        tls.minimumTLSVersion = .tlsv12
+        server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
+    } else {
+        server = .http1(configuration: http1)
+    }
+    var app = Application(router: router, server: server,
+                          configuration: .init(address: .hostname(configuration.host, port: configuration.port),
+                                               serverName: "bloodmatch"),
+                          onServerRunning: onServerRunning, logger: services.logger)
+    // Shut down in reverse order: the server drains first, then the refresher stops, then the
+    // recorder flushes what the last requests queued (the pool itself outlives the application).
+    app.addServices(services.recorder)
+    if refreshIndex {
+        app.addServices(IndexRefresherService(refresher: IndexRefresher(database: services.database, engine: services.engine)))
+    }
+    return app
+}
+
+/// Runs an `IndexRefresher` as a ServiceLifecycle service (cancelled on graceful shutdown).
+struct IndexRefresherService: Service {
+    let refresher: IndexRefresher
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await refresher.run() }
+    }
+}

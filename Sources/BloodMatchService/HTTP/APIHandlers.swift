@@ -1,0 +1,297 @@
+import BloodMatchCore
+import BloodMatchStore
+import Foundation
+import Hummingbird
+
+/// The route handlers: thin adapters from HTTP to the engine, the index and the stores.
+struct APIHandlers: Sendable {
+    let services: APIServices
+
+    func handle(_ route: APIRoute, request: Request, context: APIRequestContext) async throws -> Response {
+        switch route {
+        case .health: return json(["status": "ok"])
+        case .ready: return try await ready()
+        case .metrics:
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: services.metrics.render())))
+        case .openAPI:
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: services.configuration.openAPIDocument)))
+        case .availability: return try await availability(request, caller: try caller(context))
+        case .createMatch: return try await createMatch(request, context: context, caller: try caller(context))
+        case .getMatch: return try await getMatch(context, caller: try caller(context))
+        }
+    }
+
+    private func caller(_ context: APIRequestContext) throws -> AuthenticatedCaller {
+        guard let caller = context.caller else { throw APIError.unauthenticated("an API key is required") }
+        return caller
+    }
+
+    // MARK: /ready
+
+    private func ready() async throws -> Response {
+        do {
+            try await answerWithin(.seconds(2)) { [database = services.database] in try await database.ping() }
+        } catch {
+            throw APIError.unableToVerify(affected: ["inventory", "decisions", "access records"], since: await services.dataGuard.failing ?? Date(),
+                                          reason: "database unreachable")
+        }
+        let (index, verifiedAt) = try await services.dataGuard.verifiedIndex(now: Date())
+        if let refusal = services.recorder.refusal {
+            throw APIError.unableToVerify(affected: ["access records"], since: refusal.since, reason: refusal.reason)
+        }
+        return json(["status": "ready", "index_version": index.version, "index_built_at": iso(Date(timeIntervalSince1970: Double(index.builtAt))),
+                     "index_verified_at": iso(verifiedAt), "units_indexed": index.unitCount, "centres": index.centres.count])
+    }
+
+    // MARK: GET /v1/availability
+
+    private func availability(_ request: Request, caller: AuthenticatedCaller) async throws -> Response {
+        let known: Set<String> = ["component", "abo", "rhd", "require", "limit"]
+        var values: [String: [String]] = [:]
+        for (key, value) in request.uri.queryParameters {
+            let name = String(key)
+            guard known.contains(name) else {
+                throw APIError(.badRequest, code: "unknown_parameter", message: "unknown query parameter '\(name.prefix(40))'", field: String(name.prefix(40)))
+            }
+            values[name, default: []].append(String(value))
+        }
+        func single(_ name: String) throws(APIError) -> String? {
+            guard let list = values[name] else { return nil }
+            guard list.count == 1 else { throw .invalid(name, "given more than once") }
+            return list[0]
+        }
+        guard let componentText = try single("component") else { throw APIError.invalid("component", "is required") }
+        let component = try APIInput.component(componentText, field: "component")
+        guard let abo = try single("abo") else { throw APIError.invalid("abo", "is required") }
+        guard let rhd = try single("rhd") else { throw APIError.invalid("rhd", "is required") }
+        let group = try APIInput.group(abo: abo, rhd: rhd, field: "")
+        let codes = (values["require"] ?? []).flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        guard codes.count <= APIInput.maximumRequirements else {
+            throw APIError(.badRequest, code: "too_many_requirements",
+                           message: "at most \(APIInput.maximumRequirements) requirements per request (got \(codes.count))", field: "require")
+        }
+        var requirements: [UnitAttribute] = []
+        for code in codes {
+            let attribute = try APIInput.requirement(code, field: "require")
+            if !requirements.contains(attribute) { requirements.append(attribute) }
+        }
+        var limit = services.configuration.availabilityDefaultLimit
+        if let text = try single("limit") {
+            guard let n = Int(text), (1...services.configuration.availabilityMaximumLimit).contains(n) else {
+                throw APIError.invalid("limit", "must be a whole number 1…\(services.configuration.availabilityMaximumLimit)")
+            }
+            limit = n
+        }
+
+        let now = Date()
+        let destination = try await hospitalLocation(caller.hospital)
+        let (index, verifiedAt) = try await services.dataGuard.verifiedIndex(now: now)
+        let lookup = MatchRequest(requestID: "availability", hospitalID: caller.hospital, destination: destination, component: component,
+                                  recipient: Recipient(group: group), quantity: 1, requirements: requirements, urgency: .routine)
+        let (query, refused, notes) = services.planner.query(for: lookup, destination: destination)
+        let seconds = Int64(now.timeIntervalSince1970)
+        let stock = index.stock(component: component, choices: query.choices.map { (group: $0.group, required: $0.required.union(query.required)) },
+                                now: seconds, destination: destination)
+        let settings = services.planner.settings
+        var centres: [[String: Any]] = []
+        for entry in stock where entry.total > 0 || entry.centre.isStale(now: seconds) {
+            let measured = services.planner.travelTimes.minutes(from: entry.centre.siteID, to: caller.hospital)
+            let stale = entry.centre.isStale(now: seconds)
+            var row: [String: Any] = [
+                "centre_id": entry.centre.siteID,
+                "units_by_group": Dictionary(uniqueKeysWithValues: entry.unitsByGroup.map { ($0.key.description, $0.value) }),
+                "total_units": entry.total,
+                "distance_km": round1(entry.distanceKm),
+                "eta_minutes": round1(measured ?? settings.travelMinutes(distanceKm: entry.distanceKm)),
+                "earliest_expiry": entry.earliestExpiry.map { iso(Date(timeIntervalSince1970: Double($0))) as Any } ?? NSNull(),
+                "data_as_of": iso(Date(timeIntervalSince1970: Double(entry.centre.asOf))),
+                "data_age_minutes": Int(entry.centre.dataAgeSeconds(now: seconds) / 60),
+                "stale": stale,
+            ]
+            if stale { row["warning"] = "stale data — confirm before dispatch" }
+            centres.append(row)
+        }
+        centres.sort { ($0["eta_minutes"] as? Double ?? 0, $0["centre_id"] as? String ?? "") < ($1["eta_minutes"] as? Double ?? 0, $1["centre_id"] as? String ?? "") }
+        let body: [String: Any] = [
+            "hospital_id": caller.hospital,
+            "component": component.rawValue,
+            "recipient": ["abo": abo, "rhd": rhd],
+            "requirements": requirements.map(\.rawValue),
+            "acceptable_groups": query.choices.map { ["group": $0.group.description, "rank": $0.rank, "rule": $0.rule] as [String: Any] },
+            "groups_refused": refused,
+            "notes": notes,
+            "centres": Array(centres.prefix(limit)),
+            "centres_with_stock": centres.count,
+            "evaluated_at": iso(now),
+            "index_version": index.version,
+            "index_verified_at": iso(verifiedAt),
+            "counts_note": "counts of available, unexpired units in the snapshots in force; a match re-checks every unit against the database",
+        ]
+        var response = json(body)
+        response.headers[APIMiddleware.outcomeHeader] = "listed"
+        return response
+    }
+
+    private func hospitalLocation(_ hospital: String) async throws -> GeoPoint {
+        let location: GeoPoint?
+        do {
+            location = try await services.sites.location(of: hospital, database: services.database)
+        } catch {
+            throw APIError.unableToVerify(affected: ["sites"], since: Date(), reason: "the hospital's location could not be read: \(DataGuard.describe(error))")
+        }
+        guard let location else {
+            throw APIError(.forbidden, code: "forbidden", message: "hospital \(hospital) is not a known hospital site")
+        }
+        return location
+    }
+
+    // MARK: POST /v1/matches
+
+    private func createMatch(_ request: Request, context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
+        let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard contentType == "application/json" else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json", field: "Content-Type")
+        }
+        var key: String?
+        if let header = request.headers[.init("Idempotency-Key")!] {
+            guard (1...128).contains(header.utf8.count),
+                  header.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 58, 95].contains($0) }) else {
+                throw APIError.invalid("Idempotency-Key", "must be 1…128 characters of A-Z a-z 0-9 - . _ :")
+            }
+            key = header
+        }
+        var request = request
+        let buffer = try await request.collectBody(upTo: services.configuration.maximumBodyBytes)
+        let parsed: Result<JSONValue, JSONInputError> = Result { () throws(JSONInputError) in
+            try StrictJSON().parse(Array(buffer.readableBytesView))
+        }
+        let body: JSONValue
+        switch parsed {
+        case .success(let value): body = value
+        case .failure(let error): throw APIError(.badRequest, code: "malformed_json", message: "the body is not acceptable JSON: \(error)", field: "body")
+        }
+        let requestID = "api:\(caller.hospital):\(key ?? UUID().uuidString.lowercased())"
+        let input: Result<MatchRequest, APIError> = Result { () throws(APIError) in
+            try APIInput.matchRequest(body, requestID: requestID, hospital: caller.hospital)
+        }
+        let matchRequest = try input.get()
+
+        let started = ContinuousClock.now
+        let answer: EngineAnswer
+        do {
+            answer = try await answerWithin(services.configuration.requestDeadline) { [engine = services.engine] in
+                try await engine.decide(matchRequest, requestedBy: "api:\(caller.hospital):key:\(caller.keyID)",
+                                        traceID: nil, now: Date())
+            }
+        } catch let error as MatchRequestError {
+            throw APIError.invalid(error.field, error.reason)
+        } catch {
+            // Whatever else failed (database, deadline, index), the answer is "unable to verify".
+            services.metrics.match(outcome: MatchOutcome.unableToVerify.rawValue, duration: ContinuousClock.now - started)
+            throw APIError.unableToVerify(affected: ["inventory", "decisions"], since: Date(),
+                                          reason: "\(DataGuard.describe(error)); a retry with the same Idempotency-Key returns the decision if it was recorded")
+        }
+        let decision = answer.decision
+        services.metrics.match(outcome: decision.outcome.rawValue, duration: ContinuousClock.now - started)
+        if !answer.isNew, !Self.sameQuestion(decision.request, matchRequest) {
+            throw APIError(.conflict, code: "idempotency_key_reused",
+                           message: "this Idempotency-Key was used for a different request (decision \(decision.decisionID))", field: "Idempotency-Key")
+        }
+        if decision.outcome == .unableToVerify {
+            let error = APIError.unableToVerify(affected: ["inventory", "decisions"], since: decision.evaluatedAt,
+                                                reason: decision.unableToVerifyReason ?? "the data could not be verified")
+            var response = error.makeResponse()
+            if answer.recorded { response.headers[.location] = "/v1/matches/\(decision.decisionID.uuidString.lowercased())" }
+            return response
+        }
+        var response = json(Self.render(decision), status: answer.isNew ? .created : .ok)
+        response.headers[.location] = "/v1/matches/\(decision.decisionID.uuidString.lowercased())"
+        response.headers[APIMiddleware.outcomeHeader] = decision.outcome.rawValue
+        if !answer.isNew { response.headers[.init("Idempotent-Replayed")!] = "true" }
+        return response
+    }
+
+    /// Whether a replayed decision answered the same question as the retry.
+    static func sameQuestion(_ a: MatchRequest, _ b: MatchRequest) -> Bool {
+        a.component == b.component && a.quantity == b.quantity && a.recipient == b.recipient && a.requirements == b.requirements
+            && a.maximumUnitAgeDays == b.maximumUnitAgeDays && a.urgency == b.urgency
+    }
+
+    // MARK: GET /v1/matches/{id}
+
+    private func getMatch(_ context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
+        let text = try context.parameters.require("id")
+        guard let id = UUID(uuidString: text) else { throw APIError.invalid("id", "must be a decision id (UUID)") }
+        let stored: StoredDecision?
+        do {
+            stored = try await answerWithin(.seconds(3)) { [database = services.database] in
+                try await PostgresDecisionStore(database: database).find(decisionID: id)
+            }
+        } catch {
+            throw APIError.unableToVerify(affected: ["decisions"], since: Date(), reason: "decisions could not be read: \(DataGuard.describe(error))")
+        }
+        guard let stored else { throw APIError(.notFound, code: "not_found", message: "no decision \(id.uuidString.lowercased())", field: "id") }
+        guard stored.hospital == caller.hospital else {
+            throw APIError(.forbidden, code: "forbidden", message: "decision \(id.uuidString.lowercased()) belongs to another hospital", field: "id")
+        }
+        let decision = try DecisionEngine.decode(stored)
+        var response = json(Self.render(decision))
+        response.headers[APIMiddleware.outcomeHeader] = decision.outcome.rawValue
+        return response
+    }
+
+    // MARK: rendering
+
+    /// A decision as hospitals see it: units, centres, ETA, rationale summary; no donor data.
+    static func render(_ d: MatchDecision) -> [String: Any] {
+        let prefix = "api:\(d.request.hospitalID ?? ""):"
+        var warnings: [String] = []
+        if d.includesStaleData { warnings.append("stale data — confirm before dispatch") }
+        return [
+            "decision_id": d.decisionID.uuidString.lowercased(),
+            "idempotency_key": d.request.requestID.hasPrefix(prefix) ? String(d.request.requestID.dropFirst(prefix.count)) : d.request.requestID,
+            "hospital_id": d.request.hospitalID as Any? ?? NSNull(),
+            "outcome": d.outcome.rawValue,
+            "summary": d.summary,
+            "component": d.request.component.rawValue,
+            "quantity_requested": d.request.quantity,
+            "evaluated_at": iso(d.evaluatedAt),
+            "units": d.chosen.map { u -> [String: Any] in
+                ["din": u.din, "centre_id": u.centreID, "group": u.group.description, "product_code": u.productCode,
+                 "distance_km": round1(u.distanceKm), "eta_minutes": round1(u.etaMinutes),
+                 "expires_at": iso(Date(timeIntervalSince1970: Double(u.expiresAt))),
+                 "attributes": u.attributes.attributes.map(\.rawValue), "stale_centre": u.staleCentre,
+                 "data_age_minutes": Int(u.dataAgeSeconds / 60)]
+            },
+            "centres_used": d.centresUsed,
+            "split_across_centres": d.splitAcrossCentres,
+            "includes_stale_data": d.includesStaleData,
+            "warnings": warnings,
+            "rationale": [
+                "acceptable_groups": d.rulesApplied.map { ["group": $0.group.description, "rank": $0.rank, "rule": $0.rule] as [String: Any] },
+                "groups_refused": d.groupsRefused,
+                "requirement_notes": d.requirementNotes,
+                "rejected": d.rejected.prefix(10).map { ["centre_id": $0.centreID, "reason": $0.reason.rawValue, "count": $0.count] as [String: Any] },
+            ] as [String: Any],
+            "policy_version": d.policyVersion,
+            "index_version": d.indexVersion as Any? ?? NSNull(),
+        ]
+    }
+}
+
+/// A JSON response with sorted keys.
+func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    return Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// ISO 8601, UTC, whole seconds.
+func iso(_ date: Date) -> String {
+    Date.ISO8601FormatStyle().format(date)
+}
+
+/// One decimal place.
+func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }

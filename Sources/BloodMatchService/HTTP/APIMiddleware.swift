@@ -1,0 +1,167 @@
+import BloodMatchStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The gate every request passes: access-record slot, size limits, key, rate limit, concurrency
+/// budget; then error rendering, metrics and the access record itself.
+///
+/// Order matters: a request that cannot be recorded is refused before it does any work; one that
+/// is over a size limit is refused before its key is looked up; work starts only within the
+/// hospital's rate and the global budget.
+struct APIMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let services: APIServices
+
+    /// The response header through which handlers report their outcome to the access record.
+    static let outcomeHeader = HTTPField.Name("BloodMatch-Outcome")!
+    static let requestIDHeader = HTTPField.Name("X-Request-ID")!
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        let requestID = Self.requestID(request.headers[Self.requestIDHeader])
+        let traceID = Self.traceID(request.headers[.init("traceparent")!])
+        let route = APIRoute.template(for: request.uri.path) ?? "unmatched"
+        var caller: AuthenticatedCaller?
+        var response: Response
+
+        guard let ticket = services.recorder.reserve() else {
+            let refusal = services.recorder.refusal ?? (Date(), "access records cannot be written")
+            response = APIError.unableToVerify(affected: ["access records"], since: refusal.since, reason: refusal.reason).makeResponse()
+            services.logger.error("request refused: it could not be recorded", metadata: [
+                "request_id": "\(requestID)", "route": "\(route)", "method": "\(request.method.rawValue)",
+                "client_addr": "\(context.clientAddress ?? "")", "reason": "\(refusal.reason)",
+            ])
+            return finish(response, route: route, request: request, started: started, requestID: requestID)
+        }
+        do {
+            try checkSizes(request)
+            if route != "unmatched" {
+                // Any other method on a known path, standard or not (TRACE, QUERY…), is 405.
+                let allowed = APIRoute.methods(on: route)
+                guard allowed.contains(request.method) else {
+                    throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method.rawValue.prefix(20)) is not allowed on \(route)",
+                                   headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")])
+                }
+            }
+            // Unknown paths under /v1 need a key too, so they reveal nothing to strangers.
+            let needsKey = route == "unmatched" ? request.uri.path.hasPrefix("/v1") : route.hasPrefix("/v1/")
+            if needsKey {
+                let verified: AuthenticatedCaller
+                do {
+                    verified = try await services.authenticator.authenticate(authorization: request.headers[.authorization], now: Date())
+                } catch let error as APIError {
+                    throw error
+                } catch {
+                    throw APIError.unableToVerify(affected: ["api keys"], since: Date(),
+                                                  reason: "the API key could not be checked: \(DataGuard.describe(error))")
+                }
+                caller = verified
+                if let wait = services.rateLimiter.acquire(verified.hospital) {
+                    throw APIError(.tooManyRequests, code: "rate_limited",
+                                   message: "over \(Int(services.rateLimiter.rate)) requests per second for \(verified.hospital); retry after \(wait) s",
+                                   headers: [.retryAfter: String(wait)])
+                }
+                guard services.budget.tryAcquire() else {
+                    throw APIError(.serviceUnavailable, code: "overloaded",
+                                   message: "the service is at its concurrency limit; retry shortly (nothing was done)", headers: [.retryAfter: "1"])
+                }
+                defer { services.budget.release() }
+                var context = context
+                context.caller = verified
+                response = try await next(request, context)
+            } else {
+                response = try await next(request, context)
+            }
+        } catch {
+            response = render(error, route: route)
+        }
+        let latency = ContinuousClock.now - started
+        let outcome = response.headers[Self.outcomeHeader] ?? (response.status.code < 400 ? "ok" : "refused")
+        var payload: [String: Any] = [
+            "key_id": caller.map { $0.keyID as Any } ?? NSNull(), "method": request.method.rawValue,
+            "parameters": Self.parameters(request), "status": Int(response.status.code), "outcome": outcome,
+            "latency_ms": Double(ServiceMetrics.nanoseconds(latency) / 10_000) / 100,
+        ]
+        if route == "unmatched" { payload["path"] = String(request.uri.path.prefix(256)) }
+        let json = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payloadJSON: json,
+                                                      requestID: requestID, traceID: traceID, clientAddress: context.clientAddress))
+        return finish(response, route: route, request: request, started: started, requestID: requestID)
+    }
+
+    private func finish(_ response: Response, route: String, request: Request, started: ContinuousClock.Instant, requestID: String) -> Response {
+        var response = response
+        response.headers[Self.requestIDHeader] = requestID
+        services.metrics.request(route: route, method: request.method.rawValue, status: Int(response.status.code),
+                                 duration: ContinuousClock.now - started)
+        if response.headers[Self.outcomeHeader] == "unable_to_verify" {
+            services.metrics.unableToVerify(route: route)
+        }
+        return response
+    }
+
+    private func checkSizes(_ request: Request) throws {
+        let limits = services.configuration
+        if request.uri.description.utf8.count > limits.maximumURLBytes {
+            throw APIError(.uriTooLong, code: "uri_too_long", message: "the request target is over \(limits.maximumURLBytes) bytes")
+        }
+        let headerBytes = request.headers.reduce(0) { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count + 4 }
+        if headerBytes > limits.maximumHeaderBytes {
+            throw APIError(.init(code: 431, reasonPhrase: "Request Header Fields Too Large"), code: "headers_too_large",
+                           message: "the request headers are over \(limits.maximumHeaderBytes) bytes")
+        }
+        let lengths = request.headers[values: .contentLength]
+        if lengths.count > 1 || (lengths.count == 1 && request.headers[.transferEncoding] != nil) {
+            throw APIError(.badRequest, code: "ambiguous_length", message: "Content-Length given twice, or with Transfer-Encoding")
+        }
+        if let length = lengths.first.flatMap({ Int($0) }), length > limits.maximumBodyBytes {
+            throw APIError(.contentTooLarge, code: "body_too_large", message: "the request body is over the \(limits.maximumBodyBytes / 1024) KiB limit",
+                           field: "body")
+        }
+    }
+
+    private func render(_ error: any Error, route: String) -> Response {
+        switch error {
+        case let error as APIError:
+            return error.makeResponse()
+        case let error as HTTPError:
+            return APIError.from(framework: error.status, message: error.body).makeResponse()
+        case let error as any HTTPResponseError:
+            // Framework errors such as NIOTooManyBytesError (a body over the cap: 413).
+            return APIError.from(framework: error.status, message: nil).makeResponse()
+        case let error where isConnectionFailure(error):
+            return APIError.unableToVerify(affected: ["inventory"], since: Date(), reason: DataGuard.describe(error)).makeResponse()
+        default:
+            services.logger.error("unexpected error", metadata: ["route": "\(route)", "error": "\(String(reflecting: error))"])
+            return APIError(.internalServerError, code: "internal", message: "unexpected error; it was logged").makeResponse()
+        }
+    }
+
+    /// The caller's request id when it is a short token, otherwise a new one.
+    static func requestID(_ header: String?) -> String {
+        if let header, (1...64).contains(header.utf8.count),
+           header.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return header
+        }
+        return UUID().uuidString.lowercased()
+    }
+
+    /// The trace id of a W3C `traceparent` header, if well formed.
+    static func traceID(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let parts = header.split(separator: "-")
+        guard parts.count == 4, parts[1].utf8.count == 32, parts[1].allSatisfy(\.isHexDigit) else { return nil }
+        return String(parts[1]).lowercased()
+    }
+
+    /// The query and the idempotency key, bounded, for the access record.
+    static func parameters(_ request: Request) -> [String: String] {
+        var out: [String: String] = [:]
+        if let query = request.uri.query, !query.isEmpty { out["query"] = String(query.prefix(512)) }
+        if let key = request.headers[.init("Idempotency-Key")!] { out["idempotency_key"] = String(key.prefix(128)) }
+        if let length = request.headers[.contentLength] { out["content_length"] = String(length.prefix(20)) }
+        return out
+    }
+}

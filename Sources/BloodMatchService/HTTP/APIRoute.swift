@@ -1,0 +1,69 @@
+import Hummingbird
+
+/// Every route the API serves: the single table the router is built from and the OpenAPI
+/// document is checked against (`OpenAPIDocumentTests`).
+///
+/// Reservations (`POST /v1/reservations`, `DELETE /v1/reservations/{id}`) join this table, with
+/// their handlers in `APIHandlers`, once the reservation store exists.
+public enum APIRoute: String, CaseIterable, Sendable {
+    /// `GET /health`: the process is up.
+    case health
+    /// `GET /ready`: database reachable, index current, access records writable.
+    case ready
+    /// `GET /metrics`: Prometheus.
+    case metrics
+    /// `GET /openapi.json`: the committed OpenAPI document.
+    case openAPI
+    /// `GET /v1/availability`.
+    case availability
+    /// `POST /v1/matches`.
+    case createMatch
+    /// `GET /v1/matches/{id}`.
+    case getMatch
+
+    /// HTTP method.
+    public var method: HTTPRequest.Method {
+        switch self {
+        case .createMatch: .post
+        default: .get
+        }
+    }
+
+    /// Path template, in the syntax both Hummingbird and OpenAPI use.
+    public var path: String {
+        switch self {
+        case .health: "/health"
+        case .ready: "/ready"
+        case .metrics: "/metrics"
+        case .openAPI: "/openapi.json"
+        case .availability: "/v1/availability"
+        case .createMatch, .getMatch: "/v1/matches" + (self == .getMatch ? "/{id}" : "")
+        }
+    }
+
+    /// Whether the route needs an API key.
+    public var requiresKey: Bool { path.hasPrefix("/v1/") }
+
+    /// Distinct path templates.
+    public static var paths: [String] {
+        var seen: [String] = []
+        for route in allCases where !seen.contains(route.path) { seen.append(route.path) }
+        return seen
+    }
+
+    /// Methods served on a path template.
+    public static func methods(on path: String) -> [HTTPRequest.Method] {
+        allCases.filter { $0.path == path }.map(\.method)
+    }
+
+    /// The path template a concrete path matches (for metrics and access records), or nil.
+    public static func template(for path: String) -> String? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        for template in paths {
+            let parts = template.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == segments.count else { continue }
+            if zip(parts, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1 }) { return template }
+        }
+        return nil
+    }
+}

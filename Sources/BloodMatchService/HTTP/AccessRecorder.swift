@@ -1,0 +1,135 @@
+import BloodMatchStore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Records every API request in `bm.event_log`, in batches, without losing one silently.
+///
+/// A request first reserves a slot (`reserve()`); when the queue is full, or the last write to
+/// PostgreSQL failed, there is no slot and the request is answered 503 "unable to verify" before
+/// any work is done. Accepted records are written every `interval` or once `batchSize` are queued,
+/// kept and retried while the database refuses them, and flushed before the service stops.
+public final class AccessRecorder: Service, Sendable {
+    /// Writes one batch (PostgreSQL in production).
+    public typealias Writer = @Sendable ([AccessRecord]) async throws -> Void
+
+    struct State {
+        var pending: [AccessRecord] = []
+        var reserved = 0
+        var failingSince: Date?
+        var lastError: String?
+        var written = 0
+    }
+
+    let writer: Writer
+    let logger: Logger
+    /// The most records held (queued plus reserved) before new requests are refused.
+    public let capacity: Int
+    /// Records per INSERT.
+    public let batchSize: Int
+    /// Longest wait before queued records are written.
+    public let interval: Duration
+    private let state = Mutex(State())
+
+    /// Creates a recorder.
+    public init(writer: @escaping Writer, logger: Logger, capacity: Int = 20_000, batchSize: Int = 500,
+                interval: Duration = .milliseconds(200)) {
+        self.writer = writer
+        self.logger = logger
+        self.capacity = capacity
+        self.batchSize = batchSize
+        self.interval = interval
+    }
+
+    /// A promise to record one request.
+    public struct Ticket: Sendable {}
+
+    /// Reserves room for one record; nil when the queue is full or the database is refusing writes.
+    public func reserve() -> Ticket? {
+        state.withLock { s in
+            guard s.failingSince == nil, s.pending.count + s.reserved < capacity else { return nil }
+            s.reserved += 1
+            return Ticket()
+        }
+    }
+
+    /// Queues the record for a reserved slot.
+    public func commit(_ ticket: Ticket, _ record: AccessRecord) {
+        state.withLock { s in
+            s.reserved -= 1
+            s.pending.append(record)
+        }
+    }
+
+    /// Why records cannot be accepted now, and since when; nil when they can.
+    public var refusal: (since: Date, reason: String)? {
+        state.withLock { s in
+            if let since = s.failingSince { return (since, "access records cannot be written: \(s.lastError ?? "database error")") }
+            if s.pending.count + s.reserved >= capacity { return (Date(), "the access record queue is full (\(capacity))") }
+            return nil
+        }
+    }
+
+    /// Records queued and not yet written.
+    public var pendingCount: Int { state.withLock { $0.pending.count } }
+
+    /// Records written since start.
+    public var writtenCount: Int { state.withLock { $0.written } }
+
+    /// Writes queued records, batch by batch; false if a write failed (records are kept).
+    @discardableResult
+    public func flush() async -> Bool {
+        while true {
+            let batch = state.withLock { Array($0.pending.prefix(batchSize)) }
+            if batch.isEmpty { return true }
+            do {
+                try await writer(batch)
+                let recovered: Date? = state.withLock { s in
+                    s.pending.removeFirst(batch.count)
+                    s.written += batch.count
+                    defer { s.failingSince = nil; s.lastError = nil }
+                    return s.failingSince
+                }
+                if let recovered {
+                    logger.notice("access records are being written again", metadata: ["failing_since": "\(recovered)"])
+                }
+            } catch {
+                let message = serverMessage(error)
+                state.withLock { s in
+                    if s.failingSince == nil { s.failingSince = Date() }
+                    s.lastError = message
+                }
+                logger.error("access records could not be written; new requests are refused until they are",
+                             metadata: ["error": "\(message)", "pending": "\(pendingCount)"])
+                return false
+            }
+        }
+    }
+
+    /// Writes every `interval` until graceful shutdown, then flushes what is left (retrying for up
+    /// to 10 s); anything still unwritten is logged record by record, never dropped silently.
+    public func run() async throws {
+        var backoff = interval
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let pause = backoff
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            backoff = await flush() ? interval : min(backoff * 2, .seconds(5))
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !(await flush()) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+        let left = state.withLock { s in
+            let left = s.pending
+            s.pending.removeAll()
+            return left
+        }
+        for record in left {
+            logger.critical("access record not written at shutdown", metadata: [
+                "actor": "\(record.actor)", "subject": "\(record.subject)", "payload": "\(record.payloadJSON)",
+                "request_id": "\(record.requestID)", "client_addr": "\(record.clientAddress ?? "")",
+            ])
+        }
+    }
+}

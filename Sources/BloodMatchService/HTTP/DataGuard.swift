@@ -1,0 +1,76 @@
+import BloodMatchCore
+import BloodMatchStore
+import Foundation
+
+/// Answers "is the index current and the database reachable?" at most once per `interval`, so a
+/// burst of lookups costs one check. When the check fails, callers get `APIError.unableToVerify`
+/// naming the data affected and the instant the failure was first seen.
+public actor DataGuard {
+    let engine: DecisionEngine
+    /// The longest an index verification may be reused.
+    public let interval: Duration
+    /// How long one verification may take.
+    public let deadline: Duration
+    private var verified: (index: InventoryIndex, at: ContinuousClock.Instant, wall: Date)?
+    private var failingSince: Date?
+    private var inFlight: Task<InventoryIndex, any Error>?
+
+    /// Creates a guard over the engine's index.
+    public init(engine: DecisionEngine, interval: Duration = .seconds(1), deadline: Duration = .seconds(4)) {
+        self.engine = engine
+        self.interval = interval
+        self.deadline = deadline
+    }
+
+    /// The index, checked against the snapshots in force within the last `interval` (rebuilt
+    /// from the database when it no longer names them). One check runs at a time; callers wait
+    /// for it at most `deadline`, and a check that overruns keeps running in the background
+    /// instead of being started again by every request.
+    public func verifiedIndex(now: Date) async throws -> (index: InventoryIndex, verifiedAt: Date) {
+        if let verified, ContinuousClock.now - verified.at < interval, failingSince == nil {
+            return (verified.index, verified.wall)
+        }
+        let task: Task<InventoryIndex, any Error>
+        if let inFlight {
+            task = inFlight
+        } else {
+            let engine = self.engine
+            generation += 1
+            let mine = generation
+            task = Task {
+                let result: Result<InventoryIndex, any Error>
+                do { result = .success(try await engine.currentIndex(now: now)) } catch { result = .failure(error) }
+                await self.finished(generation: mine)
+                return try result.get()
+            }
+            inFlight = task
+        }
+        do {
+            let index = try await answerWithin(deadline) { try await task.value }
+            let wall = Date()
+            verified = (index, ContinuousClock.now, wall)
+            failingSince = nil
+            return (index, wall)
+        } catch {
+            let since = failingSince ?? Date()
+            failingSince = since
+            throw APIError.unableToVerify(affected: ["inventory", "index"], since: since,
+                                          reason: "the index could not be checked against the snapshots in force: \(Self.describe(error))")
+        }
+    }
+
+    private var generation = 0
+
+    private func finished(generation finished: Int) {
+        if finished == generation { inFlight = nil }
+    }
+
+    /// Since when verification has been failing, if it is.
+    public var failing: Date? { failingSince }
+
+    static func describe(_ error: any Error) -> String {
+        if error is DeadlineExceededError { return "no answer from the database within the deadline" }
+        if isConnectionFailure(error) { return "database unavailable" }
+        return serverMessage(error)
+    }
+}

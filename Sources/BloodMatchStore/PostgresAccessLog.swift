@@ -1,0 +1,55 @@
+import Foundation
+import PostgresNIO
+
+/// One HTTP request as recorded in `bm.event_log` (action `api.request`).
+public struct AccessRecord: Sendable, Hashable {
+    /// The hospital (or `anonymous` before authentication).
+    public var actor: String
+    /// The route template (`/v1/matches/{id}`) or `unmatched`.
+    public var subject: String
+    /// `{key_id, method, parameters, status, outcome, latency_ms}` as JSON text.
+    public var payloadJSON: String
+    /// The request id (`X-Request-ID`, or generated).
+    public var requestID: String
+    /// The trace id, when the caller sent a `traceparent`.
+    public var traceID: String?
+    /// The peer address.
+    public var clientAddress: String?
+
+    /// Creates a record.
+    public init(actor: String, subject: String, payloadJSON: String, requestID: String, traceID: String?, clientAddress: String?) {
+        self.actor = actor
+        self.subject = subject
+        self.payloadJSON = payloadJSON
+        self.requestID = requestID
+        self.traceID = traceID
+        self.clientAddress = clientAddress
+    }
+}
+
+/// Appends access records in batches: one multi-row INSERT (arrays through `unnest`) per batch,
+/// so recording costs no round trip per request.
+public struct PostgresAccessLog: Sendable {
+    /// The pool.
+    public let database: Database
+
+    /// Creates the writer.
+    public init(database: Database) { self.database = database }
+
+    /// Appends `records` in one statement (all or nothing).
+    public func append(_ records: [AccessRecord]) async throws {
+        guard !records.isEmpty else { return }
+        let actors = records.map(\.actor)
+        let subjects = records.map(\.subject)
+        let payloads = records.map(\.payloadJSON)
+        let requestIDs = records.map(\.requestID)
+        let traceIDs = records.map { $0.traceID ?? "" }
+        let addresses = records.map { $0.clientAddress ?? "" }
+        try await database.client.query("""
+            INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, client_addr)
+            SELECT a, 'api.request', s, p::jsonb, r, NULLIF(t, ''), NULLIF(c, '')
+            FROM unnest(\(actors)::text[], \(subjects)::text[], \(payloads)::text[], \(requestIDs)::text[],
+                        \(traceIDs)::text[], \(addresses)::text[]) AS x(a, s, p, r, t, c)
+            """, logger: database.logger)
+    }
+}

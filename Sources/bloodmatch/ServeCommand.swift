@@ -1,0 +1,80 @@
+import ArgumentParser
+import BloodMatchCore
+import BloodMatchService
+import BloodMatchStore
+import Foundation
+import Hummingbird
+
+/// `bloodmatch serve`: the hospital HTTP API (see Data/openapi.json and Jobs/RUNBOOK.md).
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the hospital lookup API: availability, matches, health, readiness and metrics.",
+        discussion: """
+        Stateless: several instances may run against one database. SIGTERM or SIGINT stops accepting
+        connections, lets requests in flight finish, writes the last access records, then exits 0.
+        Starts even when the database is down (answers 503 "unable to verify" until it is back).
+        Example: bloodmatch serve --port 8443 --tls-cert server.pem --tls-key server.key
+        """)
+
+    @Option(help: "Listen address.") var host: String = "127.0.0.1"
+    @Option(help: "Listen port.") var port: Int = 8443
+    @Option(help: "PEM certificate chain file (TLS on when given with --tls-key).") var tlsCert: String?
+    @Option(help: "PEM private key file.") var tlsKey: String?
+    @Option(help: "Sustained requests per second per hospital.") var rateLimit: Double = 20
+    @Option(help: "Burst per hospital.") var rateBurst: Double = 40
+    @Option(help: "Requests doing work at once (all hospitals).") var maxConcurrent: Int = 64
+    @Option(help: "Seconds before an idle connection is closed.") var idleTimeout: Int = 30
+    @Option(help: "Database connections in the pool.") var poolSize: Int = 8
+    @Option(help: "OpenAPI document served at /openapi.json.") var openapi: String = "Data/openapi.json"
+    @Option(help: "Index file to start from (rebuilt from the database when out of date).") var index: String = IndexCommand.defaultPath
+    @Option(help: "Transfusion policy file.") var policy: String?
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port \(port) is not 1…65535") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together") }
+        guard rateLimit > 0, rateBurst >= 1, maxConcurrent >= 1, idleTimeout >= 1, poolSize >= 1 else {
+            throw ValidationError("--rate-limit, --rate-burst, --max-concurrent, --idle-timeout and --pool-size must be positive")
+        }
+    }
+
+    func run() async throws {
+        let logger = makeLogger("bloodmatch.serve")
+        try await runReportingFailures(logger: logger) {
+            let planner = MatchPlanner(rules: try loadMatchRules(path: policy), settings: try loadMatchingSettings(),
+                                       travelTimes: try loadTravelTimes())
+            var config = APIConfiguration()
+            config.host = host
+            config.port = port
+            config.tlsCertificatePath = tlsCert
+            config.tlsKeyPath = tlsKey
+            config.rateLimitPerSecond = rateLimit
+            config.rateLimitBurst = rateBurst
+            config.maximumConcurrentRequests = maxConcurrent
+            config.idleTimeout = .seconds(idleTimeout)
+            do {
+                config.openAPIDocument = try Data(contentsOf: URL(fileURLWithPath: openapi))
+            } catch {
+                throw ValidationError("--openapi \(openapi): \(error.localizedDescription)")
+            }
+            var dbConfig = try Environment.current.database(role: .app)
+            dbConfig.maximumConnections = poolSize
+            let metrics = ServiceMetrics(registry: ServiceMetrics.bootstrapPrometheus())
+            let database = Database(configuration: dbConfig, logger: logger)
+            let preloaded = try? IndexLoader.load(path: index)
+            let engine = DecisionEngine(database: database, planner: planner, index: preloaded, logger: logger)
+            let services = APIServices(configuration: config, database: database, engine: engine, planner: planner,
+                                       metrics: metrics, logger: logger)
+            let app = try buildApplication(services: services)
+            logger.info("serving", metadata: ["address": "\(tlsCert == nil ? "http" : "https")://\(host):\(port)",
+                                              "index_preloaded": "\(preloaded != nil)"])
+            // The pool outlives the application, so the last access records can still be written.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await database.run() }
+                defer { group.cancelAll() }
+                try await app.runService()
+            }
+            logger.info("stopped", metadata: ["access_records_written": "\(services.recorder.writtenCount)"])
+        }
+    }
+}
