@@ -20,6 +20,8 @@ public final class AccessRecorder: Service, Sendable {
         var failingSince: Date?
         var lastError: String?
         var written = 0
+        /// One flush at a time: two would write the same batch twice.
+        var flushing = false
     }
 
     let writer: Writer
@@ -80,6 +82,10 @@ public final class AccessRecorder: Service, Sendable {
     /// Writes queued records, batch by batch; false if a write failed (records are kept).
     @discardableResult
     public func flush() async -> Bool {
+        while !beginFlush() {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        defer { state.withLock { $0.flushing = false } }
         while true {
             let batch = state.withLock { Array($0.pending.prefix(batchSize)) }
             if batch.isEmpty { return true }
@@ -104,6 +110,14 @@ public final class AccessRecorder: Service, Sendable {
                              metadata: ["error": "\(message)", "pending": "\(pendingCount)"])
                 return false
             }
+        }
+    }
+
+    private func beginFlush() -> Bool {
+        state.withLock { s in
+            if s.flushing { return false }
+            s.flushing = true
+            return true
         }
     }
 

@@ -65,6 +65,10 @@ struct APITestHarness: Sendable {
     /// Runs `body` with the app on a fresh seeded database.
     static func run(configure: @Sendable (inout APIConfiguration) -> Void = { _ in },
                     _ body: @escaping @Sendable (any TestClientProtocol, APITestHarness) async throws -> Void) async throws {
+        // At most two throwaway databases from these suites at once: creating and migrating more
+        // in parallel with the other suites starves the test server on a 2-core machine.
+        await gate.acquire()
+        defer { Task { await gate.release() } }
         do {
             try await runUnwrapped(configure: configure, body)
         } catch let error as PSQLError {
@@ -103,6 +107,30 @@ struct APITestHarness: Sendable {
             }
         }
     }
+}
+
+/// A counting semaphore for async code.
+actor AsyncGate {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { available = limit }
+
+    func acquire() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
+    }
+}
+
+extension APITestHarness {
+    static let gate = AsyncGate(limit: 2)
 }
 
 /// A response read into memory.
