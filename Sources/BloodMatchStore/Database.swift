@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The database could not be used; every caller maps this to "unable to verify", never to "no units".
 public struct DatabaseUnavailableError: Error, Sendable, CustomStringConvertible {
@@ -92,18 +93,61 @@ public struct DeadlineExceededError: Error, Sendable, CustomStringConvertible {
     public var description: String { "no answer within \(deadline)" }
 }
 
-/// Runs `operation`, cancelling it and throwing `DeadlineExceededError` if it takes longer than `deadline`.
+/// Runs `operation` and answers by `deadline` whatever it does: on time its result, otherwise
+/// `DeadlineExceededError`, while the operation is cancelled and left to finish in the background.
+///
+/// A task group would wait for its children, so an operation that ignores cancellation (a query
+/// waiting on a lock, a connection attempt to a paused server) would hold the answer past the
+/// deadline; this returns on time, which is what "answer within the deadline" needs.
 public func withDeadline<T: Sendable>(
     _ deadline: Duration, _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: deadline)
-            throw DeadlineExceededError(deadline: deadline)
+    let work = Task { try await operation() }
+    let gate = DeadlineGate<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            gate.install(continuation)
+            Task {
+                let result = await work.result
+                gate.resume(with: result)
+            }
+            Task {
+                try? await Task.sleep(for: deadline)
+                if gate.resume(with: .failure(DeadlineExceededError(deadline: deadline))) { work.cancel() }
+            }
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw DeadlineExceededError(deadline: deadline) }
+    } onCancel: {
+        work.cancel()
+    }
+}
+
+/// Resumes a continuation exactly once, from whichever side comes first.
+private final class DeadlineGate<T: Sendable>: Sendable {
+    private let state = Mutex<(CheckedContinuation<T, any Error>?, Result<T, any Error>?, Bool)>((nil, nil, false))
+
+    func install(_ continuation: CheckedContinuation<T, any Error>) {
+        let early: Result<T, any Error>? = state.withLock { s in
+            if let result = s.1 { return result }
+            s.0 = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    /// True when this call was the one that answered.
+    @discardableResult
+    func resume(with result: Result<T, any Error>) -> Bool {
+        let (continuation, first): (CheckedContinuation<T, any Error>?, Bool) = state.withLock { s in
+            guard !s.2 else { return (nil, false) }
+            s.2 = true
+            if let c = s.0 {
+                s.0 = nil
+                return (c, true)
+            }
+            s.1 = result
+            return (nil, true)
+        }
+        continuation?.resume(with: result)
         return first
     }
 }

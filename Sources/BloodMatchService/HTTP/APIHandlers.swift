@@ -20,6 +20,9 @@ struct APIHandlers: Sendable {
         case .availability: return try await availability(request, caller: try caller(context))
         case .createMatch: return try await createMatch(request, context: context, caller: try caller(context))
         case .getMatch: return try await getMatch(context, caller: try caller(context))
+        case .createReservation: return try await createReservation(request, caller: try caller(context))
+        case .getReservation: return try await reservation(context, caller: try caller(context), release: false)
+        case .releaseReservation: return try await reservation(context, caller: try caller(context), release: true)
         }
     }
 
@@ -240,6 +243,141 @@ struct APIHandlers: Sendable {
         var response = json(Self.render(decision))
         response.headers[APIMiddleware.outcomeHeader] = decision.outcome.rawValue
         return response
+    }
+
+    // MARK: POST /v1/reservations
+
+    /// Fields `POST /v1/reservations` accepts.
+    static let reservationFields: Set<String> = ["decision_id", "units", "hold_minutes"]
+
+    private func createReservation(_ request: Request, caller: AuthenticatedCaller) async throws -> Response {
+        let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard contentType == "application/json" else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json", field: "Content-Type")
+        }
+        guard let key = request.headers[.init("Idempotency-Key")!] else {
+            throw APIError.invalid("Idempotency-Key", "is required: a retry with the same key returns the original reservation")
+        }
+        guard (1...128).contains(key.utf8.count),
+              key.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 58, 95].contains($0) }) else {
+            throw APIError.invalid("Idempotency-Key", "must be 1…128 characters of A-Z a-z 0-9 - . _ :")
+        }
+        var request = request
+        let buffer = try await request.collectBody(upTo: services.configuration.maximumBodyBytes)
+        let parsed: Result<JSONValue, JSONInputError> = Result { () throws(JSONInputError) in
+            try StrictJSON().parse(Array(buffer.readableBytesView))
+        }
+        guard case .success(let body) = parsed else {
+            throw APIError(.badRequest, code: "malformed_json", message: "the body is not acceptable JSON", field: "body")
+        }
+        guard case .object(let fields) = body else { throw APIError.invalid("body", "the body must be a JSON object") }
+        if let unknown = fields.keys.filter({ !Self.reservationFields.contains($0) }).sorted().first {
+            throw APIError(.badRequest, code: "unknown_field", message: "unknown field '\(unknown)'", field: unknown)
+        }
+        guard case .string(let idText) = fields["decision_id"] ?? .null, let decisionID = UUID(uuidString: idText) else {
+            throw APIError.invalid("decision_id", "is required: the id (UUID) of one of this hospital's decisions")
+        }
+        var wanted: [String]?
+        if let units = fields["units"] {
+            guard case .array(let items) = units, (1...MatchRequest.maximumQuantity).contains(items.count) else {
+                throw APIError.invalid("units", "must be an array of 1…\(MatchRequest.maximumQuantity) DINs from the decision")
+            }
+            wanted = try items.map { item throws(APIError) -> String in
+                guard case .string(let din) = item, din.utf8.count == 13 else { throw APIError.invalid("units", "each unit is a 13-character DIN") }
+                return din
+            }
+        }
+        let hold: Result<Int?, APIError> = Result { () throws(APIError) in
+            try APIInput.optionalInt(fields, "hold_minutes", range: 1...4320)
+        }
+        let holdMinutes = try hold.get() ?? 240
+        let stored: StoredDecision?
+        do {
+            stored = try await answerWithin(.seconds(3)) { [database = services.database] in
+                try await PostgresDecisionStore(database: database).find(decisionID: decisionID)
+            }
+        } catch {
+            throw APIError.unableToVerify(affected: ["decisions", "reservations"], since: Date(), reason: "decisions could not be read: \(DataGuard.describe(error))")
+        }
+        guard let stored else { throw APIError(.notFound, code: "not_found", message: "no decision \(idText.lowercased())", field: "decision_id") }
+        guard stored.hospital == caller.hospital else {
+            throw APIError(.forbidden, code: "forbidden", message: "decision \(idText.lowercased()) belongs to another hospital", field: "decision_id")
+        }
+        let chosen = stored.units.filter(\.chosen).map(\.din)
+        guard stored.outcome == "fulfilled" || stored.outcome == "partial", !chosen.isEmpty else {
+            throw APIError(.conflict, code: "decision_not_reservable", message: "decision outcome \(stored.outcome) chose no units to hold", field: "decision_id")
+        }
+        let dins = wanted ?? chosen
+        if let stranger = dins.first(where: { !chosen.contains($0) }) {
+            throw APIError.invalid("units", "\(stranger) was not chosen by decision \(idText.lowercased())")
+        }
+        let reservationRequest = ReservationRequest(
+            idempotencyKey: "api:\(caller.hospital):\(key)", source: .decision, decisionID: decisionID, hospital: caller.hospital,
+            reservedBy: "api:\(caller.hospital):key:\(caller.keyID)", dins: dins, holdSeconds: holdMinutes * 60, requestID: key)
+        let outcome: ReservationOutcome
+        do {
+            outcome = try await answerWithin(services.configuration.requestDeadline) { [database = services.database] in
+                try await PostgresReservationStore(database: database).reserve(reservationRequest)
+            }
+        } catch let error as IdempotencyKeyReuseError {
+            throw APIError(.conflict, code: "idempotency_key_reused", message: "this Idempotency-Key was used for a different reservation (\(error.reservationID.uuidString.lowercased()))", field: "Idempotency-Key")
+        } catch {
+            throw APIError.unableToVerify(affected: ["reservations"], since: Date(),
+                                          reason: "\(DataGuard.describe(error)); a retry with the same Idempotency-Key returns the reservation if it was made")
+        }
+        switch outcome {
+        case .conflict(let conflicts):
+            throw APIError(.conflict, code: "units_unavailable",
+                           message: "nothing was held; " + conflicts.map { "\($0.din): \($0.reason)" }.joined(separator: "; "), field: "units")
+        case .reserved(let reservation, let isNew):
+            var response = json(Self.render(reservation), status: isNew ? .created : .ok)
+            response.headers[.location] = "/v1/reservations/\(reservation.reservationID.uuidString.lowercased())"
+            if !isNew { response.headers[.init("Idempotent-Replayed")!] = "true" }
+            return response
+        }
+    }
+
+    // MARK: GET and DELETE /v1/reservations/{id}
+
+    private func reservation(_ context: APIRequestContext, caller: AuthenticatedCaller, release: Bool) async throws -> Response {
+        let text = try context.parameters.require("id")
+        guard let id = UUID(uuidString: text) else { throw APIError.invalid("id", "must be a reservation id (UUID)") }
+        let store = PostgresReservationStore(database: services.database)
+        let found: Reservation?
+        do {
+            found = try await answerWithin(.seconds(3)) { try await store.find(reservationID: id) }
+        } catch {
+            throw APIError.unableToVerify(affected: ["reservations"], since: Date(), reason: "reservations could not be read: \(DataGuard.describe(error))")
+        }
+        guard let found else { throw APIError(.notFound, code: "not_found", message: "no reservation \(id.uuidString.lowercased())", field: "id") }
+        guard found.hospital == caller.hospital else {
+            throw APIError(.forbidden, code: "forbidden", message: "reservation \(id.uuidString.lowercased()) belongs to another hospital", field: "id")
+        }
+        guard release else { return json(Self.render(found)) }
+        let released: Reservation
+        do {
+            released = try await answerWithin(services.configuration.requestDeadline) {
+                try await store.release(id, by: "api:\(caller.hospital):key:\(caller.keyID)", reason: "released by the hospital through the API")
+            }
+        } catch {
+            throw APIError.unableToVerify(affected: ["reservations"], since: Date(),
+                                          reason: "\(DataGuard.describe(error)); releasing again is safe")
+        }
+        return json(Self.render(released))
+    }
+
+    /// A hold as the hospital sees it.
+    static func render(_ r: Reservation) -> [String: Any] {
+        var out: [String: Any] = [
+            "reservation_id": r.reservationID.uuidString.lowercased(), "hospital_id": r.hospital,
+            "held_until": iso(r.heldUntil), "created_at": iso(r.createdAt),
+            "units": r.units.map { u -> [String: Any] in
+                ["din": u.din, "centre_id": u.centre, "component": u.component, "abo": u.abo, "rhd": u.rhd,
+                 "expires_at": iso(u.expiresAt), "state": u.state]
+            },
+        ]
+        if let d = r.decisionID { out["decision_id"] = d.uuidString.lowercased() }
+        return out
     }
 
     // MARK: rendering

@@ -3,8 +3,6 @@ import Hummingbird
 /// Every route the API serves: the single table the router is built from and the OpenAPI
 /// document is checked against (`OpenAPIDocumentTests`).
 ///
-/// Reservations (`POST /v1/reservations`, `DELETE /v1/reservations/{id}`) join this table, with
-/// their handlers in `APIHandlers`, once the reservation store exists.
 public enum APIRoute: String, CaseIterable, Sendable {
     /// `GET /health`: the process is up.
     case health
@@ -20,11 +18,18 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case createMatch
     /// `GET /v1/matches/{id}`.
     case getMatch
+    /// `POST /v1/reservations`: hold a decision's units.
+    case createReservation
+    /// `GET /v1/reservations/{id}`.
+    case getReservation
+    /// `DELETE /v1/reservations/{id}`: release a hold.
+    case releaseReservation
 
     /// HTTP method.
     public var method: HTTPRequest.Method {
         switch self {
-        case .createMatch: .post
+        case .createMatch, .createReservation: .post
+        case .releaseReservation: .delete
         default: .get
         }
     }
@@ -38,6 +43,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .openAPI: "/openapi.json"
         case .availability: "/v1/availability"
         case .createMatch, .getMatch: "/v1/matches" + (self == .getMatch ? "/{id}" : "")
+        case .createReservation: "/v1/reservations"
+        case .getReservation, .releaseReservation: "/v1/reservations/{id}"
         }
     }
 
