@@ -18,6 +18,7 @@ struct BloodMatchCommand: AsyncParsableCommand {
             CompatCommand.self,
             IsbtCommand.self,
             GenerateCommand.self,
+            OrderCommand.self, BatchCommand.self,
         ]
     )
 }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The batch optimiser against an exact solver: generated small instances (`bloodmatch batch solve`)
+# solved exactly as a MILP by HiGHS through scipy (Jobs/checks/batch_optimum.py); fails when the
+# optimiser serves fewer units at any urgency than the optimum or costs more than 1 % above it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bm=${BLOODMATCH_BIN:-.build/debug/bloodmatch}
+[ -x "$bm" ] || swift build --product bloodmatch
+python3 Jobs/checks/batch_optimum.py --bloodmatch "$bm" --instances "${BATCH_OPTIMUM_INSTANCES:-40}"
