@@ -140,7 +140,7 @@ public struct PostgresInventoryImporter: Sendable {
         var rowsTotal = 0
         do {
             return try await database.client.withConnection { conn in
-                try await transaction(on: conn) { conn -> ImportReport in
+                try await database.transaction(on: conn, isExpectedRollback: { $0 is Rollback }) { conn -> ImportReport in
                     // Rows are drained so that a failure (a lock timeout) surfaces here, with its own SQLSTATE.
                     _ = try await conn.query("SELECT pg_advisory_xact_lock(hashtext(\("bloodmatch.centre:" + control.centre)))", logger: logger).collect()
                     // The centre must be a known distribution centre.
@@ -267,6 +267,18 @@ public struct PostgresInventoryImporter: Sendable {
                         ON CONFLICT (centre) DO UPDATE SET current_snapshot_id = EXCLUDED.current_snapshot_id,
                           last_as_of = EXCLUDED.last_as_of, last_import_at = EXCLUDED.last_import_at
                         """, logger: logger)
+                    // Each unit's history for a recall trace: the snapshots in which it appeared, changed
+                    // status or expiry, and disappeared (the superseded rows themselves are dropped).
+                    try await conn.query("""
+                        INSERT INTO unit_movements (din, centre, snapshot_id, change, status, expires_at)
+                        SELECT coalesce(n.din, o.din), \(control.centre), \(snapshotID),
+                          CASE WHEN o.din IS NULL THEN 'appeared' WHEN n.din IS NULL THEN 'disappeared' ELSE 'changed' END,
+                          coalesce(n.status, o.status), coalesce(n.expires_at, o.expires_at)
+                        FROM (SELECT din, status, expires_at FROM inventory_units WHERE snapshot_id = \(snapshotID)) n
+                        FULL JOIN (SELECT din, status, expires_at FROM inventory_units WHERE snapshot_id = \(current?.0 ?? -1)) o
+                          ON o.din = n.din
+                        WHERE o.din IS NULL OR n.din IS NULL OR o.status <> n.status OR o.expires_at <> n.expires_at
+                        """, logger: logger)
                     if let previous = current?.0 {
                         try await conn.query("DELETE FROM inventory_units WHERE snapshot_id = \(previous)", logger: logger)
                     }
@@ -296,63 +308,6 @@ public struct PostgresInventoryImporter: Sendable {
                                        message: "the database refused the load (SQLSTATE \(sqlState(error) ?? "?")): \(serverMessage(error)); nothing changed",
                                        rowsTotal: rowsTotal, accepted: 0, rejections: [], rejectedCount: 0,
                                        conflicts: 0, snapshotID: nil, sha: control.sha256, started: started)
-        }
-    }
-
-    /// BEGIN, `body`, COMMIT on one connection; ROLLBACK when `body` throws.
-    ///
-    /// Used instead of PostgresNIO's `withTransaction`, which (in 1.33) sends ROLLBACK even when the
-    /// server has closed the session, for example `pg_terminate_backend` during COPY: a statement
-    /// written to a closed connection is never answered, and the import hung with no backend left.
-    /// Here ROLLBACK is skipped on a closed connection (the server rolled back when the session
-    /// ended), BEGIN, COMMIT and ROLLBACK give up once the connection closes unanswered, and any
-    /// failure on a closed connection is reported as `DatabaseUnavailableError` (exit code 5).
-    private func transaction<T>(
-        on conn: PostgresConnection, isolation: isolated (any Actor)? = #isolation,
-        _ body: (PostgresConnection) async throws -> sending T
-    ) async throws -> sending T {
-        try await control(conn, "BEGIN")
-        let value: T
-        do {
-            value = try await body(conn)
-        } catch {
-            if !conn.isClosed { try? await control(conn, "ROLLBACK") }
-            if conn.isClosed && !(error is Rollback) {
-                // The session ended under the load (terminated, server restart): nothing committed.
-                throw DatabaseUnavailableError(target: database.configuration.displayName,
-                                               underlying: "the connection closed during the import: \(serverMessage(error))")
-            }
-            throw error
-        }
-        try await control(conn, "COMMIT")
-        return value
-    }
-
-    /// Runs a transaction-control statement, or throws `DatabaseUnavailableError` if the connection
-    /// closes before it is answered. A statement lost that way stays suspended until the process exits.
-    private func control(_ conn: PostgresConnection, _ statement: String) async throws {
-        let target = database.configuration.displayName
-        let logger = database.logger
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let gate = ResumeOnce(continuation)
-            Task {
-                do {
-                    _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
-                    gate.resume(with: .success(()))
-                } catch {
-                    gate.resume(with: .failure(error))
-                }
-            }
-            Task {
-                while !gate.isResumed {
-                    if conn.isClosed {
-                        gate.resume(with: .failure(DatabaseUnavailableError(
-                            target: target, underlying: "the connection closed before \(statement) was answered")))
-                        return
-                    }
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
-            }
         }
     }
 
@@ -397,31 +352,13 @@ public struct PostgresInventoryImporter: Sendable {
         let runID = if let connection {
             try await insert(connection)
         } else {
-            try await database.client.withTransaction(logger: logger) { try await insert($0) }
+            try await database.withTransaction { try await insert($0) }
         }
         return ImportReport(
             runID: runID, file: fileName, centre: control?.centre, asOf: control?.asOf, sha256: sha, outcome: outcome,
             rowsTotal: rowsTotal, rowsAccepted: accepted, rowsRejected: rejectedCount, conflicts: conflicts,
             snapshotID: snapshotID, message: message, durationMs: durationMs,
             sampleRejections: rejections.prefix(20).map(\.description))
-    }
-}
-
-/// Resumes a continuation exactly once, whichever of several tasks gets there first.
-private final class ResumeOnce: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, any Error>?
-
-    init(_ continuation: CheckedContinuation<Void, any Error>) { self.continuation = continuation }
-
-    var isResumed: Bool { lock.withLock { continuation == nil } }
-
-    func resume(with result: Result<Void, any Error>) {
-        let pending: CheckedContinuation<Void, any Error>? = lock.withLock {
-            defer { continuation = nil }
-            return continuation
-        }
-        pending?.resume(with: result)
     }
 }
 

@@ -87,7 +87,7 @@ public struct PostgresDecisionStore: Sendable {
     public func record(_ decision: StoredDecision) async throws -> (decision: StoredDecision, isNew: Bool) {
         let logger = database.logger
         do {
-            let recordedAt = try await database.client.withTransaction(logger: logger) { conn -> Date in
+            let recordedAt = try await database.withTransaction { conn -> Date in
                 var at = Date()
                 for try await (recorded,) in try await conn.query("""
                     INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,

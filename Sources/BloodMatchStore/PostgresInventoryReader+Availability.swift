@@ -40,7 +40,8 @@ extension PostgresInventoryReader {
             SELECT s.centre, u.abo, u.rhd, count(*)::int, min(u.expires_at)
             FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
             WHERE u.component = \(component.rawValue) AND u.status = 'AVAILABLE' AND u.expires_at > \(now)
-              AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.din = u.din AND r.state = 'active' AND r.held_until > \(now))
+              AND NOT EXISTS (SELECT 1 FROM reservation_units r JOIN reservations h USING (reservation_id)
+                          WHERE r.din = u.din AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > \(now))))
               AND u.din NOT IN (\(unescaped: Self.liveConflictDINs))
             GROUP BY 1, 2, 3
             """, logger: database.logger).decode((String, String, String, Int, Date).self) {

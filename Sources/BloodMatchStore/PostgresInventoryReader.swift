@@ -138,7 +138,8 @@ public struct PostgresInventoryReader: Sendable {
         for try await (din,) in try await database.client.query("""
             SELECT u.din FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
             WHERE u.din = ANY(\(dins)) AND u.status = 'AVAILABLE'
-              AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.din = u.din AND r.state = 'active' AND r.held_until > now())
+              AND NOT EXISTS (SELECT 1 FROM reservation_units r JOIN reservations h USING (reservation_id)
+                          WHERE r.din = u.din AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())))
             GROUP BY u.din HAVING count(*) = 1
             """, logger: database.logger).decode((String,).self) { available.insert(din) }
         return Set(dins).subtracting(available)

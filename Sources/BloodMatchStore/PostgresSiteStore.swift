@@ -17,7 +17,7 @@ public struct PostgresSiteStore: Sendable {
     /// refused, because stock and decisions already refer to it.
     public func upsert(_ sites: [Site], source: String) async throws -> (inserted: Int, updated: Int) {
         let logger = database.logger
-        return try await database.client.withTransaction(logger: logger) { conn in
+        return try await database.withTransaction { conn in
             var existing: [String: String] = [:]
             for try await (id, kind) in try await conn.query(
                 "SELECT site_id, kind FROM sites WHERE site_id = ANY(\(sites.map(\.id)))", logger: logger

@@ -11,11 +11,17 @@ import Logging
 /// | `BLOODMATCH_DB_NAME` | the embedded cluster's database name | `bloodmatch` |
 /// | `BLOODMATCH_POLICY` | the transfusion policy file | `Data/policy.json` |
 /// | `BLOODMATCH_LOG_LEVEL` | `trace` … `critical` | `info` |
+/// | `BLOODMATCH_OPERATOR` | who is acting, for the event log | the login name |
+/// | `BLOODMATCH_HOLD_MINUTES` | default length of a reservation hold (operational, 1–4320) | `240` |
+/// | `BLOODMATCH_FAULT` | test-only fault injection, e.g. `kill-after-commit:reserve` | unset |
 struct Environment: Sendable {
     var databaseURL: String?
     var socketPath: String
     var databaseName: String
     var logLevel: Logger.Level
+    var operatorName: String = "unknown"
+    var holdMinutes: String?
+    var fault: String?
 
     static let current: Environment = {
         let env = ProcessInfo.processInfo.environment
@@ -31,7 +37,11 @@ struct Environment: Sendable {
             databaseURL: env["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 },
             socketPath: socketPath,
             databaseName: env["BLOODMATCH_DB_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "bloodmatch",
-            logLevel: env["BLOODMATCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info)
+            logLevel: env["BLOODMATCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info,
+            operatorName: "operator:" + (env["BLOODMATCH_OPERATOR"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? env["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? ProcessInfo.processInfo.userName),
+            holdMinutes: env["BLOODMATCH_HOLD_MINUTES"].flatMap { $0.isEmpty ? nil : $0 },
+            fault: env["BLOODMATCH_FAULT"].flatMap { $0.isEmpty ? nil : $0 })
     }()
 
     /// The database configuration for one role.
@@ -54,4 +64,12 @@ private enum LoggingBootstrap {
         let level = Environment.current.logLevel
         LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
     }()
+}
+
+/// Test-only fault injection: when `BLOODMATCH_FAULT` is `kill-after-commit:<point>`, the process
+/// kills itself with SIGKILL at that point, after the database committed and before any reply, so
+/// the crash drill can check that a retry with the same key returns the same outcome.
+func injectFault(at point: String) {
+    guard Environment.current.fault == "kill-after-commit:" + point else { return }
+    kill(getpid(), SIGKILL)
 }

@@ -16,6 +16,8 @@ enum ExitStatus: Int32 {
     case databaseUnavailable = 5
     /// Another run holds the lock; this run did nothing.
     case busy = 6
+    /// The audit chain does not verify: a record was changed, removed or reordered.
+    case tamperDetected = 7
 
     var exitCode: ExitCode { ExitCode(rawValue) }
 }

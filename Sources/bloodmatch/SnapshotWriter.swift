@@ -20,6 +20,14 @@ enum SnapshotWriter {
                       p.tm_hour, p.tm_min, p.tm_sec)
     }
 
+    /// `2026-11-29T07:00:00.123456Z` from epoch microseconds (audit records keep the database's precision).
+    static func timestampMicros(_ micros: Int64) -> String {
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        let fraction = micros - seconds * 1_000_000
+        let whole = timestamp(Date(timeIntervalSince1970: Double(seconds)))
+        return String(whole.dropLast()) + String(format: ".%06lldZ", fraction)
+    }
+
     /// The sites CSV.
     static func sitesCSV(_ sites: [Site]) -> String {
         var out = sitesHeader
