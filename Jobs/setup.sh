@@ -7,6 +7,8 @@ need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v python3 >/dev/null || need+=(python3)
+# The exact-optimum check of the batch optimiser solves MILPs with HiGHS through scipy (≥ 1.9).
+python3 -c 'from scipy.optimize import milp' 2>/dev/null || need+=(python3-scipy python3-numpy)
 if ((${#need[@]})); then
   [ "$(id -u)" = 0 ] || { echo "missing packages: ${need[*]}; run as root or install them" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive

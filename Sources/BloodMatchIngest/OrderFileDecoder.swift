@@ -56,7 +56,9 @@ public enum OrderFileDecoder {
     public static func decode(_ data: Data, file: String) throws(OrderFileError) -> [DecodedOrder] {
         var text = String(decoding: data, as: UTF8.self)
         if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        // "\r\n" is one Character in Swift: normalise line ends before splitting.
+        text = text.replacingOccurrences(of: "\r\n", with: "\n")
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         guard let first = lines.first, first.split(separator: ",", omittingEmptySubsequences: false).map(String.init) == header else {
             throw OrderFileError(file: file, line: 1, field: "header", value: String(lines.first ?? "").prefix(200).description,
                                  reason: "expected exactly: \(header.joined(separator: ","))")

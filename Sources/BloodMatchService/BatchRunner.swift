@@ -54,12 +54,12 @@ public struct BatchRunner: Sendable {
         }
         let startedAt = Date()
         let index = try await PostgresInventoryReader(database: database).buildIndex(now: now)
-        var excluded = try await batches.heldDINs(now: now)
+        var excluded = try await batches.heldDINs()
         var orders = try await PostgresOrderStore(database: database).pendingForBatch()
         var replans = 0
         for attempt in 1...maximumAttempts {
             let clock = ContinuousClock.now
-            let plan = optimiser.plan(orders: orders, index: index, excluded: excluded, now: now)
+            let plan = await optimiser.planOnOwnThread(orders: orders, index: index, excluded: excluded, now: now)
             let elapsed = ContinuousClock.now - clock
             let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
             let runID = UUID()

@@ -48,13 +48,13 @@ public struct PostgresBatchStore: Sendable {
     /// Creates the store.
     public init(database: Database) { self.database = database }
 
-    /// DINs held by an active (unexpired) or issued reservation: never offered by a batch.
-    public func heldDINs(now: Date) async throws -> Set<String> {
+    /// DINs held by an active reservation or issued: never offered by a batch. An active hold past
+    /// its time still counts until the expiry job (or the batch write) marks it expired: the safe side.
+    public func heldDINs() async throws -> Set<String> {
         var out = Set<String>()
-        for try await (din,) in try await database.client.query("""
-            SELECT u.din FROM reservation_units u JOIN reservations r USING (reservation_id)
-            WHERE u.state = 'issued' OR (u.state = 'active' AND r.held_until > \(now))
-            """, logger: database.logger).decode((String,).self) { out.insert(din) }
+        for try await (din,) in try await database.client.query(
+            "SELECT din FROM reservation_units WHERE state IN ('active', 'issued')", logger: database.logger
+        ).decode((String,).self) { out.insert(din) }
         return out
     }
 
@@ -127,6 +127,9 @@ public struct PostgresBatchStore: Sendable {
                     """, logger: logger).decode((String,).self) { pending.insert(id) }
                 let changed = Set(orders.map(\.orderID)).subtracting(pending)
                 if !changed.isEmpty { return .ordersChanged(changed) }
+                // Holds past their time are marked expired first (as live reservations do), so only
+                // live holds and issued units count as taken.
+                _ = try await PostgresReservationStore.expireOverdue(on: conn, dins: allDINs, actor: operatorName, logger: logger)
                 var taken = Set<String>()
                 for try await (din,) in try await conn.query("""
                     SELECT din FROM reservation_units WHERE din = ANY(\(allDINs)) AND state IN ('active', 'issued')

@@ -154,6 +154,23 @@ public struct PostgresOrderStore: Sendable {
         }
     }
 
+    /// Units ordered since `since` (any status but cancelled), at each ordering hospital: the
+    /// recent demand the wastage report compares stock with.
+    public func recentDemand(since: Date) async throws -> [DemandSample] {
+        var out: [DemandSample] = []
+        for try await (lat, lon, component, abo, rhd, quantity) in try await database.client.query("""
+            SELECT s.latitude, s.longitude, o.component, coalesce(o.abo, ''), coalesce(o.rhd, ''), sum(o.quantity)::int
+            FROM orders o JOIN sites s ON s.site_id = o.hospital
+            WHERE o.placed_at >= \(since) AND o.status <> 'cancelled'
+            GROUP BY 1, 2, 3, 4, 5
+            """, logger: database.logger).decode((Double, Double, String, String, String, Int).self) {
+            guard let c = Component(rawValue: component) else { continue }
+            let group = ABO(rawValue: abo).flatMap { a in RhD(rawValue: rhd).map { BloodGroup(a, $0) } }
+            out.append(DemandSample(destination: GeoPoint(latitude: lat, longitude: lon), component: c, group: group, quantity: quantity))
+        }
+        return out
+    }
+
     /// Cancels a pending order; false when it is not pending (or not found). Logs `order.cancelled`.
     public func cancel(orderID: String, actor: String, reason: String) async throws -> Bool {
         let logger = database.logger

@@ -9,7 +9,7 @@ import Foundation
 struct BatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch", abstract: "Batch allocation of pending orders: run, show, solve (test instances), bench.",
-        subcommands: [Run.self, Show.self, Solve.self, Bench.self])
+        subcommands: [Run.self, Show.self, Wastage.self, Solve.self, Bench.self])
 
     static func optimiser(policy: String?, shipmentCost: Double?) throws -> BatchOptimiser {
         let planner = MatchPlanner(rules: try loadMatchRules(path: policy), settings: try loadMatchingSettings(),
@@ -87,7 +87,8 @@ struct BatchCommand: AsyncParsableCommand {
                 let key = run
                 let stored = try await Database.with(config, logger: logger) { db in
                     let store = PostgresBatchStore(database: db)
-                    return try await key.map { try await store.find(keyOrID: $0) } ?? store.latest()
+                    if let key { return try await store.find(keyOrID: key) }
+                    return try await store.latest()
                 }
                 guard let stored else {
                     print("no batch run\(run.map { " with id or key '\($0)'" } ?? " recorded yet")")
@@ -100,6 +101,50 @@ struct BatchCommand: AsyncParsableCommand {
                                               solveMilliseconds: stored.solveMilliseconds))
                     print("Recorded \(SnapshotWriter.timestamp(stored.finishedAt)) by \(stored.operatorName)")
                 }
+            }
+        }
+    }
+
+    /// `bloodmatch batch wastage`: short-dated stock at risk of expiring unused, and transfers.
+    struct Wastage: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "wastage",
+            abstract: "Units at risk of expiring unused (by centre, component and group, against recent demand) and suggested transfers.",
+            discussion: "Transfers only meet demand of the unit's own group: O-negative is never sent to non-O demand to avoid waste (DOMAIN.md §a.2).")
+        @Option(help: "Days of recent orders that make the demand.") var days: Double = 7
+        @Option(help: "Evaluate at this instant (ISO 8601 with zone) instead of now.") var asOf: String?
+        @Option(help: "Rows to print.") var limit: Int = 40
+        @Flag(help: "JSON.") var json = false
+
+        func run() async throws {
+            let logger = makeLogger("bloodmatch.batch")
+            try await runReportingFailures(logger: logger) {
+                guard (1...365).contains(days) else { throw ValidationError("--days must be 1…365") }
+                let now = try asOf.map(parseInstant) ?? Date()
+                let config = try Environment.current.database(role: .app)
+                let window = days
+                let report = try await Database.with(config, logger: logger) { db in
+                    let index = try await PostgresInventoryReader(database: db).buildIndex(now: now)
+                    let held = try await PostgresBatchStore(database: db).heldDINs()
+                    let demand = try await PostgresOrderStore(database: db).recentDemand(since: now.addingTimeInterval(-window * 86_400))
+                    return WastageReport.build(index: index, held: held, demand: demand, demandDays: window,
+                                               horizonHours: BatchSettings.standard.wastageHorizonHours, now: now)
+                }
+                if json {
+                    let encoder = PostgresBatchStore.encoder()
+                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+                    print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                    return
+                }
+                print("Short-dated stock against \(Int(window)) day(s) of orders (at risk = would expire before demand uses it, first-expiring first)")
+                for row in report.rows.prefix(limit) {
+                    let supply = row.daysOfSupply.map { String(format: "%.1f days of supply", $0) } ?? "no recent demand"
+                    print("  \(row.centreID)  \(row.component.rawValue) \(row.group)  stock \(row.stock), short-dated \(row.shortDated), at risk \(row.atRisk); " + String(format: "%.1f/day", row.dailyDemand) + ", \(supply)")
+                }
+                if report.rows.isEmpty { print("  none") }
+                print("Suggested transfers (same group only):")
+                for t in report.transfers { print("  \(t.fromCentreID) → \(t.toCentreID): \(t.dins.count) \(t.group) \(t.component.rawValue) — \(t.reason)") }
+                if report.transfers.isEmpty { print("  none") }
             }
         }
     }

@@ -22,11 +22,13 @@ public struct BatchCandidateGraph: Sendable {
         public var lateMinutes: Double
         /// Wastage credit in minutes.
         public var wastageCredit: Double
+        /// The unit as the matcher proposed it for this order (rank, rule, ETA to this hospital).
+        public var proposal: ProposedUnit
     }
 
     /// The orders.
     public var orders: [BatchOrder]
-    /// Distinct candidate units.
+    /// Distinct candidate units (as first proposed; an edge carries its own order's proposal).
     public var units: [ProposedUnit]
     /// Edges, grouped by order and sorted by cost within an order.
     public var edges: [Edge]
@@ -157,7 +159,7 @@ public struct BatchOptimiser: Sendable {
                 let minutes = unit.score + settings.latenessWeight * late - credit
                 edges.append(.init(order: o, unit: u, cost: Int64((minutes * Self.scale).rounded()),
                                    shipment: unitCentre[u] * max(1, orders.count) + orderHospital[o],
-                                   lateMinutes: late, wastageCredit: credit))
+                                   lateMinutes: late, wastageCredit: credit, proposal: unit))
             }
             edges[start..<edges.count].sort { ($0.cost, units[$0.unit].din) < ($1.cost, units[$1.unit].din) }
             ranges.append(start..<edges.count)
@@ -179,7 +181,7 @@ public struct BatchOptimiser: Sendable {
 
     /// The minimum-cost flow with each shipment pair charged `linear[pair]` per unit; returns the
     /// chosen edge ids.
-    func solveFlow(_ graph: BatchCandidateGraph, linear: [Int: Int64]) -> [Int] {
+    func solveFlow(_ graph: BatchCandidateGraph, linear: [Int: Int64], allowed: Set<Int>? = nil) -> [Int] {
         let orderBase = 2
         let unitBase = orderBase + graph.orders.count
         var network = MinCostFlow(nodeCount: unitBase + graph.units.count)
@@ -188,12 +190,13 @@ public struct BatchOptimiser: Sendable {
         }
         var arcOfEdge = [Int](repeating: -1, count: graph.edges.count)
         for (i, edge) in graph.edges.enumerated() {
+            if let allowed, !allowed.contains(edge.shipment) { continue }
             arcOfEdge[i] = network.addArc(from: orderBase + edge.order, to: unitBase + edge.unit, capacity: 1,
                                           cost: edge.cost + (linear[edge.shipment] ?? 0))
         }
         for u in graph.units.indices { network.addArc(from: unitBase + u, to: 1, capacity: 1, cost: 0) }
         _ = network.solve(source: 0, sink: 1)
-        return graph.edges.indices.filter { network.flow(on: arcOfEdge[$0]) > 0 }
+        return graph.edges.indices.filter { arcOfEdge[$0] >= 0 && network.flow(on: arcOfEdge[$0]) > 0 }
     }
 
     /// The true objective of a set of chosen edges, in hundredths of a minute: unit costs,
@@ -236,6 +239,150 @@ public struct BatchOptimiser: Sendable {
             for (pair, count) in carried { linear[pair] = shipmentCharge / Int64(count) }
         }
         return (best, rounds)
+    }
+
+    /// Drop/add/swap local search over the set of open centre → hospital pairs with the whole flow
+    /// as the oracle (the best allocation given the open pairs, charges then exact), for graphs
+    /// small enough that a few hundred flows are cheap (`globalSearchEdgeLimit`).
+    func globalSearch(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> (chosen: [Int], evaluations: Int) {
+        guard graph.edges.count <= settings.globalSearchEdgeLimit else { return (chosen, 0) }
+        var best = chosen
+        var bestValue = objective(graph, chosen)
+        var open = Set(chosen.map { graph.edges[$0].shipment })
+        let all = Set(graph.edges.map(\.shipment))
+        var evaluations = 0
+        func attempt(_ allowed: Set<Int>, linear: [Int: Int64] = [:]) -> Bool {
+            evaluations += 1
+            let candidate = solveFlow(graph, linear: linear, allowed: allowed)
+            let v = objective(graph, candidate)
+            guard v < bestValue else { return false }
+            best = candidate
+            bestValue = v
+            open = Set(candidate.map { graph.edges[$0].shipment })
+            return true
+        }
+        _ = attempt(open)
+        var moved = true
+        while moved && evaluations < 400 {
+            moved = false
+            for p in open.sorted() where attempt(open.subtracting([p])) { moved = true; break }
+            if moved { continue }
+            // Drop a pair and let its units re-route anywhere, a closed pair charged in full per unit.
+            var closedCharge: [Int: Int64] = [:]
+            for q in all.subtracting(open) { closedCharge[q] = shipmentCharge }
+            for p in open.sorted() where attempt(all.subtracting([p]), linear: closedCharge) { moved = true; break }
+            if moved { continue }
+            for q in all.subtracting(open).sorted() where attempt(open.union([q])) { moved = true; break }
+            if moved { continue }
+            outer: for p in open.sorted() {
+                for q in all.subtracting(open).sorted() where attempt(open.subtracting([p]).union([q])) { moved = true; break outer }
+                if evaluations >= 400 { break }
+            }
+        }
+        return (best, evaluations)
+    }
+
+    /// Drop/add local search over each hospital's set of shipments, the other hospitals' units held
+    /// fixed: for a hospital, the orders' best allocation given a set of open centre → hospital pairs
+    /// is an exact small min-cost flow over the units free to it; a pair is dropped or added when
+    /// that lowers the hospital's unit costs + shipment charges + unserved penalties. Shipment
+    /// charges are per hospital, so these moves are exact in the charge; they only couple through
+    /// units, which stay with the hospital that holds them. Returns the edges and the net shipments closed.
+    func hospitalSearch(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> (chosen: [Int], closed: Int) {
+        var holder = [Int](repeating: -1, count: graph.units.count)
+        var current = [[Int]](repeating: [], count: graph.orders.count)
+        for e in chosen {
+            holder[graph.edges[e].unit] = graph.edges[e].order
+            current[graph.edges[e].order].append(e)
+        }
+        var ordersOf = [[Int]](repeating: [], count: graph.hospitals.count)
+        for o in graph.orders.indices { ordersOf[graph.orderHospital[o]].append(o) }
+        let charge = shipmentCharge
+        var closed = 0
+
+        func value(_ edges: [Int], _ orders: [Int]) -> Int64 {
+            var total: Int64 = 0
+            var pairs = Set<Int>()
+            var filled: [Int: Int] = [:]
+            for e in edges {
+                total += graph.edges[e].cost
+                pairs.insert(graph.edges[e].shipment)
+                filled[graph.edges[e].order, default: 0] += 1
+            }
+            for o in orders { total += Int64(graph.orders[o].quantity - (filled[o] ?? 0)) * penalty(graph.orders[o].urgency) }
+            return total + Int64(pairs.count) * charge
+        }
+
+        for _ in 0..<3 {
+            var improvedAny = false
+            for h in graph.hospitals.indices where !ordersOf[h].isEmpty {
+                let orders = ordersOf[h]
+                let mine = Set(orders)
+                // Edges of this hospital's orders whose unit is free or held by this hospital.
+                var usable: [Int] = []
+                for o in orders {
+                    for e in graph.edgesByOrder[o] {
+                        let u = holder[graph.edges[e].unit]
+                        if u < 0 || mine.contains(u) { usable.append(e) }
+                    }
+                }
+                let available = Set(usable.map { graph.edges[$0].shipment })
+                var best = orders.flatMap { current[$0] }
+                var bestValue = value(best, orders)
+                var open = Set(best.map { graph.edges[$0].shipment })
+                func solve(_ allowed: Set<Int>) -> [Int] {
+                    let edges = usable.filter { allowed.contains(graph.edges[$0].shipment) }
+                    var unitNode: [Int: Int] = [:]
+                    for e in edges where unitNode[graph.edges[e].unit] == nil { unitNode[graph.edges[e].unit] = 2 + orders.count + unitNode.count }
+                    var orderNode: [Int: Int] = [:]
+                    for (i, o) in orders.enumerated() { orderNode[o] = 2 + i }
+                    var network = MinCostFlow(nodeCount: 2 + orders.count + unitNode.count)
+                    for o in orders { network.addArc(from: 0, to: orderNode[o]!, capacity: graph.orders[o].quantity, cost: -penalty(graph.orders[o].urgency)) }
+                    let arcs = edges.map { e in
+                        network.addArc(from: orderNode[graph.edges[e].order]!, to: unitNode[graph.edges[e].unit]!, capacity: 1, cost: graph.edges[e].cost)
+                    }
+                    for node in unitNode.values.sorted() { network.addArc(from: node, to: 1, capacity: 1, cost: 0) }
+                    _ = network.solve(source: 0, sink: 1)
+                    return edges.indices.filter { network.flow(on: arcs[$0]) > 0 }.map { edges[$0] }
+                }
+                var moved = true
+                var evaluations = 0
+                let firstTry = solve(open)
+                let firstValue = value(firstTry, orders)
+                if firstValue < bestValue { best = firstTry; bestValue = firstValue; open = Set(best.map { graph.edges[$0].shipment }) }
+                while moved && evaluations < 200 {
+                    moved = false
+                    var trials: [Set<Int>] = open.sorted().map { open.subtracting([$0]) }
+                    trials += available.subtracting(open).sorted().map { open.union([$0]) }
+                    for allowed in trials {
+                        evaluations += 1
+                        let candidate = solve(allowed)
+                        let v = value(candidate, orders)
+                        if v < bestValue {
+                            best = candidate
+                            bestValue = v
+                            open = Set(best.map { graph.edges[$0].shipment })
+                            moved = true
+                            break
+                        }
+                    }
+                }
+                let before = Set(orders.flatMap { current[$0] })
+                if Set(best) != before {
+                    let pairsBefore = Set(before.map { graph.edges[$0].shipment }).count
+                    closed += pairsBefore - open.count
+                    for e in before { holder[graph.edges[e].unit] = -1 }
+                    for o in orders { current[o] = [] }
+                    for e in best {
+                        holder[graph.edges[e].unit] = graph.edges[e].order
+                        current[graph.edges[e].order].append(e)
+                    }
+                    improvedAny = true
+                }
+            }
+            if !improvedAny { break }
+        }
+        return (current.flatMap { $0 }.sorted(), max(0, closed))
     }
 
     /// Closes shipments whose units can all move to free candidates in shipments already open to
@@ -328,11 +475,44 @@ public struct BatchOptimiser: Sendable {
                          shipmentMinutes: Double(pairs.count) * settings.shipmentCostMinutes, unserved: unserved)
     }
 
-    /// Optimises a graph: slope-scaled flow, then the shipment-closing local search.
+    /// Optimises a graph: slope-scaled flow, then the shipment-closing local search, then a refill
+    /// of short orders (most urgent first) from units the local search freed.
     public func optimise(_ graph: BatchCandidateGraph) -> (chosen: [Int], rounds: Int, closed: Int) {
         let (flow, rounds) = scaledFlow(graph)
-        let (improved, closed) = closeShipments(graph, flow)
-        return objective(graph, improved) <= objective(graph, flow) ? (improved, rounds, closed) : (flow, rounds, 0)
+        var global = globalSearch(graph, flow).chosen
+        if graph.edges.count <= settings.globalSearchEdgeLimit {
+            // More starts on small graphs: every pair open, and greedy's pairs.
+            for start in [solveFlow(graph, linear: [:]), greedy(graph)] {
+                let other = globalSearch(graph, start).chosen
+                if objective(graph, other) < objective(graph, global) { global = other }
+            }
+        }
+        let (searched, closedBySearch) = hospitalSearch(graph, global)
+        let (moved, closed) = closeShipments(graph, searched)
+        let improved = refill(graph, moved)
+        return objective(graph, improved) <= objective(graph, flow) ? (improved, rounds, closed + closedBySearch) : (flow, rounds, 0)
+    }
+
+    /// Gives free candidate units to orders still short, emergency first, cheapest unit first.
+    func refill(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> [Int] {
+        var taken = [Bool](repeating: false, count: graph.units.count)
+        var filled = [Int](repeating: 0, count: graph.orders.count)
+        for e in chosen {
+            taken[graph.edges[e].unit] = true
+            filled[graph.edges[e].order] += 1
+        }
+        let short = graph.orders.indices.filter { filled[$0] < graph.orders[$0].quantity }
+            .sorted { (graph.orders[$0].urgency.priority, $0) < (graph.orders[$1].urgency.priority, $1) }
+        guard !short.isEmpty else { return chosen }
+        var out = chosen
+        for o in short {
+            for e in graph.edgesByOrder[o] where filled[o] < graph.orders[o].quantity && !taken[graph.edges[e].unit] {
+                taken[graph.edges[e].unit] = true
+                filled[o] += 1
+                out.append(e)
+            }
+        }
+        return out.sorted()
     }
 
     /// The greedy baseline's chosen edges on a graph.
@@ -368,6 +548,19 @@ public struct BatchOptimiser: Sendable {
                         closed: result.closed, index: index, excluded: excluded, now: now)
     }
 
+    /// `plan` on a thread of its own with a large stack, for async callers: the cooperative
+    /// pool's small thread stacks are not meant for a long CPU-bound computation (debug builds
+    /// overflowed them).
+    public func planOnOwnThread(orders: [BatchOrder], index: InventoryIndex, excluded: Set<String>, now: Date) async -> BatchPlan {
+        await withCheckedContinuation { (continuation: CheckedContinuation<BatchPlan, Never>) in
+            let thread = Thread {
+                continuation.resume(returning: self.plan(orders: orders, index: index, excluded: excluded, now: now))
+            }
+            thread.stackSize = 256 << 20
+            thread.start()
+        }
+    }
+
     func makePlan(graph: BatchCandidateGraph, chosen: [Int], greedy: [Int], rounds: Int, closed: Int,
                   index: InventoryIndex, excluded: Set<String>, now: Date) -> BatchPlan {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
@@ -387,7 +580,7 @@ public struct BatchOptimiser: Sendable {
             let first = graph.edges[members[0]]
             let centre = graph.centres[graph.unitCentre[first.unit]]
             let hospital = graph.hospitals[graph.orderHospital[first.order]]
-            let units = members.map { graph.units[graph.edges[$0].unit] }
+            let units = members.map { graph.edges[$0].proposal }
             let verdicts = units.compactMap(\.meetsNeededBy)
             var orderIDs: [String] = []
             for e in members where !orderIDs.contains(graph.orders[graph.edges[e].order].orderID) {
@@ -399,7 +592,7 @@ public struct BatchOptimiser: Sendable {
                 staleCentre: units.contains(where: \.staleCentre)))
             for e in members {
                 let edge = graph.edges[e]
-                let unit = graph.units[edge.unit]
+                let unit = edge.proposal
                 let minutes = Double(edge.cost) / Self.scale
                 var words = "\(unit.group) rank \(unit.rank) at \(unit.centreID), \(Int(unit.distanceKm.rounded())) km, ETA \(Int(unit.etaMinutes.rounded())) min"
                 words += "; \(unit.rule)"

@@ -82,6 +82,9 @@ public struct BatchSettings: Sendable, Hashable, Codable {
     public var wideningRounds: Int
     /// Re-costing rounds for the shipment charge (slope scaling), at least 1.
     public var rescalingRounds: Int
+    /// Largest candidate graph (edges) on which the drop/add/swap search over open shipments
+    /// re-solves the whole flow per move; larger graphs use the per-hospital search only.
+    public var globalSearchEdgeLimit: Int = 3000
 
     /// Creates settings.
     public init(shipmentCostMinutes: Double, wastageCreditMinutes: Double, wastageHorizonHours: [Component: Double],
@@ -105,5 +108,5 @@ public struct BatchSettings: Sendable, Hashable, Codable {
         shipmentCostMinutes: 120, wastageCreditMinutes: 60,
         wastageHorizonHours: [.redCells: 72, .wholeBlood: 72, .platelets: 24, .plasma: 168, .cryoprecipitate: 168],
         latenessWeight: 2, unservedPenaltyMinutes: [.emergency: 1e9, .urgent: 1e7, .routine: 1e5],
-        candidatesPerUnit: 3, minimumCandidates: 12, wideningRounds: 3, rescalingRounds: 4)
+        candidatesPerUnit: 4, minimumCandidates: 30, wideningRounds: 3, rescalingRounds: 4)
 }
