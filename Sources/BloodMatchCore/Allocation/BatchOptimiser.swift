@@ -263,7 +263,7 @@ public struct BatchOptimiser: Sendable {
         }
         _ = attempt(open)
         var moved = true
-        while moved && evaluations < 400 {
+        while moved && evaluations < 150 {
             moved = false
             for p in open.sorted() where attempt(open.subtracting([p])) { moved = true; break }
             if moved { continue }
@@ -276,7 +276,7 @@ public struct BatchOptimiser: Sendable {
             if moved { continue }
             outer: for p in open.sorted() {
                 for q in all.subtracting(open).sorted() where attempt(open.subtracting([p]).union([q])) { moved = true; break outer }
-                if evaluations >= 400 { break }
+                if evaluations >= 150 { break }
             }
         }
         return (best, evaluations)

@@ -84,7 +84,7 @@ public struct BatchSettings: Sendable, Hashable, Codable {
     public var rescalingRounds: Int
     /// Largest candidate graph (edges) on which the drop/add/swap search over open shipments
     /// re-solves the whole flow per move; larger graphs use the per-hospital search only.
-    public var globalSearchEdgeLimit: Int = 3000
+    public var globalSearchEdgeLimit: Int = 1500
 
     /// Creates settings.
     public init(shipmentCostMinutes: Double, wastageCreditMinutes: Double, wastageHorizonHours: [Component: Double],

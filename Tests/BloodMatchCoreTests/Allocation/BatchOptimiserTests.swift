@@ -14,7 +14,7 @@ import Testing
     @Test(arguments: [UInt64(1), 2])
     func invariantsHoldOnLargeInstances(seed: UInt64) throws {
         let (optimiser, policy) = try Self.optimiser()
-        let scenario = BatchScenario.generate(seed: seed, centres: 25, hospitals: 40, units: 8000, orders: 300,
+        let scenario = BatchScenario.generate(seed: seed, centres: 20, hospitals: 30, units: 5000, orders: 200,
                                               maximumQuantity: 6, staleEvery: 9)
         let excluded: Set<String> = [BatchScenario.din(5), BatchScenario.din(17), BatchScenario.din(42)]
         let plan = optimiser.plan(orders: scenario.orders, index: scenario.index, excluded: excluded, now: scenario.now)
@@ -86,7 +86,7 @@ import Testing
 
     @Test func planIsDeterministic() throws {
         let (optimiser, _) = try Self.optimiser()
-        let scenario = BatchScenario.generate(seed: 9, centres: 6, hospitals: 8, units: 1500, orders: 60)
+        let scenario = BatchScenario.generate(seed: 9, centres: 5, hospitals: 6, units: 600, orders: 25)
         let a = optimiser.plan(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now)
         let b = optimiser.plan(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now)
         #expect(a == b)
