@@ -40,6 +40,7 @@ public struct OrderFileError: Error, Sendable, Hashable, CustomStringConvertible
     /// What is wrong.
     public var reason: String
 
+    /// Text for people and logs.
     public var description: String { "\(file):\(line): \(field) '\(value)': \(reason)" }
 }
 

@@ -23,6 +23,7 @@ public struct BatchContentionError: Error, Sendable, CustomStringConvertible {
     public var attempts: Int
     /// Creates the error.
     public init(attempts: Int) { self.attempts = attempts }
+    /// Text for people and logs.
     public var description: String { "the batch could not be recorded after \(attempts) attempts: units or orders kept changing; nothing was written" }
 }
 

@@ -19,6 +19,7 @@ public enum BatchRecordOutcome: Sendable, Hashable {
 public struct BatchBusyError: Error, Sendable, CustomStringConvertible {
     /// Creates the error.
     public init() {}
+    /// Text for people and logs.
     public var description: String { "another batch run is being recorded; try again when it has finished" }
 }
 

@@ -64,6 +64,7 @@ public enum OrderStoreError: Error, Sendable, CustomStringConvertible {
     /// A hospital that is not a known hospital site; carries order id and hospital.
     case unknownHospital(orderID: String, hospital: String)
 
+    /// Text for people and logs.
     public var description: String {
         switch self {
         case .duplicateOrder(let id): "order '\(id)' already exists; nothing was stored"
