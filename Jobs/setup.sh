@@ -12,6 +12,8 @@ command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
 command -v wrk >/dev/null || need+=(wrk)                 # HTTP load (Jobs/checks/http-api.sh, Jobs/bench/http.sh)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+# The exact-optimum check of the batch optimiser solves MILPs with HiGHS through scipy (≥ 1.9).
+python3 -c 'from scipy.optimize import milp' 2>/dev/null || need+=(python3-scipy python3-numpy)
 if ((${#need[@]})); then
   [ "$(id -u)" = 0 ] || { echo "missing packages: ${need[*]}; run as root or install them" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive
@@ -20,5 +22,9 @@ fi
 # schemathesis (PyPI) checks the served OpenAPI document against the running API.
 if ! command -v schemathesis >/dev/null; then
   python3 -m pip install -q schemathesis 2>/dev/null || python3 -m pip install -q --break-system-packages schemathesis
+fi
+# When python3 is not Debian's own (a pyenv, say), the apt package does not reach it: use pip.
+if ! python3 -c 'from scipy.optimize import milp' 2>/dev/null; then
+  python3 -m pip install -q 'scipy>=1.9' 2>/dev/null || python3 -m pip install -q --break-system-packages 'scipy>=1.9'
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH (expected Swift 6.3 at /opt/swift)" >&2; exit 1; }

@@ -24,6 +24,7 @@ struct BloodMatchCommand: AsyncParsableCommand {
             IsbtCommand.self,
             GenerateCommand.self,
             ServeCommand.self, HospitalCommand.self,
+            OrderCommand.self, BatchCommand.self,
         ]
     )
 }

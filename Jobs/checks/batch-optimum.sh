@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The batch optimiser against an exact solver: generated small instances (`bloodmatch batch solve`)
+# solved exactly as a MILP by HiGHS through scipy (Jobs/checks/batch_optimum.py); fails when an
+# allocation is infeasible, serves fewer units at any urgency than the optimum, costs more than 5 %
+# above it, or more than 10 % of instances are above 1 %.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bm=${BLOODMATCH_BIN:-.build/debug/bloodmatch}
+[ -x "$bm" ] || swift build --product bloodmatch
+python3 Jobs/checks/batch_optimum.py --bloodmatch "$bm" --instances "${BATCH_OPTIMUM_INSTANCES:-40}"

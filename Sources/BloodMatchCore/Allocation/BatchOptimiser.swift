@@ -1,0 +1,661 @@
+import Foundation
+
+/// The candidate graph of a batch: every order, the units the rules allow for it, and the cost of
+/// each (order, unit) pair.
+///
+/// Candidates come from the spatial index through the live matcher (`UnitMatcher` with the
+/// planner's `MatchRules`), so every edge satisfies exactly the rules a live match applies:
+/// ABO/RhD compatibility and rank, special requirements, unit age, remaining life at arrival, and
+/// excluded (reserved) units.
+public struct BatchCandidateGraph: Sendable {
+    /// One (order, unit) pair the rules allow.
+    public struct Edge: Sendable, Hashable {
+        /// Order position in `orders`.
+        public var order: Int
+        /// Unit position in `units`.
+        public var unit: Int
+        /// Cost in hundredths of a minute (score + lateness − wastage credit).
+        public var cost: Int64
+        /// Shipment key: centre position × hospital count + hospital position.
+        public var shipment: Int
+        /// Minutes late against the needed-by time.
+        public var lateMinutes: Double
+        /// Wastage credit in minutes.
+        public var wastageCredit: Double
+        /// The unit as the matcher proposed it for this order (rank, rule, ETA to this hospital).
+        public var proposal: ProposedUnit
+    }
+
+    /// The orders.
+    public var orders: [BatchOrder]
+    /// Distinct candidate units (as first proposed; an edge carries its own order's proposal).
+    public var units: [ProposedUnit]
+    /// Edges, grouped by order and sorted by cost within an order.
+    public var edges: [Edge]
+    /// Edge ranges per order.
+    public var edgesByOrder: [Range<Int>]
+    /// Whether an order's candidate list was cut at its limit (more eligible units may exist).
+    public var truncated: [Bool]
+    /// Why an order has no acceptable group or requirement (rules' refusals and notes).
+    public var ruleNotes: [[String]]
+    /// Whether the rules left an order no acceptable group at all.
+    public var noAcceptableGroup: [Bool]
+    /// Centre ids by position.
+    public var centres: [String]
+    /// Hospital ids by position.
+    public var hospitals: [String]
+    /// Unit → centre position.
+    public var unitCentre: [Int]
+    /// Order → hospital position.
+    public var orderHospital: [Int]
+}
+
+/// Batch allocation of pending orders: minimum-cost flow over the candidate graph, with the fixed
+/// shipment charge handled by slope scaling and a local search, and a greedy baseline.
+///
+/// The flow network is source → order (capacity = quantity, cost = −unserved penalty of its
+/// urgency) → unit (capacity 1, cost of the pair plus the linearised shipment charge) → sink
+/// (capacity 1). The minimum-cost flow never gives a unit twice, fills orders before it
+/// minimises cost, and serves emergency before urgent before routine (the penalties are orders of
+/// magnitude apart). The shipment charge is a fixed cost per (centre, hospital) pair used, which
+/// a flow cannot express; slope scaling (Kim and Pardalos, *Oper. Res. Lett.* 24, 1999) re-costs
+/// each pair at charge ÷ units it carried in the previous round, the best plan by the true cost is
+/// kept, and a local search then closes shipments whose units can move to already-open shipments
+/// for less than the charge. Pure: `now` is passed in.
+public struct BatchOptimiser: Sendable {
+    /// Rules, matching settings and travel times (the same as live matches).
+    public let planner: MatchPlanner
+    /// Objective weights.
+    public let settings: BatchSettings
+
+    /// Creates an optimiser.
+    public init(planner: MatchPlanner, settings: BatchSettings = .standard) {
+        self.planner = planner
+        self.settings = settings
+    }
+
+    private static let scale = 100.0
+
+    /// Per-order candidate list from the live matcher, at most `limit` units.
+    struct OrderCandidates {
+        var units: [ProposedUnit]
+        var truncated: Bool
+        var notes: [String]
+        var noGroup: Bool
+        /// The best (lowest) rank the rules give any group for this recipient.
+        var bestRank: Int
+    }
+
+    func candidates(for order: BatchOrder, index: InventoryIndex, excluded: Set<String>, now: Int64, limit: Int) -> OrderCandidates {
+        var request = order.matchRequest
+        request.quantity = limit
+        let (query, refused, notes) = planner.query(for: request, destination: order.destination, excluded: excluded)
+        if query.choices.isEmpty {
+            return OrderCandidates(units: [], truncated: false, notes: refused + notes, noGroup: true, bestRank: 1)
+        }
+        var quiet = planner.settings
+        quiet.rejectedCandidatesKept = 0
+        let matcher = UnitMatcher(index: index, settings: quiet, travelTimes: planner.travelTimes)
+        let found = matcher.match(query, now: now).chosen
+        return OrderCandidates(units: found, truncated: found.count >= limit, notes: notes, noGroup: false,
+                               bestRank: query.choices.map(\.rank).min() ?? 1)
+    }
+
+    func initialLimit(_ order: BatchOrder) -> Int {
+        max(order.quantity * settings.candidatesPerUnit, order.quantity + settings.minimumCandidates)
+    }
+
+    /// Builds the candidate graph with at most `limit(order)` candidates per order.
+    public func candidateGraph(orders: [BatchOrder], index: InventoryIndex, excluded: Set<String>, now: Date,
+                               limit: (BatchOrder) -> Int) -> BatchCandidateGraph {
+        let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
+        let lists = orders.map { candidates(for: $0, index: index, excluded: excluded, now: seconds, limit: limit($0)) }
+        return assemble(orders: orders, lists: lists, now: seconds)
+    }
+
+    func assemble(orders: [BatchOrder], lists: [OrderCandidates], now: Int64) -> BatchCandidateGraph {
+        var centreIndex: [String: Int] = [:]
+        var centres: [String] = []
+        var hospitalIndex: [String: Int] = [:]
+        var hospitals: [String] = []
+        for order in orders where hospitalIndex[order.hospitalID] == nil {
+            hospitalIndex[order.hospitalID] = hospitals.count
+            hospitals.append(order.hospitalID)
+        }
+        var unitIndex: [String: Int] = [:]
+        var units: [ProposedUnit] = []
+        var unitCentre: [Int] = []
+        var edges: [BatchCandidateGraph.Edge] = []
+        var ranges: [Range<Int>] = []
+        let orderHospital = orders.map { hospitalIndex[$0.hospitalID] ?? 0 }
+        for (o, order) in orders.enumerated() {
+            let start = edges.count
+            let bestRank = lists[o].bestRank
+            let horizon = (settings.wastageHorizonHours[order.component] ?? 0) * 3600
+            for unit in lists[o].units {
+                let u: Int
+                if let known = unitIndex[unit.din] {
+                    u = known
+                } else {
+                    u = units.count
+                    unitIndex[unit.din] = u
+                    units.append(unit)
+                    let c: Int
+                    if let known = centreIndex[unit.centreID] { c = known } else {
+                        c = centres.count
+                        centreIndex[unit.centreID] = c
+                        centres.append(unit.centreID)
+                    }
+                    unitCentre.append(c)
+                }
+                let arrival = Double(now) + unit.etaMinutes * 60
+                let late = order.neededBy.map { max(0, arrival - $0.timeIntervalSince1970) / 60 } ?? 0
+                var credit = 0.0
+                // Only the recipient's best-ranked group earns the credit (LB-ONEG; DOMAIN.md §a.2).
+                if unit.rank == bestRank, horizon > 0 {
+                    let remaining = Double(unit.expiresAt) - arrival
+                    credit = settings.wastageCreditMinutes * min(1, max(0, 1 - remaining / horizon))
+                }
+                let minutes = unit.score + settings.latenessWeight * late - credit
+                edges.append(.init(order: o, unit: u, cost: Int64((minutes * Self.scale).rounded()),
+                                   shipment: unitCentre[u] * max(1, orders.count) + orderHospital[o],
+                                   lateMinutes: late, wastageCredit: credit, proposal: unit))
+            }
+            edges[start..<edges.count].sort { ($0.cost, units[$0.unit].din) < ($1.cost, units[$1.unit].din) }
+            ranges.append(start..<edges.count)
+        }
+        // Shipment keys use a stable hospital count.
+        let h = max(1, hospitals.count)
+        for i in edges.indices { edges[i].shipment = unitCentre[edges[i].unit] * h + orderHospital[edges[i].order] }
+        return BatchCandidateGraph(
+            orders: orders, units: units, edges: edges, edgesByOrder: ranges, truncated: lists.map(\.truncated),
+            ruleNotes: lists.map(\.notes), noAcceptableGroup: lists.map(\.noGroup), centres: centres,
+            hospitals: hospitals, unitCentre: unitCentre, orderHospital: orderHospital)
+    }
+
+    func penalty(_ urgency: Urgency) -> Int64 {
+        Int64(((settings.unservedPenaltyMinutes[urgency] ?? 1e5) * Self.scale).rounded())
+    }
+
+    var shipmentCharge: Int64 { Int64((settings.shipmentCostMinutes * Self.scale).rounded()) }
+
+    /// The minimum-cost flow with each shipment pair charged `linear[pair]` per unit; returns the
+    /// chosen edge ids.
+    func solveFlow(_ graph: BatchCandidateGraph, linear: [Int: Int64], allowed: Set<Int>? = nil) -> [Int] {
+        let orderBase = 2
+        let unitBase = orderBase + graph.orders.count
+        var network = MinCostFlow(nodeCount: unitBase + graph.units.count)
+        for (o, order) in graph.orders.enumerated() where !graph.edgesByOrder[o].isEmpty {
+            network.addArc(from: 0, to: orderBase + o, capacity: order.quantity, cost: -penalty(order.urgency))
+        }
+        var arcOfEdge = [Int](repeating: -1, count: graph.edges.count)
+        for (i, edge) in graph.edges.enumerated() {
+            if let allowed, !allowed.contains(edge.shipment) { continue }
+            arcOfEdge[i] = network.addArc(from: orderBase + edge.order, to: unitBase + edge.unit, capacity: 1,
+                                          cost: edge.cost + (linear[edge.shipment] ?? 0))
+        }
+        for u in graph.units.indices { network.addArc(from: unitBase + u, to: 1, capacity: 1, cost: 0) }
+        _ = network.solve(source: 0, sink: 1)
+        return graph.edges.indices.filter { arcOfEdge[$0] >= 0 && network.flow(on: arcOfEdge[$0]) > 0 }
+    }
+
+    /// The true objective of a set of chosen edges, in hundredths of a minute: unit costs,
+    /// shipment charges and unserved penalties.
+    func objective(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> Int64 {
+        var total: Int64 = 0
+        var pairs = Set<Int>()
+        var filled = [Int](repeating: 0, count: graph.orders.count)
+        for e in chosen {
+            total += graph.edges[e].cost
+            pairs.insert(graph.edges[e].shipment)
+            filled[graph.edges[e].order] += 1
+        }
+        total += Int64(pairs.count) * shipmentCharge
+        for (o, order) in graph.orders.enumerated() { total += Int64(order.quantity - filled[o]) * penalty(order.urgency) }
+        return total
+    }
+
+    /// Slope scaling over the flow: the best chosen edges by the true objective, and the rounds run.
+    func scaledFlow(_ graph: BatchCandidateGraph) -> (chosen: [Int], rounds: Int) {
+        var demand: [Int: Int] = [:]
+        for (o, order) in graph.orders.enumerated() { demand[graph.orderHospital[o], default: 0] += order.quantity }
+        let h = max(1, graph.hospitals.count)
+        var linear: [Int: Int64] = [:]
+        for edge in graph.edges where linear[edge.shipment] == nil {
+            linear[edge.shipment] = shipmentCharge / Int64(max(1, demand[edge.shipment % h] ?? 1))
+        }
+        var best: [Int] = []
+        var bestValue = Int64.max
+        var rounds = 0
+        var seen = Set<[Int]>()
+        for _ in 0..<max(1, settings.rescalingRounds) {
+            rounds += 1
+            let chosen = solveFlow(graph, linear: linear)
+            let value = objective(graph, chosen)
+            if value < bestValue { best = chosen; bestValue = value }
+            if !seen.insert(chosen).inserted { break }
+            var carried: [Int: Int] = [:]
+            for e in chosen { carried[graph.edges[e].shipment, default: 0] += 1 }
+            for (pair, count) in carried { linear[pair] = shipmentCharge / Int64(count) }
+        }
+        return (best, rounds)
+    }
+
+    /// Drop/add/swap local search over the set of open centre → hospital pairs with the whole flow
+    /// as the oracle (the best allocation given the open pairs, charges then exact), for graphs
+    /// small enough that a few hundred flows are cheap (`globalSearchEdgeLimit`).
+    func globalSearch(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> (chosen: [Int], evaluations: Int) {
+        guard graph.edges.count <= settings.globalSearchEdgeLimit else { return (chosen, 0) }
+        var best = chosen
+        var bestValue = objective(graph, chosen)
+        var open = Set(chosen.map { graph.edges[$0].shipment })
+        let all = Set(graph.edges.map(\.shipment))
+        var evaluations = 0
+        func attempt(_ allowed: Set<Int>, linear: [Int: Int64] = [:]) -> Bool {
+            evaluations += 1
+            let candidate = solveFlow(graph, linear: linear, allowed: allowed)
+            let v = objective(graph, candidate)
+            guard v < bestValue else { return false }
+            best = candidate
+            bestValue = v
+            open = Set(candidate.map { graph.edges[$0].shipment })
+            return true
+        }
+        _ = attempt(open)
+        var moved = true
+        while moved && evaluations < 150 {
+            moved = false
+            for p in open.sorted() where attempt(open.subtracting([p])) { moved = true; break }
+            if moved { continue }
+            // Drop a pair and let its units re-route anywhere, a closed pair charged in full per unit.
+            var closedCharge: [Int: Int64] = [:]
+            for q in all.subtracting(open) { closedCharge[q] = shipmentCharge }
+            for p in open.sorted() where attempt(all.subtracting([p]), linear: closedCharge) { moved = true; break }
+            if moved { continue }
+            for q in all.subtracting(open).sorted() where attempt(open.union([q])) { moved = true; break }
+            if moved { continue }
+            outer: for p in open.sorted() {
+                for q in all.subtracting(open).sorted() where attempt(open.subtracting([p]).union([q])) { moved = true; break outer }
+                if evaluations >= 150 { break }
+            }
+        }
+        return (best, evaluations)
+    }
+
+    /// Drop/add local search over each hospital's set of shipments, the other hospitals' units held
+    /// fixed: for a hospital, the orders' best allocation given a set of open centre → hospital pairs
+    /// is an exact small min-cost flow over the units free to it; a pair is dropped or added when
+    /// that lowers the hospital's unit costs + shipment charges + unserved penalties. Shipment
+    /// charges are per hospital, so these moves are exact in the charge; they only couple through
+    /// units, which stay with the hospital that holds them. Returns the edges and the net shipments closed.
+    func hospitalSearch(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> (chosen: [Int], closed: Int) {
+        var holder = [Int](repeating: -1, count: graph.units.count)
+        var current = [[Int]](repeating: [], count: graph.orders.count)
+        for e in chosen {
+            holder[graph.edges[e].unit] = graph.edges[e].order
+            current[graph.edges[e].order].append(e)
+        }
+        var ordersOf = [[Int]](repeating: [], count: graph.hospitals.count)
+        for o in graph.orders.indices { ordersOf[graph.orderHospital[o]].append(o) }
+        let charge = shipmentCharge
+        var closed = 0
+
+        func value(_ edges: [Int], _ orders: [Int]) -> Int64 {
+            var total: Int64 = 0
+            var pairs = Set<Int>()
+            var filled: [Int: Int] = [:]
+            for e in edges {
+                total += graph.edges[e].cost
+                pairs.insert(graph.edges[e].shipment)
+                filled[graph.edges[e].order, default: 0] += 1
+            }
+            for o in orders { total += Int64(graph.orders[o].quantity - (filled[o] ?? 0)) * penalty(graph.orders[o].urgency) }
+            return total + Int64(pairs.count) * charge
+        }
+
+        for _ in 0..<3 {
+            var improvedAny = false
+            for h in graph.hospitals.indices where !ordersOf[h].isEmpty {
+                let orders = ordersOf[h]
+                let mine = Set(orders)
+                // Edges of this hospital's orders whose unit is free or held by this hospital.
+                var usable: [Int] = []
+                for o in orders {
+                    for e in graph.edgesByOrder[o] {
+                        let u = holder[graph.edges[e].unit]
+                        if u < 0 || mine.contains(u) { usable.append(e) }
+                    }
+                }
+                let available = Set(usable.map { graph.edges[$0].shipment })
+                var best = orders.flatMap { current[$0] }
+                var bestValue = value(best, orders)
+                var open = Set(best.map { graph.edges[$0].shipment })
+                func solve(_ allowed: Set<Int>) -> [Int] {
+                    let edges = usable.filter { allowed.contains(graph.edges[$0].shipment) }
+                    var unitNode: [Int: Int] = [:]
+                    for e in edges where unitNode[graph.edges[e].unit] == nil { unitNode[graph.edges[e].unit] = 2 + orders.count + unitNode.count }
+                    var orderNode: [Int: Int] = [:]
+                    for (i, o) in orders.enumerated() { orderNode[o] = 2 + i }
+                    var network = MinCostFlow(nodeCount: 2 + orders.count + unitNode.count)
+                    for o in orders { network.addArc(from: 0, to: orderNode[o]!, capacity: graph.orders[o].quantity, cost: -penalty(graph.orders[o].urgency)) }
+                    let arcs = edges.map { e in
+                        network.addArc(from: orderNode[graph.edges[e].order]!, to: unitNode[graph.edges[e].unit]!, capacity: 1, cost: graph.edges[e].cost)
+                    }
+                    for node in unitNode.values.sorted() { network.addArc(from: node, to: 1, capacity: 1, cost: 0) }
+                    _ = network.solve(source: 0, sink: 1)
+                    return edges.indices.filter { network.flow(on: arcs[$0]) > 0 }.map { edges[$0] }
+                }
+                var moved = true
+                var evaluations = 0
+                let firstTry = solve(open)
+                let firstValue = value(firstTry, orders)
+                if firstValue < bestValue { best = firstTry; bestValue = firstValue; open = Set(best.map { graph.edges[$0].shipment }) }
+                while moved && evaluations < 200 {
+                    moved = false
+                    var trials: [Set<Int>] = open.sorted().map { open.subtracting([$0]) }
+                    trials += available.subtracting(open).sorted().map { open.union([$0]) }
+                    for allowed in trials {
+                        evaluations += 1
+                        let candidate = solve(allowed)
+                        let v = value(candidate, orders)
+                        if v < bestValue {
+                            best = candidate
+                            bestValue = v
+                            open = Set(best.map { graph.edges[$0].shipment })
+                            moved = true
+                            break
+                        }
+                    }
+                }
+                let before = Set(orders.flatMap { current[$0] })
+                if Set(best) != before {
+                    let pairsBefore = Set(before.map { graph.edges[$0].shipment }).count
+                    closed += pairsBefore - open.count
+                    for e in before { holder[graph.edges[e].unit] = -1 }
+                    for o in orders { current[o] = [] }
+                    for e in best {
+                        holder[graph.edges[e].unit] = graph.edges[e].order
+                        current[graph.edges[e].order].append(e)
+                    }
+                    improvedAny = true
+                }
+            }
+            if !improvedAny { break }
+        }
+        return (current.flatMap { $0 }.sorted(), max(0, closed))
+    }
+
+    /// Closes shipments whose units can all move to free candidates in shipments already open to
+    /// the same hospital for less than the shipment charge; returns the new edges and the count closed.
+    func closeShipments(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> (chosen: [Int], closed: Int) {
+        var chosenSet = Set(chosen)
+        var taken = [Bool](repeating: false, count: graph.units.count)
+        var open: [Int: Int] = [:]
+        for e in chosen {
+            taken[graph.edges[e].unit] = true
+            open[graph.edges[e].shipment, default: 0] += 1
+        }
+        var closed = 0
+        var improved = true
+        var passes = 0
+        while improved && passes < 5 {
+            improved = false
+            passes += 1
+            let pairs = open.filter { $0.value > 0 }.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
+            for (pair, _) in pairs where (open[pair] ?? 0) > 0 {
+                let members = chosenSet.filter { graph.edges[$0].shipment == pair }.sorted()
+                var moves: [(from: Int, to: Int)] = []
+                var reserved = Set<Int>()
+                var delta: Int64 = 0
+                var feasible = true
+                for e in members {
+                    let edge = graph.edges[e]
+                    var found: Int?
+                    for alt in graph.edgesByOrder[edge.order] {
+                        let a = graph.edges[alt]
+                        if a.shipment == pair || taken[a.unit] || reserved.contains(a.unit) { continue }
+                        if (open[a.shipment] ?? 0) > 0 { found = alt; break }
+                    }
+                    guard let alt = found else { feasible = false; break }
+                    reserved.insert(graph.edges[alt].unit)
+                    delta += graph.edges[alt].cost - edge.cost
+                    moves.append((e, alt))
+                }
+                guard feasible, delta < shipmentCharge else { continue }
+                for (from, to) in moves {
+                    chosenSet.remove(from)
+                    chosenSet.insert(to)
+                    taken[graph.edges[from].unit] = false
+                    taken[graph.edges[to].unit] = true
+                    open[graph.edges[from].shipment, default: 0] -= 1
+                    open[graph.edges[to].shipment, default: 0] += 1
+                }
+                closed += 1
+                improved = true
+            }
+        }
+        return (chosenSet.sorted(), closed)
+    }
+
+    /// The greedy baseline: orders one by one (emergency, urgent, routine; then needed-by, placed,
+    /// id), each taking its cheapest remaining candidates, as independent nearest-unit answers would.
+    func greedy(_ graph: BatchCandidateGraph) -> [Int] {
+        let sequence = graph.orders.indices.sorted { a, b in
+            let x = graph.orders[a], y = graph.orders[b]
+            let kx = (x.urgency.priority, x.neededBy ?? .distantFuture, x.placedAt, x.orderID)
+            let ky = (y.urgency.priority, y.neededBy ?? .distantFuture, y.placedAt, y.orderID)
+            return kx < ky
+        }
+        var taken = [Bool](repeating: false, count: graph.units.count)
+        var chosen: [Int] = []
+        for o in sequence {
+            var need = graph.orders[o].quantity
+            for e in graph.edgesByOrder[o] where need > 0 && !taken[graph.edges[e].unit] {
+                taken[graph.edges[e].unit] = true
+                chosen.append(e)
+                need -= 1
+            }
+        }
+        return chosen.sorted()
+    }
+
+    func cost(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> BatchCost {
+        var unitCost: Int64 = 0
+        var pairs = Set<Int>()
+        var filled = [Int](repeating: 0, count: graph.orders.count)
+        for e in chosen {
+            unitCost += graph.edges[e].cost
+            pairs.insert(graph.edges[e].shipment)
+            filled[graph.edges[e].order] += 1
+        }
+        var unserved: [Urgency: Int] = [:]
+        for urgency in Urgency.allCases { unserved[urgency] = 0 }
+        for (o, order) in graph.orders.enumerated() { unserved[order.urgency, default: 0] += order.quantity - filled[o] }
+        return BatchCost(unitMinutes: Double(unitCost) / Self.scale, shipments: pairs.count,
+                         shipmentMinutes: Double(pairs.count) * settings.shipmentCostMinutes, unserved: unserved)
+    }
+
+    /// Optimises a graph: slope-scaled flow, then the shipment-closing local search, then a refill
+    /// of short orders (most urgent first) from units the local search freed.
+    public func optimise(_ graph: BatchCandidateGraph) -> (chosen: [Int], rounds: Int, closed: Int) {
+        let (flow, rounds) = scaledFlow(graph)
+        var global = globalSearch(graph, flow).chosen
+        if graph.edges.count <= settings.globalSearchEdgeLimit {
+            // More starts on small graphs: every pair open, and greedy's pairs.
+            for start in [solveFlow(graph, linear: [:]), greedy(graph)] {
+                let other = globalSearch(graph, start).chosen
+                if objective(graph, other) < objective(graph, global) { global = other }
+            }
+        }
+        let (searched, closedBySearch) = hospitalSearch(graph, global)
+        let (moved, closed) = closeShipments(graph, searched)
+        let improved = refill(graph, moved)
+        return objective(graph, improved) <= objective(graph, flow) ? (improved, rounds, closed + closedBySearch) : (flow, rounds, 0)
+    }
+
+    /// Gives free candidate units to orders still short, emergency first, cheapest unit first.
+    func refill(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> [Int] {
+        var taken = [Bool](repeating: false, count: graph.units.count)
+        var filled = [Int](repeating: 0, count: graph.orders.count)
+        for e in chosen {
+            taken[graph.edges[e].unit] = true
+            filled[graph.edges[e].order] += 1
+        }
+        let short = graph.orders.indices.filter { filled[$0] < graph.orders[$0].quantity }
+            .sorted { (graph.orders[$0].urgency.priority, $0) < (graph.orders[$1].urgency.priority, $1) }
+        guard !short.isEmpty else { return chosen }
+        var out = chosen
+        for o in short {
+            for e in graph.edgesByOrder[o] where filled[o] < graph.orders[o].quantity && !taken[graph.edges[e].unit] {
+                taken[graph.edges[e].unit] = true
+                filled[o] += 1
+                out.append(e)
+            }
+        }
+        return out.sorted()
+    }
+
+    /// The greedy baseline's chosen edges on a graph.
+    public func greedyChoice(_ graph: BatchCandidateGraph) -> [Int] { greedy(graph) }
+
+    /// The true objective of chosen edges, in minutes (unserved demand included at its penalty).
+    public func objectiveMinutes(_ graph: BatchCandidateGraph, _ chosen: [Int]) -> Double {
+        Double(objective(graph, chosen)) / Self.scale
+    }
+
+    /// Plans a batch: candidate graph (widened for orders left short), optimisation, greedy
+    /// baseline, shipments and per-order outcomes with reasons. `excluded` holds reserved DINs.
+    public func plan(orders: [BatchOrder], index: InventoryIndex, excluded: Set<String>, now: Date) -> BatchPlan {
+        let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
+        var limits = orders.map(initialLimit)
+        var lists = orders.indices.map { candidates(for: orders[$0], index: index, excluded: excluded, now: seconds, limit: limits[$0]) }
+        var graph = assemble(orders: orders, lists: lists, now: seconds)
+        var result = optimise(graph)
+        for _ in 0..<settings.wideningRounds {
+            var filled = [Int](repeating: 0, count: orders.count)
+            for e in result.chosen { filled[graph.edges[e].order] += 1 }
+            let short = orders.indices.filter { filled[$0] < orders[$0].quantity && lists[$0].truncated }
+            if short.isEmpty { break }
+            for o in short {
+                limits[o] = min(limits[o] * 4, 4000)
+                lists[o] = candidates(for: orders[o], index: index, excluded: excluded, now: seconds, limit: limits[o])
+            }
+            graph = assemble(orders: orders, lists: lists, now: seconds)
+            result = optimise(graph)
+        }
+        let greedyChosen = greedy(graph)
+        return makePlan(graph: graph, chosen: result.chosen, greedy: greedyChosen, rounds: result.rounds,
+                        closed: result.closed, index: index, excluded: excluded, now: now)
+    }
+
+    /// `plan` on a thread of its own with a large stack, for async callers: the cooperative
+    /// pool's small thread stacks are not meant for a long CPU-bound computation (debug builds
+    /// overflowed them).
+    public func planOnOwnThread(orders: [BatchOrder], index: InventoryIndex, excluded: Set<String>, now: Date) async -> BatchPlan {
+        await withCheckedContinuation { (continuation: CheckedContinuation<BatchPlan, Never>) in
+            let thread = Thread {
+                continuation.resume(returning: self.plan(orders: orders, index: index, excluded: excluded, now: now))
+            }
+            thread.stackSize = 256 << 20
+            thread.start()
+        }
+    }
+
+    func makePlan(graph: BatchCandidateGraph, chosen: [Int], greedy: [Int], rounds: Int, closed: Int,
+                  index: InventoryIndex, excluded: Set<String>, now: Date) -> BatchPlan {
+        let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
+        // Shipments: by centre, then hospital.
+        var byPair: [Int: [Int]] = [:]
+        for e in chosen { byPair[graph.edges[e].shipment, default: []].append(e) }
+        let pairOrder = byPair.keys.sorted { a, b in
+            let ea = graph.edges[byPair[a]![0]], eb = graph.edges[byPair[b]![0]]
+            return (graph.centres[graph.unitCentre[ea.unit]], graph.hospitals[graph.orderHospital[ea.order]])
+                < (graph.centres[graph.unitCentre[eb.unit]], graph.hospitals[graph.orderHospital[eb.order]])
+        }
+        var shipments: [BatchShipment] = []
+        var allocations: [BatchAllocation] = []
+        for (n, pair) in pairOrder.enumerated() {
+            let members = (byPair[pair] ?? []).sorted { (graph.orders[graph.edges[$0].order].orderID, graph.units[graph.edges[$0].unit].din)
+                < (graph.orders[graph.edges[$1].order].orderID, graph.units[graph.edges[$1].unit].din) }
+            let first = graph.edges[members[0]]
+            let centre = graph.centres[graph.unitCentre[first.unit]]
+            let hospital = graph.hospitals[graph.orderHospital[first.order]]
+            let units = members.map { graph.edges[$0].proposal }
+            let verdicts = units.compactMap(\.meetsNeededBy)
+            var orderIDs: [String] = []
+            for e in members where !orderIDs.contains(graph.orders[graph.edges[e].order].orderID) {
+                orderIDs.append(graph.orders[graph.edges[e].order].orderID)
+            }
+            shipments.append(BatchShipment(
+                number: n + 1, centreID: centre, hospitalID: hospital, dins: units.map(\.din), orderIDs: orderIDs,
+                etaMinutes: units.map(\.etaMinutes).max() ?? 0, neededByMet: verdicts.isEmpty ? nil : !verdicts.contains(false),
+                staleCentre: units.contains(where: \.staleCentre)))
+            for e in members {
+                let edge = graph.edges[e]
+                let unit = edge.proposal
+                let minutes = Double(edge.cost) / Self.scale
+                var words = "\(unit.group) rank \(unit.rank) at \(unit.centreID), \(Int(unit.distanceKm.rounded())) km, ETA \(Int(unit.etaMinutes.rounded())) min"
+                words += "; \(unit.rule)"
+                words += String(format: "; cost %.1f min = score %.1f", minutes, unit.score)
+                if edge.lateMinutes > 0 { words += String(format: " + lateness %.0f min × %.1f", edge.lateMinutes, settings.latenessWeight) }
+                if edge.wastageCredit > 0 { words += String(format: " − wastage credit %.1f (expires in %.0f h)", edge.wastageCredit, Double(unit.expiresAt - seconds) / 3600) }
+                words += "; shipment \(n + 1) \(centre) → \(hospital) with \(units.count) unit(s)"
+                if unit.staleCentre { words += "; STALE centre data (\(unit.dataAgeSeconds / 60) min old): confirm before dispatch" }
+                allocations.append(BatchAllocation(
+                    orderID: graph.orders[edge.order].orderID, hospitalID: hospital, unit: unit, costMinutes: minutes,
+                    lateMinutes: edge.lateMinutes, wastageCreditMinutes: edge.wastageCredit, rationale: words))
+            }
+        }
+        // Outcomes with reasons.
+        var filled = [Int](repeating: 0, count: graph.orders.count)
+        var holder = [Int](repeating: -1, count: graph.units.count)
+        for e in chosen {
+            filled[graph.edges[e].order] += 1
+            holder[graph.edges[e].unit] = graph.edges[e].order
+        }
+        var outcomes: [BatchOrderOutcome] = []
+        for (o, order) in graph.orders.enumerated() {
+            let got = filled[o]
+            let eligible = graph.edgesByOrder[o].count
+            var reason: String?
+            if got < order.quantity {
+                if graph.noAcceptableGroup[o] {
+                    reason = "no acceptable unit group or requirement for this recipient: " + graph.ruleNotes[o].joined(separator: "; ")
+                } else if eligible == 0 {
+                    reason = "no eligible unit in the data in force: " + explainNone(order, index: index, excluded: excluded, now: seconds)
+                } else {
+                    var others: [String] = []
+                    for e in graph.edgesByOrder[o] {
+                        let h = holder[graph.edges[e].unit]
+                        if h >= 0, h != o, !others.contains(graph.orders[h].orderID) { others.append(graph.orders[h].orderID) }
+                    }
+                    reason = "only \(eligible) eligible unit(s) found\(graph.truncated[o] ? " (list capped)" : "")"
+                    if !others.isEmpty {
+                        reason! += "; the others went to orders of equal or higher urgency or with no alternative: " + others.prefix(5).joined(separator: ", ")
+                            + (others.count > 5 ? " and \(others.count - 5) more" : "")
+                    }
+                }
+            }
+            outcomes.append(BatchOrderOutcome(
+                orderID: order.orderID, urgency: order.urgency, quantity: order.quantity, allocated: got,
+                status: got >= order.quantity ? .allocated : got == 0 ? .unfillable : .partiallyAllocated,
+                reason: reason, eligibleFound: eligible))
+        }
+        let stale = index.centres.filter { $0.isStale(now: seconds) }.map(\.siteID)
+        return BatchPlan(
+            evaluatedAt: now, policyVersion: planner.rules.version, indexVersion: index.version, allocations: allocations,
+            shipments: shipments, outcomes: outcomes, cost: cost(graph, chosen), greedyCost: cost(graph, greedy),
+            staleCentres: stale, candidateEdges: graph.edges.count, rescalingRounds: rounds,
+            shipmentsClosedByLocalSearch: closed, settings: settings)
+    }
+
+    /// Why the matcher found nothing for an order: its most frequent rejection reasons.
+    func explainNone(_ order: BatchOrder, index: InventoryIndex, excluded: Set<String>, now: Int64) -> String {
+        let (query, _, _) = planner.query(for: order.matchRequest, destination: order.destination, excluded: excluded)
+        var loud = planner.settings
+        loud.rejectedCandidatesKept = 5
+        let match = UnitMatcher(index: index, settings: loud, travelTimes: planner.travelTimes).match(query, now: now)
+        if match.rejected.isEmpty { return "no \(order.component.rawValue) unit of an acceptable group at any centre" }
+        return match.rejected.prefix(3).map { "\($0.count) \($0.reason.rawValue) at \($0.centreID) (\($0.detail))" }.joined(separator: "; ")
+    }
+}

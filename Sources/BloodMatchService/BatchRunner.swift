@@ -1,0 +1,90 @@
+import BloodMatchCore
+import BloodMatchStore
+import Foundation
+import Logging
+
+/// The result of one `BatchRunner.run`.
+public struct BatchRunResult: Sendable {
+    /// The run id (the earlier run's when the key was already used).
+    public var runID: UUID
+    /// The plan as recorded.
+    public var plan: BatchPlan
+    /// False when the key had been run before and the earlier run is returned unchanged.
+    public var isNew: Bool
+    /// Milliseconds spent building candidates and optimising (last attempt).
+    public var solveMilliseconds: Int
+    /// Times the plan was re-made because units or orders changed under it.
+    public var replans: Int
+}
+
+/// The batch could not be recorded after several re-plans (units keep being taken).
+public struct BatchContentionError: Error, Sendable, CustomStringConvertible {
+    /// Attempts made.
+    public var attempts: Int
+    /// Creates the error.
+    public init(attempts: Int) { self.attempts = attempts }
+    /// Text for people and logs.
+    public var description: String { "the batch could not be recorded after \(attempts) attempts: units or orders kept changing; nothing was written" }
+}
+
+/// Runs a batch: pending orders and stock from PostgreSQL, plan in memory, one atomic write.
+///
+/// Units reserved or issued are excluded before planning. If a unit is reserved by a live match
+/// between planning and writing (the reservation's unique index says so), nothing is written and
+/// the plan is made again without it; if an order is cancelled meanwhile, it is made again
+/// without the order. A run key already recorded returns that run and changes nothing.
+public struct BatchRunner: Sendable {
+    let database: Database
+    let optimiser: BatchOptimiser
+    let logger: Logger
+
+    /// Creates a runner.
+    public init(database: Database, optimiser: BatchOptimiser, logger: Logger) {
+        self.database = database
+        self.optimiser = optimiser
+        self.logger = logger
+    }
+
+    /// Plans and records a run under `runKey` at `now`; reservations hold units for `holdHours`.
+    public func run(runKey: String, operatorName: String, now: Date, holdHours: Double = 24, maximumAttempts: Int = 4) async throws -> BatchRunResult {
+        let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        let batches = PostgresBatchStore(database: database)
+        if let existing = try await batches.find(keyOrID: runKey) {
+            return BatchRunResult(runID: existing.runID, plan: existing.plan, isNew: false,
+                                  solveMilliseconds: existing.solveMilliseconds, replans: 0)
+        }
+        let startedAt = Date()
+        let index = try await PostgresInventoryReader(database: database).buildIndex(now: now)
+        var excluded = try await batches.heldDINs()
+        var orders = try await PostgresOrderStore(database: database).pendingForBatch()
+        var replans = 0
+        for attempt in 1...maximumAttempts {
+            let clock = ContinuousClock.now
+            let plan = await optimiser.planOnOwnThread(orders: orders, index: index, excluded: excluded, now: now)
+            let elapsed = ContinuousClock.now - clock
+            let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+            let runID = UUID()
+            let outcome = try await batches.record(
+                plan: plan, orders: orders, runID: runID, runKey: runKey, operatorName: operatorName, startedAt: startedAt,
+                solveMilliseconds: ms, holdUntil: now.addingTimeInterval(holdHours * 3600))
+            switch outcome {
+            case .recorded:
+                return BatchRunResult(runID: runID, plan: plan, isNew: true, solveMilliseconds: ms, replans: replans)
+            case .alreadyRun:
+                guard let existing = try await batches.find(keyOrID: runKey) else { throw BatchContentionError(attempts: attempt) }
+                return BatchRunResult(runID: existing.runID, plan: existing.plan, isNew: false,
+                                      solveMilliseconds: existing.solveMilliseconds, replans: replans)
+            case .unitsTaken(let dins):
+                logger.notice("units reserved since planning; planning again without them",
+                              metadata: ["units": "\(dins.count)", "attempt": "\(attempt)"])
+                excluded.formUnion(dins)
+            case .ordersChanged(let ids):
+                logger.notice("orders changed since planning; planning again without them",
+                              metadata: ["orders": "\(ids.count)", "attempt": "\(attempt)"])
+                orders.removeAll { ids.contains($0.orderID) }
+            }
+            replans += 1
+        }
+        throw BatchContentionError(attempts: maximumAttempts)
+    }
+}

@@ -1,0 +1,142 @@
+@testable import BloodMatchCore
+import Foundation
+import Testing
+
+/// Batch allocation on generated data: the invariants that must hold whatever the costs.
+@Suite struct BatchOptimiserTests {
+    static func optimiser() throws -> (BatchOptimiser, CompatibilityPolicy) {
+        let policy = try RulesFixture.loadPolicy()
+        return (BatchOptimiser(planner: MatchPlanner(rules: policy, settings: .standard)), policy)
+    }
+
+    /// No unit twice; every unit acceptable for its order under the rules; quantities respected;
+    /// no short order of higher urgency while a lower-urgency order holds a unit it could take.
+    @Test(arguments: [UInt64(1), 2])
+    func invariantsHoldOnLargeInstances(seed: UInt64) throws {
+        let (optimiser, policy) = try Self.optimiser()
+        let scenario = BatchScenario.generate(seed: seed, centres: 20, hospitals: 30, units: 5000, orders: 200,
+                                              maximumQuantity: 6, staleEvery: 9)
+        let excluded: Set<String> = [BatchScenario.din(5), BatchScenario.din(17), BatchScenario.din(42)]
+        let plan = optimiser.plan(orders: scenario.orders, index: scenario.index, excluded: excluded, now: scenario.now)
+        let now = Int64(scenario.now.timeIntervalSince1970)
+        let orders = Dictionary(uniqueKeysWithValues: scenario.orders.map { ($0.orderID, $0) })
+        let units = Dictionary(uniqueKeysWithValues: scenario.units.map { ($0.din.value, $0) })
+
+        // No unit twice, none excluded, none not available.
+        let dins = plan.allocations.map(\.unit.din)
+        #expect(Set(dins).count == dins.count)
+        #expect(Set(dins).isDisjoint(with: excluded))
+        var perOrder: [String: Int] = [:]
+        for allocation in plan.allocations {
+            let order = try #require(orders[allocation.orderID])
+            let unit = try #require(units[allocation.unit.din])
+            perOrder[order.orderID, default: 0] += 1
+            #expect(unit.status == .available)
+            #expect(unit.component == order.component)
+            // Group acceptable by the policy itself, not by the matcher's reading of it.
+            let verdict = policy.compatibility(of: order.component, for: order.recipient, urgency: order.urgency).verdict(for: unit.group)
+            #expect(verdict.isAcceptable, "\(unit.din) \(unit.group) for \(order.orderID)")
+            let resolved = policy.resolveRequirements(component: order.component, requested: AttributeSet(order.requirements),
+                                                      maximumUnitAgeSeconds: nil, recipient: order.recipient)
+            #expect(unit.attributes.isSuperset(of: resolved.required))
+            #expect(unit.attributes.intersection(resolved.exclusive.subtracting(resolved.required)).isEmpty)
+            let margin = (MatchingSettings.standard.minimumRemainingHoursAtArrival[order.component] ?? 0) * 3600
+            #expect(unit.expiresAt.timeIntervalSince1970 > Double(now) + allocation.unit.etaMinutes * 60 + margin - 60)
+            // Wastage credit never pulls a less preferred group (DOMAIN.md §a.2).
+            if allocation.wastageCreditMinutes > 0 {
+                let best = policy.groupChoices(component: order.component, recipient: order.recipient, urgency: order.urgency).choices.map(\.rank).min()
+                #expect(allocation.unit.rank == best)
+            }
+            if unit.group == BloodGroup(.O, .negative), let g = order.recipient.group, g.abo != .O {
+                #expect(allocation.wastageCreditMinutes == 0)
+            }
+            #expect(allocation.unit.staleCentre == plan.staleCentres.contains(unit.siteID))
+        }
+        for outcome in plan.outcomes { #expect((perOrder[outcome.orderID] ?? 0) == outcome.allocated && outcome.allocated <= outcome.quantity) }
+
+        // Urgency order: a short order's eligible units are not held by a less urgent order.
+        let holder = Dictionary(uniqueKeysWithValues: plan.allocations.map { ($0.unit.din, $0.orderID) })
+        for outcome in plan.outcomes where outcome.allocated < outcome.quantity {
+            let order = try #require(orders[outcome.orderID])
+            var wide = order
+            wide.quantity = 5000
+            let eligible = optimiser.candidates(for: wide, index: scenario.index, excluded: excluded, now: now, limit: 5000).units
+            for unit in eligible {
+                guard let other = holder[unit.din].flatMap({ orders[$0] }) else {
+                    Issue.record("\(unit.din) is eligible for short order \(order.orderID) but left unallocated")
+                    continue
+                }
+                #expect(other.urgency <= order.urgency, "\(other.orderID) (\(other.urgency)) holds \(unit.din) wanted by \(order.orderID) (\(order.urgency))")
+            }
+            #expect(outcome.reason != nil)
+        }
+
+        // The optimiser is no worse than greedy and serves at least as many units at each urgency.
+        #expect(plan.cost.unserved[.emergency, default: 0] <= plan.greedyCost.unserved[.emergency, default: 0])
+        let served = plan.allocations.count
+        let demanded = scenario.orders.map(\.quantity).reduce(0, +)
+        #expect(served <= demanded)
+        if plan.cost.unserved == plan.greedyCost.unserved {
+            #expect(plan.cost.totalMinutes <= plan.greedyCost.totalMinutes + 1e-6)
+        }
+        // Every shipment's units are the allocations from that centre to that hospital.
+        #expect(plan.shipments.map(\.dins.count).reduce(0, +) == plan.allocations.count)
+        #expect(Set(plan.shipments.map { "\($0.centreID)>\($0.hospitalID)" }).count == plan.shipments.count)
+    }
+
+    @Test func planIsDeterministic() throws {
+        let (optimiser, _) = try Self.optimiser()
+        let scenario = BatchScenario.generate(seed: 9, centres: 5, hospitals: 6, units: 600, orders: 25)
+        let a = optimiser.plan(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now)
+        let b = optimiser.plan(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now)
+        #expect(a == b)
+    }
+
+    @Test func consolidatesAHospitalsOrdersIntoOneShipment() throws {
+        let (optimiser, _) = try Self.optimiser()
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let here = GeoPoint(latitude: -33.87, longitude: 151.21)
+        let near = GeoPoint(latitude: -33.80, longitude: 151.20)
+        let other = GeoPoint(latitude: -33.90, longitude: 151.25)
+        let centres = [IndexedCentre(siteID: "DC-A", location: near, snapshotID: 1, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800),
+                       IndexedCentre(siteID: "DC-B", location: other, snapshotID: 2, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800)]
+        func unit(_ n: Int, _ site: String) throws -> InventoryUnit {
+            InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0382V00", component: .redCells,
+                          group: BloodGroup(.A, .positive), collectedAt: now.addingTimeInterval(-86_400 * 5),
+                          expiresAt: now.addingTimeInterval(86_400 * 20), siteID: site, status: .available, attributes: [])
+        }
+        // One unit a little nearer at DC-B; consolidation must still use DC-A for both.
+        let units = [try unit(1, "DC-A"), try unit(2, "DC-A"), try unit(3, "DC-B")]
+        let index = InventoryIndex(centres: centres, units: units, builtAt: now)
+        let orders = (0..<2).map {
+            BatchOrder(orderID: "O\($0)", hospitalID: "H1", destination: here, component: .redCells,
+                       recipient: Recipient(group: BloodGroup(.A, .positive), context: .adultMale), quantity: 1, urgency: .routine, placedAt: now)
+        }
+        let plan = optimiser.plan(orders: orders, index: index, excluded: [], now: now)
+        #expect(plan.allocations.count == 2)
+        #expect(plan.shipments.count == 1)
+    }
+
+    @Test func emergencyWinsTheLastUnitAndTheShortOrderSaysWhy() throws {
+        let (optimiser, _) = try Self.optimiser()
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let here = GeoPoint(latitude: -33.87, longitude: 151.21)
+        let centres = [IndexedCentre(siteID: "DC-A", location: here, snapshotID: 1, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800)]
+        let only = InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(7)), productCode: "E0382V00", component: .redCells,
+                                 group: BloodGroup(.O, .negative), collectedAt: now.addingTimeInterval(-86_400), expiresAt: now.addingTimeInterval(86_400 * 30),
+                                 siteID: "DC-A", status: .available, attributes: [])
+        let index = InventoryIndex(centres: centres, units: [only], builtAt: now)
+        let routine = BatchOrder(orderID: "R", hospitalID: "H1", destination: here, component: .redCells,
+                                 recipient: Recipient(group: BloodGroup(.O, .negative), context: .adultMale), quantity: 1, urgency: .routine,
+                                 placedAt: now.addingTimeInterval(-3600))
+        var emergency = routine
+        emergency.orderID = "E"
+        emergency.urgency = .emergency
+        emergency.placedAt = now
+        let plan = optimiser.plan(orders: [routine, emergency], index: index, excluded: [], now: now)
+        #expect(plan.allocations.map(\.orderID) == ["E"])
+        let short = try #require(plan.outcomes.first { $0.orderID == "R" })
+        #expect(short.status == .unfillable)
+        #expect(short.reason?.contains("E") == true)
+    }
+}
