@@ -18,6 +18,7 @@ struct BloodMatchCommand: AsyncParsableCommand {
             TraceCommand.self,
             DistributionCommand.self,
             AuditCommand.self,
+            MetricsCommand.self,
             StockCommand.self,
             BenchCommand.self,
             CompatCommand.self,

@@ -129,6 +129,8 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
     if refreshIndex {
         app.addServices(IndexRefresherService(refresher: IndexRefresher(database: services.database, engine: services.engine)))
     }
+    app.addServices(DomainMetricsService(metrics: services.metrics, database: services.database, engine: services.engine,
+                                         interval: .seconds(15), logger: services.logger))
     return app
 }
 

@@ -1,0 +1,92 @@
+import BloodMatchCore
+import BloodMatchStore
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+extension ServiceMetrics {
+    /// Publishes the domain's health: per-centre data age and import results, stale centres,
+    /// holds, the audit chain's last verification and checkpoint, clock skew, the index's age.
+    /// `health` nil means the database could not be read: `bloodmatch_database_up 0`.
+    public func publish(_ health: DomainHealth?, clockSkew: Double?, index: InventoryIndex?, now: Date = Date()) {
+        func gauge(_ label: String, _ value: Double, _ dimensions: [(String, String)] = []) {
+            Gauge(label: label, dimensions: dimensions, factory: factory).record(value)
+        }
+        gauge("bloodmatch_database_up", health == nil ? 0 : 1)
+        if let skew = clockSkew { gauge("bloodmatch_clock_skew_seconds", skew) }
+        if let index {
+            gauge("bloodmatch_index_age_seconds", now.timeIntervalSince1970 - Double(index.builtAt))
+            if let newest = health?.newestSnapshotLoadedAt {
+                gauge("bloodmatch_index_behind_seconds", max(0, newest - Double(index.builtAt)))
+            }
+        }
+        guard let health else { return }
+        for c in health.centres {
+            let centre = [("centre", c.centreID)]
+            gauge("bloodmatch_centre_data_age_seconds", c.dataAgeSeconds, centre)
+            gauge("bloodmatch_centre_expected_interval_seconds", c.expectedIntervalSeconds, centre)
+            gauge("bloodmatch_centre_last_load_timestamp_seconds", c.lastLoadedAt, centre)
+            gauge("bloodmatch_centre_failed_imports_last_hour", Double(c.failedRunsLastHour), centre)
+            gauge("bloodmatch_centre_last_import_rows", Double(c.lastRunAccepted), centre + [("result", "accepted")])
+            gauge("bloodmatch_centre_last_import_rows", Double(c.lastRunRejected), centre + [("result", "rejected")])
+        }
+        gauge("bloodmatch_stale_centres", Double(health.staleCentres.count))
+        gauge("bloodmatch_centres_without_data", Double(health.centresWithoutData.count))
+        gauge("bloodmatch_reservations_active_units", Double(health.activeHeldUnits))
+        gauge("bloodmatch_reservation_units_expired_last_hour", Double(health.expiredHeldUnitsLastHour))
+        gauge("bloodmatch_audit_chain_length", Double(health.auditHeadChainSeq))
+        if let at = health.lastCheckpointAt { gauge("bloodmatch_audit_checkpoint_age_seconds", health.databaseTime - at) }
+        if let ok = health.lastVerificationIntact { gauge("bloodmatch_audit_last_verification_ok", ok ? 1 : 0) }
+        if let at = health.lastVerificationAt { gauge("bloodmatch_audit_last_verification_timestamp_seconds", at) }
+    }
+
+    /// Reads the domain's health from the database (within `deadline`) and publishes it; a
+    /// database that does not answer is published as down, and logged.
+    public func collect(database: Database, engine: DecisionEngine?, deadline: Duration = .seconds(5), logger: Logger) async {
+        let index = await engine?.currentIndex
+        do {
+            let (health, skew) = try await withDeadline(deadline) {
+                (try await PostgresHealthReader(database: database).read(), try await database.clockSkew())
+            }
+            publish(health, clockSkew: skew, index: index)
+            if !health.staleCentres.isEmpty {
+                logger.warning("stale centres", metadata: [
+                    "centres": "\(health.staleCentres.map(\.centreID).joined(separator: ","))",
+                    "oldest_data_age_seconds": "\(Int(health.staleCentres.map(\.dataAgeSeconds).max() ?? 0))"])
+            }
+        } catch {
+            publish(nil, clockSkew: nil, index: index)
+            logger.error("database unavailable for health metrics", metadata: ["error": "\(DataGuard.describe(error))"])
+        }
+    }
+}
+
+/// Refreshes the domain metrics every `interval` while the service runs.
+struct DomainMetricsService: Service {
+    let metrics: ServiceMetrics
+    let database: Database
+    let engine: DecisionEngine
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await metrics.collect(database: database, engine: engine, logger: logger)
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}
+
+extension ServiceMetrics {
+    /// The domain metrics as one Prometheus text page, for cron-only deployments (the node
+    /// exporter's textfile collector): a fresh registry, one collection.
+    public static func domainTextfile(database: Database, logger: Logger) async -> [UInt8] {
+        let metrics = ServiceMetrics(registry: PrometheusCollectorRegistry())
+        await metrics.collect(database: database, engine: nil, logger: logger)
+        return metrics.render()
+    }
+}
