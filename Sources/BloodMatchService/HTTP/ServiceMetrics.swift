@@ -51,7 +51,7 @@ public struct ServiceMetrics: Sendable {
     }
 
     /// The `/metrics` page.
-    func render() -> [UInt8] { registry.emitToBuffer() }
+    public func render() -> [UInt8] { registry.emitToBuffer() }
 
     static func nanoseconds(_ d: Duration) -> Int64 {
         d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000

@@ -1,0 +1,98 @@
+import BloodMatchCore
+import BloodMatchService
+import BloodMatchStore
+import BloodMatchTestSupport
+import Foundation
+import Logging
+import Prometheus
+import Synchronization
+import Testing
+
+/// Failures the on-call engineer must see from the system's own signals: a centre whose feed
+/// stopped, an import that rejected rows, a database that went away. Each shows in the metrics
+/// (with the centre named) and in a log line.
+@Suite("Domain metrics and their log lines")
+struct DomainMetricsTests {
+    /// Keeps every log line a test produces.
+    final class Lines: Sendable {
+        let lines = Mutex<[(Logger.Level, String, Logger.Metadata)]>([])
+        func logger() -> Logger {
+            Logger(label: "test") { _ in Handler(lines: self) }
+        }
+        struct Handler: LogHandler {
+            let lines: Lines
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .trace
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(event: LogEvent) {
+                lines.lines.withLock { $0.append((event.level, "\(event.message)", event.metadata ?? [:])) }
+            }
+        }
+    }
+
+    static func value(_ page: String, _ series: String) -> Double? {
+        for line in page.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1))
+        }
+        return nil
+    }
+
+    @Test("a stale centre, rejected rows and a lost database show in the metrics and the log")
+    func failuresAreVisible() async throws {
+        try await TestDatabase.withFresh { test in
+            let now = Date()
+            let sites = [
+                Site(id: "DCA", name: "Centre A", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02"),
+                Site(id: "DCB", name: "Centre B", kind: .distributionCentre, location: GeoPoint(latitude: -32.93, longitude: 151.78), region: "AU-02"),
+            ]
+            let dir = StockFixture.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let collected = now.addingTimeInterval(-3 * 86_400), expires = now.addingTimeInterval(30 * 86_400)
+            let a = try (1...5).map { try StockFixture.unit(StockFixture.din(sequence: $0), .redCells, .oNegative, at: "DCA", collected: collected, expires: expires) }
+            // Centre A's feed stopped two hours ago; centre B's snapshot has one bad row in 151.
+            try StockFixture.write(a, centre: "DCA", asOf: now.addingTimeInterval(-7_200), name: "a", in: dir)
+            let b = try (100...249).map { try StockFixture.unit(StockFixture.din(sequence: $0), .redCells, BloodGroup(.O, .positive), at: "DCB", collected: collected, expires: expires) }
+            var csv = StockFixture.csv(b)
+            csv += "\(StockFixture.din(sequence: 999)),E0382V00,RBC,Q,POS,\(StockFixture.timestamp(collected)),\(StockFixture.timestamp(expires)),DCB,AVAILABLE,\n"
+            try StockFixture.write(csv: csv, centre: "DCB", asOf: now.addingTimeInterval(-60), rowCount: 151, name: "b", in: dir)
+            try await test.with(.importer) { db in
+                _ = try await PostgresSiteStore(database: db).upsert(sites, source: "test")
+                let importer = PostgresInventoryImporter(database: db)
+                #expect(try await importer.importSnapshot(SnapshotSource(csvPath: dir.appendingPathComponent("a.csv").path), now: now).outcome == .loaded)
+                #expect(try await importer.importSnapshot(SnapshotSource(csvPath: dir.appendingPathComponent("b.csv").path), now: now).outcome == .loadedWithRejections)
+            }
+            let lines = Lines()
+            let metrics = ServiceMetrics(registry: PrometheusCollectorRegistry())
+            try await test.with(.app) { db in
+                await metrics.collect(database: db, engine: nil, logger: lines.logger())
+            }
+            var page = String(decoding: metrics.render(), as: UTF8.self)
+            #expect(Self.value(page, "bloodmatch_database_up") == 1)
+            #expect(Self.value(page, "bloodmatch_stale_centres") == 1)
+            #expect((Self.value(page, #"bloodmatch_centre_data_age_seconds{centre="DCA"}"#) ?? 0) > 7_000)
+            #expect((Self.value(page, #"bloodmatch_centre_data_age_seconds{centre="DCB"}"#) ?? 1e9) < 600)
+            #expect(Self.value(page, #"bloodmatch_centre_last_import_rows{centre="DCB",result="rejected"}"#) == 1)
+            #expect(Self.value(page, #"bloodmatch_centre_last_import_rows{centre="DCB",result="accepted"}"#) == 150)
+            #expect(abs(Self.value(page, "bloodmatch_clock_skew_seconds") ?? 99) < 2)
+            let stale = lines.lines.withLock { $0.first { $0.1 == "stale centres" } }
+            #expect(stale?.0 == .warning)
+            #expect(stale?.2["centres"] == "DCA")
+
+            // The database goes away: the next collection says so, and so does the log.
+            let gone = DatabaseConfiguration(endpoint: .socket(path: "/nonexistent/.s.PGSQL.1"), username: "bloodmatch_app",
+                                             database: test.name, connectTimeout: .seconds(1))
+            let database = Database(configuration: gone, logger: test.logger)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await database.run() }
+                await metrics.collect(database: database, engine: nil, deadline: .seconds(2), logger: lines.logger())
+                group.cancelAll()
+            }
+            page = String(decoding: metrics.render(), as: UTF8.self)
+            #expect(Self.value(page, "bloodmatch_database_up") == 0)
+            #expect(lines.lines.withLock { $0.contains { $0.0 == .error && $0.1 == "database unavailable for health metrics" } })
+        }
+    }
+}
