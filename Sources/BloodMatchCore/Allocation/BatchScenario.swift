@@ -43,23 +43,8 @@ public struct BatchScenario: Sendable {
         for h in 0..<hospitalCount {
             hospitals.append(Site(id: String(format: "H%04d", h), name: "Hospital \(h)", kind: .hospital, location: place(), region: "NSW"))
         }
-        // Group frequencies roughly as in Australia: O+ 38 %, O− 7 %, A+ 31 %, A− 7 %, B+ 9 %, B− 2 %, AB+ 4 %, AB− 1 %.
-        let groupWeights: [(BloodGroup, Double)] = [
-            (BloodGroup(.O, .positive), 38), (BloodGroup(.O, .negative), 7), (BloodGroup(.A, .positive), 31),
-            (BloodGroup(.A, .negative), 7), (BloodGroup(.B, .positive), 9), (BloodGroup(.B, .negative), 2),
-            (BloodGroup(.AB, .positive), 4), (BloodGroup(.AB, .negative), 1),
-        ]
-        func group() -> BloodGroup {
-            var x = rng.unit() * 99
-            for (g, w) in groupWeights { if x < w { return g }; x -= w }
-            return groupWeights[0].0
-        }
-        let componentWeights: [(Component, Double)] = [(.redCells, 70), (.platelets, 12), (.plasma, 14), (.cryoprecipitate, 4)]
-        func component() -> Component {
-            var x = rng.unit() * 100
-            for (c, w) in componentWeights { if x < w { return c }; x -= w }
-            return .redCells
-        }
+        func group() -> BloodGroup { Self.pick(Self.groupWeights, rng.unit()) }
+        func component() -> Component { Self.pick(Self.componentWeights, rng.unit()) }
         let shelfDays: [Component: Double] = [.redCells: 42, .platelets: 5, .plasma: 365, .cryoprecipitate: 365, .wholeBlood: 35]
         var units: [InventoryUnit] = []
         units.reserveCapacity(unitCount)
@@ -84,26 +69,28 @@ public struct BatchScenario: Sendable {
         return BatchScenario(index: index, units: units, hospitals: hospitals, orders: orders, now: now)
     }
 
+    /// Group frequencies roughly as in Australia: O+ 38 %, O− 7 %, A+ 31 %, A− 7 %, B+ 9 %, B− 2 %, AB+ 4 %, AB− 1 %.
+    static let groupWeights: [(BloodGroup, Double)] = [
+        (BloodGroup(.O, .positive), 38), (BloodGroup(.O, .negative), 7), (BloodGroup(.A, .positive), 31),
+        (BloodGroup(.A, .negative), 7), (BloodGroup(.B, .positive), 9), (BloodGroup(.B, .negative), 2),
+        (BloodGroup(.AB, .positive), 4), (BloodGroup(.AB, .negative), 1),
+    ]
+    /// Component mix of the generated stock and orders.
+    static let componentWeights: [(Component, Double)] = [(.redCells, 70), (.platelets, 12), (.plasma, 14), (.cryoprecipitate, 4)]
+
+    /// The item a uniform draw `u` in [0, 1) lands on, by weight.
+    static func pick<T>(_ weights: [(T, Double)], _ u: Double) -> T {
+        var x = u * weights.reduce(0) { $0 + $1.1 }
+        for (item, w) in weights { if x < w { return item }; x -= w }
+        return weights[0].0
+    }
+
     /// Pending orders at the given hospitals: 5 % emergency, 20 % urgent, the rest routine; 3 %
     /// of recipients of unknown group; 10 % asking for irradiated units; 1…`maximumQuantity` units.
     public static func orders(seed: UInt64, count: Int, hospitals: [Site], maximumQuantity: Int, now: Date) -> [BatchOrder] {
         var rng = SplitMix64(seed: seed)
-        let groupWeights: [(BloodGroup, Double)] = [
-            (BloodGroup(.O, .positive), 38), (BloodGroup(.O, .negative), 7), (BloodGroup(.A, .positive), 31),
-            (BloodGroup(.A, .negative), 7), (BloodGroup(.B, .positive), 9), (BloodGroup(.B, .negative), 2),
-            (BloodGroup(.AB, .positive), 4), (BloodGroup(.AB, .negative), 1),
-        ]
-        func group() -> BloodGroup {
-            var x = rng.unit() * 99
-            for (g, w) in groupWeights { if x < w { return g }; x -= w }
-            return groupWeights[0].0
-        }
-        let componentWeights: [(Component, Double)] = [(.redCells, 70), (.platelets, 12), (.plasma, 14), (.cryoprecipitate, 4)]
-        func component() -> Component {
-            var x = rng.unit() * 100
-            for (c, w) in componentWeights { if x < w { return c }; x -= w }
-            return .redCells
-        }
+        func group() -> BloodGroup { Self.pick(Self.groupWeights, rng.unit()) }
+        func component() -> Component { Self.pick(Self.componentWeights, rng.unit()) }
         var orders: [BatchOrder] = []
         guard !hospitals.isEmpty else { return [] }
         for o in 0..<count {
