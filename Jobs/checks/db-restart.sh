@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Drill (issue "no single point of failure", the single-node part run in CI): a dispatcher loop of
 # match + reserve (each reservation with its own idempotency key) against a throwaway PostgreSQL
-# cluster whose postmaster and backends are killed with SIGKILL mid-loop and restarted after 3 s.
+# cluster whose postmaster and backends are killed with SIGKILL mid-loop and restarted after 7 s
+# (longer than the 5 s connect timeout, so the fail-safe answer is exercised, not raced).
 # Measures the outage seen by clients (fault → first successful reservation); checks that every
 # answer during the outage is UNABLE TO VERIFY (exit 5), that no acknowledged reservation is lost
 # (acked_lost = 0), and that retrying every unacknowledged key with the same key holds nothing
@@ -43,7 +44,7 @@ for i in $(seq 1 "$ITERATIONS"); do
     kids=$(ps -o pid= --ppid "$pm" | tr '\n' ' ')
     fault_ns=$(now_ns)
     kill -9 "$pm" $kids 2>/dev/null
-    ( sleep 3; Jobs/db.sh start >/dev/null 2>&1 ) &
+    ( sleep 7; Jobs/db.sh start >/dev/null 2>&1 ) &
     restarter=$!
   fi
   key="drill-restart-$i"
