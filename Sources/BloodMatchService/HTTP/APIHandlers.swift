@@ -353,7 +353,14 @@ struct APIHandlers: Sendable {
         guard found.hospital == caller.hospital else {
             throw APIError(.forbidden, code: "forbidden", message: "reservation \(id.uuidString.lowercased()) belongs to another hospital", field: "id")
         }
-        guard release else { return json(Self.render(found)) }
+        guard release else {
+            // A hold the hospital released no longer exists for it (as after any DELETE); its
+            // record stays in the audit trail.
+            if !found.units.isEmpty, found.units.allSatisfy({ $0.state == "released" }) {
+                throw APIError(.gone, code: "released", message: "reservation \(id.uuidString.lowercased()) was released", field: "id")
+            }
+            return json(Self.render(found))
+        }
         let released: Reservation
         do {
             released = try await answerWithin(services.configuration.requestDeadline) {

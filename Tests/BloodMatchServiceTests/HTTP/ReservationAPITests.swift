@@ -68,6 +68,9 @@ struct ReservationAPITests {
             #expect(released.status == .ok)
             #expect(((released.object["units"] as? [[String: Any]]) ?? []).allSatisfy { $0["state"] as? String == "released" })
             #expect(try await client.send("/v1/reservations/\(id)", .delete, token: h.token).status == .ok)
+            let gone = try await client.send("/v1/reservations/\(id)", token: h.token)
+            #expect(gone.status == .gone)
+            #expect(gone.errorCode == "released")
 
             let again = try await client.send("/v1/reservations", .post, token: h.token, headers: Self.key("r-6"), body: body)
             #expect(again.status == .created, "\(again.text)")
