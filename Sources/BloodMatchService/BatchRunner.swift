@@ -54,8 +54,11 @@ public struct BatchRunner: Sendable {
                                   solveMilliseconds: existing.solveMilliseconds, replans: 0)
         }
         let startedAt = Date()
-        let index = try await PostgresInventoryReader(database: database).buildIndex(now: now)
-        var excluded = try await batches.heldDINs()
+        // Issued units are left out of the index when it is built; active holds are excluded here,
+        // and the write re-checks both, so a unit taken in between makes the run re-plan.
+        let reader = PostgresInventoryReader(database: database)
+        let index = try await reader.buildIndex(now: now)
+        var excluded = try await reader.heldDINs()
         var orders = try await PostgresOrderStore(database: database).pendingForBatch()
         var replans = 0
         for attempt in 1...maximumAttempts {

@@ -49,16 +49,6 @@ public struct PostgresBatchStore: Sendable {
     /// Creates the store.
     public init(database: Database) { self.database = database }
 
-    /// DINs held by an active reservation or issued: never offered by a batch. An active hold past
-    /// its time still counts until the expiry job (or the batch write) marks it expired: the safe side.
-    public func heldDINs() async throws -> Set<String> {
-        var out = Set<String>()
-        for try await (din,) in try await database.client.query(
-            "SELECT din FROM reservation_units WHERE state IN ('active', 'issued')", logger: database.logger
-        ).decode((String,).self) { out.insert(din) }
-        return out
-    }
-
     /// The run recorded under a key or id, if any.
     public func find(keyOrID: String) async throws -> StoredBatchRun? {
         let byID = UUID(uuidString: keyOrID) != nil

@@ -124,8 +124,9 @@ struct BatchCommand: AsyncParsableCommand {
                 let config = try Environment.current.database(role: .app)
                 let window = days
                 let report = try await Database.with(config, logger: logger) { db in
-                    let index = try await PostgresInventoryReader(database: db).buildIndex(now: now)
-                    let held = try await PostgresBatchStore(database: db).heldDINs()
+                    let reader = PostgresInventoryReader(database: db)
+                    let index = try await reader.buildIndex(now: now)
+                    let held = try await reader.heldDINs()
                     let demand = try await PostgresOrderStore(database: db).recentDemand(since: now.addingTimeInterval(-window * 86_400))
                     return WastageReport.build(index: index, held: held, demand: demand, demandDays: window,
                                                horizonHours: BatchSettings.standard.wastageHorizonHours, now: now)

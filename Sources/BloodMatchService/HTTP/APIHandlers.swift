@@ -153,28 +153,9 @@ struct APIHandlers: Sendable {
     // MARK: POST /v1/matches
 
     private func createMatch(_ request: Request, context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
-        let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        guard contentType == "application/json" else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json", field: "Content-Type")
-        }
-        var key: String?
-        if let header = request.headers[.init("Idempotency-Key")!] {
-            guard (1...128).contains(header.utf8.count),
-                  header.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 58, 95].contains($0) }) else {
-                throw APIError.invalid("Idempotency-Key", "must be 1…128 characters of A-Z a-z 0-9 - . _ :")
-            }
-            key = header
-        }
-        var request = request
-        let buffer = try await request.collectBody(upTo: services.configuration.maximumBodyBytes)
-        let parsed: Result<JSONValue, JSONInputError> = Result { () throws(JSONInputError) in
-            try StrictJSON().parse(Array(buffer.readableBytesView))
-        }
-        let body: JSONValue
-        switch parsed {
-        case .success(let value): body = value
-        case .failure(let error): throw APIError(.badRequest, code: "malformed_json", message: "the body is not acceptable JSON: \(error)", field: "body")
-        }
+        try Self.requireJSONContentType(request)
+        let key = try Self.idempotencyKey(request)
+        let body = try await jsonBody(request)
         let requestID = "api:\(caller.hospital):\(key ?? UUID().uuidString.lowercased())"
         let input: Result<MatchRequest, APIError> = Result { () throws(APIError) in
             try APIInput.matchRequest(body, requestID: requestID, hospital: caller.hospital)
@@ -245,31 +226,50 @@ struct APIHandlers: Sendable {
         return response
     }
 
+    // MARK: request bodies
+
+    /// Bodies must be declared `application/json`.
+    static func requireJSONContentType(_ request: Request) throws {
+        let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard contentType == "application/json" else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json", field: "Content-Type")
+        }
+    }
+
+    /// The `Idempotency-Key` header, checked, or nil when absent.
+    static func idempotencyKey(_ request: Request) throws -> String? {
+        guard let header = request.headers[.init("Idempotency-Key")!] else { return nil }
+        guard (1...128).contains(header.utf8.count),
+              header.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 58, 95].contains($0) }) else {
+            throw APIError.invalid("Idempotency-Key", "must be 1…128 characters of A-Z a-z 0-9 - . _ :")
+        }
+        return header
+    }
+
+    /// The body, within the size cap, read by the strict parser.
+    private func jsonBody(_ request: Request) async throws -> JSONValue {
+        var request = request
+        let buffer = try await request.collectBody(upTo: services.configuration.maximumBodyBytes)
+        let parsed: Result<JSONValue, JSONInputError> = Result { () throws(JSONInputError) in
+            try StrictJSON().parse(Array(buffer.readableBytesView))
+        }
+        switch parsed {
+        case .success(let value): return value
+        case .failure(let error): throw APIError(.badRequest, code: "malformed_json", message: "the body is not acceptable JSON: \(error)", field: "body")
+        }
+    }
+
     // MARK: POST /v1/reservations
 
     /// Fields `POST /v1/reservations` accepts.
     static let reservationFields: Set<String> = ["decision_id", "units", "hold_minutes"]
 
     private func createReservation(_ request: Request, caller: AuthenticatedCaller) async throws -> Response {
-        let contentType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        guard contentType == "application/json" else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json", field: "Content-Type")
-        }
-        guard let key = request.headers[.init("Idempotency-Key")!] else {
+        try Self.requireJSONContentType(request)
+        guard let key = try Self.idempotencyKey(request) else {
             throw APIError.invalid("Idempotency-Key", "is required: a retry with the same key returns the original reservation")
         }
-        guard (1...128).contains(key.utf8.count),
-              key.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 58, 95].contains($0) }) else {
-            throw APIError.invalid("Idempotency-Key", "must be 1…128 characters of A-Z a-z 0-9 - . _ :")
-        }
-        var request = request
-        let buffer = try await request.collectBody(upTo: services.configuration.maximumBodyBytes)
-        let parsed: Result<JSONValue, JSONInputError> = Result { () throws(JSONInputError) in
-            try StrictJSON().parse(Array(buffer.readableBytesView))
-        }
-        guard case .success(let body) = parsed else {
-            throw APIError(.badRequest, code: "malformed_json", message: "the body is not acceptable JSON", field: "body")
-        }
+        let body = try await jsonBody(request)
         guard case .object(let fields) = body else { throw APIError.invalid("body", "the body must be a JSON object") }
         if let unknown = fields.keys.filter({ !Self.reservationFields.contains($0) }).sorted().first {
             throw APIError(.badRequest, code: "unknown_field", message: "unknown field '\(unknown)'", field: unknown)
