@@ -40,7 +40,7 @@ public actor DataGuard {
             task = Task {
                 let result: Result<InventoryIndex, any Error>
                 do { result = .success(try await engine.currentIndex(now: now)) } catch { result = .failure(error) }
-                await self.finished(generation: mine)
+                self.finished(generation: mine)
                 return try result.get()
             }
             inFlight = task
