@@ -191,6 +191,9 @@ struct BatchCommand: AsyncParsableCommand {
             out["greedy"] = greedy.map { ["order": full.orders[full.edges[$0].order].orderID, "unit": full.units[full.edges[$0].unit].din] }
             out["optimiser_total_minutes"] = plan.cost.totalMinutes
             out["greedy_total_minutes"] = plan.greedyCost.totalMinutes
+            out["plan_candidate_edges"] = plan.candidateEdges
+            out["lower_bound_minutes"] = plan.lowerBoundMinutes ?? NSNull()
+            out["proven_optimal"] = plan.provenOptimal ?? false
             print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
         }
     }
@@ -235,6 +238,11 @@ struct BatchCommand: AsyncParsableCommand {
                 "greedy_excess_percent": (gap / max(1e-9, 1 - gap) * 1000).rounded() / 10,
                 "unserved": plan.cost.unserved.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","),
                 "greedy_unserved": plan.greedyCost.unserved.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","),
+                "lower_bound_minutes": ((plan.lowerBoundMinutes ?? 0) * 10).rounded() / 10,
+                "gap_to_lower_bound_percent": plan.lowerBoundMinutes.map { lb in ((plan.cost.totalMinutes - lb) / max(1e-9, lb) * 1000).rounded() / 10 } ?? -1,
+                "proven_optimal": plan.provenOptimal ?? false,
+                "cost_per_unit_served": (plan.cost.totalMinutes / Double(max(1, plan.allocations.count)) * 100).rounded() / 100,
+                "greedy_cost_per_unit_served": (plan.greedyCost.totalMinutes / Double(max(1, requested - plan.greedyCost.unserved.values.reduce(0, +))) * 100).rounded() / 100,
                 "candidate_edges": plan.candidateEdges, "rescaling_rounds": plan.rescalingRounds,
                 "shipments_closed_by_local_search": plan.shipmentsClosedByLocalSearch,
             ]
@@ -271,6 +279,12 @@ enum BatchPrinter {
         lines.append(String(format: "Units: %d in %d shipment(s); cost %.0f min (units %.0f + shipments %.0f); greedy baseline %.0f min in %d shipment(s) (%+.1f %%); solved in %d ms",
                             plan.allocations.count, plan.shipments.count, plan.cost.totalMinutes, plan.cost.unitMinutes,
                             plan.cost.shipmentMinutes, plan.greedyCost.totalMinutes, plan.greedyCost.shipments, excess, solveMilliseconds))
+        if let bound = plan.lowerBoundMinutes {
+            lines.append(plan.provenOptimal == true
+                ? "Optimality: proven optimal over the candidate units (branch and bound)"
+                : String(format: "Optimality: at most %.2f %% above the optimum over the candidate units (proven lower bound %.0f min)",
+                         max(0, (plan.cost.totalMinutes - bound) / max(1e-9, bound) * 100), bound))
+        }
         if plan.cost.unserved != plan.greedyCost.unserved {
             lines.append("Unserved units: optimiser \(describe(plan.cost.unserved)); greedy \(describe(plan.greedyCost.unserved))")
         }

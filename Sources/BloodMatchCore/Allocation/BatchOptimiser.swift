@@ -53,11 +53,11 @@ public struct BatchCandidateGraph: Sendable {
 /// Batch allocation of pending orders: minimum-cost flow over the candidate graph, with the fixed
 /// shipment charge handled by slope scaling and a local search, and a greedy baseline.
 ///
-/// The flow network is source → order (capacity = quantity, cost = −unserved penalty of its
-/// urgency) → unit (capacity 1, cost of the pair plus the linearised shipment charge) → sink
-/// (capacity 1). The minimum-cost flow never gives a unit twice, fills orders before it
-/// minimises cost, and serves emergency before urgent before routine (the penalties are orders of
-/// magnitude apart). The shipment charge is a fixed cost per (centre, hospital) pair used, which
+/// The flow network gives each order a supply of its quantity, routed either order → unit
+/// (capacity 1, cost of the pair plus the linearised shipment charge) → sink (capacity 1), or
+/// order → sink directly at the unserved penalty of its urgency. The minimum-cost flow never
+/// gives a unit twice, fills orders before it minimises cost, and serves emergency before urgent
+/// before routine (the penalties are orders of magnitude apart). The shipment charge is a fixed cost per (centre, hospital) pair used, which
 /// a flow cannot express; slope scaling (Kim and Pardalos, *Oper. Res. Lett.* 24, 1999) re-costs
 /// each pair at charge ÷ units it carried in the previous round, the best plan by the true cost is
 /// kept, and a local search then closes shipments whose units can move to already-open shipments
@@ -99,6 +99,35 @@ public struct BatchOptimiser: Sendable {
         let found = matcher.match(query, now: now).chosen
         return OrderCandidates(units: found, truncated: found.count >= limit, notes: notes, noGroup: false,
                                bestRank: query.choices.map(\.rank).min() ?? 1)
+    }
+
+    /// Adds consolidation candidates to capped lists: for an order whose list was cut at its
+    /// limit, up to its quantity of units from every centre that appears in the lists of its
+    /// hospital's orders, so the optimiser can fill the order from a shipment the hospital
+    /// receives anyway even when those units rank after the cut.
+    func addConsolidationCandidates(orders: [BatchOrder], lists: inout [OrderCandidates], index: InventoryIndex,
+                                    excluded: Set<String>, now: Int64) {
+        var centresOfHospital: [String: Set<String>] = [:]
+        for (o, order) in orders.enumerated() {
+            centresOfHospital[order.hospitalID, default: []].formUnion(lists[o].units.map(\.centreID))
+        }
+        var quiet = planner.settings
+        quiet.rejectedCandidatesKept = 0
+        let matcher = UnitMatcher(index: index, settings: quiet, travelTimes: planner.travelTimes)
+        for (o, order) in orders.enumerated() where lists[o].truncated && !lists[o].noGroup {
+            var request = order.matchRequest
+            request.quantity = order.quantity
+            var (query, _, _) = planner.query(for: request, destination: order.destination, excluded: excluded)
+            var present: [String: Int] = [:]
+            for unit in lists[o].units { present[unit.centreID, default: 0] += 1 }
+            var known = Set(lists[o].units.map(\.din))
+            for centre in (centresOfHospital[order.hospitalID] ?? []).sorted() where (present[centre] ?? 0) < order.quantity {
+                query.onlyCentreIDs = [centre]
+                for unit in matcher.match(query, now: now).chosen where known.insert(unit.din).inserted {
+                    lists[o].units.append(unit)
+                }
+            }
+        }
     }
 
     func initialLimit(_ order: BatchOrder) -> Int {
@@ -185,8 +214,11 @@ public struct BatchOptimiser: Sendable {
         let orderBase = 2
         let unitBase = orderBase + graph.orders.count
         var network = MinCostFlow(nodeCount: unitBase + graph.units.count)
+        var supplies: [(node: Int, amount: Int)] = []
         for (o, order) in graph.orders.enumerated() where !graph.edgesByOrder[o].isEmpty {
-            network.addArc(from: 0, to: orderBase + o, capacity: order.quantity, cost: -penalty(order.urgency))
+            // The price of leaving a unit of the order unserved.
+            network.addArc(from: orderBase + o, to: 1, capacity: order.quantity, cost: penalty(order.urgency))
+            supplies.append((orderBase + o, order.quantity))
         }
         var arcOfEdge = [Int](repeating: -1, count: graph.edges.count)
         for (i, edge) in graph.edges.enumerated() {
@@ -195,7 +227,7 @@ public struct BatchOptimiser: Sendable {
                                           cost: edge.cost + (linear[edge.shipment] ?? 0))
         }
         for u in graph.units.indices { network.addArc(from: unitBase + u, to: 1, capacity: 1, cost: 0) }
-        _ = network.solve(source: 0, sink: 1)
+        _ = network.solve(supplies: supplies, sink: 1)
         return graph.edges.indices.filter { arcOfEdge[$0] >= 0 && network.flow(on: arcOfEdge[$0]) > 0 }
     }
 
@@ -239,6 +271,86 @@ public struct BatchOptimiser: Sendable {
             for (pair, count) in carried { linear[pair] = shipmentCharge / Int64(count) }
         }
         return (best, rounds)
+    }
+
+    /// Per-unit charges that spread each pair's shipment charge over the most units it could carry
+    /// (its distinct candidate units, at most its hospital's demand), rounded down. A flow priced
+    /// with them never costs more than any allocation's true cost (a used pair carries at most
+    /// that many units, so it is charged at most the full charge): its value is a lower bound.
+    func relaxedCharges(_ graph: BatchCandidateGraph) -> [Int: Int64] {
+        var demand: [Int: Int] = [:]
+        for (o, order) in graph.orders.enumerated() { demand[graph.orderHospital[o], default: 0] += order.quantity }
+        var unitsOfPair: [Int: Set<Int>] = [:]
+        for edge in graph.edges { unitsOfPair[edge.shipment, default: []].insert(edge.unit) }
+        let h = max(1, graph.hospitals.count)
+        var charges: [Int: Int64] = [:]
+        for (pair, units) in unitsOfPair {
+            charges[pair] = shipmentCharge / Int64(max(1, min(units.count, demand[pair % h] ?? 1)))
+        }
+        return charges
+    }
+
+    /// Value of chosen edges when pairs in `linear` are charged per unit and pairs in `open` once.
+    func relaxedValue(_ graph: BatchCandidateGraph, _ chosen: [Int], linear: [Int: Int64], open: Int) -> Int64 {
+        var total = Int64(open) * shipmentCharge
+        var filled = [Int](repeating: 0, count: graph.orders.count)
+        for e in chosen {
+            total += graph.edges[e].cost + (linear[graph.edges[e].shipment] ?? 0)
+            filled[graph.edges[e].order] += 1
+        }
+        for (o, order) in graph.orders.enumerated() { total += Int64(order.quantity - filled[o]) * penalty(order.urgency) }
+        return total
+    }
+
+    /// Branch and bound over the centre → hospital pairs: each pair is open (charged once),
+    /// closed (not usable) or undecided (charged per unit as in `relaxedCharges`); the flow over
+    /// open and undecided pairs bounds every allocation below the node, and is itself an
+    /// allocation whose true cost updates the incumbent. Stops after `nodeLimit` flows. Returns
+    /// the best allocation, whether it was proven optimal, and the lower bound proven (the root
+    /// bound when the search stopped early, else the optimum).
+    func branchAndBound(_ graph: BatchCandidateGraph, incumbent: [Int], nodeLimit: Int) -> (chosen: [Int], proven: Bool, bound: Int64, nodes: Int) {
+        let charges = relaxedCharges(graph)
+        var best = incumbent
+        var bestValue = objective(graph, incumbent)
+        var nodes = 0
+        var rootBound = Int64.min
+        var exhausted = true
+        // Depth-first; a node is (open pairs, closed pairs).
+        var stack: [(open: Set<Int>, closed: Set<Int>)] = [([], [])]
+        let all = Set(charges.keys)
+        while let node = stack.popLast() {
+            if nodes >= nodeLimit { exhausted = false; break }
+            nodes += 1
+            var linear = charges
+            for p in node.open { linear[p] = 0 }
+            let allowed = all.subtracting(node.closed)
+            let chosen = solveFlow(graph, linear: linear, allowed: allowed)
+            let bound = relaxedValue(graph, chosen, linear: linear, open: node.open.count)
+            if nodes == 1 { rootBound = bound }
+            let value = objective(graph, chosen)
+            if value < bestValue { best = chosen; bestValue = value }
+            guard bound < bestValue else { continue }
+            // Branch on the undecided pair the bound under-charges most (charge − charged).
+            var load: [Int: Int] = [:]
+            for e in chosen where !node.open.contains(graph.edges[e].shipment) { load[graph.edges[e].shipment, default: 0] += 1 }
+            guard let pair = load.min(by: { (charges[$0.key]! * Int64($0.value), $0.key) < (charges[$1.key]! * Int64($1.value), $1.key) })?.key else { continue }
+            // Explore "open" last-pushed so it is tried first.
+            stack.append((node.open, node.closed.union([pair])))
+            stack.append((node.open.union([pair]), node.closed))
+        }
+        return (best, exhausted, exhausted ? bestValue : rootBound, nodes)
+    }
+
+    /// The lower bound in the units of `BatchCost.totalMinutes` (unit costs plus shipment
+    /// charges, unserved demand apart): the bound less the unserved penalties of the chosen plan.
+    /// It bounds every allocation whose unserved penalties are no larger than the plan's, i.e.
+    /// every allocation serving as much as the plan does.
+    func boundExcludingUnserved(_ graph: BatchCandidateGraph, _ result: Optimised) -> Double {
+        var filled = [Int](repeating: 0, count: graph.orders.count)
+        for e in result.chosen { filled[graph.edges[e].order] += 1 }
+        var penalties: Int64 = 0
+        for (o, order) in graph.orders.enumerated() { penalties += Int64(order.quantity - filled[o]) * penalty(order.urgency) }
+        return Double(result.lowerBound - penalties) / Self.scale
     }
 
     /// Drop/add/swap local search over the set of open centre → hospital pairs with the whole flow
@@ -337,12 +449,12 @@ public struct BatchOptimiser: Sendable {
                     var orderNode: [Int: Int] = [:]
                     for (i, o) in orders.enumerated() { orderNode[o] = 2 + i }
                     var network = MinCostFlow(nodeCount: 2 + orders.count + unitNode.count)
-                    for o in orders { network.addArc(from: 0, to: orderNode[o]!, capacity: graph.orders[o].quantity, cost: -penalty(graph.orders[o].urgency)) }
+                    for o in orders { network.addArc(from: orderNode[o]!, to: 1, capacity: graph.orders[o].quantity, cost: penalty(graph.orders[o].urgency)) }
                     let arcs = edges.map { e in
                         network.addArc(from: orderNode[graph.edges[e].order]!, to: unitNode[graph.edges[e].unit]!, capacity: 1, cost: graph.edges[e].cost)
                     }
                     for node in unitNode.values.sorted() { network.addArc(from: node, to: 1, capacity: 1, cost: 0) }
-                    _ = network.solve(source: 0, sink: 1)
+                    _ = network.solve(supplies: orders.map { (orderNode[$0]!, graph.orders[$0].quantity) }, sink: 1)
                     return edges.indices.filter { network.flow(on: arcs[$0]) > 0 }.map { edges[$0] }
                 }
                 var moved = true
@@ -350,6 +462,18 @@ public struct BatchOptimiser: Sendable {
                 let firstTry = solve(open)
                 let firstValue = value(firstTry, orders)
                 if firstValue < bestValue { best = firstTry; bestValue = firstValue; open = Set(best.map { graph.edges[$0].shipment }) }
+                if available.count <= settings.exactHospitalPairLimit {
+                    // Few centres can serve this hospital: try every set of open shipments, so the
+                    // hospital's part is exact given the other hospitals' units.
+                    let pairs = available.sorted()
+                    for mask in 1..<(1 << pairs.count) {
+                        let allowed = Set(pairs.indices.filter { mask & (1 << $0) != 0 }.map { pairs[$0] })
+                        let candidate = solve(allowed)
+                        let v = value(candidate, orders)
+                        if v < bestValue { best = candidate; bestValue = v; open = Set(best.map { graph.edges[$0].shipment }) }
+                    }
+                    moved = false
+                }
                 while moved && evaluations < 200 {
                     moved = false
                     var trials: [Set<Int>] = open.sorted().map { open.subtracting([$0]) }
@@ -477,7 +601,37 @@ public struct BatchOptimiser: Sendable {
 
     /// Optimises a graph: slope-scaled flow, then the shipment-closing local search, then a refill
     /// of short orders (most urgent first) from units the local search freed.
-    public func optimise(_ graph: BatchCandidateGraph) -> (chosen: [Int], rounds: Int, closed: Int) {
+    /// The outcome of `optimise`.
+    public struct Optimised: Sendable {
+        /// Chosen edge ids.
+        public var chosen: [Int]
+        /// Slope-scaling rounds run.
+        public var rounds: Int
+        /// Shipments closed by the local searches.
+        public var closed: Int
+        /// A proven lower bound on the cost of any allocation over the candidate graph, in
+        /// hundredths of a minute (the optimum itself when `provenOptimal`).
+        public var lowerBound: Int64
+        /// Whether branch and bound proved `chosen` optimal over the candidate graph.
+        public var provenOptimal: Bool
+    }
+
+    /// Optimises a graph: slope-scaled flow, the local searches, a refill of short orders, then
+    /// branch and bound over the shipments on graphs small enough (`exactSearchEdgeLimit`), else
+    /// the root bound alone, so every plan states how far from the optimum it can at most be.
+    public func optimise(_ graph: BatchCandidateGraph) -> Optimised {
+        let heuristic = heuristicOptimise(graph)
+        if graph.edges.count <= settings.exactSearchEdgeLimit {
+            let exact = branchAndBound(graph, incumbent: heuristic.chosen, nodeLimit: settings.exactSearchNodeLimit)
+            return Optimised(chosen: exact.chosen, rounds: heuristic.rounds, closed: heuristic.closed,
+                             lowerBound: exact.bound, provenOptimal: exact.proven)
+        }
+        let root = branchAndBound(graph, incumbent: heuristic.chosen, nodeLimit: 1)
+        return Optimised(chosen: root.chosen, rounds: heuristic.rounds, closed: heuristic.closed,
+                         lowerBound: root.bound, provenOptimal: root.proven)
+    }
+
+    func heuristicOptimise(_ graph: BatchCandidateGraph) -> (chosen: [Int], rounds: Int, closed: Int) {
         let (flow, rounds) = scaledFlow(graph)
         var global = globalSearch(graph, flow).chosen
         if graph.edges.count <= settings.globalSearchEdgeLimit {
@@ -529,6 +683,7 @@ public struct BatchOptimiser: Sendable {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         var limits = orders.map(initialLimit)
         var lists = orders.indices.map { candidates(for: orders[$0], index: index, excluded: excluded, now: seconds, limit: limits[$0]) }
+        addConsolidationCandidates(orders: orders, lists: &lists, index: index, excluded: excluded, now: seconds)
         var graph = assemble(orders: orders, lists: lists, now: seconds)
         var result = optimise(graph)
         for _ in 0..<settings.wideningRounds {
@@ -540,12 +695,16 @@ public struct BatchOptimiser: Sendable {
                 limits[o] = min(limits[o] * 4, 4000)
                 lists[o] = candidates(for: orders[o], index: index, excluded: excluded, now: seconds, limit: limits[o])
             }
+            addConsolidationCandidates(orders: orders, lists: &lists, index: index, excluded: excluded, now: seconds)
             graph = assemble(orders: orders, lists: lists, now: seconds)
             result = optimise(graph)
         }
         let greedyChosen = greedy(graph)
-        return makePlan(graph: graph, chosen: result.chosen, greedy: greedyChosen, rounds: result.rounds,
-                        closed: result.closed, index: index, excluded: excluded, now: now)
+        var plan = makePlan(graph: graph, chosen: result.chosen, greedy: greedyChosen, rounds: result.rounds,
+                            closed: result.closed, index: index, excluded: excluded, now: now)
+        plan.lowerBoundMinutes = boundExcludingUnserved(graph, result)
+        plan.provenOptimal = result.provenOptimal
+        return plan
     }
 
     /// `plan` on a thread of its own with a large stack, for async callers: the cooperative

@@ -85,6 +85,14 @@ public struct BatchSettings: Sendable, Hashable, Codable {
     /// Largest candidate graph (edges) on which the drop/add/swap search over open shipments
     /// re-solves the whole flow per move; larger graphs use the per-hospital search only.
     public var globalSearchEdgeLimit: Int = 1500
+    /// Largest number of centres able to serve one hospital for which the per-hospital search
+    /// tries every set of open shipments (2ⁿ small flows) instead of drop/add moves.
+    public var exactHospitalPairLimit: Int = 8
+    /// Largest candidate graph (edges) on which branch and bound over the shipments runs after
+    /// the heuristics; larger graphs get the root lower bound only.
+    public var exactSearchEdgeLimit: Int = 3000
+    /// Most flows branch and bound solves before it stops with the best plan found.
+    public var exactSearchNodeLimit: Int = 20000
 
     /// Creates settings.
     public init(shipmentCostMinutes: Double, wastageCreditMinutes: Double, wastageHorizonHours: [Component: Double],

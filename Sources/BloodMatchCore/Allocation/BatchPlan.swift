@@ -109,4 +109,9 @@ public struct BatchPlan: Sendable, Hashable, Codable {
     public var shipmentsClosedByLocalSearch: Int
     /// Settings used.
     public var settings: BatchSettings
+    /// A proven lower bound on `cost.totalMinutes` over the candidate graph for the same units
+    /// served (absent in plans recorded before it was computed).
+    public var lowerBoundMinutes: Double?
+    /// Whether branch and bound proved the plan optimal over the candidate graph.
+    public var provenOptimal: Bool?
 }

@@ -5,11 +5,10 @@
 /// (SwiftGraph 4.0.0 has shortest paths and max-flow-free traversals only), and the algorithm is
 /// small. Costs are integers so ties and optimality are exact.
 ///
-/// `solve` augments along shortest paths only while the path cost is negative, so it returns the
-/// flow of *minimum cost* over all flow values (not the maximum flow): arcs from the source carry
-/// a negative cost (a reward for serving a unit of demand) and the optimum trades rewards against
-/// costs exactly. Each intermediate flow is of minimum cost for its value, so the residual graph
-/// never holds a negative cycle and the final flow is optimal.
+/// `solve` routes fixed supplies to one sink. Optional demand is modelled by the caller with an
+/// extra arc from each supply node straight to the sink at the price of not serving it, so the
+/// optimum trades that price against the units' costs exactly. Every intermediate flow is of
+/// minimum cost for its supplies (reduced costs stay non-negative), so the final flow is optimal.
 public struct MinCostFlow: Sendable {
     /// Number of nodes.
     public let nodeCount: Int
@@ -44,18 +43,28 @@ public struct MinCostFlow: Sendable {
     /// Flow on an arc after `solve`.
     public func flow(on arc: Int) -> Int { Int(capacity[arc * 2 + 1]) }
 
-    /// Pushes flow from `source` to `sink` along shortest paths while a path of negative cost
-    /// exists; returns the flow sent and its total cost. The network must have no negative cycle
-    /// (it is acyclic when built by the batch optimiser).
-    public mutating func solve(source: Int, sink: Int) -> (flow: Int, cost: Int64) {
+    /// Sends every supply node's supply to `sink` at minimum total cost, by successive shortest
+    /// paths from one supply node at a time (Ahuja, Magnanti and Orlin, *Network Flows*, §9.7:
+    /// successive shortest paths with excesses). Returns the flow sent and its total cost.
+    ///
+    /// Each search is a Dijkstra from a single node with excess that stops at the sink, so it
+    /// explores only the part of the graph the shortest augmenting path can use (the node's
+    /// candidate units and the few orders holding them), not every node with excess. The caller
+    /// makes the sink reachable from every supply node (the batch optimiser's "unserved" arc at the
+    /// urgency's penalty); supply that cannot reach it is left unsent. The network must have no
+    /// negative cycle (the batch networks are acyclic).
+    public mutating func solve(supplies: [(node: Int, amount: Int)], sink: Int) -> (flow: Int, cost: Int64) {
         let infinity = Int64.max / 4
-        // Initial potentials: shortest distances from the source by Bellman–Ford (queue-based),
-        // so every reduced cost is non-negative for Dijkstra.
+        // Initial potentials: shortest distances from a virtual root joined to every supply node
+        // by a zero-cost arc (queue-based Bellman–Ford), so every reduced cost is non-negative.
         var potential = [Int64](repeating: infinity, count: nodeCount)
-        potential[source] = 0
-        var queue: [Int32] = [Int32(source)]
+        var queue: [Int32] = []
         var inQueue = [Bool](repeating: false, count: nodeCount)
-        inQueue[source] = true
+        for s in supplies where potential[s.node] != 0 {
+            potential[s.node] = 0
+            inQueue[s.node] = true
+            queue.append(Int32(s.node))
+        }
         var q = 0
         while q < queue.count {
             let u = Int(queue[q]); q += 1
@@ -85,63 +94,68 @@ public struct MinCostFlow: Sendable {
         var totalFlow = 0
         var totalCost: Int64 = 0
 
-        while true {
-            for t in touched { distance[Int(t)] = infinity; done[Int(t)] = false; parentArc[Int(t)] = -1 }
-            touched.removeAll(keepingCapacity: true)
-            heap.removeAll()
-            distance[source] = 0
-            touched.append(Int32(source))
-            heap.push(0, Int32(source))
-            var reached = false
-            while let (d, node) = heap.pop() {
-                let u = Int(node)
-                if done[u] || d > distance[u] { continue }
-                done[u] = true
-                if u == sink { reached = true; break }
-                var e = head[u]
-                while e >= 0 {
-                    let ei = Int(e)
-                    if capacity[ei] > 0 {
-                        let v = Int(target[ei])
-                        if !done[v] {
-                            let nd = d + cost[ei] + potential[u] - potential[v]
-                            if nd < distance[v] {
-                                if distance[v] == infinity { touched.append(Int32(v)) }
-                                distance[v] = nd
-                                parentArc[v] = e
-                                heap.push(nd, Int32(v))
+        for supply in supplies {
+            let source = supply.node
+            var excess = supply.amount
+            while excess > 0 {
+                for t in touched { distance[Int(t)] = infinity; done[Int(t)] = false; parentArc[Int(t)] = -1 }
+                touched.removeAll(keepingCapacity: true)
+                heap.removeAll()
+                distance[source] = 0
+                touched.append(Int32(source))
+                heap.push(0, Int32(source))
+                var reached = false
+                while let (d, node) = heap.pop() {
+                    let u = Int(node)
+                    if done[u] || d > distance[u] { continue }
+                    done[u] = true
+                    if u == sink { reached = true; break }
+                    var e = head[u]
+                    while e >= 0 {
+                        let ei = Int(e)
+                        if capacity[ei] > 0 {
+                            let v = Int(target[ei])
+                            if !done[v] {
+                                let nd = d + cost[ei] + potential[u] - potential[v]
+                                if nd < distance[v] {
+                                    if distance[v] == infinity { touched.append(Int32(v)) }
+                                    distance[v] = nd
+                                    parentArc[v] = e
+                                    heap.push(nd, Int32(v))
+                                }
                             }
                         }
+                        e = next[ei]
                     }
-                    e = next[ei]
                 }
+                guard reached else { break }
+                let sinkDistance = distance[sink]
+                // Settled nodes move by (their distance − the sink's); every other node keeps its
+                // potential, which is the usual update shifted by a constant: reduced costs stay ≥ 0.
+                for t in touched where done[Int(t)] {
+                    let v = Int(t)
+                    potential[v] += distance[v] - sinkDistance
+                }
+                var push = Int32(clamping: excess)
+                var v = sink
+                var pathCost: Int64 = 0
+                while v != source {
+                    let e = Int(parentArc[v])
+                    push = min(push, capacity[e])
+                    pathCost += cost[e]
+                    v = Int(target[e ^ 1])
+                }
+                v = sink
+                while v != source {
+                    let e = Int(parentArc[v])
+                    capacity[e] -= push
+                    capacity[e ^ 1] += push
+                    v = Int(target[e ^ 1])
+                }
+                excess -= Int(push)
+                totalFlow += Int(push)
+                totalCost += Int64(push) * pathCost
             }
-            guard reached else { break }
-            let sinkDistance = distance[sink]
-            let pathCost = sinkDistance + potential[sink] - potential[source]
-            if pathCost >= 0 { break }
-            // Settled nodes move by (their distance − the sink's); every other node keeps its
-            // potential, which is the usual update shifted by a constant: reduced costs stay ≥ 0.
-            for t in touched where done[Int(t)] {
-                let v = Int(t)
-                potential[v] += distance[v] - sinkDistance
-            }
-            var push = Int32.max
-            var v = sink
-            while v != source {
-                let e = Int(parentArc[v])
-                push = min(push, capacity[e])
-                v = Int(target[e ^ 1])
-            }
-            v = sink
-            while v != source {
-                let e = Int(parentArc[v])
-                capacity[e] -= push
-                capacity[e ^ 1] += push
-                v = Int(target[e ^ 1])
-            }
-            totalFlow += Int(push)
-            totalCost += Int64(push) * pathCost
         }
         return (totalFlow, totalCost)
     }

@@ -177,6 +177,7 @@ public struct UnitMatcher: Sendable {
                eta + Double(bestRank - 1) * rankPenalty > worst.score { break }
             if quantity == 0 { break }
             let centre = centres[c]
+            if let only = query.onlyCentreIDs, !only.contains(centre.siteID) { continue }
             let stale = centre.isStale(now: now)
             visited += 1
             let detailed = collectRejections && visited <= 3

@@ -51,6 +51,9 @@ public struct UnitQuery: Sendable, Hashable {
     public var neededBy: Int64?
     /// DINs that must not be offered (reserved since the index was built, or held for review).
     public var excludedDINs: Set<String>
+    /// When set, only these centres are searched (the batch optimiser's consolidation
+    /// candidates: more units from centres already serving the hospital).
+    public var onlyCentreIDs: Set<String>? = nil
 
     /// Creates a query.
     public init(

@@ -139,4 +139,70 @@ import Testing
         #expect(short.status == .unfillable)
         #expect(short.reason?.contains("E") == true)
     }
+
+    /// Branch and bound on small instances: the plan is proven optimal over its candidates, its
+    /// stated bound equals its cost, and it is never worse than the heuristics it starts from.
+    /// (The exact MILP comparison over the whole graph is `Jobs/checks/batch-optimum.sh`.)
+    @Test(arguments: [UInt64(3), 4, 5, 6])
+    func smallInstancesAreProvenOptimal(seed: UInt64) throws {
+        let (optimiser, _) = try Self.optimiser()
+        let scenario = BatchScenario.generate(seed: seed, centres: 4, hospitals: 3, units: 90, orders: 10, maximumQuantity: 3, spreadKm: 300)
+        let plan = optimiser.plan(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now)
+        #expect(plan.provenOptimal == true)
+        let bound = try #require(plan.lowerBoundMinutes)
+        #expect(abs(bound - plan.cost.totalMinutes) < 0.01)
+        let graph = optimiser.candidateGraph(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now) { _ in 100_000 }
+        let heuristic = optimiser.heuristicOptimise(graph)
+        let exact = optimiser.optimise(graph)
+        #expect(optimiser.objective(graph, exact.chosen) <= optimiser.objective(graph, heuristic.chosen))
+    }
+
+    /// On a graph too large for branch and bound the plan still states a bound, and it is below
+    /// the plan's cost (and not absurdly far: the charge is the only relaxed term).
+    @Test func largeInstancesStateALowerBound() throws {
+        let (optimiser, _) = try Self.optimiser()
+        let scenario = BatchScenario.generate(seed: 1, centres: 20, hospitals: 30, units: 5000, orders: 200, maximumQuantity: 6)
+        let plan = optimiser.plan(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now)
+        #expect(plan.candidateEdges > optimiser.settings.exactSearchEdgeLimit)
+        #expect(plan.provenOptimal == false)
+        let bound = try #require(plan.lowerBoundMinutes)
+        #expect(bound <= plan.cost.totalMinutes + 1e-6)
+        #expect(bound >= plan.cost.unitMinutes - Double(plan.shipments.count) * optimiser.settings.shipmentCostMinutes)
+    }
+
+    /// An order whose candidate list was cut gets units from the centres already in its
+    /// hospital's lists, so the optimiser can fill it from a shipment the hospital receives anyway.
+    @Test func cappedListsGainUnitsFromTheHospitalsOtherCentres() throws {
+        let (optimiser, _) = try Self.optimiser()
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let hospital = GeoPoint(latitude: -33.87, longitude: 151.21)
+        let a = GeoPoint(latitude: -33.80, longitude: 151.21)
+        let b = GeoPoint(latitude: -33.79, longitude: 151.21)
+        let centres = [IndexedCentre(siteID: "DC-A", location: a, snapshotID: 1, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800),
+                       IndexedCentre(siteID: "DC-B", location: b, snapshotID: 2, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800)]
+        func unit(_ n: Int, _ site: String, _ group: BloodGroup) throws -> InventoryUnit {
+            InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0382V00", component: .redCells,
+                          group: group, collectedAt: now.addingTimeInterval(-86_400 * 5),
+                          expiresAt: now.addingTimeInterval(86_400 * 20), siteID: site, status: .available, attributes: [])
+        }
+        // DC-A (nearer): A+ and O+; DC-B: B+. The B+ patient's first choice is B+ at DC-B; O+ at
+        // DC-A, ranked after it, is where the hospital's other order is served from.
+        let units = [try unit(1, "DC-A", BloodGroup(.A, .positive)), try unit(2, "DC-A", BloodGroup(.A, .positive)),
+                     try unit(3, "DC-A", BloodGroup(.O, .positive)), try unit(4, "DC-B", BloodGroup(.B, .positive))]
+        let index = InventoryIndex(centres: centres, units: units, builtAt: now)
+        let orders = [
+            BatchOrder(orderID: "OB", hospitalID: "H1", destination: hospital, component: .redCells,
+                       recipient: Recipient(group: BloodGroup(.B, .positive), context: .adultMale), quantity: 1, urgency: .routine, placedAt: now),
+            BatchOrder(orderID: "OA", hospitalID: "H1", destination: hospital, component: .redCells,
+                       recipient: Recipient(group: BloodGroup(.A, .positive), context: .adultMale), quantity: 1, urgency: .routine, placedAt: now),
+        ]
+        var lists = orders.map { optimiser.candidates(for: $0, index: index, excluded: [], now: 1_800_000_000, limit: 1) }
+        #expect(lists[0].units.map(\.centreID) == ["DC-B"])
+        #expect(lists[0].truncated)
+        optimiser.addConsolidationCandidates(orders: orders, lists: &lists, index: index, excluded: [], now: 1_800_000_000)
+        #expect(lists[0].units.map(\.din) == [BatchScenario.din(4), BatchScenario.din(3)])
+        // Units are never added twice, and only acceptable ones: OA gains nothing from DC-B (B+).
+        #expect(lists[1].units.allSatisfy { $0.group != BloodGroup(.B, .positive) })
+        #expect(Set(lists[1].units.map(\.din)).count == lists[1].units.count)
+    }
 }
