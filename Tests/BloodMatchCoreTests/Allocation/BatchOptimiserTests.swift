@@ -9,6 +9,21 @@ import Testing
         return (BatchOptimiser(planner: MatchPlanner(rules: policy, settings: .standard)), policy)
     }
 
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// Two fresh centres DC-A and DC-B at the given places.
+    static func twoCentres(_ a: GeoPoint, _ b: GeoPoint) -> [IndexedCentre] {
+        [IndexedCentre(siteID: "DC-A", location: a, snapshotID: 1, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800),
+         IndexedCentre(siteID: "DC-B", location: b, snapshotID: 2, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800)]
+    }
+
+    /// A red-cell unit, 5 days old with 20 days to go.
+    static func redCells(_ n: Int, _ site: String, _ group: BloodGroup = BloodGroup(.A, .positive)) throws -> InventoryUnit {
+        InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0382V00", component: .redCells,
+                      group: group, collectedAt: now.addingTimeInterval(-86_400 * 5),
+                      expiresAt: now.addingTimeInterval(86_400 * 20), siteID: site, status: .available, attributes: [])
+    }
+
     /// No unit twice; every unit acceptable for its order under the rules; quantities respected;
     /// no short order of higher urgency while a lower-urgency order holds a unit it could take.
     @Test(arguments: [UInt64(1), 2])
@@ -94,17 +109,10 @@ import Testing
 
     @Test func consolidatesAHospitalsOrdersIntoOneShipment() throws {
         let (optimiser, _) = try Self.optimiser()
-        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let now = Self.now
         let here = GeoPoint(latitude: -33.87, longitude: 151.21)
-        let near = GeoPoint(latitude: -33.80, longitude: 151.20)
-        let other = GeoPoint(latitude: -33.90, longitude: 151.25)
-        let centres = [IndexedCentre(siteID: "DC-A", location: near, snapshotID: 1, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800),
-                       IndexedCentre(siteID: "DC-B", location: other, snapshotID: 2, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800)]
-        func unit(_ n: Int, _ site: String) throws -> InventoryUnit {
-            InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0382V00", component: .redCells,
-                          group: BloodGroup(.A, .positive), collectedAt: now.addingTimeInterval(-86_400 * 5),
-                          expiresAt: now.addingTimeInterval(86_400 * 20), siteID: site, status: .available, attributes: [])
-        }
+        let centres = Self.twoCentres(GeoPoint(latitude: -33.80, longitude: 151.20), GeoPoint(latitude: -33.90, longitude: 151.25))
+        let unit = { (n: Int, site: String) in try Self.redCells(n, site) }
         // One unit a little nearer at DC-B; consolidation must still use DC-A for both.
         let units = [try unit(1, "DC-A"), try unit(2, "DC-A"), try unit(3, "DC-B")]
         let index = InventoryIndex(centres: centres, units: units, builtAt: now)
@@ -174,17 +182,10 @@ import Testing
     /// hospital's lists, so the optimiser can fill it from a shipment the hospital receives anyway.
     @Test func cappedListsGainUnitsFromTheHospitalsOtherCentres() throws {
         let (optimiser, _) = try Self.optimiser()
-        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let now = Self.now
         let hospital = GeoPoint(latitude: -33.87, longitude: 151.21)
-        let a = GeoPoint(latitude: -33.80, longitude: 151.21)
-        let b = GeoPoint(latitude: -33.79, longitude: 151.21)
-        let centres = [IndexedCentre(siteID: "DC-A", location: a, snapshotID: 1, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800),
-                       IndexedCentre(siteID: "DC-B", location: b, snapshotID: 2, asOf: 1_800_000_000 - 60, expectedIntervalSeconds: 1800)]
-        func unit(_ n: Int, _ site: String, _ group: BloodGroup) throws -> InventoryUnit {
-            InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0382V00", component: .redCells,
-                          group: group, collectedAt: now.addingTimeInterval(-86_400 * 5),
-                          expiresAt: now.addingTimeInterval(86_400 * 20), siteID: site, status: .available, attributes: [])
-        }
+        let centres = Self.twoCentres(GeoPoint(latitude: -33.80, longitude: 151.21), GeoPoint(latitude: -33.79, longitude: 151.21))
+        let unit = Self.redCells
         // DC-A (nearer): A+ and O+; DC-B: B+. The B+ patient's first choice is B+ at DC-B; O+ at
         // DC-A, ranked after it, is where the hospital's other order is served from.
         let units = [try unit(1, "DC-A", BloodGroup(.A, .positive)), try unit(2, "DC-A", BloodGroup(.A, .positive)),
