@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # No secret in any output: plants canary passwords in DATABASE_URL (an unreachable server, and the
 # real server with a wrong password) and runs commands through their failure paths, then greps
-# every line they printed (stdout and the JSON logs on stderr) for the canaries. When the HTTP
-# service is built (`bloodmatch serve`), tests/checks of the API add the bearer-key canaries.
+# every line they printed (stdout and the JSON logs on stderr) for the canaries. The API-key and
+# request-body canaries of `bloodmatch serve` are in Jobs/checks/api-observability.sh.
 # Prints one JSON line.
 set -uo pipefail
 cd "$(dirname "$0")/../.."

@@ -2,6 +2,7 @@ import BloodMatchCore
 import BloodMatchStore
 import Foundation
 import Logging
+import Tracing
 
 /// A request that cannot be evaluated as stated (unknown hospital, quantity out of range…).
 public struct MatchRequestError: Error, Sendable, CustomStringConvertible {
@@ -82,8 +83,32 @@ public actor DecisionEngine {
     /// Replaces the index (after a rebuild or a reload on NOTIFY).
     public func install(_ index: InventoryIndex) { self.index = index }
 
-    /// Answers one request.
+    /// Answers one request (a `match.decide` span under the current trace; `traceID` is stored on
+    /// the decision row and its event).
     public func decide(_ request: MatchRequest, requestedBy: String, traceID: String?, now: Date) async throws -> EngineAnswer {
+        try await withSpan("match.decide") { span in
+            let answer = try await decideUntraced(request, requestedBy: requestedBy, traceID: traceID, now: now)
+            let decision = answer.decision
+            if span.isRecording {
+                span.updateAttributes { a in
+                    a["bloodmatch.outcome"] = decision.outcome.rawValue
+                    a["bloodmatch.decision_id"] = decision.decisionID.uuidString.lowercased()
+                    a["bloodmatch.component"] = request.component.rawValue
+                    a["bloodmatch.quantity"] = request.quantity
+                    a["bloodmatch.replayed"] = !answer.isNew
+                }
+            }
+            logger.info("match decision", metadata: [
+                "decision_id": "\(decision.decisionID.uuidString.lowercased())", "outcome": "\(decision.outcome.rawValue)",
+                "hospital": "\(request.hospitalID ?? "")", "component": "\(request.component.rawValue)",
+                "quantity": "\(request.quantity)", "units_chosen": "\(decision.chosen.count)",
+                "recorded": "\(answer.recorded)", "replayed": "\(!answer.isNew)",
+            ])
+            return answer
+        }
+    }
+
+    private func decideUntraced(_ request: MatchRequest, requestedBy: String, traceID: String?, now: Date) async throws -> EngineAnswer {
         // Decisions are stored with whole-second instants (ISO 8601), so evaluate at one.
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
         guard (1...MatchRequest.maximumQuantity).contains(request.quantity) else {
@@ -150,14 +175,14 @@ public actor DecisionEngine {
         let held = try await reader.heldDINs()
         var excluded: Set<String> = []
         var (query, refused, notes) = planner.query(for: request, destination: destination, excluded: held)
-        var match = planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970))
+        var match = withSpan("match.compute") { _ in planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970)) }
         var clean = false
         for _ in 0..<8 {
             let gone = try await reader.unavailable(dins: match.chosen.map(\.din))
             if gone.isEmpty { clean = true; break }
             excluded.formUnion(gone)
             (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded.union(held))
-            match = planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970))
+            match = withSpan("match.compute") { _ in planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970)) }
         }
         guard clean else {
             // Never answer with units the database says are gone.
@@ -172,17 +197,25 @@ public actor DecisionEngine {
 
     /// The index, rebuilt from the database when it no longer names the snapshots in force.
     func currentIndex(now: Date) async throws -> InventoryIndex {
+        try await withSpan("index.verify") { span in
+            let (index, rebuilt) = try await currentIndexUntraced(now: now)
+            if span.isRecording { span.attributes["bloodmatch.index_rebuilt"] = rebuilt }
+            return index
+        }
+    }
+
+    private func currentIndexUntraced(now: Date) async throws -> (InventoryIndex, Bool) {
         let reader = PostgresInventoryReader(database: database)
         let current = try await reader.currentSnapshots()
         if let index {
             let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.snapshotID) })
             let inForce = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.snapshotID) })
-            if indexed == inForce { return index }
+            if indexed == inForce { return (index, false) }
             logger.notice("index out of date; rebuilding from the database", metadata: ["index_version": "\(index.version)"])
         }
         let rebuilt = try await reader.buildIndex(now: now)
         self.index = rebuilt
-        return rebuilt
+        return (rebuilt, true)
     }
 
     private func resolveDestination(_ request: MatchRequest) async throws -> GeoPoint {

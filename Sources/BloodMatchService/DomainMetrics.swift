@@ -40,6 +40,34 @@ extension ServiceMetrics {
         if let at = health.lastCheckpointAt { gauge("bloodmatch_audit_checkpoint_age_seconds", health.databaseTime - at) }
         if let ok = health.lastVerificationIntact { gauge("bloodmatch_audit_last_verification_ok", ok ? 1 : 0) }
         if let at = health.lastVerificationAt { gauge("bloodmatch_audit_last_verification_timestamp_seconds", at) }
+        if let batch = health.latestBatch { publish(batch) }
+    }
+
+    /// Publishes the latest batch run: when it finished, how long it took, orders by outcome,
+    /// orders left short by urgency, units and shipments.
+    public func publish(_ batch: BatchRunSummary) {
+        func gauge(_ label: String, _ value: Double, _ dimensions: [(String, String)] = []) {
+            Gauge(label: label, dimensions: dimensions, factory: factory).record(value)
+        }
+        gauge("bloodmatch_batch_last_run_timestamp_seconds", batch.finishedAt)
+        gauge("bloodmatch_batch_run_duration_seconds", batch.durationSeconds)
+        gauge("bloodmatch_batch_solve_duration_seconds", batch.solveSeconds)
+        gauge("bloodmatch_batch_allocated_units", Double(batch.allocatedUnits))
+        gauge("bloodmatch_batch_shipments", Double(batch.shipments))
+        for (status, count) in batch.ordersByStatus.sorted(by: { $0.key < $1.key }) {
+            gauge("bloodmatch_batch_orders", Double(count), [("status", status)])
+        }
+        for (urgency, count) in batch.shortByUrgency.sorted(by: { $0.key < $1.key }) {
+            gauge("bloodmatch_batch_orders_short", Double(count), [("urgency", urgency)])
+        }
+    }
+
+    /// One index rebuild by the refresher: its duration and size.
+    public func indexRebuilt(_ index: InventoryIndex, duration: Duration) {
+        Gauge(label: "bloodmatch_index_build_duration_seconds", dimensions: [], factory: factory)
+            .record(Double(Self.nanoseconds(duration)) / 1e9)
+        Gauge(label: "bloodmatch_index_units", dimensions: [], factory: factory).record(Double(index.unitCount))
+        Counter(label: "bloodmatch_index_rebuilds_total", dimensions: [], factory: factory).increment()
     }
 
     /// Reads the domain's health from the database (within `deadline`) and publishes it; a
@@ -82,6 +110,13 @@ struct DomainMetricsService: Service {
 }
 
 extension ServiceMetrics {
+    /// A batch run's metrics as one Prometheus text page (`batch run --metrics-textfile`).
+    public static func batchTextfile(_ batch: BatchRunSummary) -> [UInt8] {
+        let metrics = ServiceMetrics(registry: PrometheusCollectorRegistry())
+        metrics.publish(batch)
+        return metrics.render()
+    }
+
     /// The domain metrics as one Prometheus text page, for cron-only deployments (the node
     /// exporter's textfile collector): a fresh registry, one collection.
     public static func domainTextfile(database: Database, logger: Logger) async -> [UInt8] {

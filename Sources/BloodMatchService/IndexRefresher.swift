@@ -3,6 +3,7 @@ import BloodMatchStore
 import Foundation
 import Logging
 import PostgresNIO
+import Tracing
 
 /// Keeps a decision engine's index current: listens for `bloodmatch_snapshots` notifications
 /// (sent by every import that swaps a snapshot) and rebuilds the index from the database, at most
@@ -57,10 +58,16 @@ public struct IndexRefresher: Sendable {
     }
 
     private func rebuild() async throws {
-        let started = ContinuousClock.now
-        let index = try await PostgresInventoryReader(database: database).buildIndex(now: Date())
-        await engine.install(index)
-        onRebuild(index, ContinuousClock.now - started)
-        database.logger.info("index rebuilt", metadata: ["index_version": "\(index.version)", "units": "\(index.unitCount)"])
+        // A root span: a rebuild answers a notification, not a request.
+        try await withSpan("index.refresh", context: .topLevel) { _ in
+            let started = ContinuousClock.now
+            let index = try await PostgresInventoryReader(database: database).buildIndex(now: Date())
+            await engine.install(index)
+            let elapsed = ContinuousClock.now - started
+            onRebuild(index, elapsed)
+            database.logger.info("index rebuilt", metadata: [
+                "index_version": "\(index.version)", "units": "\(index.unitCount)",
+                "duration_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"])
+        }
     }
 }

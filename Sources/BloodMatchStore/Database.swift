@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import PostgresNIO
@@ -27,9 +28,12 @@ public final class Database: Sendable {
     public let configuration: DatabaseConfiguration
     /// Logger for database work.
     public let logger: Logger
+    /// Pool usage, errors and spans around the store's calls.
+    public let observer: DatabaseObserver
 
-    /// Builds the pool; it does nothing until `run()` is running.
-    public init(configuration: DatabaseConfiguration, logger: Logger) {
+    /// Builds the pool; it does nothing until `run()` is running. Pool metrics go to
+    /// `metricsFactory` (the process-wide `MetricsSystem` when nil).
+    public init(configuration: DatabaseConfiguration, logger: Logger, metricsFactory: (any MetricsFactory)? = nil) {
         var config: PostgresClient.Configuration
         switch configuration.endpoint {
         case .socket(let path):
@@ -52,6 +56,16 @@ public final class Database: Sendable {
         self.client = PostgresClient(configuration: config, backgroundLogger: background)
         self.configuration = configuration
         self.logger = logger
+        self.observer = DatabaseObserver(maximumConnections: configuration.maximumConnections, factory: metricsFactory)
+    }
+
+    /// Runs `body` as the named database operation: counted in the pool metrics, timed, and a
+    /// client span under the current trace (see `DatabaseObserver`).
+    public func observe<T>(
+        _ operation: String, isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> T
+    ) async throws -> T {
+        try await observer.observe(operation, isolation: isolation, body)
     }
 
     /// Runs the pool until cancelled (a ServiceLifecycle service does the same).
@@ -75,8 +89,10 @@ public final class Database: Sendable {
     /// Checks that the server answers within the connect timeout; throws `DatabaseUnavailableError`.
     public func ping() async throws {
         do {
-            try await withDeadline(configuration.connectTimeout) { [client, logger] in
-                try await client.query("SELECT 1", logger: logger)
+            _ = try await observe("ping") {
+                try await withDeadline(configuration.connectTimeout) { [client, logger] in
+                    try await client.query("SELECT 1", logger: logger)
+                }
             }
         } catch {
             throw DatabaseUnavailableError(target: configuration.displayName, underlying: serverMessage(error))
@@ -156,11 +172,13 @@ extension Database {
     /// How far this host's clock is from the database server's: server minus local, in seconds,
     /// with the local time taken as the midpoint of the round trip.
     public func clockSkew(localClock: @Sendable () -> Date = Date.init) async throws -> Double {
-        let before = localClock()
-        var server = before
-        for try await (at,) in try await client.query("SELECT clock_timestamp()", logger: logger).decode((Date,).self) { server = at }
-        let after = localClock()
-        let local = before.addingTimeInterval(after.timeIntervalSince(before) / 2)
-        return server.timeIntervalSince(local)
+        try await observe("clock_skew") {
+            let before = localClock()
+            var server = before
+            for try await (at,) in try await client.query("SELECT clock_timestamp()", logger: logger).decode((Date,).self) { server = at }
+            let after = localClock()
+            let local = before.addingTimeInterval(after.timeIntervalSince(before) / 2)
+            return server.timeIntervalSince(local)
+        }
     }
 }

@@ -176,8 +176,10 @@ public struct PostgresAPIKeyStore: Sendable {
 
     /// One key by id.
     public func find(keyID: String) async throws -> APIKeyRecord? {
-        try await database.client.withConnection { conn in
-            try await Self.fetch(conn, keyID: keyID, logger: database.logger)
+        try await database.observe("api_key.find") {
+            try await database.client.withConnection { conn in
+                try await Self.fetch(conn, keyID: keyID, logger: database.logger)
+            }
         }
     }
 

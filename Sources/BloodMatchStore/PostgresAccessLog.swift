@@ -38,18 +38,20 @@ public struct PostgresAccessLog: Sendable {
 
     /// Appends `records` in one statement (all or nothing).
     public func append(_ records: [AccessRecord]) async throws {
-        guard !records.isEmpty else { return }
-        let actors = records.map(\.actor)
-        let subjects = records.map(\.subject)
-        let payloads = records.map(\.payloadJSON)
-        let requestIDs = records.map(\.requestID)
-        let traceIDs = records.map { $0.traceID ?? "" }
-        let addresses = records.map { $0.clientAddress ?? "" }
-        try await database.client.query("""
-            INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, client_addr)
-            SELECT a, 'api.request', s, p::jsonb, r, NULLIF(t, ''), NULLIF(c, '')
-            FROM unnest(\(actors)::text[], \(subjects)::text[], \(payloads)::text[], \(requestIDs)::text[],
-                        \(traceIDs)::text[], \(addresses)::text[]) AS x(a, s, p, r, t, c)
-            """, logger: database.logger)
+        try await database.observe("access_log.append") {
+            guard !records.isEmpty else { return }
+            let actors = records.map(\.actor)
+            let subjects = records.map(\.subject)
+            let payloads = records.map(\.payloadJSON)
+            let requestIDs = records.map(\.requestID)
+            let traceIDs = records.map { $0.traceID ?? "" }
+            let addresses = records.map { $0.clientAddress ?? "" }
+            try await database.client.query("""
+                INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, client_addr)
+                SELECT a, 'api.request', s, p::jsonb, r, NULLIF(t, ''), NULLIF(c, '')
+                FROM unnest(\(actors)::text[], \(subjects)::text[], \(payloads)::text[], \(requestIDs)::text[],
+                            \(traceIDs)::text[], \(addresses)::text[]) AS x(a, s, p, r, t, c)
+                """, logger: database.logger)
+        }
     }
 }

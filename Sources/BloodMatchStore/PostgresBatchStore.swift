@@ -97,130 +97,132 @@ public struct PostgresBatchStore: Sendable {
     /// Writes a run in one transaction, or nothing (see `BatchRecordOutcome`).
     public func record(plan: BatchPlan, orders: [BatchOrder], runID: UUID, runKey: String, operatorName: String,
                        startedAt: Date, solveMilliseconds: Int, holdUntil: Date) async throws -> BatchRecordOutcome {
-        let logger = database.logger
-        let planJSON = String(decoding: try Self.encoder().encode(plan), as: UTF8.self)
-        let run = runID.uuidString.lowercased()
-        let allDINs = plan.allocations.map(\.unit.din)
-        let componentOf = Dictionary(orders.map { ($0.orderID, $0.component.rawValue) }, uniquingKeysWith: { a, _ in a })
-        do {
-            return try await database.client.withTransaction(logger: logger) { conn -> BatchRecordOutcome in
-                var locked = false
-                for try await (ok,) in try await conn.query("SELECT pg_try_advisory_xact_lock(hashtext('bloodmatch.batch.record'))",
-                                                            logger: logger).decode((Bool,).self) { locked = ok }
-                guard locked else { throw BatchBusyError() }
-                for try await (existing,) in try await conn.query("SELECT run_id FROM batch_runs WHERE run_key = \(runKey)",
-                                                                  logger: logger).decode((UUID,).self) {
-                    return .alreadyRun(runID: existing)
-                }
-                var pending = Set<String>()
-                for try await (id,) in try await conn.query("""
-                    SELECT order_id FROM orders WHERE order_id = ANY(\(orders.map(\.orderID))) AND status = 'pending' FOR UPDATE
-                    """, logger: logger).decode((String,).self) { pending.insert(id) }
-                let changed = Set(orders.map(\.orderID)).subtracting(pending)
-                if !changed.isEmpty { return .ordersChanged(changed) }
-                // Holds past their time are marked expired first (as live reservations do), so only
-                // live holds and issued units count as taken.
-                _ = try await PostgresReservationStore.expireOverdue(on: conn, dins: allDINs, actor: operatorName, logger: logger)
-                var taken = Set<String>()
-                for try await (din,) in try await conn.query("""
-                    SELECT din FROM reservation_units WHERE din = ANY(\(allDINs)) AND state IN ('active', 'issued')
-                    """, logger: logger).decode((String,).self) { taken.insert(din) }
-                if !taken.isEmpty { return .unitsTaken(taken) }
+        try await database.observe("batch.record") {
+            let logger = database.logger
+            let planJSON = String(decoding: try Self.encoder().encode(plan), as: UTF8.self)
+            let run = runID.uuidString.lowercased()
+            let allDINs = plan.allocations.map(\.unit.din)
+            let componentOf = Dictionary(orders.map { ($0.orderID, $0.component.rawValue) }, uniquingKeysWith: { a, _ in a })
+            do {
+                return try await database.client.withTransaction(logger: logger) { conn -> BatchRecordOutcome in
+                    var locked = false
+                    for try await (ok,) in try await conn.query("SELECT pg_try_advisory_xact_lock(hashtext('bloodmatch.batch.record'))",
+                                                                logger: logger).decode((Bool,).self) { locked = ok }
+                    guard locked else { throw BatchBusyError() }
+                    for try await (existing,) in try await conn.query("SELECT run_id FROM batch_runs WHERE run_key = \(runKey)",
+                                                                      logger: logger).decode((UUID,).self) {
+                        return .alreadyRun(runID: existing)
+                    }
+                    var pending = Set<String>()
+                    for try await (id,) in try await conn.query("""
+                        SELECT order_id FROM orders WHERE order_id = ANY(\(orders.map(\.orderID))) AND status = 'pending' FOR UPDATE
+                        """, logger: logger).decode((String,).self) { pending.insert(id) }
+                    let changed = Set(orders.map(\.orderID)).subtracting(pending)
+                    if !changed.isEmpty { return .ordersChanged(changed) }
+                    // Holds past their time are marked expired first (as live reservations do), so only
+                    // live holds and issued units count as taken.
+                    _ = try await PostgresReservationStore.expireOverdue(on: conn, dins: allDINs, actor: operatorName, logger: logger)
+                    var taken = Set<String>()
+                    for try await (din,) in try await conn.query("""
+                        SELECT din FROM reservation_units WHERE din = ANY(\(allDINs)) AND state IN ('active', 'issued')
+                        """, logger: logger).decode((String,).self) { taken.insert(din) }
+                    if !taken.isEmpty { return .unitsTaken(taken) }
 
-                try await conn.query("""
-                    INSERT INTO batch_runs (run_id, run_key, as_of, started_at, operator, policy_version, index_version,
-                      orders_considered, units_allocated, shipments, total_cost_minutes, greedy_cost_minutes, stale_centres,
-                      solve_ms, plan)
-                    VALUES (\(run)::uuid, \(runKey), \(plan.evaluatedAt), \(startedAt), \(operatorName), \(plan.policyVersion),
-                      \(plan.indexVersion), \(plan.outcomes.count), \(plan.allocations.count), \(plan.shipments.count),
-                      \(plan.cost.totalMinutes), \(plan.greedyCost.totalMinutes), \(plan.staleCentres)::text[], \(solveMilliseconds),
-                      \(planJSON)::jsonb)
-                    """, logger: logger)
-                if !plan.shipments.isEmpty {
-                    let reservationIDs = plan.shipments.map { _ in UUID().uuidString.lowercased() }
-                    let s = plan.shipments
                     try await conn.query("""
-                        INSERT INTO reservations (reservation_id, source, batch_run_id, hospital, reserved_by, idempotency_key,
-                          request_fingerprint, held_until)
-                        SELECT x.id::uuid, 'batch', \(run)::uuid, x.hospital, \(operatorName), x.key, x.fingerprint, \(holdUntil)
-                        FROM unnest(\(reservationIDs)::text[], \(s.map(\.hospitalID))::text[],
-                          \(s.map { "batch:\(run):\($0.number)" })::text[], \(s.map { Self.fingerprint($0.dins) })::text[])
-                          AS x(id, hospital, key, fingerprint)
+                        INSERT INTO batch_runs (run_id, run_key, as_of, started_at, operator, policy_version, index_version,
+                          orders_considered, units_allocated, shipments, total_cost_minutes, greedy_cost_minutes, stale_centres,
+                          solve_ms, plan)
+                        VALUES (\(run)::uuid, \(runKey), \(plan.evaluatedAt), \(startedAt), \(operatorName), \(plan.policyVersion),
+                          \(plan.indexVersion), \(plan.outcomes.count), \(plan.allocations.count), \(plan.shipments.count),
+                          \(plan.cost.totalMinutes), \(plan.greedyCost.totalMinutes), \(plan.staleCentres)::text[], \(solveMilliseconds),
+                          \(planJSON)::jsonb)
                         """, logger: logger)
-                    let reservationOf = Dictionary(uniqueKeysWithValues: zip(s.map(\.number), reservationIDs))
-                    let shipmentOf = Dictionary(s.flatMap { sh in sh.dins.map { ($0, sh.number) } }, uniquingKeysWith: { a, _ in a })
-                    let a = plan.allocations
-                    try await conn.query("""
-                        INSERT INTO reservation_units (reservation_id, din, centre, component, abo, rhd, expires_at, state)
-                        SELECT x.reservation::uuid, x.din, x.centre, x.component, x.abo, x.rhd, to_timestamp(x.expires), 'active'
-                        FROM unnest(\(a.map { reservationOf[shipmentOf[$0.unit.din] ?? 0] ?? "" })::text[], \(a.map(\.unit.din))::text[],
-                          \(a.map(\.unit.centreID))::text[], \(a.map { componentOf[$0.orderID] ?? "RBC" })::text[],
-                          \(a.map(\.unit.group.abo.rawValue))::text[], \(a.map(\.unit.group.rhd.rawValue))::text[],
-                          \(a.map { Double($0.unit.expiresAt) })::float8[]) AS x(reservation, din, centre, component, abo, rhd, expires)
-                        """, logger: logger)
-                    try await conn.query("""
-                        INSERT INTO batch_shipments (run_id, shipment_no, centre, hospital, units, eta_minutes, needed_by_met,
-                          stale_centre, reservation_id)
-                        SELECT \(run)::uuid, x.no, x.centre, x.hospital, x.units, x.eta, NULLIF(x.met, '')::boolean, x.stale, x.reservation::uuid
-                        FROM unnest(\(s.map(\.number))::int[], \(s.map(\.centreID))::text[], \(s.map(\.hospitalID))::text[],
-                          \(s.map(\.dins.count))::int[], \(s.map(\.etaMinutes))::float8[],
-                          \(s.map { $0.neededByMet.map { $0 ? "true" : "false" } ?? "" })::text[], \(s.map(\.staleCentre))::bool[],
-                          \(reservationIDs)::text[]) AS x(no, centre, hospital, units, eta, met, stale, reservation)
-                        """, logger: logger)
-                    try await conn.query("""
-                        INSERT INTO batch_allocations (run_id, shipment_no, order_id, din, centre, hospital, cost_minutes, rationale)
-                        SELECT \(run)::uuid, x.no, x.order_id, x.din, x.centre, x.hospital, x.cost, x.rationale
-                        FROM unnest(\(a.map { shipmentOf[$0.unit.din] ?? 0 })::int[], \(a.map(\.orderID))::text[],
-                          \(a.map(\.unit.din))::text[], \(a.map(\.unit.centreID))::text[], \(a.map(\.hospitalID))::text[],
-                          \(a.map(\.costMinutes))::float8[], \(a.map(\.rationale))::text[])
-                          AS x(no, order_id, din, centre, hospital, cost, rationale)
-                        """, logger: logger)
-                }
-                let o = plan.outcomes
-                if !o.isEmpty {
-                    try await conn.query("""
-                        INSERT INTO batch_order_outcomes (run_id, order_id, status, quantity, allocated, reason)
-                        SELECT \(run)::uuid, x.id, x.status, x.quantity, x.allocated, NULLIF(x.reason, '')
-                        FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map(\.quantity))::int[],
-                          \(o.map(\.allocated))::int[], \(o.map { $0.reason ?? "" })::text[]) AS x(id, status, quantity, allocated, reason)
-                        """, logger: logger)
-                    try await conn.query("""
-                        UPDATE orders SET status = x.status, status_reason = NULLIF(x.reason, ''), last_run_id = \(run)::uuid,
-                          updated_at = clock_timestamp()
-                        FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map { $0.reason ?? "" })::text[])
-                          AS x(id, status, reason)
-                        WHERE orders.order_id = x.id
-                        """, logger: logger)
+                    if !plan.shipments.isEmpty {
+                        let reservationIDs = plan.shipments.map { _ in UUID().uuidString.lowercased() }
+                        let s = plan.shipments
+                        try await conn.query("""
+                            INSERT INTO reservations (reservation_id, source, batch_run_id, hospital, reserved_by, idempotency_key,
+                              request_fingerprint, held_until)
+                            SELECT x.id::uuid, 'batch', \(run)::uuid, x.hospital, \(operatorName), x.key, x.fingerprint, \(holdUntil)
+                            FROM unnest(\(reservationIDs)::text[], \(s.map(\.hospitalID))::text[],
+                              \(s.map { "batch:\(run):\($0.number)" })::text[], \(s.map { Self.fingerprint($0.dins) })::text[])
+                              AS x(id, hospital, key, fingerprint)
+                            """, logger: logger)
+                        let reservationOf = Dictionary(uniqueKeysWithValues: zip(s.map(\.number), reservationIDs))
+                        let shipmentOf = Dictionary(s.flatMap { sh in sh.dins.map { ($0, sh.number) } }, uniquingKeysWith: { a, _ in a })
+                        let a = plan.allocations
+                        try await conn.query("""
+                            INSERT INTO reservation_units (reservation_id, din, centre, component, abo, rhd, expires_at, state)
+                            SELECT x.reservation::uuid, x.din, x.centre, x.component, x.abo, x.rhd, to_timestamp(x.expires), 'active'
+                            FROM unnest(\(a.map { reservationOf[shipmentOf[$0.unit.din] ?? 0] ?? "" })::text[], \(a.map(\.unit.din))::text[],
+                              \(a.map(\.unit.centreID))::text[], \(a.map { componentOf[$0.orderID] ?? "RBC" })::text[],
+                              \(a.map(\.unit.group.abo.rawValue))::text[], \(a.map(\.unit.group.rhd.rawValue))::text[],
+                              \(a.map { Double($0.unit.expiresAt) })::float8[]) AS x(reservation, din, centre, component, abo, rhd, expires)
+                            """, logger: logger)
+                        try await conn.query("""
+                            INSERT INTO batch_shipments (run_id, shipment_no, centre, hospital, units, eta_minutes, needed_by_met,
+                              stale_centre, reservation_id)
+                            SELECT \(run)::uuid, x.no, x.centre, x.hospital, x.units, x.eta, NULLIF(x.met, '')::boolean, x.stale, x.reservation::uuid
+                            FROM unnest(\(s.map(\.number))::int[], \(s.map(\.centreID))::text[], \(s.map(\.hospitalID))::text[],
+                              \(s.map(\.dins.count))::int[], \(s.map(\.etaMinutes))::float8[],
+                              \(s.map { $0.neededByMet.map { $0 ? "true" : "false" } ?? "" })::text[], \(s.map(\.staleCentre))::bool[],
+                              \(reservationIDs)::text[]) AS x(no, centre, hospital, units, eta, met, stale, reservation)
+                            """, logger: logger)
+                        try await conn.query("""
+                            INSERT INTO batch_allocations (run_id, shipment_no, order_id, din, centre, hospital, cost_minutes, rationale)
+                            SELECT \(run)::uuid, x.no, x.order_id, x.din, x.centre, x.hospital, x.cost, x.rationale
+                            FROM unnest(\(a.map { shipmentOf[$0.unit.din] ?? 0 })::int[], \(a.map(\.orderID))::text[],
+                              \(a.map(\.unit.din))::text[], \(a.map(\.unit.centreID))::text[], \(a.map(\.hospitalID))::text[],
+                              \(a.map(\.costMinutes))::float8[], \(a.map(\.rationale))::text[])
+                              AS x(no, order_id, din, centre, hospital, cost, rationale)
+                            """, logger: logger)
+                    }
+                    let o = plan.outcomes
+                    if !o.isEmpty {
+                        try await conn.query("""
+                            INSERT INTO batch_order_outcomes (run_id, order_id, status, quantity, allocated, reason)
+                            SELECT \(run)::uuid, x.id, x.status, x.quantity, x.allocated, NULLIF(x.reason, '')
+                            FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map(\.quantity))::int[],
+                              \(o.map(\.allocated))::int[], \(o.map { $0.reason ?? "" })::text[]) AS x(id, status, quantity, allocated, reason)
+                            """, logger: logger)
+                        try await conn.query("""
+                            UPDATE orders SET status = x.status, status_reason = NULLIF(x.reason, ''), last_run_id = \(run)::uuid,
+                              updated_at = clock_timestamp()
+                            FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map { $0.reason ?? "" })::text[])
+                              AS x(id, status, reason)
+                            WHERE orders.order_id = x.id
+                            """, logger: logger)
+                        try await conn.query("""
+                            INSERT INTO event_log (actor, action, subject, payload)
+                            SELECT \(operatorName), CASE WHEN x.allocated > 0 THEN 'order.allocated' ELSE 'order.unfillable' END,
+                              'order:' || x.id,
+                              jsonb_build_object('run_id', \(run)::text, 'status', x.status, 'allocated', x.allocated,
+                                'quantity', x.quantity, 'reason', NULLIF(x.reason, ''))
+                            FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map(\.quantity))::int[],
+                              \(o.map(\.allocated))::int[], \(o.map { $0.reason ?? "" })::text[]) AS x(id, status, quantity, allocated, reason)
+                            """, logger: logger)
+                    }
+                    let payload = #"{"run_key":\#(jsonString(runKey)),"orders":\#(o.count),"units":\#(plan.allocations.count),"shipments":\#(plan.shipments.count),"total_cost_minutes":\#(plan.cost.totalMinutes),"greedy_cost_minutes":\#(plan.greedyCost.totalMinutes),"stale_centres":\#(plan.staleCentres.count)}"#
                     try await conn.query("""
                         INSERT INTO event_log (actor, action, subject, payload)
-                        SELECT \(operatorName), CASE WHEN x.allocated > 0 THEN 'order.allocated' ELSE 'order.unfillable' END,
-                          'order:' || x.id,
-                          jsonb_build_object('run_id', \(run)::text, 'status', x.status, 'allocated', x.allocated,
-                            'quantity', x.quantity, 'reason', NULLIF(x.reason, ''))
-                        FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map(\.quantity))::int[],
-                          \(o.map(\.allocated))::int[], \(o.map { $0.reason ?? "" })::text[]) AS x(id, status, quantity, allocated, reason)
+                        VALUES (\(operatorName), 'batch.run', \("batch:" + run), \(payload)::jsonb)
                         """, logger: logger)
+                    return .recorded(runID: runID)
                 }
-                let payload = #"{"run_key":\#(jsonString(runKey)),"orders":\#(o.count),"units":\#(plan.allocations.count),"shipments":\#(plan.shipments.count),"total_cost_minutes":\#(plan.cost.totalMinutes),"greedy_cost_minutes":\#(plan.greedyCost.totalMinutes),"stale_centres":\#(plan.staleCentres.count)}"#
-                try await conn.query("""
-                    INSERT INTO event_log (actor, action, subject, payload)
-                    VALUES (\(operatorName), 'batch.run', \("batch:" + run), \(payload)::jsonb)
-                    """, logger: logger)
-                return .recorded(runID: runID)
+            } catch let error as PostgresTransactionError where error.closureError is BatchBusyError {
+                throw BatchBusyError()
+            } catch where sqlState(error) == "23505" {
+                // A unit was reserved by someone else between the check and the insert: nothing was written.
+                var taken = Set<String>()
+                for try await (din,) in try await database.client.query("""
+                    SELECT din FROM reservation_units WHERE din = ANY(\(allDINs)) AND state IN ('active', 'issued')
+                    """, logger: logger).decode((String,).self) { taken.insert(din) }
+                if taken.isEmpty {
+                    if let existing = try await find(keyOrID: runKey) { return .alreadyRun(runID: existing.runID) }
+                    throw error
+                }
+                return .unitsTaken(taken)
             }
-        } catch let error as PostgresTransactionError where error.closureError is BatchBusyError {
-            throw BatchBusyError()
-        } catch where sqlState(error) == "23505" {
-            // A unit was reserved by someone else between the check and the insert: nothing was written.
-            var taken = Set<String>()
-            for try await (din,) in try await database.client.query("""
-                SELECT din FROM reservation_units WHERE din = ANY(\(allDINs)) AND state IN ('active', 'issued')
-                """, logger: logger).decode((String,).self) { taken.insert(din) }
-            if taken.isEmpty {
-                if let existing = try await find(keyOrID: runKey) { return .alreadyRun(runID: existing.runID) }
-                throw error
-            }
-            return .unitsTaken(taken)
         }
     }
 

@@ -85,51 +85,57 @@ public struct PostgresDecisionStore: Sendable {
     /// Records a decision, or returns the one already recorded under the same request id (the
     /// retry case); `isNew` says which.
     public func record(_ decision: StoredDecision) async throws -> (decision: StoredDecision, isNew: Bool) {
-        let logger = database.logger
-        do {
-            let recordedAt = try await database.withTransaction { conn -> Date in
-                var at = Date()
-                for try await (recorded,) in try await conn.query("""
-                    INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
-                      policy_version, index_version, evaluated_at, trace_id)
-                    VALUES (\(decision.decisionID), \(decision.requestID), \(decision.hospital), \(decision.requestedBy),
-                      \(decision.outcome), \(decision.requestJSON)::jsonb, \(decision.rationaleJSON)::jsonb,
-                      \(decision.policyVersion), \(decision.indexVersion), \(decision.evaluatedAt), \(decision.traceID))
-                    RETURNING recorded_at
-                    """, logger: logger).decode((Date,).self) { at = recorded }
-                if !decision.units.isEmpty {
-                    let u = decision.units
+        try await database.observe("decision.record") {
+            let logger = database.logger
+            do {
+                let recordedAt = try await database.withTransaction { conn -> Date in
+                    var at = Date()
+                    for try await (recorded,) in try await conn.query("""
+                        INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
+                          policy_version, index_version, evaluated_at, trace_id)
+                        VALUES (\(decision.decisionID), \(decision.requestID), \(decision.hospital), \(decision.requestedBy),
+                          \(decision.outcome), \(decision.requestJSON)::jsonb, \(decision.rationaleJSON)::jsonb,
+                          \(decision.policyVersion), \(decision.indexVersion), \(decision.evaluatedAt), \(decision.traceID))
+                        RETURNING recorded_at
+                        """, logger: logger).decode((Date,).self) { at = recorded }
+                    if !decision.units.isEmpty {
+                        let u = decision.units
+                        try await conn.query("""
+                            INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason)
+                            SELECT \(decision.decisionID), * FROM unnest(\(u.map(\.rank))::int[], \(u.map(\.din))::text[],
+                              \(u.map(\.centre))::text[], \(u.map(\.chosen))::bool[], \(u.map(\.reason))::text[])
+                            """, logger: logger)
+                    }
+                    let payload = #"{"request_id":\#(jsonString(decision.requestID)),"outcome":"\#(decision.outcome)","units":\#(decision.units.filter(\.chosen).count)}"#
                     try await conn.query("""
-                        INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason)
-                        SELECT \(decision.decisionID), * FROM unnest(\(u.map(\.rank))::int[], \(u.map(\.din))::text[],
-                          \(u.map(\.centre))::text[], \(u.map(\.chosen))::bool[], \(u.map(\.reason))::text[])
+                        INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
+                        VALUES (\(decision.requestedBy), 'decision.made', \("decision:" + decision.decisionID.uuidString.lowercased()),
+                          \(payload)::jsonb, \(decision.requestID), \(decision.traceID))
                         """, logger: logger)
+                    return at
                 }
-                let payload = #"{"request_id":\#(jsonString(decision.requestID)),"outcome":"\#(decision.outcome)","units":\#(decision.units.filter(\.chosen).count)}"#
-                try await conn.query("""
-                    INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
-                    VALUES (\(decision.requestedBy), 'decision.made', \("decision:" + decision.decisionID.uuidString.lowercased()),
-                      \(payload)::jsonb, \(decision.requestID), \(decision.traceID))
-                    """, logger: logger)
-                return at
+                var stored = decision
+                stored.recordedAt = recordedAt
+                return (stored, true)
+            } catch where sqlState(error) == "23505" {
+                guard let existing = try await find(requestID: decision.requestID) else { throw error }
+                return (existing, false)
             }
-            var stored = decision
-            stored.recordedAt = recordedAt
-            return (stored, true)
-        } catch where sqlState(error) == "23505" {
-            guard let existing = try await find(requestID: decision.requestID) else { throw error }
-            return (existing, false)
         }
     }
 
     /// The decision recorded under a request id.
     public func find(requestID: String) async throws -> StoredDecision? {
-        try await fetch(where: "request_id", requestID)
+        try await database.observe("decision.find") {
+            try await fetch(where: "request_id", requestID)
+        }
     }
 
     /// A decision by id.
     public func find(decisionID: UUID) async throws -> StoredDecision? {
-        try await fetch(where: "decision_id", decisionID.uuidString.lowercased())
+        try await database.observe("decision.find") {
+            try await fetch(where: "decision_id", decisionID.uuidString.lowercased())
+        }
     }
 
     private func fetch(where column: String, _ value: String) async throws -> StoredDecision? {

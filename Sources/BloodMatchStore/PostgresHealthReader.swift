@@ -1,6 +1,49 @@
+import BloodMatchCore
 import Foundation
 import Logging
 import PostgresNIO
+
+/// The latest batch allocation run, for metrics (`bloodmatch_batch_*`) and alerts.
+public struct BatchRunSummary: Sendable, Hashable {
+    /// When it finished, seconds since 1970.
+    public var finishedAt: Double
+    /// From start to the recorded write, seconds.
+    public var durationSeconds: Double
+    /// Building candidates and optimising, seconds.
+    public var solveSeconds: Double
+    /// Units allocated.
+    public var allocatedUnits: Int
+    /// Shipments planned.
+    public var shipments: Int
+    /// Orders by outcome (`allocated`, `partially_allocated`, `unfillable`), every status present.
+    public var ordersByStatus: [String: Int]
+    /// Orders not fully allocated, by urgency (`emergency`, `urgent`, `routine`), every urgency present.
+    public var shortByUrgency: [String: Int]
+
+    /// Creates a summary.
+    public init(finishedAt: Double, durationSeconds: Double, solveSeconds: Double, allocatedUnits: Int, shipments: Int,
+                ordersByStatus: [String: Int], shortByUrgency: [String: Int]) {
+        self.finishedAt = finishedAt
+        self.durationSeconds = durationSeconds
+        self.solveSeconds = solveSeconds
+        self.allocatedUnits = allocatedUnits
+        self.shipments = shipments
+        self.ordersByStatus = Dictionary(uniqueKeysWithValues: BatchOrderStatus.allCases.map { ($0.rawValue, ordersByStatus[$0.rawValue] ?? 0) })
+        self.shortByUrgency = Dictionary(uniqueKeysWithValues: Urgency.allCases.map { ($0.rawValue, shortByUrgency[$0.rawValue] ?? 0) })
+    }
+
+    /// The summary of a plan just recorded.
+    public init(plan: BatchPlan, finishedAt: Date, durationSeconds: Double, solveMilliseconds: Int) {
+        var statuses: [String: Int] = [:]
+        var short: [String: Int] = [:]
+        for outcome in plan.outcomes {
+            statuses[outcome.status.rawValue, default: 0] += 1
+            if outcome.status != .allocated { short[outcome.urgency.rawValue, default: 0] += 1 }
+        }
+        self.init(finishedAt: finishedAt.timeIntervalSince1970, durationSeconds: durationSeconds, solveSeconds: Double(solveMilliseconds) / 1000,
+                  allocatedUnits: plan.allocations.count, shipments: plan.shipments.count, ordersByStatus: statuses, shortByUrgency: short)
+    }
+}
 
 /// The domain's health as the database sees it, for metrics and alerts: what the on-call engineer
 /// needs to know is affected (which centre, since when), not only that something failed.
@@ -47,6 +90,8 @@ public struct DomainHealth: Sendable {
     public var lastVerificationAt: Double?
     /// The newest snapshot's load time (for "index older than the newest snapshot").
     public var newestSnapshotLoadedAt: Double?
+    /// The latest batch allocation run, if any.
+    public var latestBatch: BatchRunSummary?
 
     /// Centres whose data is older than their expected interval.
     public var staleCentres: [Centre] { centres.filter(\.isStale) }
@@ -62,56 +107,78 @@ public struct PostgresHealthReader: Sendable {
 
     /// Reads the current health.
     public func read() async throws -> DomainHealth {
-        let logger = database.logger
-        return try await database.client.withConnection { conn in
-            try await database.transaction(on: conn) { conn in
-                _ = try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger).collect()
-                var now = 0.0
-                for try await (t,) in try await conn.query("SELECT extract(epoch FROM now())::float8", logger: logger).decode((Double,).self) { now = t }
-                var centres: [DomainHealth.Centre] = []
+        try await database.observe("health.read") {
+            let logger = database.logger
+            return try await database.client.withConnection { conn in
+                try await database.transaction(on: conn) { conn in
+                    _ = try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger).collect()
+                    var now = 0.0
+                    for try await (t,) in try await conn.query("SELECT extract(epoch FROM now())::float8", logger: logger).decode((Double,).self) { now = t }
+                    var centres: [DomainHealth.Centre] = []
+                    for try await r in try await conn.query("""
+                        SELECT s.centre, extract(epoch FROM now() - s.last_as_of)::float8, extract(epoch FROM t.expected_feed_interval)::float8,
+                               extract(epoch FROM s.last_import_at)::float8,
+                               coalesce(l.rows_accepted, 0), coalesce(l.rows_rejected, 0), coalesce(l.outcome, 'none'),
+                               (SELECT count(*)::int FROM import_runs f WHERE f.centre = s.centre AND f.outcome IN ('refused', 'failed', 'replay_refused')
+                                  AND f.finished_at > now() - interval '1 hour')
+                        FROM centre_status s JOIN sites t ON t.site_id = s.centre
+                        LEFT JOIN LATERAL (SELECT rows_accepted, rows_rejected, outcome FROM import_runs r
+                                           WHERE r.centre = s.centre ORDER BY run_id DESC LIMIT 1) l ON true
+                        ORDER BY s.centre
+                        """, logger: logger).decode((String, Double, Double, Double, Int, Int, String, Int).self) {
+                        centres.append(.init(centreID: r.0, dataAgeSeconds: r.1, expectedIntervalSeconds: r.2, lastLoadedAt: r.3,
+                                             lastRunAccepted: r.4, lastRunRejected: r.5, lastRunOutcome: r.6, failedRunsLastHour: r.7))
+                    }
+                    var without: [String] = []
+                    for try await (id,) in try await conn.query("""
+                        SELECT site_id FROM sites WHERE kind = 'distribution_centre'
+                          AND site_id NOT IN (SELECT centre FROM centre_status) ORDER BY site_id
+                        """, logger: logger).decode((String,).self) { without.append(id) }
+                    var held = 0, expired = 0
+                    for try await (h, e) in try await conn.query("""
+                        SELECT count(*) FILTER (WHERE state = 'active')::int,
+                               count(*) FILTER (WHERE state = 'expired' AND state_changed_at > now() - interval '1 hour')::int
+                        FROM reservation_units
+                        """, logger: logger).decode((Int, Int).self) { (held, expired) = (h, e) }
+                    var head: Int64 = 0
+                    for try await (seq,) in try await conn.query("SELECT chain_seq FROM audit_head", logger: logger).decode((Int64,).self) { head = seq }
+                    var checkpointAt: Double?
+                    for try await (t,) in try await conn.query("""
+                        SELECT extract(epoch FROM max(occurred_at))::float8 FROM event_log WHERE action = 'audit.checkpoint'
+                        """, logger: logger).decode((Double?,).self) { checkpointAt = t }
+                    var verification: (Bool, Double)?
+                    for try await (ok, t) in try await conn.query("""
+                        SELECT (payload->>'intact')::boolean, extract(epoch FROM occurred_at)::float8 FROM event_log
+                        WHERE action = 'audit.verified' ORDER BY chain_seq DESC LIMIT 1
+                        """, logger: logger).decode((Bool, Double).self) { verification = (ok, t) }
+                    var newest: Double?
+                    for try await (t,) in try await conn.query(
+                        "SELECT extract(epoch FROM max(last_import_at))::float8 FROM centre_status", logger: logger).decode((Double?,).self) { newest = t }
+                    var batch: BatchRunSummary?
                 for try await r in try await conn.query("""
-                    SELECT s.centre, extract(epoch FROM now() - s.last_as_of)::float8, extract(epoch FROM t.expected_feed_interval)::float8,
-                           extract(epoch FROM s.last_import_at)::float8,
-                           coalesce(l.rows_accepted, 0), coalesce(l.rows_rejected, 0), coalesce(l.outcome, 'none'),
-                           (SELECT count(*)::int FROM import_runs f WHERE f.centre = s.centre AND f.outcome IN ('refused', 'failed', 'replay_refused')
-                              AND f.finished_at > now() - interval '1 hour')
-                    FROM centre_status s JOIN sites t ON t.site_id = s.centre
-                    LEFT JOIN LATERAL (SELECT rows_accepted, rows_rejected, outcome FROM import_runs r
-                                       WHERE r.centre = s.centre ORDER BY run_id DESC LIMIT 1) l ON true
-                    ORDER BY s.centre
-                    """, logger: logger).decode((String, Double, Double, Double, Int, Int, String, Int).self) {
-                    centres.append(.init(centreID: r.0, dataAgeSeconds: r.1, expectedIntervalSeconds: r.2, lastLoadedAt: r.3,
-                                         lastRunAccepted: r.4, lastRunRejected: r.5, lastRunOutcome: r.6, failedRunsLastHour: r.7))
+                    SELECT extract(epoch FROM r.finished_at)::float8, extract(epoch FROM r.finished_at - r.started_at)::float8,
+                           r.solve_ms, r.units_allocated, r.shipments,
+                           count(o.order_id) FILTER (WHERE o.status = 'allocated')::int,
+                           count(o.order_id) FILTER (WHERE o.status = 'partially_allocated')::int,
+                           count(o.order_id) FILTER (WHERE o.status = 'unfillable')::int,
+                           count(o.order_id) FILTER (WHERE o.status <> 'allocated' AND d.urgency = 'emergency')::int,
+                           count(o.order_id) FILTER (WHERE o.status <> 'allocated' AND d.urgency = 'urgent')::int,
+                           count(o.order_id) FILTER (WHERE o.status <> 'allocated' AND d.urgency = 'routine')::int
+                    FROM (SELECT * FROM batch_runs ORDER BY finished_at DESC LIMIT 1) r
+                    LEFT JOIN batch_order_outcomes o ON o.run_id = r.run_id
+                    LEFT JOIN orders d ON d.order_id = o.order_id
+                    GROUP BY r.run_id, r.finished_at, r.started_at, r.solve_ms, r.units_allocated, r.shipments
+                    """, logger: logger).decode((Double, Double, Int, Int, Int, Int, Int, Int, Int, Int, Int).self) {
+                    batch = BatchRunSummary(
+                        finishedAt: r.0, durationSeconds: r.1, solveSeconds: Double(r.2) / 1000, allocatedUnits: r.3, shipments: r.4,
+                        ordersByStatus: ["allocated": r.5, "partially_allocated": r.6, "unfillable": r.7],
+                        shortByUrgency: ["emergency": r.8, "urgent": r.9, "routine": r.10])
                 }
-                var without: [String] = []
-                for try await (id,) in try await conn.query("""
-                    SELECT site_id FROM sites WHERE kind = 'distribution_centre'
-                      AND site_id NOT IN (SELECT centre FROM centre_status) ORDER BY site_id
-                    """, logger: logger).decode((String,).self) { without.append(id) }
-                var held = 0, expired = 0
-                for try await (h, e) in try await conn.query("""
-                    SELECT count(*) FILTER (WHERE state = 'active')::int,
-                           count(*) FILTER (WHERE state = 'expired' AND state_changed_at > now() - interval '1 hour')::int
-                    FROM reservation_units
-                    """, logger: logger).decode((Int, Int).self) { (held, expired) = (h, e) }
-                var head: Int64 = 0
-                for try await (seq,) in try await conn.query("SELECT chain_seq FROM audit_head", logger: logger).decode((Int64,).self) { head = seq }
-                var checkpointAt: Double?
-                for try await (t,) in try await conn.query("""
-                    SELECT extract(epoch FROM max(occurred_at))::float8 FROM event_log WHERE action = 'audit.checkpoint'
-                    """, logger: logger).decode((Double?,).self) { checkpointAt = t }
-                var verification: (Bool, Double)?
-                for try await (ok, t) in try await conn.query("""
-                    SELECT (payload->>'intact')::boolean, extract(epoch FROM occurred_at)::float8 FROM event_log
-                    WHERE action = 'audit.verified' ORDER BY chain_seq DESC LIMIT 1
-                    """, logger: logger).decode((Bool, Double).self) { verification = (ok, t) }
-                var newest: Double?
-                for try await (t,) in try await conn.query(
-                    "SELECT extract(epoch FROM max(last_import_at))::float8 FROM centre_status", logger: logger).decode((Double?,).self) { newest = t }
                 return DomainHealth(databaseTime: now, centres: centres, centresWithoutData: without, activeHeldUnits: held,
                                     expiredHeldUnitsLastHour: expired, auditHeadChainSeq: head, lastCheckpointAt: checkpointAt,
                                     lastVerificationIntact: verification?.0, lastVerificationAt: verification?.1,
-                                    newestSnapshotLoadedAt: newest)
+                                    newestSnapshotLoadedAt: newest, latestBatch: batch)
+                }
             }
         }
     }

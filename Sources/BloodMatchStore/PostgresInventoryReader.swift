@@ -27,81 +27,85 @@ public struct PostgresInventoryReader: Sendable {
 
     /// Every distribution centre with a snapshot in force, and its freshness.
     public func currentSnapshots() async throws -> [CentreFreshness] {
-        var out: [CentreFreshness] = []
-        for try await (centre, snapshot, asOf, importedAt, interval) in try await database.client.query("""
-            SELECT s.centre, s.current_snapshot_id, s.last_as_of, s.last_import_at,
-                   extract(epoch FROM t.expected_feed_interval)::bigint
-            FROM centre_status s JOIN sites t ON t.site_id = s.centre ORDER BY s.centre
-            """, logger: database.logger).decode((String, Int64, Date, Date, Int64).self) {
-            out.append(CentreFreshness(centreID: centre, snapshotID: snapshot, asOf: asOf, importedAt: importedAt,
-                                       expectedIntervalSeconds: interval))
+        try await database.observe("inventory.current_snapshots") {
+            var out: [CentreFreshness] = []
+            for try await (centre, snapshot, asOf, importedAt, interval) in try await database.client.query("""
+                SELECT s.centre, s.current_snapshot_id, s.last_as_of, s.last_import_at,
+                       extract(epoch FROM t.expected_feed_interval)::bigint
+                FROM centre_status s JOIN sites t ON t.site_id = s.centre ORDER BY s.centre
+                """, logger: database.logger).decode((String, Int64, Date, Date, Int64).self) {
+                out.append(CentreFreshness(centreID: centre, snapshotID: snapshot, asOf: asOf, importedAt: importedAt,
+                                           expectedIntervalSeconds: interval))
+            }
+            return out
         }
-        return out
     }
 
     /// Builds the spatial index from the snapshots in force, in one repeatable-read transaction so
     /// the stock and the snapshot pointers agree. DINs current at two centres at once (a transfer
     /// in flight) are left out of both: they are held for review, never double counted.
     public func buildIndex(now: Date) async throws -> InventoryIndex {
-        let logger = database.logger
-        return try await database.client.withConnection { conn in
-            try await conn.withTransaction(logger: logger) { conn in
-                try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-                var centres: [IndexedCentre] = []
-                for try await (id, lat, lon, snapshot, asOf, interval) in try await conn.query("""
-                    SELECT s.centre, t.latitude, t.longitude, s.current_snapshot_id, s.last_as_of,
-                           extract(epoch FROM t.expected_feed_interval)::bigint
-                    FROM centre_status s JOIN sites t ON t.site_id = s.centre ORDER BY s.centre
-                    """, logger: logger).decode((String, Double, Double, Int64, Date, Int64).self) {
-                    centres.append(IndexedCentre(siteID: id, location: GeoPoint(latitude: lat, longitude: lon), snapshotID: snapshot,
-                                                 asOf: Int64(asOf.timeIntervalSince1970), expectedIntervalSeconds: interval))
-                }
-                // One row per centre, its units packed into one text (`din,code,kind,collected,expires,attrs`
-                // lines): decoding 100 large values is far cheaper than 900k rows or array elements.
-                var units: [InventoryUnit] = []
-                var attributeSets: [String: AttributeSet] = ["": AttributeSet()]
-                let components = Component.allCases.sorted()
-                let rows = try await conn.query("""
-                    SELECT u.site_id, string_agg(u.din || ',' || u.product_code || ','
-                        || ((CASE u.component WHEN 'RBC' THEN 0 WHEN 'PLT' THEN 1 WHEN 'PLASMA' THEN 2 WHEN 'CRYO' THEN 3 ELSE 4 END) * 8
-                            + (CASE u.abo WHEN 'O' THEN 0 WHEN 'A' THEN 1 WHEN 'B' THEN 2 ELSE 3 END) * 2
-                            + (CASE u.rhd WHEN 'NEG' THEN 0 ELSE 1 END))::text
-                        || ',' || extract(epoch FROM u.collected_at)::int8::text || ',' || extract(epoch FROM u.expires_at)::int8::text
-                        || ',' || u.attributes, E'\n')
-                    FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
-                    WHERE u.status = 'AVAILABLE' AND u.din NOT IN (\(unescaped: Self.liveConflictDINs))
-                      AND NOT EXISTS (SELECT 1 FROM reservation_units r WHERE r.din = u.din AND r.state = 'issued')
-                    GROUP BY u.site_id
-                    """, logger: logger)
-                for try await (site, packedText) in rows.decode((String, String).self) {
-                    // No per-centre reserveCapacity: an exact reservation each time defeats the array's
-                    // geometric growth and copies the whole array once per centre.
-                    var text = packedText
-                    text.withUTF8 { bytes in
-                        for line in bytes.split(separator: 10, omittingEmptySubsequences: true) {
-                            let parts = line.split(separator: 44, maxSplits: 5, omittingEmptySubsequences: false)
-                            guard parts.count == 6,
-                                  let din = try? DonationNumber(parsing: String(decoding: parts[0], as: UTF8.self)),
-                                  let kind = Self.integer(parts[2]), (0..<40).contains(kind),
-                                  let collected = Self.integer(parts[3]), let expires = Self.integer(parts[4]) else { continue }
-                            let attributeText = String(decoding: parts[5], as: UTF8.self)
-                            let set: AttributeSet
-                            if let known = attributeSets[attributeText] {
-                                set = known
-                            } else {
-                                set = AttributeSet(attributeText.split(separator: ";").compactMap { UnitAttribute(rawValue: String($0)) })
-                                attributeSets[attributeText] = set
+        try await database.observe("index.build") {
+            let logger = database.logger
+            return try await database.client.withConnection { conn in
+                try await conn.withTransaction(logger: logger) { conn in
+                    try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+                    var centres: [IndexedCentre] = []
+                    for try await (id, lat, lon, snapshot, asOf, interval) in try await conn.query("""
+                        SELECT s.centre, t.latitude, t.longitude, s.current_snapshot_id, s.last_as_of,
+                               extract(epoch FROM t.expected_feed_interval)::bigint
+                        FROM centre_status s JOIN sites t ON t.site_id = s.centre ORDER BY s.centre
+                        """, logger: logger).decode((String, Double, Double, Int64, Date, Int64).self) {
+                        centres.append(IndexedCentre(siteID: id, location: GeoPoint(latitude: lat, longitude: lon), snapshotID: snapshot,
+                                                     asOf: Int64(asOf.timeIntervalSince1970), expectedIntervalSeconds: interval))
+                    }
+                    // One row per centre, its units packed into one text (`din,code,kind,collected,expires,attrs`
+                    // lines): decoding 100 large values is far cheaper than 900k rows or array elements.
+                    var units: [InventoryUnit] = []
+                    var attributeSets: [String: AttributeSet] = ["": AttributeSet()]
+                    let components = Component.allCases.sorted()
+                    let rows = try await conn.query("""
+                        SELECT u.site_id, string_agg(u.din || ',' || u.product_code || ','
+                            || ((CASE u.component WHEN 'RBC' THEN 0 WHEN 'PLT' THEN 1 WHEN 'PLASMA' THEN 2 WHEN 'CRYO' THEN 3 ELSE 4 END) * 8
+                                + (CASE u.abo WHEN 'O' THEN 0 WHEN 'A' THEN 1 WHEN 'B' THEN 2 ELSE 3 END) * 2
+                                + (CASE u.rhd WHEN 'NEG' THEN 0 ELSE 1 END))::text
+                            || ',' || extract(epoch FROM u.collected_at)::int8::text || ',' || extract(epoch FROM u.expires_at)::int8::text
+                            || ',' || u.attributes, E'\n')
+                        FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
+                        WHERE u.status = 'AVAILABLE' AND u.din NOT IN (\(unescaped: Self.liveConflictDINs))
+                          AND NOT EXISTS (SELECT 1 FROM reservation_units r WHERE r.din = u.din AND r.state = 'issued')
+                        GROUP BY u.site_id
+                        """, logger: logger)
+                    for try await (site, packedText) in rows.decode((String, String).self) {
+                        // No per-centre reserveCapacity: an exact reservation each time defeats the array's
+                        // geometric growth and copies the whole array once per centre.
+                        var text = packedText
+                        text.withUTF8 { bytes in
+                            for line in bytes.split(separator: 10, omittingEmptySubsequences: true) {
+                                let parts = line.split(separator: 44, maxSplits: 5, omittingEmptySubsequences: false)
+                                guard parts.count == 6,
+                                      let din = try? DonationNumber(parsing: String(decoding: parts[0], as: UTF8.self)),
+                                      let kind = Self.integer(parts[2]), (0..<40).contains(kind),
+                                      let collected = Self.integer(parts[3]), let expires = Self.integer(parts[4]) else { continue }
+                                let attributeText = String(decoding: parts[5], as: UTF8.self)
+                                let set: AttributeSet
+                                if let known = attributeSets[attributeText] {
+                                    set = known
+                                } else {
+                                    set = AttributeSet(attributeText.split(separator: ";").compactMap { UnitAttribute(rawValue: String($0)) })
+                                    attributeSets[attributeText] = set
+                                }
+                                units.append(InventoryUnit(
+                                    din: din, productCode: String(decoding: parts[1], as: UTF8.self), component: components[Int(kind / 8)],
+                                    group: BloodGroup.all[Int(kind % 8)],   // `all` is in `index` order
+                                    collectedAt: Date(timeIntervalSince1970: Double(collected)),
+                                    expiresAt: Date(timeIntervalSince1970: Double(expires)), siteID: site, status: .available,
+                                    attributes: set))
                             }
-                            units.append(InventoryUnit(
-                                din: din, productCode: String(decoding: parts[1], as: UTF8.self), component: components[Int(kind / 8)],
-                                group: BloodGroup.all[Int(kind % 8)],   // `all` is in `index` order
-                                collectedAt: Date(timeIntervalSince1970: Double(collected)),
-                                expiresAt: Date(timeIntervalSince1970: Double(expires)), siteID: site, status: .available,
-                                attributes: set))
                         }
                     }
+                    return InventoryIndex(centres: centres, units: units, builtAt: now)
                 }
-                return InventoryIndex(centres: centres, units: units, builtAt: now)
             }
         }
     }
@@ -133,26 +137,30 @@ public struct PostgresInventoryReader: Sendable {
 
     /// DINs under an active, unexpired hold: left out of every proposal.
     public func heldDINs() async throws -> Set<String> {
-        var out: Set<String> = []
-        for try await (din,) in try await database.client.query("""
-            SELECT r.din FROM reservation_units r JOIN reservations h USING (reservation_id)
-            WHERE r.state = 'active' AND h.held_until > now()
-            """, logger: database.logger).decode((String,).self) { out.insert(din) }
-        return out
+        try await database.observe("inventory.held_units") {
+            var out: Set<String> = []
+            for try await (din,) in try await database.client.query("""
+                SELECT r.din FROM reservation_units r JOIN reservations h USING (reservation_id)
+                WHERE r.state = 'active' AND h.held_until > now()
+                """, logger: database.logger).decode((String,).self) { out.insert(din) }
+            return out
+        }
     }
 
     /// Of the given DINs, those that are no longer offerable: not in a snapshot in force, not
     /// `AVAILABLE` there, current at two centres, or held by an active reservation.
     public func unavailable(dins: [String]) async throws -> Set<String> {
-        guard !dins.isEmpty else { return [] }
-        var available: Set<String> = []
-        for try await (din,) in try await database.client.query("""
-            SELECT u.din FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
-            WHERE u.din = ANY(\(dins)) AND u.status = 'AVAILABLE'
-              AND NOT EXISTS (SELECT 1 FROM reservation_units r JOIN reservations h USING (reservation_id)
-                          WHERE r.din = u.din AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())))
-            GROUP BY u.din HAVING count(*) = 1
-            """, logger: database.logger).decode((String,).self) { available.insert(din) }
-        return Set(dins).subtracting(available)
+        try await database.observe("inventory.recheck_units") {
+            guard !dins.isEmpty else { return [] }
+            var available: Set<String> = []
+            for try await (din,) in try await database.client.query("""
+                SELECT u.din FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
+                WHERE u.din = ANY(\(dins)) AND u.status = 'AVAILABLE'
+                  AND NOT EXISTS (SELECT 1 FROM reservation_units r JOIN reservations h USING (reservation_id)
+                              WHERE r.din = u.din AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())))
+                GROUP BY u.din HAVING count(*) = 1
+                """, logger: database.logger).decode((String,).self) { available.insert(din) }
+            return Set(dins).subtracting(available)
+        }
     }
 }

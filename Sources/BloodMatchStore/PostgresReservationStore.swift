@@ -194,17 +194,19 @@ public struct PostgresReservationStore: Sendable {
     /// the same unit are decided by the unique index (`ON CONFLICT DO NOTHING` waits for the other
     /// transaction): exactly one wins. Deadlocks and serialization failures are retried.
     public func reserve(_ request: ReservationRequest) async throws -> ReservationOutcome {
-        let dins = Array(Set(request.dins)).sorted()
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                return try await reserveOnce(request, dins: dins)
-            } catch where ["40001", "40P01"].contains(sqlState(error) ?? "") && attempt < 5 {
-                try await Task.sleep(for: .milliseconds(10 * attempt))
-            } catch where sqlState(error) == "23505" && attempt < 5 {
-                // A concurrent request with the same key committed first: the next attempt returns it.
-                continue
+        try await database.observe("reservation.reserve") {
+            let dins = Array(Set(request.dins)).sorted()
+            var attempt = 0
+            while true {
+                attempt += 1
+                do {
+                    return try await reserveOnce(request, dins: dins)
+                } catch where ["40001", "40P01"].contains(sqlState(error) ?? "") && attempt < 5 {
+                    try await Task.sleep(for: .milliseconds(10 * attempt))
+                } catch where sqlState(error) == "23505" && attempt < 5 {
+                    // A concurrent request with the same key committed first: the next attempt returns it.
+                    continue
+                }
             }
         }
     }
@@ -351,22 +353,24 @@ public struct PostgresReservationStore: Sendable {
     /// Releases the still-active units of a hold. Releasing again changes nothing and records nothing.
     public func release(_ reservationID: UUID, by actor: String, reason: String, requestID: String? = nil,
                         traceID: String? = nil) async throws -> Reservation {
-        let logger = database.logger
-        try await database.withTransaction { conn in
-            var released: [String] = []
-            for try await (din,) in try await conn.query("""
-                UPDATE reservation_units SET state = 'released' WHERE reservation_id = \(reservationID) AND state = 'active'
-                RETURNING din
-                """, logger: logger).decode((String,).self) { released.append(din) }
-            if !released.isEmpty {
-                try await PostgresAuditLog.append(NewAuditEvent(
-                    actor: actor, action: "reservation.released", subject: "reservation:" + reservationID.uuidString.lowercased(),
-                    payloadJSON: #"{"units":[\#(released.sorted().map { jsonString($0) }.joined(separator: ","))],"reason":\#(jsonString(reason))}"#,
-                    requestID: requestID, traceID: traceID), on: conn, logger: logger)
+        try await database.observe("reservation.release") {
+            let logger = database.logger
+            try await database.withTransaction { conn in
+                var released: [String] = []
+                for try await (din,) in try await conn.query("""
+                    UPDATE reservation_units SET state = 'released' WHERE reservation_id = \(reservationID) AND state = 'active'
+                    RETURNING din
+                    """, logger: logger).decode((String,).self) { released.append(din) }
+                if !released.isEmpty {
+                    try await PostgresAuditLog.append(NewAuditEvent(
+                        actor: actor, action: "reservation.released", subject: "reservation:" + reservationID.uuidString.lowercased(),
+                        payloadJSON: #"{"units":[\#(released.sorted().map { jsonString($0) }.joined(separator: ","))],"reason":\#(jsonString(reason))}"#,
+                        requestID: requestID, traceID: traceID), on: conn, logger: logger)
+                }
             }
+            guard let stored = try await find(reservationID: reservationID) else { throw ReservationNotFoundError(reservationID: reservationID) }
+            return stored
         }
-        guard let stored = try await find(reservationID: reservationID) else { throw ReservationNotFoundError(reservationID: reservationID) }
-        return stored
     }
 
     /// Issues (dispatches) the active units of a hold to its hospital: each becomes `issued` and
@@ -412,8 +416,10 @@ public struct PostgresReservationStore: Sendable {
 
     /// A hold by id.
     public func find(reservationID: UUID) async throws -> Reservation? {
-        try await database.client.withConnection { conn in
-            try await Self.find(where: "reservation_id = $1::uuid", reservationID.uuidString, on: conn, logger: database.logger)?.reservation
+        try await database.observe("reservation.find") {
+            try await database.client.withConnection { conn in
+                try await Self.find(where: "reservation_id = $1::uuid", reservationID.uuidString, on: conn, logger: database.logger)?.reservation
+            }
         }
     }
 

@@ -46,15 +46,17 @@ public struct PostgresSiteStore: Sendable {
 
     /// Every site.
     public func all() async throws -> [Site] {
-        let logger = database.logger
-        var sites: [Site] = []
-        for try await (id, name, kind, lat, lon, region) in try await database.client.query(
-            "SELECT site_id, name, kind, latitude, longitude, region FROM sites ORDER BY site_id", logger: logger
-        ).decode((String, String, String, Double, Double, String).self) {
-            sites.append(Site(id: id, name: name, kind: SiteKind(rawValue: kind) ?? .hospital,
-                              location: GeoPoint(latitude: lat, longitude: lon), region: region))
+        try await database.observe("sites.all") {
+            let logger = database.logger
+            var sites: [Site] = []
+            for try await (id, name, kind, lat, lon, region) in try await database.client.query(
+                "SELECT site_id, name, kind, latitude, longitude, region FROM sites ORDER BY site_id", logger: logger
+            ).decode((String, String, String, Double, Double, String).self) {
+                sites.append(Site(id: id, name: name, kind: SiteKind(rawValue: kind) ?? .hospital,
+                                  location: GeoPoint(latitude: lat, longitude: lon), region: region))
+            }
+            return sites
         }
-        return sites
     }
 }
 

@@ -3,6 +3,7 @@ import BloodMatchCore
 import BloodMatchService
 import BloodMatchStore
 import Foundation
+import Logging
 
 /// `bloodmatch batch`: allocate every pending order at once, read the dispatch list, check the
 /// optimiser against an exact solver, and benchmark it.
@@ -36,17 +37,26 @@ struct BatchCommand: AsyncParsableCommand {
         @Option(help: "Shipment charge in minutes (default 120).") var shipmentCost: Double?
         @Option(help: "Transfusion policy file.") var policy: String?
         @Option(help: "Who runs it (recorded).") var operatorName: String = ProcessInfo.processInfo.environment["USER"] ?? "batch"
+        @Option(help: "Write the run's metrics here atomically (e.g. var/metrics/batch.prom, for the node exporter's textfile collector).")
+        var metricsTextfile: String?
         @Flag(help: "Print the plan as JSON.") var json = false
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.batch")
             try await runReportingFailures(logger: logger) {
+                try await withTracing("batch.run", logger: logger) { try await runTraced(logger: logger) }
+            }
+        }
+
+        private func runTraced(logger: Logger) async throws {
+            do {
                 let now = try asOf.map(parseInstant) ?? Date()
                 guard (0.1...168).contains(holdHours) else { throw ValidationError("--hold-hours must be 0.1…168") }
                 let optimiser = try BatchCommand.optimiser(policy: policy, shipmentCost: shipmentCost)
                 let key = runKey ?? UUID().uuidString.lowercased()
                 let config = try Environment.current.database(role: .app)
                 let result: BatchRunResult
+                let started = ContinuousClock.now
                 do {
                     result = try await Database.with(config, logger: logger) { db in
                         try await BatchRunner(database: db, optimiser: optimiser, logger: logger)
@@ -69,6 +79,13 @@ struct BatchCommand: AsyncParsableCommand {
                     "greedy_cost_minutes": "\(result.plan.greedyCost.totalMinutes)", "stale_centres": "\(result.plan.staleCentres.count)",
                     "solve_ms": "\(result.solveMilliseconds)", "replans": "\(result.replans)",
                 ])
+                if let metricsTextfile, result.isNew {
+                    let elapsed = ContinuousClock.now - started
+                    let summary = BatchRunSummary(plan: result.plan, finishedAt: Date(),
+                                                  durationSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                                                  solveMilliseconds: result.solveMilliseconds)
+                    try SnapshotWriter.atomicWrite(Data(ServiceMetrics.batchTextfile(summary)), to: URL(fileURLWithPath: metricsTextfile))
+                }
                 if result.plan.outcomes.contains(where: { $0.status != .allocated }) { throw ExitStatus.rejected.exitCode }
             }
         }

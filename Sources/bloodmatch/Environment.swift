@@ -1,6 +1,9 @@
+import BloodMatchService
 import BloodMatchStore
 import Foundation
 import Logging
+import ServiceLifecycle
+import Tracing
 
 /// Everything the commands read from the environment, read once at start-up.
 ///
@@ -14,6 +17,9 @@ import Logging
 /// | `BLOODMATCH_OPERATOR` | who is acting, for the event log | the login name |
 /// | `BLOODMATCH_HOLD_MINUTES` | default length of a reservation hold (operational, 1–4320) | `240` |
 /// | `BLOODMATCH_FAULT` | test-only fault injection, e.g. `kill-after-commit:reserve` | unset |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector base URL: spans of `serve` and `batch run` are exported to `<it>/v1/traces` | unset: W3C ids only, nothing exported |
+/// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | the traces URL itself (wins over the base URL) | unset |
+/// | `OTEL_SERVICE_NAME` | `service.name` of exported spans | `bloodmatch` |
 struct Environment: Sendable {
     var databaseURL: String?
     var socketPath: String
@@ -22,6 +28,7 @@ struct Environment: Sendable {
     var operatorName: String = "unknown"
     var holdMinutes: String?
     var fault: String?
+    var tracing = TracingSettings()
 
     static let current: Environment = {
         let env = ProcessInfo.processInfo.environment
@@ -41,7 +48,8 @@ struct Environment: Sendable {
             operatorName: "operator:" + (env["BLOODMATCH_OPERATOR"].flatMap { $0.isEmpty ? nil : $0 }
                 ?? env["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? ProcessInfo.processInfo.userName),
             holdMinutes: env["BLOODMATCH_HOLD_MINUTES"].flatMap { $0.isEmpty ? nil : $0 },
-            fault: env["BLOODMATCH_FAULT"].flatMap { $0.isEmpty ? nil : $0 })
+            fault: env["BLOODMATCH_FAULT"].flatMap { $0.isEmpty ? nil : $0 },
+            tracing: TracingSettings(environment: env))
     }()
 
     /// The database configuration for one role.
@@ -62,8 +70,35 @@ func makeLogger(_ label: String) -> Logger {
 private enum LoggingBootstrap {
     static let once: Void = {
         let level = Environment.current.logLevel
-        LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        LoggingSystem.bootstrap({ JSONLogHandler(label: $0, level: level, metadataProvider: $1) },
+                                metadataProvider: TracingSystem.loggingMetadataProvider)
     }()
+}
+
+/// Bootstraps tracing once per process (see `TracingSystem`) and returns the span exporter's
+/// service, to run beside the command's work.
+func bootstrapTracing(logger: Logger) throws -> any Service {
+    try TracingSystem.bootstrap(Environment.current.tracing, logger: logger)
+}
+
+/// Runs `body` in a root span named `operation` with tracing bootstrapped; finished spans are
+/// flushed to the collector (when one is configured) before returning.
+func withTracing<T: Sendable>(_ operation: String, logger: Logger, _ body: () async throws -> T) async throws -> T {
+    let exporter = try bootstrapTracing(logger: logger)
+    let group = ServiceGroup(configuration: .init(services: [.init(service: exporter)], gracefulShutdownSignals: [], logger: logger))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await withSpan(operation, context: .topLevel) { _ in try await body() })
+        } catch {
+            result = .failure(error)
+        }
+        // The exporter sends what is queued on graceful shutdown (bounded by its export timeout).
+        await group.triggerGracefulShutdown()
+        try? await tasks.waitForAll()
+        return try result.get()
+    }
 }
 
 /// Test-only fault injection: when `BLOODMATCH_FAULT` is `kill-after-commit:<point>`, the process

@@ -6,7 +6,8 @@ import Glibc
 #endif
 
 /// Writes one JSON object per line to standard error: `ts` (UTC, milliseconds), `level`,
-/// `logger`, `msg`, then the metadata fields in sorted order.
+/// `logger`, `msg`, then the metadata fields in sorted order. The metadata provider adds the
+/// current span's `trace_id`, `span_id` and `trace_flags` (see `TracingSystem`).
 ///
 /// Hand-written because swift-log ships only a plain-text stream handler and none of the mirrored
 /// packages provides a JSON one. Each line is written with one `write(2)` so lines from
@@ -15,10 +16,12 @@ struct JSONLogHandler: LogHandler {
     var label: String
     var logLevel: Logger.Level
     var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
 
-    init(label: String, level: Logger.Level) {
+    init(label: String, level: Logger.Level, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.logLevel = level
+        self.metadataProvider = metadataProvider
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -28,6 +31,7 @@ struct JSONLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var fields = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty { fields.merge(provided) { $1 } }
         if let extra = event.metadata { fields.merge(extra) { $1 } }
         var line = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(event.level.rawValue)\",\"logger\":"
         line += Self.quote(label) + ",\"msg\":" + Self.quote(event.message.description)

@@ -4,6 +4,7 @@ import BloodMatchService
 import BloodMatchStore
 import Foundation
 import Hummingbird
+import ServiceLifecycle
 
 /// `bloodmatch serve`: the hospital HTTP API (see Data/openapi.json and Jobs/RUNBOOK.md).
 struct ServeCommand: AsyncParsableCommand {
@@ -41,6 +42,9 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("bloodmatch.serve")
         try await runReportingFailures(logger: logger) {
+            // Before anything starts a span; exports only when an OTLP endpoint is configured.
+            let exporter = try bootstrapTracing(logger: logger)
+            let telemetry = ServiceGroup(configuration: .init(services: [.init(service: exporter)], gracefulShutdownSignals: [], logger: logger))
             let planner = MatchPlanner(rules: try loadMatchRules(path: policy), settings: try loadMatchingSettings(),
                                        travelTimes: try loadTravelTimes())
             var config = APIConfiguration()
@@ -60,6 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
             var dbConfig = try Environment.current.database(role: .app)
             dbConfig.maximumConnections = poolSize
             let metrics = ServiceMetrics(registry: ServiceMetrics.bootstrapPrometheus())
+            // Pool metrics go through the process-wide MetricsSystem, bootstrapped just above.
             let database = Database(configuration: dbConfig, logger: logger)
             let preloaded = try? IndexLoader.load(path: index)
             let engine = DecisionEngine(database: database, planner: planner, index: preloaded, logger: logger)
@@ -67,13 +72,25 @@ struct ServeCommand: AsyncParsableCommand {
                                        metrics: metrics, logger: logger)
             let app = try buildApplication(services: services)
             logger.info("serving", metadata: ["address": "\(tlsCert == nil ? "http" : "https")://\(host):\(port)",
-                                              "index_preloaded": "\(preloaded != nil)"])
-            // The pool outlives the application, so the last access records can still be written.
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await database.run() }
-                defer { group.cancelAll() }
-                try await app.runService()
+                                              "index_preloaded": "\(preloaded != nil)",
+                                              "otlp_export": "\(Environment.current.tracing.exports)"])
+            // The pool outlives the application, so the last access records can still be written;
+            // the span exporter outlives both, so the last spans are sent.
+            let exporting = Task { try await telemetry.run() }
+            let served: Result<Void, any Error>
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await database.run() }
+                    defer { group.cancelAll() }
+                    try await app.runService()
+                }
+                served = .success(())
+            } catch {
+                served = .failure(error)
             }
+            await telemetry.triggerGracefulShutdown()
+            _ = await exporting.result
+            try served.get()
             logger.info("stopped", metadata: ["access_records_written": "\(services.recorder.writtenCount)"])
         }
     }

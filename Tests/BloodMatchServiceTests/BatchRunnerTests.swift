@@ -68,6 +68,15 @@ struct BatchRunnerTests {
                 #expect(second.plan.allocations.isEmpty)
                 #expect(second.plan.outcomes.first?.status == .unfillable)
                 #expect(second.plan.outcomes.first?.reason?.isEmpty == false)
+
+                // The health reader (and so /metrics) sees the latest run: the emergency order left short.
+                let latest = try #require(try await PostgresHealthReader(database: db).read().latestBatch)
+                #expect(latest.allocatedUnits == 0 && latest.shipments == 0)
+                #expect(latest.ordersByStatus == ["allocated": 0, "partially_allocated": 0, "unfillable": 1])
+                #expect(latest.shortByUrgency == ["emergency": 1, "urgent": 0, "routine": 0])
+                #expect(latest.durationSeconds >= 0 && latest.solveSeconds == Double(second.solveMilliseconds) / 1000)
+                #expect(latest == BatchRunSummary(plan: second.plan, finishedAt: Date(timeIntervalSince1970: latest.finishedAt),
+                                                  durationSeconds: latest.durationSeconds, solveMilliseconds: second.solveMilliseconds))
             }
         }
     }

@@ -95,4 +95,73 @@ struct DomainMetricsTests {
             #expect(lines.lines.withLock { $0.contains { $0.0 == .error && $0.1 == "database unavailable for health metrics" } })
         }
     }
+
+    /// The line of `page` for `metric` whose labels include every one of `labels`.
+    static func value(_ page: String, _ metric: String, labels: [String]) -> Double? {
+        for line in page.split(separator: "\n") where line.hasPrefix(metric + "{") || line.hasPrefix(metric + " ") {
+            let head = line.prefix { $0 != " " }
+            guard labels.allSatisfy({ head.contains($0) }) else { continue }
+            return line.split(separator: " ").last.flatMap { Double($0) }
+        }
+        return nil
+    }
+
+    @Test("pool usage and errors: calls counted and timed per operation, refused queries and a lost database counted apart")
+    func poolMetrics() async throws {
+        try await TestDatabase.withFresh { test in
+            let registry = PrometheusCollectorRegistry()
+            let factory = PrometheusMetricsFactory(registry: registry)
+            var config = test.configuration(role: .app)
+            config.maximumConnections = 3
+            let database = Database(configuration: config, logger: test.logger, metricsFactory: factory)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await database.run() }
+                defer { group.cancelAll() }
+                try await database.ping()
+                _ = try await PostgresSiteStore(database: database).all()
+                await #expect(throws: (any Error).self) {
+                    try await database.observe("test.refused") {
+                        try await database.client.query("SELECT * FROM no_such_table", logger: database.logger)
+                    }
+                }
+            }
+            var page = String(decoding: registry.emitToBuffer(), as: UTF8.self)
+            #expect(Self.value(page, "bloodmatch_db_pool_max_connections") == 3)
+            #expect(Self.value(page, "bloodmatch_db_operations_in_flight") == 0)
+            #expect(Self.value(page, "bloodmatch_db_operations_waiting") == 0)
+            #expect(Self.value(page, "bloodmatch_db_operation_duration_seconds_count", labels: [#"operation="ping""#]) == 1, "\(page)")
+            #expect(Self.value(page, "bloodmatch_db_operation_duration_seconds_count", labels: [#"operation="sites.all""#]) == 1)
+            #expect(Self.value(page, "bloodmatch_db_errors_total", labels: [#"operation="test.refused""#, #"kind="query""#]) == 1)
+            #expect(Self.value(page, "bloodmatch_db_errors_total", labels: [#"kind="unavailable""#]) == nil)
+
+            // The database goes away: the failed call is counted as "unavailable".
+            let gone = DatabaseConfiguration(endpoint: .socket(path: "/nonexistent/.s.PGSQL.1"), username: "bloodmatch_app",
+                                             database: test.name, connectTimeout: .seconds(1))
+            let lost = Database(configuration: gone, logger: test.logger, metricsFactory: factory)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await lost.run() }
+                await #expect(throws: DatabaseUnavailableError.self) { try await lost.ping() }
+                group.cancelAll()
+            }
+            page = String(decoding: registry.emitToBuffer(), as: UTF8.self)
+            #expect(Self.value(page, "bloodmatch_db_errors_total", labels: [#"operation="ping""#, #"kind="unavailable""#]) == 1, "\(page)")
+        }
+    }
+
+    @Test("batch metrics: the latest run's orders by outcome, urgent orders left short, units, duration")
+    func batchMetrics() {
+        let summary = BatchRunSummary(finishedAt: 1_800_000_000, durationSeconds: 2.5, solveSeconds: 1.25, allocatedUnits: 7, shipments: 3,
+                                      ordersByStatus: ["allocated": 4, "unfillable": 2], shortByUrgency: ["emergency": 1, "routine": 1])
+        let page = String(decoding: ServiceMetrics.batchTextfile(summary), as: UTF8.self)
+        #expect(Self.value(page, "bloodmatch_batch_last_run_timestamp_seconds") == 1_800_000_000)
+        #expect(Self.value(page, "bloodmatch_batch_run_duration_seconds") == 2.5)
+        #expect(Self.value(page, "bloodmatch_batch_solve_duration_seconds") == 1.25)
+        #expect(Self.value(page, "bloodmatch_batch_allocated_units") == 7)
+        #expect(Self.value(page, "bloodmatch_batch_shipments") == 3)
+        #expect(Self.value(page, #"bloodmatch_batch_orders{status="allocated"}"#) == 4)
+        #expect(Self.value(page, #"bloodmatch_batch_orders{status="partially_allocated"}"#) == 0)
+        #expect(Self.value(page, #"bloodmatch_batch_orders{status="unfillable"}"#) == 2)
+        #expect(Self.value(page, #"bloodmatch_batch_orders_short{urgency="emergency"}"#) == 1)
+        #expect(Self.value(page, #"bloodmatch_batch_orders_short{urgency="urgent"}"#) == 0)
+    }
 }

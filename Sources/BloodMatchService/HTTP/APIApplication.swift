@@ -18,6 +18,9 @@ public struct APIRequestContext: RequestContext {
     public var caller: AuthenticatedCaller?
     /// The peer's IP address.
     public var clientAddress: String?
+    /// The request's W3C trace id (32 hex digits), set by `TraceMiddleware`: stored on the access
+    /// record and on the decision and reservation rows the request writes.
+    public var traceID: String?
 
     /// Creates a context for one request.
     public init(source: ApplicationRequestContextSource) {
@@ -99,6 +102,7 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
                              onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in })
     throws -> some ApplicationProtocol {
     let router = Router(context: APIRequestContext.self)
+    router.addMiddleware { TraceMiddleware() }
     router.addMiddleware { APIMiddleware(services: services) }
     let handlers = APIHandlers(services: services)
     for route in APIRoute.allCases {
@@ -127,7 +131,10 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
     // recorder flushes what the last requests queued (the pool itself outlives the application).
     app.addServices(services.recorder)
     if refreshIndex {
-        app.addServices(IndexRefresherService(refresher: IndexRefresher(database: services.database, engine: services.engine)))
+        var refresher = IndexRefresher(database: services.database, engine: services.engine)
+        let metrics = services.metrics
+        refresher.onRebuild = { index, duration in metrics.indexRebuilt(index, duration: duration) }
+        app.addServices(IndexRefresherService(refresher: refresher))
     }
     app.addServices(DomainMetricsService(metrics: services.metrics, database: services.database, engine: services.engine,
                                          interval: .seconds(15), logger: services.logger))

@@ -2,6 +2,7 @@ import BloodMatchCore
 import BloodMatchStore
 import Foundation
 import Hummingbird
+import Tracing
 
 /// The route handlers: thin adapters from HTTP to the engine, the index and the stores.
 struct APIHandlers: Sendable {
@@ -20,7 +21,7 @@ struct APIHandlers: Sendable {
         case .availability: return try await availability(request, caller: try caller(context))
         case .createMatch: return try await createMatch(request, context: context, caller: try caller(context))
         case .getMatch: return try await getMatch(context, caller: try caller(context))
-        case .createReservation: return try await createReservation(request, caller: try caller(context))
+        case .createReservation: return try await createReservation(request, context: context, caller: try caller(context))
         case .getReservation: return try await reservation(context, caller: try caller(context), release: false)
         case .releaseReservation: return try await reservation(context, caller: try caller(context), release: true)
         }
@@ -95,8 +96,10 @@ struct APIHandlers: Sendable {
                                   recipient: Recipient(group: group), quantity: 1, requirements: requirements, urgency: .routine)
         let (query, refused, notes) = services.planner.query(for: lookup, destination: destination)
         let seconds = Int64(now.timeIntervalSince1970)
-        let stock = index.stock(component: component, choices: query.choices.map { (group: $0.group, required: $0.required.union(query.required)) },
-                                now: seconds, destination: destination)
+        let stock = withSpan("index.lookup") { _ in
+            index.stock(component: component, choices: query.choices.map { (group: $0.group, required: $0.required.union(query.required)) },
+                        now: seconds, destination: destination)
+        }
         let settings = services.planner.settings
         var centres: [[String: Any]] = []
         for entry in stock where entry.total > 0 || entry.centre.isStale(now: seconds) {
@@ -167,7 +170,7 @@ struct APIHandlers: Sendable {
         do {
             answer = try await answerWithin(services.configuration.requestDeadline) { [engine = services.engine] in
                 try await engine.decide(matchRequest, requestedBy: "api:\(caller.hospital):key:\(caller.keyID)",
-                                        traceID: nil, now: Date())
+                                        traceID: context.traceID, now: Date())
             }
         } catch let error as MatchRequestError {
             throw APIError.invalid(error.field, error.reason)
@@ -264,7 +267,7 @@ struct APIHandlers: Sendable {
     /// Fields `POST /v1/reservations` accepts.
     static let reservationFields: Set<String> = ["decision_id", "units", "hold_minutes"]
 
-    private func createReservation(_ request: Request, caller: AuthenticatedCaller) async throws -> Response {
+    private func createReservation(_ request: Request, context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
         try Self.requireJSONContentType(request)
         guard let key = try Self.idempotencyKey(request) else {
             throw APIError.invalid("Idempotency-Key", "is required: a retry with the same key returns the original reservation")
@@ -313,7 +316,8 @@ struct APIHandlers: Sendable {
         }
         let reservationRequest = ReservationRequest(
             idempotencyKey: "api:\(caller.hospital):\(key)", source: .decision, decisionID: decisionID, hospital: caller.hospital,
-            reservedBy: "api:\(caller.hospital):key:\(caller.keyID)", dins: dins, holdSeconds: holdMinutes * 60, requestID: key)
+            reservedBy: "api:\(caller.hospital):key:\(caller.keyID)", dins: dins, holdSeconds: holdMinutes * 60, requestID: key,
+            traceID: context.traceID)
         let outcome: ReservationOutcome
         do {
             outcome = try await answerWithin(services.configuration.requestDeadline) { [database = services.database] in
@@ -364,7 +368,8 @@ struct APIHandlers: Sendable {
         let released: Reservation
         do {
             released = try await answerWithin(services.configuration.requestDeadline) {
-                try await store.release(id, by: "api:\(caller.hospital):key:\(caller.keyID)", reason: "released by the hospital through the API")
+                try await store.release(id, by: "api:\(caller.hospital):key:\(caller.keyID)", reason: "released by the hospital through the API",
+                                        traceID: context.traceID)
             }
         } catch {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(),

@@ -21,7 +21,7 @@ struct APIMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
         let requestID = Self.requestID(request.headers[Self.requestIDHeader])
-        let traceID = Self.traceID(request.headers[.init("traceparent")!])
+        let traceID = context.traceID
         let route = APIRoute.template(for: request.uri.path) ?? "unmatched"
         var caller: AuthenticatedCaller?
         var response: Response
@@ -146,14 +146,6 @@ struct APIMiddleware: RouterMiddleware {
             return header
         }
         return UUID().uuidString.lowercased()
-    }
-
-    /// The trace id of a W3C `traceparent` header, if well formed.
-    static func traceID(_ header: String?) -> String? {
-        guard let header else { return nil }
-        let parts = header.split(separator: "-")
-        guard parts.count == 4, parts[1].utf8.count == 32, parts[1].allSatisfy(\.isHexDigit) else { return nil }
-        return String(parts[1]).lowercased()
     }
 
     /// The query and the idempotency key, bounded, for the access record.

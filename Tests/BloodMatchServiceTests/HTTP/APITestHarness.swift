@@ -76,8 +76,15 @@ struct APITestHarness: Sendable {
         }
     }
 
+    /// The process-wide tracer, as `serve` sets it up with no collector: W3C ids, no export.
+    static func bootstrapTracing() { _ = tracing }
+    private static let tracing: Void = {
+        _ = try? TracingSystem.bootstrap(TracingSettings(), logger: Logger(label: "test.tracing"))
+    }()
+
     static func runUnwrapped(configure: @Sendable (inout APIConfiguration) -> Void,
                              _ body: @escaping @Sendable (any TestClientProtocol, APITestHarness) async throws -> Void) async throws {
+        bootstrapTracing()
         try await TestDatabase.withFresh { test in
             let now = Date()
             try await seed(test, now: now)
