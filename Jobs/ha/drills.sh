@@ -5,6 +5,7 @@
 #
 #   Jobs/ha/drills.sh          env: BLOODMATCH_BIN (default .build/release/bloodmatch)
 cd "$(dirname "$0")/../.."
+mkdir -p "${HA_ROOT:-.ha}"
 rc=0
 for drill in "primary.sh kill" "primary.sh freeze" "kill-serve.sh" "clock-skew.sh"; do
   # shellcheck disable=SC2086
