@@ -51,6 +51,23 @@ fi
 read -r probe_acked probe_tries rejoin_s < <(probe_writes "$old" 150)
 wait "$load"
 python3 Jobs/ha/load.py --api "$API" --token "$token" --run "$run_id" --retry "$work/load.jsonl" >"$work/retry.json"
+# Every serve instance must come back by itself (its pool reconnects): /ready 200 within 60 s of
+# the heal, without a restart. One that does not is reported, then restarted for the next drills.
+ready_s=""; wedged=""
+for i in 1 2; do
+  ok=""
+  for t in $(seq 0 60); do
+    [ "$(curl -s -o /dev/null -m 3 -w '%{http_code}' "http://127.0.0.1:${SERVE_PORT[$((i - 1))]}/ready")" = 200 ] && { ok=$t; break; }
+    sleep 1
+  done
+  if [ -n "$ok" ]; then ready_s+="\"serve$i\":$(( ( $(now_ns) - heal_ns ) / 1000000000 )),"
+  else
+    wedged+="serve$i "
+    curl -s -m 5 "http://127.0.0.1:${SERVE_PORT[$((i - 1))]}/ready" >"$work/wedged-serve$i.json" 2>/dev/null
+    echo "serve$i not ready 60 s after the heal: $(head -c 300 "$work/wedged-serve$i.json"); restarting it" >&2
+    Jobs/ha.sh stop-serve "$i" >/dev/null 2>&1; Jobs/ha.sh start-serve "$i" >/dev/null 2>&1
+  fi
+done
 old_in_recovery=$(psql_node "$old" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)
 probe_rows=$(psql_primary -d postgres -c "SELECT count(*) FROM ha_probe WHERE note LIKE '$run_id-%'")
 timeline=$(Jobs/ha.sh patronictl list -f json 2>/dev/null | python3 -c 'import json,sys; print(json.dumps({m["Member"]: [m["Role"], m.get("TL")] for m in json.load(sys.stdin)}))' 2>/dev/null || echo null)
@@ -58,5 +75,5 @@ HA_PGPW=$pgpw python3 Jobs/ha/report.py --drill "primary-$mode" --log "$work/loa
   --extra "old_primary=\"node$old\"" "new_primary=\"node${new:-none}\"" "promotion_s=$(( (promoted_ns - fault_ns) / 1000000 ))e-3" \
           "old_primary_rejoined_as_replica_s=$rejoin_s" "old_primary_in_recovery=\"$old_in_recovery\"" \
           "old_primary_write_probes=$probe_tries" "old_primary_writes_acknowledged=$probe_acked" "probe_rows_on_new_primary=$probe_rows" \
-          "members=$timeline" \
-  --require "old_primary_in_recovery=t" "old_primary_writes_acknowledged=0" "probe_rows_on_new_primary=0"
+          "members=$timeline" "instances_ready_s_after_heal={${ready_s%,}}" "instances_not_recovered=\"${wedged% }\"" \
+  --require "old_primary_in_recovery=t" "old_primary_writes_acknowledged=0" "probe_rows_on_new_primary=0" "instances_not_recovered="
