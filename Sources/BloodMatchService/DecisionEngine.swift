@@ -4,6 +4,18 @@ import Foundation
 import Logging
 import Tracing
 
+/// This host's clock and the database's differ by more than the engine tolerates.
+public struct ClockSkewError: Error, Sendable, CustomStringConvertible {
+    /// The database's clock minus this host's, in seconds.
+    public var skewSeconds: Double
+    /// The largest difference tolerated, in seconds.
+    public var limitSeconds: Double
+    public var description: String {
+        String(format: "this host's clock differs from the database's by %.1f s (limit %.0f s): expiry and data age cannot be trusted",
+               skewSeconds, limitSeconds)
+    }
+}
+
 /// A request that cannot be evaluated as stated (unknown hospital, quantity out of range…).
 public struct MatchRequestError: Error, Sendable, CustomStringConvertible {
     /// The field at fault.
@@ -193,6 +205,19 @@ public actor DecisionEngine {
         }
         return planner.decision(id: id, request: request, destination: destination, query: query, refused: refused,
                                 notes: notes, match: match, index: index, now: now)
+    }
+
+    /// Measures this host's clock against the database's (recorded as `lastClockSkew`); throws
+    /// `ClockSkewError` when they differ by more than the limit, since expiry and data age computed
+    /// on this host can then not be trusted.
+    func checkClock() async throws {
+        let skew = try await database.clockSkew(localClock: clock)
+        lastClockSkew = skew
+        if abs(skew) > clockSkewLimit {
+            logger.critical("clock skew beyond the limit; answering unable to verify", metadata: [
+                "clock_skew_seconds": "\(skew)", "limit_seconds": "\(clockSkewLimit)"])
+            throw ClockSkewError(skewSeconds: skew, limitSeconds: clockSkewLimit)
+        }
     }
 
     /// The index, rebuilt from the database when it no longer names the snapshots in force.

@@ -205,6 +205,33 @@ extension DecisionEngineTests {
 }
 
 extension DecisionEngineTests {
+    @Test("the availability guard fails safe on the same clock skew: 503 unable to verify naming the clock, not an index")
+    func dataGuardFailsSafeOnClockSkew() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let fast = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger,
+                                          clock: { Date().addingTimeInterval(120) })
+                do {
+                    _ = try await DataGuard(engine: fast).verifiedIndex(now: Self.now)
+                    Issue.record("a host clock 120 s ahead was accepted")
+                } catch let error as APIError {
+                    #expect(error.status == .serviceUnavailable)
+                    #expect(error.code == "unable_to_verify")
+                    #expect(error.failSafe?.affected.contains("clock") == true)
+                    #expect(error.failSafe?.reason.contains("clock differs from the database's by -12") == true, "\(error.failSafe?.reason ?? "")")
+                }
+                // Within the limit the same guard gives the index.
+                let fine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger,
+                                          clock: { Date().addingTimeInterval(1) })
+                let (index, _) = try await DataGuard(engine: fine).verifiedIndex(now: Self.now)
+                #expect(index.unitCount == 6)
+            }
+        }
+    }
+}
+
+extension DecisionEngineTests {
     @Test("units held since the index was built are never chosen, however many of the nearest are held")
     func manyHeldUnitsAreSkipped() async throws {
         try await TestDatabase.withFresh { test in

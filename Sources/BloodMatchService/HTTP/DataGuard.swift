@@ -39,7 +39,13 @@ public actor DataGuard {
             let mine = generation
             task = Task {
                 let result: Result<InventoryIndex, any Error>
-                do { result = .success(try await engine.currentIndex(now: now)) } catch { result = .failure(error) }
+                do {
+                    let index = try await engine.currentIndex(now: now)
+                    // Availability reports expiry and data age from this host's clock: a clock the
+                    // database disagrees with fails the check like a stale index does.
+                    try await engine.checkClock()
+                    result = .success(index)
+                } catch { result = .failure(error) }
                 self.finished(generation: mine)
                 return try result.get()
             }
@@ -54,6 +60,9 @@ public actor DataGuard {
         } catch {
             let since = failingSince ?? Date()
             failingSince = since
+            if let skew = error as? ClockSkewError {
+                throw APIError.unableToVerify(affected: ["inventory", "clock"], since: since, reason: skew.description)
+            }
             throw APIError.unableToVerify(affected: ["inventory", "index"], since: since,
                                           reason: "the index could not be checked against the snapshots in force: \(Self.describe(error))")
         }
