@@ -3,6 +3,9 @@ import BloodMatchService
 import BloodMatchStore
 import BloodMatchTestSupport
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import PostgresNIO
 import Testing
@@ -254,6 +257,52 @@ extension DecisionEngineTests {
                 let none = try await engine.decide(Self.request("held-2", quantity: 2), requestedBy: "operator:test", traceID: nil, now: Self.now)
                 #expect(none.decision.outcome == .partial)
                 #expect(none.decision.chosen.map(\.din) == [StockFixture.din(sequence: 13)])
+            }
+        }
+    }
+}
+
+extension DecisionEngineTests {
+    /// A check whose query never returns (its server process stopped, as behind a frozen primary)
+    /// is abandoned after `abandonAfter`; the next check runs on another pooled connection and
+    /// the guard answers again, instead of "unable to verify" until TCP gives up.
+    @Test("a hung index check is abandoned and replaced once the database answers again")
+    func hungCheckIsReplaced() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger)
+                let guardian = DataGuard(engine: engine, interval: .milliseconds(1), deadline: .milliseconds(500),
+                                         abandonAfter: .seconds(2))
+                let stopped: Int32? = try await test.with(.owner) { owner in
+                    try await owner.client.withTransaction(logger: owner.logger) { conn -> Int32? in
+                        try await conn.query("LOCK TABLE bm.centre_status IN ACCESS EXCLUSIVE MODE", logger: owner.logger)
+                        await #expect(throws: APIError.self) { _ = try await guardian.verifiedIndex(now: Self.now) }
+                        // The check's backend waits on the lock: stop it, so it never answers.
+                        // (pg_stat_activity shows other roles' wait events only to a superuser.)
+                        return try await Database.with(test.admin, logger: test.logger) { admin -> Int32? in
+                            let rows = try await admin.client.query("""
+                                SELECT pid FROM pg_stat_activity
+                                WHERE datname = \(test.name) AND wait_event_type = 'Lock'
+                                """, logger: admin.logger)
+                            var found: Int32?
+                            for try await pid in rows.decode(Int32.self) where kill(pid_t(pid), SIGSTOP) == 0 { found = pid }
+                            return found
+                        }
+                    }
+                }
+                let pid = try #require(stopped, "the blocked check's backend was not found")
+                defer { kill(pid_t(pid), SIGCONT) }
+                // The lock is gone, but the stopped backend never answers: within abandonAfter the
+                // guard still waits for it and fails safe.
+                await #expect(throws: APIError.self) { _ = try await guardian.verifiedIndex(now: Self.now) }
+                try await Task.sleep(for: .seconds(2))
+                let (index, _) = try await guardian.verifiedIndex(now: Self.now)
+                #expect(index.unitCount == 6)
+                kill(pid_t(pid), SIGCONT)
+                try await Database.with(test.admin, logger: test.logger) { admin in
+                    try await admin.client.query("SELECT pg_terminate_backend(\(pid))", logger: admin.logger)
+                }
             }
         }
     }

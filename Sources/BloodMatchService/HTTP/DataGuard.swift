@@ -13,27 +13,35 @@ public actor DataGuard {
     public let deadline: Duration
     private var verified: (index: InventoryIndex, at: ContinuousClock.Instant, wall: Date)?
     private var failingSince: Date?
-    private var inFlight: Task<InventoryIndex, any Error>?
+    private var inFlight: (task: Task<InventoryIndex, any Error>, started: ContinuousClock.Instant)?
+    /// How long a running check is waited for before a new one replaces it (a query on a
+    /// connection to a frozen or vanished server can hang until TCP gives up, many minutes).
+    public let abandonAfter: Duration
 
     /// Creates a guard over the engine's index.
-    public init(engine: DecisionEngine, interval: Duration = .seconds(1), deadline: Duration = .seconds(4)) {
+    public init(engine: DecisionEngine, interval: Duration = .seconds(1), deadline: Duration = .seconds(4),
+                abandonAfter: Duration? = nil) {
         self.engine = engine
         self.interval = interval
         self.deadline = deadline
+        self.abandonAfter = abandonAfter ?? max(deadline * 3, .seconds(10))
     }
 
     /// The index, checked against the snapshots in force within the last `interval` (rebuilt
     /// from the database when it no longer names them). One check runs at a time; callers wait
     /// for it at most `deadline`, and a check that overruns keeps running in the background
-    /// instead of being started again by every request.
+    /// instead of being started again by every request — until `abandonAfter`, when it is
+    /// cancelled and a new check (on another pooled connection) takes its place, so one hung
+    /// query cannot keep the instance "unable to verify" after the database is back.
     public func verifiedIndex(now: Date) async throws -> (index: InventoryIndex, verifiedAt: Date) {
         if let verified, ContinuousClock.now - verified.at < interval, failingSince == nil {
             return (verified.index, verified.wall)
         }
         let task: Task<InventoryIndex, any Error>
-        if let inFlight {
-            task = inFlight
+        if let inFlight, ContinuousClock.now - inFlight.started < abandonAfter {
+            task = inFlight.task
         } else {
+            inFlight?.task.cancel()
             let engine = self.engine
             generation += 1
             let mine = generation
@@ -49,7 +57,7 @@ public actor DataGuard {
                 self.finished(generation: mine)
                 return try result.get()
             }
-            inFlight = task
+            inFlight = (task, ContinuousClock.now)
         }
         do {
             let index = try await answerWithin(deadline) { try await task.value }
