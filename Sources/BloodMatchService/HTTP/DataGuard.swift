@@ -2,6 +2,20 @@ import BloodMatchCore
 import BloodMatchStore
 import Foundation
 
+/// The index as last checked against the snapshots in force.
+public struct VerifiedIndex: Sendable {
+    /// The index.
+    public var index: InventoryIndex
+    /// When the check succeeded.
+    public var verifiedAt: Date
+    /// `index.version`, computed once per check rather than once per request.
+    public var version: String
+
+    /// What identifies the index's content for caches derived from it: its snapshots, build
+    /// instant and unit count.
+    public var cacheKey: String { "\(version)/\(index.builtAt)/\(index.unitCount)" }
+}
+
 /// Answers "is the index current and the database reachable?" at most once per `interval`, so a
 /// burst of lookups costs one check. When the check fails, callers get `APIError.unableToVerify`
 /// naming the data affected and the instant the failure was first seen.
@@ -11,7 +25,7 @@ public actor DataGuard {
     public let interval: Duration
     /// How long one verification may take.
     public let deadline: Duration
-    private var verified: (index: InventoryIndex, at: ContinuousClock.Instant, wall: Date)?
+    private var verified: (answer: VerifiedIndex, at: ContinuousClock.Instant)?
     private var failingSince: Date?
     private var inFlight: Task<InventoryIndex, any Error>?
 
@@ -26,9 +40,9 @@ public actor DataGuard {
     /// from the database when it no longer names them). One check runs at a time; callers wait
     /// for it at most `deadline`, and a check that overruns keeps running in the background
     /// instead of being started again by every request.
-    public func verifiedIndex(now: Date) async throws -> (index: InventoryIndex, verifiedAt: Date) {
+    public func verifiedIndex(now: Date) async throws -> VerifiedIndex {
         if let verified, ContinuousClock.now - verified.at < interval, failingSince == nil {
-            return (verified.index, verified.wall)
+            return verified.answer
         }
         let task: Task<InventoryIndex, any Error>
         if let inFlight {
@@ -39,7 +53,7 @@ public actor DataGuard {
             let mine = generation
             task = Task {
                 let result: Result<InventoryIndex, any Error>
-                do { result = .success(try await engine.currentIndex(now: now)) } catch { result = .failure(error) }
+                do { result = .success(try await engine.currentIndex(now: now, check: true)) } catch { result = .failure(error) }
                 self.finished(generation: mine)
                 return try result.get()
             }
@@ -47,10 +61,10 @@ public actor DataGuard {
         }
         do {
             let index = try await answerWithin(deadline) { try await task.value }
-            let wall = Date()
-            verified = (index, ContinuousClock.now, wall)
+            let answer = VerifiedIndex(index: index, verifiedAt: Date(), version: index.version)
+            verified = (answer, ContinuousClock.now)
             failingSince = nil
-            return (index, wall)
+            return answer
         } catch {
             let since = failingSince ?? Date()
             failingSince = since
