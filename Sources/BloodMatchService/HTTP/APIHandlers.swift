@@ -338,6 +338,7 @@ struct APIHandlers: Sendable {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(),
                                           reason: "\(DataGuard.describe(error)); a retry with the same Idempotency-Key returns the reservation if it was made")
         }
+        await services.engine.heldUnitsChanged()
         switch outcome {
         case .conflict(let conflicts):
             throw APIError(.conflict, code: "units_unavailable",
@@ -383,6 +384,7 @@ struct APIHandlers: Sendable {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(),
                                           reason: "\(DataGuard.describe(error)); releasing again is safe")
         }
+        await services.engine.heldUnitsChanged()
         return json(Self.render(released))
     }
 
