@@ -25,14 +25,15 @@ struct StockSummaryTests {
         let f = MatcherFixture.make(seed: 11, centres: 23, units: 6_000)
         let index = InventoryIndex(centres: f.centres, units: f.units, builtAt: Date(timeIntervalSince1970: Double(f.now)))
         let destination = GeoPoint(latitude: -33.9, longitude: 151.2)
-        let requirementSets: [AttributeSet] = [[], [.irradiated], [.irradiated, .cmvNegative], [.washed, .kNegative, .hlaMatched]]
+        let requirementSets: [AttributeSet] = [AttributeSet(), AttributeSet([.irradiated]), AttributeSet([.irradiated, .cmvNegative]),
+                                              AttributeSet([.washed, .kNegative, .hlaMatched])]
         var checked = 0
         for component in Component.allCases {
             for required in requirementSets {
                 let table = index.expiryTable(component: component, required: required)
                 for groups in [BloodGroup.all, [BloodGroup.all[0]], Array(BloodGroup.all.prefix(4))] {
                     // Group-specific extra requirements mix tables of several sets in one query.
-                    let choices = groups.enumerated().map { i, g in (group: g, required: i % 3 == 2 ? required.union([.lowTitre]) : required) }
+                    let choices = groups.enumerated().map { i, g in (group: g, required: i % 3 == 2 ? required.union(AttributeSet([.lowTitre])) : required) }
                     for now in [f.now - 100_000, f.now, f.now + 200_000, f.now + 900_000] {
                         let walked = index.stock(component: component, choices: choices, now: now, destination: destination)
                         let fast = index.stock(component: component, choices: choices, now: now, destination: destination) { set in
@@ -59,7 +60,7 @@ struct StockSummaryTests {
     func mismatchedTableIgnored() {
         let f = MatcherFixture.make(seed: 12, centres: 5, units: 1_000)
         let index = InventoryIndex(centres: f.centres, units: f.units, builtAt: Date(timeIntervalSince1970: Double(f.now)))
-        let wrong = index.expiryTable(component: .platelets, required: [.irradiated])
+        let wrong = index.expiryTable(component: .platelets, required: AttributeSet([.irradiated]))
         let choices = BloodGroup.all.map { (group: $0, required: AttributeSet([.irradiated])) }
         let walked = index.stock(component: .redCells, choices: choices, now: f.now, destination: GeoPoint(latitude: 0, longitude: 0))
         let fast = index.stock(component: .redCells, choices: choices, now: f.now, destination: GeoPoint(latitude: 0, longitude: 0)) { _ in wrong }
