@@ -74,7 +74,8 @@ paced=$(run_wrk "$DURATION" "$PACED_CONNECTIONS" BM_DELAY_MS="$delay")
 paced_samples=$(wc -l <"$rss_file")
 slow='{"skipped":"slowhttptest not installed"}'
 if command -v slowhttptest >/dev/null 2>&1; then
-  slowhttptest -c 1000 -H -i 10 -r 200 -t GET -u "$base/v1/availability" -x 24 -p 3 -l 40 >/dev/null 2>&1 &
+  # The attacker runs on the clients' core, as it would on another machine.
+  taskset -c 1 slowhttptest -c 1000 -H -i 10 -r 200 -t GET -u "$base/v1/availability" -x 24 -p 3 -l 40 >/dev/null 2>&1 &
   attack=$!
   sleep 5
   under_attack=$(run_wrk 20 "$PACED_CONNECTIONS" BM_DELAY_MS="$delay")
