@@ -10,6 +10,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v promtool >/dev/null || need+=(prometheus)   # promtool checks Jobs/alerts/
 command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
 command -v wrk >/dev/null || need+=(wrk)                 # HTTP load (Jobs/checks/http-api.sh, Jobs/bench/http.sh)
+command -v slowhttptest >/dev/null || need+=(slowhttptest)   # slow-client attack in Jobs/bench/http.sh
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 # The exact-optimum check of the batch optimiser solves MILPs with HiGHS through scipy (≥ 1.9).

@@ -7,6 +7,7 @@
 # slow-client attack runs. Server and wrk are pinned to different cores.
 #   Jobs/bench/http.sh                     # RATE=600 DURATION=60
 #   UNITS=200000 SITES=200 Jobs/bench/http.sh   # smaller dataset
+#   KEEP_DB=1 BLOODMATCH_BIN=/path/to/bloodmatch Jobs/bench/http.sh   # keep the loaded database; another binary
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -14,8 +15,13 @@ RATE=${RATE:-600}; DURATION=${DURATION:-60}; CONNECTIONS=${CONNECTIONS:-16}
 SITES=${SITES:-500}; UNITS=${UNITS:-1000000}
 Jobs/db.sh start >/dev/null 2>&1
 eval "$(Jobs/db.sh env)"
-swift build -c release --product bloodmatch 2>&1 | grep -E "error|Build complete" || true
-bm="$root/.build/release/bloodmatch"
+# BLOODMATCH_BIN runs another build (e.g. the previous commit's) for a before/after comparison.
+if [ -n "${BLOODMATCH_BIN:-}" ]; then
+  bm=$BLOODMATCH_BIN
+else
+  swift build -c release --product bloodmatch 2>&1 | grep -E "error|Build complete" || true
+  bm="$root/.build/release/bloodmatch"
+fi
 data="$root/var/bench/national-$SITES-$UNITS"
 [ -f "$data/sites.csv" ] || "$bm" generate --seed 42 --sites "$SITES" --units "$UNITS" --out "$data" >/dev/null
 sock_dir=$(dirname "$BLOODMATCH_DB_SOCKET"); pgport=${BLOODMATCH_DB_SOCKET##*.}
@@ -56,26 +62,32 @@ run_wrk 5 "$CONNECTIONS" >/dev/null
 health=$(run_wrk 15 "$CONNECTIONS" BM_PATH=/health)
 availability_only=$(run_wrk 15 "$CONNECTIONS" BM_PATH="/v1/availability?component=RBC&abo=O&rhd=NEG")
 maximum=$(run_wrk 20 "$CONNECTIONS")
-# Paced run at RATE: each connection waits CONNECTIONS*1000/RATE ms between requests.
-delay=$(( CONNECTIONS * 1000 / RATE ))
+# Paced run at RATE: PACED_CONNECTIONS connections, each waiting PACED_CONNECTIONS*1000/RATE ms
+# minus SERVICE_MS (about the median answer time) between a response and its next request, so
+# the offered rate is about RATE (wrk has no open-loop mode); the achieved rate is what is reported.
+PACED_CONNECTIONS=${PACED_CONNECTIONS:-32}; SERVICE_MS=${SERVICE_MS:-3}
+delay=$(( PACED_CONNECTIONS * 1000 / RATE - SERVICE_MS )); (( delay >= 1 )) || delay=1
 rss_file=$(mktemp)
 ( while kill -0 "$server" 2>/dev/null; do ps -o rss= -p "$server" >>"$rss_file" 2>/dev/null; sleep 1; done ) &
 sampler=$!
-paced=$(run_wrk "$DURATION" "$CONNECTIONS" BM_DELAY_MS="$delay")
-kill "$sampler" 2>/dev/null || true
+paced=$(run_wrk "$DURATION" "$PACED_CONNECTIONS" BM_DELAY_MS="$delay")
+paced_samples=$(wc -l <"$rss_file")
 slow='{"skipped":"slowhttptest not installed"}'
 if command -v slowhttptest >/dev/null 2>&1; then
-  slowhttptest -c 1000 -H -i 10 -r 200 -t GET -u "$base/v1/availability" -x 24 -p 3 -l 40 >/dev/null 2>&1 &
+  # The attacker runs on the clients' core, as it would on another machine.
+  taskset -c 1 slowhttptest -c 1000 -H -i 10 -r 200 -t GET -u "$base/v1/availability" -x 24 -p 3 -l 40 >/dev/null 2>&1 &
   attack=$!
   sleep 5
-  under_attack=$(run_wrk 20 "$CONNECTIONS" BM_DELAY_MS="$delay")
+  under_attack=$(run_wrk 20 "$PACED_CONNECTIONS" BM_DELAY_MS="$delay")
   kill "$attack" 2>/dev/null || true; wait "$attack" 2>/dev/null || true
   slow="{\"paced_p99_under_slowloris\":$under_attack}"
 fi
-python3 - "$health" "$availability_only" "$maximum" "$paced" "$rss_file" "$slow" "$RATE" "$DURATION" "$UNITS" "$SITES" <<'PY'
+kill "$sampler" 2>/dev/null || true
+python3 - "$health" "$availability_only" "$maximum" "$paced" "$rss_file" "$slow" "$RATE" "$DURATION" "$UNITS" "$SITES" "$paced_samples" <<'PY'
 import json, sys
 health, avail, maximum, paced = (json.loads(x) for x in sys.argv[1:5])
-rss = [int(x) for x in open(sys.argv[5]).read().split()]
+everything = [int(x) for x in open(sys.argv[5]).read().split()]
+rss = everything[:int(sys.argv[11])]
 slow = json.loads(sys.argv[6])
 out = {
     "dataset": {"sites": int(sys.argv[10]), "units": int(sys.argv[9])},
@@ -87,6 +99,8 @@ out = {
     "ratio_availability_rps_to_health_rps": round(avail["rps"] / health["rps"], 3) if health["rps"] else None,
     "server_rss_mb_during_paced": {"first": round(rss[0] / 1024, 1), "last": round(rss[-1] / 1024, 1),
                                    "max": round(max(rss) / 1024, 1)} if rss else None,
+    "server_rss_mb_paced_then_attack": {"first": round(everything[0] / 1024, 1), "last": round(everything[-1] / 1024, 1),
+                                        "max": round(max(everything) / 1024, 1), "samples": len(everything)} if everything else None,
     "slow_clients": slow,
 }
 if "paced_p99_under_slowloris" in slow and paced["p99_ms"]:

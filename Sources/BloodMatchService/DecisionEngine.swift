@@ -70,6 +70,15 @@ public actor DecisionEngine {
     let clockSkewWarning: Double
     let clockSkewLimit: Double
     let clock: @Sendable () -> Date
+    /// How long a check of the index against the snapshots in force, a clock-skew measurement
+    /// within the limits, and the set of held units are reused by later decisions. Zero (the
+    /// default) checks all three on every decision; `serve` uses a second. Reusing the held set is
+    /// safe: every proposed unit is re-checked against the database (holds included) before it is
+    /// chosen, so a hold made since only costs one more search round.
+    let reuseInterval: Duration
+    private var indexCheckedAt: ContinuousClock.Instant?
+    private var skewCheckedAt: ContinuousClock.Instant?
+    private var held: (dins: Set<String>, at: ContinuousClock.Instant)?
     private var index: InventoryIndex?
     private var hospitals: [String: GeoPoint] = [:]
     /// The last measured skew, server minus local, in seconds.
@@ -78,8 +87,9 @@ public actor DecisionEngine {
     /// Creates an engine with an optional preloaded index.
     public init(database: Database, planner: MatchPlanner, index: InventoryIndex?, logger: Logger,
                 databaseDeadline: Duration = .seconds(5), clockSkewWarning: Double = 2, clockSkewLimit: Double = 30,
-                clock: @escaping @Sendable () -> Date = Date.init) {
+                clock: @escaping @Sendable () -> Date = Date.init, reuseInterval: Duration = .zero) {
         self.database = database
+        self.reuseInterval = reuseInterval
         self.clockSkewWarning = clockSkewWarning
         self.clockSkewLimit = clockSkewLimit
         self.clock = clock
@@ -93,7 +103,18 @@ public actor DecisionEngine {
     public var currentIndex: InventoryIndex? { index }
 
     /// Replaces the index (after a rebuild or a reload on NOTIFY).
-    public func install(_ index: InventoryIndex) { self.index = index }
+    public func install(_ index: InventoryIndex) {
+        self.index = index
+        indexCheckedAt = nil
+    }
+
+    /// Forgets the reused set of held units (after a reservation is made or released here).
+    public func heldUnitsChanged() { held = nil }
+
+    private func fresh(_ at: ContinuousClock.Instant?) -> Bool {
+        guard let at, reuseInterval > .zero else { return false }
+        return ContinuousClock.now - at < reuseInterval
+    }
 
     /// Answers one request (a `match.decide` span under the current trace; `traceID` is stored on
     /// the decision row and its event).
@@ -141,8 +162,15 @@ public actor DecisionEngine {
         // The host's clock decides what is expired and how old each centre's data is: if it
         // disagrees with the database's by more than the limit, nothing it says can be trusted.
         do {
-            let skew = try await withDeadline(deadline) { [database, clock] in try await database.clockSkew(localClock: clock) }
-            lastClockSkew = skew
+            let reused = fresh(skewCheckedAt) ? lastClockSkew : nil
+            let skew: Double
+            if let reused {
+                skew = reused
+            } else {
+                skew = try await withDeadline(deadline) { [database, clock] in try await database.clockSkew(localClock: clock) }
+                lastClockSkew = skew
+                skewCheckedAt = abs(skew) > clockSkewWarning ? nil : ContinuousClock.now
+            }
             if abs(skew) > clockSkewLimit {
                 logger.critical("clock skew beyond the limit; answering unable to verify", metadata: [
                     "clock_skew_seconds": "\(skew)", "limit_seconds": "\(clockSkewLimit)"])
@@ -184,7 +212,14 @@ public actor DecisionEngine {
         let reader = PostgresInventoryReader(database: database)
         // Units under an active hold never reach the matcher (issued ones are left out of the index
         // when it is built); the re-check below catches units taken in the moments between.
-        let held = try await reader.heldDINs()
+        let held: Set<String>
+        if let reused = self.held, fresh(reused.at) {
+            held = reused.dins
+        } else {
+            let started = ContinuousClock.now
+            held = try await reader.heldDINs()
+            self.held = (held, started)
+        }
         var excluded: Set<String> = []
         var (query, refused, notes) = planner.query(for: request, destination: destination, excluded: held)
         var match = withSpan("match.compute") { _ in planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970)) }
@@ -221,25 +256,32 @@ public actor DecisionEngine {
     }
 
     /// The index, rebuilt from the database when it no longer names the snapshots in force.
-    func currentIndex(now: Date) async throws -> InventoryIndex {
+    /// With `check`, the snapshots in force are read whatever `reuseInterval` allows.
+    func currentIndex(now: Date, check: Bool = false) async throws -> InventoryIndex {
         try await withSpan("index.verify") { span in
-            let (index, rebuilt) = try await currentIndexUntraced(now: now)
+            let (index, rebuilt) = try await currentIndexUntraced(now: now, check: check)
             if span.isRecording { span.attributes["bloodmatch.index_rebuilt"] = rebuilt }
             return index
         }
     }
 
-    private func currentIndexUntraced(now: Date) async throws -> (InventoryIndex, Bool) {
+    private func currentIndexUntraced(now: Date, check: Bool) async throws -> (InventoryIndex, Bool) {
+        if !check, let index, fresh(indexCheckedAt) { return (index, false) }
+        let started = ContinuousClock.now
         let reader = PostgresInventoryReader(database: database)
         let current = try await reader.currentSnapshots()
         if let index {
             let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.snapshotID) })
             let inForce = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.snapshotID) })
-            if indexed == inForce { return (index, false) }
+            if indexed == inForce {
+                indexCheckedAt = started
+                return (index, false)
+            }
             logger.notice("index out of date; rebuilding from the database", metadata: ["index_version": "\(index.version)"])
         }
         let rebuilt = try await reader.buildIndex(now: now)
         self.index = rebuilt
+        indexCheckedAt = started
         return (rebuilt, true)
     }
 

@@ -123,13 +123,16 @@ public func withDeadline<T: Sendable>(
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             gate.install(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: deadline)
+                if !Task.isCancelled, gate.resume(with: .failure(DeadlineExceededError(deadline: deadline))) { work.cancel() }
+            }
             Task {
                 let result = await work.result
                 gate.resume(with: result)
-            }
-            Task {
-                try? await Task.sleep(for: deadline)
-                if gate.resume(with: .failure(DeadlineExceededError(deadline: deadline))) { work.cancel() }
+                // The timer is no longer needed: cancelling it ends its sleep now instead of
+                // leaving one sleeping task per call for the whole deadline.
+                timer.cancel()
             }
         }
     } onCancel: {

@@ -88,32 +88,31 @@ public struct PostgresDecisionStore: Sendable {
         try await database.observe("decision.record") {
             let logger = database.logger
             do {
-                let recordedAt = try await database.withTransaction { conn -> Date in
-                    var at = Date()
-                    for try await (recorded,) in try await conn.query("""
-                        INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
-                          policy_version, index_version, evaluated_at, trace_id)
-                        VALUES (\(decision.decisionID), \(decision.requestID), \(decision.hospital), \(decision.requestedBy),
-                          \(decision.outcome), \(decision.requestJSON)::jsonb, \(decision.rationaleJSON)::jsonb,
-                          \(decision.policyVersion), \(decision.indexVersion), \(decision.evaluatedAt), \(decision.traceID))
-                        RETURNING recorded_at
-                        """, logger: logger).decode((Date,).self) { at = recorded }
-                    if !decision.units.isEmpty {
-                        let u = decision.units
-                        try await conn.query("""
-                            INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason)
-                            SELECT \(decision.decisionID), * FROM unnest(\(u.map(\.rank))::int[], \(u.map(\.din))::text[],
-                              \(u.map(\.centre))::text[], \(u.map(\.chosen))::bool[], \(u.map(\.reason))::text[])
-                            """, logger: logger)
-                    }
-                    let payload = #"{"request_id":\#(jsonString(decision.requestID)),"outcome":"\#(decision.outcome)","units":\#(decision.units.filter(\.chosen).count)}"#
-                    try await conn.query("""
-                        INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
-                        VALUES (\(decision.requestedBy), 'decision.made', \("decision:" + decision.decisionID.uuidString.lowercased()),
-                          \(payload)::jsonb, \(decision.requestID), \(decision.traceID))
-                        """, logger: logger)
-                    return at
-                }
+                // One statement (atomic on its own): the decision, its units and its event in one round
+                // trip, so the audit chain's lock is held for the statement only, not for a
+                // BEGIN…COMMIT conversation.
+                let u = decision.units
+                let payload = #"{"request_id":\#(jsonString(decision.requestID)),"outcome":"\#(decision.outcome)","units":\#(u.filter(\.chosen).count)}"#
+                var recordedAt = Date()
+                for try await (recorded,) in try await database.client.query("""
+                    WITH d AS (
+                      INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
+                        policy_version, index_version, evaluated_at, trace_id)
+                      VALUES (\(decision.decisionID), \(decision.requestID), \(decision.hospital), \(decision.requestedBy),
+                        \(decision.outcome), \(decision.requestJSON)::jsonb, \(decision.rationaleJSON)::jsonb,
+                        \(decision.policyVersion), \(decision.indexVersion), \(decision.evaluatedAt), \(decision.traceID))
+                      RETURNING decision_id, recorded_at
+                    ), units AS (
+                      INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason)
+                      SELECT d.decision_id, x.* FROM d, unnest(\(u.map(\.rank))::int[], \(u.map(\.din))::text[],
+                        \(u.map(\.centre))::text[], \(u.map(\.chosen))::bool[], \(u.map(\.reason))::text[]) AS x
+                    ), event AS (
+                      INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
+                      SELECT \(decision.requestedBy), 'decision.made', \("decision:" + decision.decisionID.uuidString.lowercased()),
+                        \(payload)::jsonb, \(decision.requestID), \(decision.traceID) FROM d
+                    )
+                    SELECT recorded_at FROM d
+                    """, logger: logger).decode((Date,).self) { recordedAt = recorded }
                 var stored = decision
                 stored.recordedAt = recordedAt
                 return (stored, true)

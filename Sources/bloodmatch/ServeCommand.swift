@@ -67,7 +67,10 @@ struct ServeCommand: AsyncParsableCommand {
             // Pool metrics go through the process-wide MetricsSystem, bootstrapped just above.
             let database = Database(configuration: dbConfig, logger: logger)
             let preloaded = try? IndexLoader.load(path: index)
-            let engine = DecisionEngine(database: database, planner: planner, index: preloaded, logger: logger)
+            // Decisions reuse an index check, a clock-skew reading and the held-unit set for up to
+            // a second; every chosen unit is still re-checked against the database.
+            let engine = DecisionEngine(database: database, planner: planner, index: preloaded, logger: logger,
+                                        reuseInterval: .seconds(1))
             let services = APIServices(configuration: config, database: database, engine: engine, planner: planner,
                                        metrics: metrics, logger: logger)
             let app = try buildApplication(services: services)

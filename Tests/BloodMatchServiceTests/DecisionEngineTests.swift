@@ -227,7 +227,7 @@ extension DecisionEngineTests {
                 // Within the limit the same guard gives the index.
                 let fine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger,
                                           clock: { Date().addingTimeInterval(1) })
-                let (index, _) = try await DataGuard(engine: fine).verifiedIndex(now: Self.now)
+                let index = try await DataGuard(engine: fine).verifiedIndex(now: Self.now).index
                 #expect(index.unitCount == 6)
             }
         }
@@ -297,7 +297,7 @@ extension DecisionEngineTests {
                 // guard still waits for it and fails safe.
                 await #expect(throws: APIError.self) { _ = try await guardian.verifiedIndex(now: Self.now) }
                 try await Task.sleep(for: .seconds(2))
-                let (index, _) = try await guardian.verifiedIndex(now: Self.now)
+                let index = try await guardian.verifiedIndex(now: Self.now).index
                 #expect(index.unitCount == 6)
                 kill(pid_t(pid), SIGCONT)
                 try await Database.with(test.admin, logger: test.logger) { admin in

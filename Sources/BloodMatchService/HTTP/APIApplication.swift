@@ -57,6 +57,7 @@ public final class APIServices: Sendable {
     /// Logger.
     public let logger: Logger
     let sites = SiteDirectory()
+    let expiryTables = ExpiryTables()
 
     /// Builds the services over a running pool.
     public init(configuration: APIConfiguration, database: Database, engine: DecisionEngine, planner: MatchPlanner,

@@ -65,7 +65,7 @@ public struct APIError: Error, Sendable, HTTPResponseError {
         var error: [String: Any] = ["code": code, "message": message, "field": field.map { $0 as Any } ?? NSNull()]
         if let failSafe {
             error["affected"] = failSafe.affected
-            error["since"] = ISO8601DateFormatter().string(from: failSafe.since)
+            error["since"] = iso(failSafe.since)
             error["reason"] = failSafe.reason
         }
         return ["error": error]
@@ -78,7 +78,7 @@ public struct APIError: Error, Sendable, HTTPResponseError {
 
     /// Renders the error without a request (middleware short-cuts).
     public func makeResponse() -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data = ResponseJSON.encode(body)
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
         fields[.cacheControl] = "no-store"

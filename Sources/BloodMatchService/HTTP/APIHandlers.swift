@@ -41,12 +41,13 @@ struct APIHandlers: Sendable {
             throw APIError.unableToVerify(affected: ["inventory", "decisions", "access records"], since: await services.dataGuard.failing ?? Date(),
                                           reason: "database unreachable")
         }
-        let (index, verifiedAt) = try await services.dataGuard.verifiedIndex(now: Date())
+        let verified = try await services.dataGuard.verifiedIndex(now: Date())
         if let refusal = services.recorder.refusal {
             throw APIError.unableToVerify(affected: ["access records"], since: refusal.since, reason: refusal.reason)
         }
-        return json(["status": "ready", "index_version": index.version, "index_built_at": iso(Date(timeIntervalSince1970: Double(index.builtAt))),
-                     "index_verified_at": iso(verifiedAt), "units_indexed": index.unitCount, "centres": index.centres.count])
+        let index = verified.index
+        return json(["status": "ready", "index_version": verified.version, "index_built_at": isoUTC(seconds: index.builtAt),
+                     "index_verified_at": iso(verified.verifiedAt), "units_indexed": index.unitCount, "centres": index.centres.count])
     }
 
     // MARK: GET /v1/availability
@@ -91,35 +92,47 @@ struct APIHandlers: Sendable {
 
         let now = Date()
         let destination = try await hospitalLocation(caller.hospital)
-        let (index, verifiedAt) = try await services.dataGuard.verifiedIndex(now: now)
+        let verified = try await services.dataGuard.verifiedIndex(now: now)
+        let index = verified.index
         let lookup = MatchRequest(requestID: "availability", hospitalID: caller.hospital, destination: destination, component: component,
                                   recipient: Recipient(group: group), quantity: 1, requirements: requirements, urgency: .routine)
         let (query, refused, notes) = services.planner.query(for: lookup, destination: destination)
         let seconds = Int64(now.timeIntervalSince1970)
+        // Counts come from per-index data (binary search in expiry-sorted runs), so a lookup costs
+        // about centres × groups × log(units) whatever the stock; only distance and ETA are the caller's.
+        let tables = services.expiryTables
         let stock = withSpan("index.lookup") { _ in
             index.stock(component: component, choices: query.choices.map { (group: $0.group, required: $0.required.union(query.required)) },
-                        now: seconds, destination: destination)
+                        now: seconds, destination: destination) { required in
+                tables.table(verified, component: component, required: required)
+            }
         }
         let settings = services.planner.settings
-        var centres: [[String: Any]] = []
-        for entry in stock where entry.total > 0 || entry.centre.isStale(now: seconds) {
-            let measured = services.planner.travelTimes.minutes(from: entry.centre.siteID, to: caller.hospital)
+        // Ranked first, rendered after: only the centres listed are formatted.
+        var listed: [(eta: Double, entry: CentreStock, stale: Bool)] = []
+        listed.reserveCapacity(stock.count)
+        for entry in stock {
             let stale = entry.centre.isStale(now: seconds)
+            guard entry.total > 0 || stale else { continue }
+            let measured = services.planner.travelTimes.minutes(from: entry.centre.siteID, to: caller.hospital)
+            listed.append((round1(measured ?? settings.travelMinutes(distanceKm: entry.distanceKm)), entry, stale))
+        }
+        listed.sort { ($0.eta, $0.entry.centre.siteID) < ($1.eta, $1.entry.centre.siteID) }
+        let centres: [[String: Any]] = listed.prefix(limit).map { eta, entry, stale in
             var row: [String: Any] = [
                 "centre_id": entry.centre.siteID,
                 "units_by_group": Dictionary(uniqueKeysWithValues: entry.unitsByGroup.map { ($0.key.description, $0.value) }),
                 "total_units": entry.total,
                 "distance_km": round1(entry.distanceKm),
-                "eta_minutes": round1(measured ?? settings.travelMinutes(distanceKm: entry.distanceKm)),
-                "earliest_expiry": entry.earliestExpiry.map { iso(Date(timeIntervalSince1970: Double($0))) as Any } ?? NSNull(),
-                "data_as_of": iso(Date(timeIntervalSince1970: Double(entry.centre.asOf))),
+                "eta_minutes": eta,
+                "earliest_expiry": entry.earliestExpiry.map { isoUTC(seconds: $0) as Any } ?? NSNull(),
+                "data_as_of": isoUTC(seconds: entry.centre.asOf),
                 "data_age_minutes": Int(entry.centre.dataAgeSeconds(now: seconds) / 60),
                 "stale": stale,
             ]
             if stale { row["warning"] = "stale data — confirm before dispatch" }
-            centres.append(row)
+            return row
         }
-        centres.sort { ($0["eta_minutes"] as? Double ?? 0, $0["centre_id"] as? String ?? "") < ($1["eta_minutes"] as? Double ?? 0, $1["centre_id"] as? String ?? "") }
         let body: [String: Any] = [
             "hospital_id": caller.hospital,
             "component": component.rawValue,
@@ -128,11 +141,11 @@ struct APIHandlers: Sendable {
             "acceptable_groups": query.choices.map { ["group": $0.group.description, "rank": $0.rank, "rule": $0.rule] as [String: Any] },
             "groups_refused": refused,
             "notes": notes,
-            "centres": Array(centres.prefix(limit)),
-            "centres_with_stock": centres.count,
+            "centres": centres,
+            "centres_with_stock": listed.count,
             "evaluated_at": iso(now),
-            "index_version": index.version,
-            "index_verified_at": iso(verifiedAt),
+            "index_version": verified.version,
+            "index_verified_at": iso(verified.verifiedAt),
             "counts_note": "counts of available, unexpired units in the snapshots in force; a match re-checks every unit against the database",
         ]
         var response = json(body)
@@ -329,6 +342,7 @@ struct APIHandlers: Sendable {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(),
                                           reason: "\(DataGuard.describe(error)); a retry with the same Idempotency-Key returns the reservation if it was made")
         }
+        await services.engine.heldUnitsChanged()
         switch outcome {
         case .conflict(let conflicts):
             throw APIError(.conflict, code: "units_unavailable",
@@ -375,6 +389,7 @@ struct APIHandlers: Sendable {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(),
                                           reason: "\(DataGuard.describe(error)); releasing again is safe")
         }
+        await services.engine.heldUnitsChanged()
         return json(Self.render(released))
     }
 
@@ -433,14 +448,13 @@ struct APIHandlers: Sendable {
 
 /// A JSON response with sorted keys.
 func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-    return Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
-                    body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+             body: .init(byteBuffer: ByteBuffer(bytes: ResponseJSON.encode(object))))
 }
 
 /// ISO 8601, UTC, whole seconds.
 func iso(_ date: Date) -> String {
-    Date.ISO8601FormatStyle().format(date)
+    isoUTC(seconds: Int64(date.timeIntervalSince1970.rounded(.down)))
 }
 
 /// One decimal place.

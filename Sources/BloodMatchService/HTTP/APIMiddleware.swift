@@ -85,7 +85,7 @@ struct APIMiddleware: RouterMiddleware {
             "latency_ms": Double(ServiceMetrics.nanoseconds(latency) / 10_000) / 100,
         ]
         if route == "unmatched" { payload["path"] = String(request.uri.path.prefix(256)) }
-        let json = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let json = ResponseJSON.string(payload)
         services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payloadJSON: json,
                                                       requestID: requestID, traceID: traceID, clientAddress: context.clientAddress))
         return finish(response, route: route, request: request, started: started, requestID: requestID)

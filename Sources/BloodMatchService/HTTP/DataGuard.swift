@@ -2,6 +2,20 @@ import BloodMatchCore
 import BloodMatchStore
 import Foundation
 
+/// The index as last checked against the snapshots in force.
+public struct VerifiedIndex: Sendable {
+    /// The index.
+    public var index: InventoryIndex
+    /// When the check succeeded.
+    public var verifiedAt: Date
+    /// `index.version`, computed once per check rather than once per request.
+    public var version: String
+
+    /// What identifies the index's content for caches derived from it: its snapshots, build
+    /// instant and unit count.
+    public var cacheKey: String { "\(version)/\(index.builtAt)/\(index.unitCount)" }
+}
+
 /// Answers "is the index current and the database reachable?" at most once per `interval`, so a
 /// burst of lookups costs one check. When the check fails, callers get `APIError.unableToVerify`
 /// naming the data affected and the instant the failure was first seen.
@@ -11,7 +25,7 @@ public actor DataGuard {
     public let interval: Duration
     /// How long one verification may take.
     public let deadline: Duration
-    private var verified: (index: InventoryIndex, at: ContinuousClock.Instant, wall: Date)?
+    private var verified: (answer: VerifiedIndex, at: ContinuousClock.Instant)?
     private var failingSince: Date?
     private var inFlight: (task: Task<InventoryIndex, any Error>, started: ContinuousClock.Instant)?
     /// How long a running check is waited for before a new one replaces it (a query on a
@@ -33,9 +47,9 @@ public actor DataGuard {
     /// instead of being started again by every request — until `abandonAfter`, when it is
     /// cancelled and a new check (on another pooled connection) takes its place, so one hung
     /// query cannot keep the instance "unable to verify" after the database is back.
-    public func verifiedIndex(now: Date) async throws -> (index: InventoryIndex, verifiedAt: Date) {
+    public func verifiedIndex(now: Date) async throws -> VerifiedIndex {
         if let verified, ContinuousClock.now - verified.at < interval, failingSince == nil {
-            return (verified.index, verified.wall)
+            return verified.answer
         }
         let task: Task<InventoryIndex, any Error>
         if let inFlight, ContinuousClock.now - inFlight.started < abandonAfter {
@@ -48,7 +62,7 @@ public actor DataGuard {
             task = Task {
                 let result: Result<InventoryIndex, any Error>
                 do {
-                    let index = try await engine.currentIndex(now: now)
+                    let index = try await engine.currentIndex(now: now, check: true)
                     // Availability reports expiry and data age from this host's clock: a clock the
                     // database disagrees with fails the check like a stale index does.
                     try await engine.checkClock()
@@ -61,10 +75,10 @@ public actor DataGuard {
         }
         do {
             let index = try await answerWithin(deadline) { try await task.value }
-            let wall = Date()
-            verified = (index, ContinuousClock.now, wall)
+            let answer = VerifiedIndex(index: index, verifiedAt: Date(), version: index.version)
+            verified = (answer, ContinuousClock.now)
             failingSince = nil
-            return (index, wall)
+            return answer
         } catch {
             let since = failingSince ?? Date()
             failingSince = since

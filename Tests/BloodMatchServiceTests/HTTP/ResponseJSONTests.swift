@@ -1,0 +1,43 @@
+@testable import BloodMatchService
+import Foundation
+import Testing
+
+/// The response writer gives what `JSONSerialization` (sorted keys, unescaped slashes) and
+/// `Date.ISO8601FormatStyle` give, which the API's bodies were written with before.
+struct ResponseJSONTests {
+    static func reference(_ object: Any) throws -> Any {
+        try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+    }
+
+    @Test("bodies parse to the same values as JSONSerialization's, keys in sorted order")
+    func sameAsJSONSerialization() throws {
+        let optional: String? = nil
+        let body: [String: Any] = [
+            "b": 1, "a": "x/y \"quoted\" \\ back\nline\ttab\u{01} é 🩸", "c": [1.5, 2.0, -0.25, 1e21, 12.3] as [Any],
+            "d": ["z": true, "y": false, "x": NSNull()] as [String: Any], "e": [["k": 1] as [String: Any]] as [Any],
+            "f": Int64(-9_000_000_000), "g": optional as Any, "h": ["s", "t"], "i": ["p": "q"],
+        ]
+        let ours = ResponseJSON.encode(body)
+        let parsed = try JSONSerialization.jsonObject(with: Data(ours))
+        #expect(NSDictionary(dictionary: parsed as! [String: Any]).isEqual(to: try Self.reference(body) as! [String: Any]))
+        let text = String(decoding: ours, as: UTF8.self)
+        #expect(text.hasPrefix(#"{"a":"x/y \"quoted\" \\ back\nline\ttab\u0001 é 🩸","b":1,"c":[1.5,2,-0.25,"#), "\(text)")
+        #expect(text.contains(#""g":null"#))
+        #expect(ResponseJSON.string([Double.nan, Double.infinity] as [Any]) == "[null,null]")
+    }
+
+    @Test("ISO 8601 instants equal Date.ISO8601FormatStyle's, across eras, leap days and negative instants")
+    func isoMatchesFormatStyle() {
+        var seconds: [Int64] = [0, -1, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_800_000_000, 4_102_444_800, -2_208_988_800, 253_402_300_799]
+        var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<2_000 {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            seconds.append(Int64(x >> 30) % 8_000_000_000 - 2_000_000_000)
+        }
+        for s in seconds {
+            let date = Date(timeIntervalSince1970: Double(s))
+            #expect(isoUTC(seconds: s) == Date.ISO8601FormatStyle().format(date), "\(s)")
+            #expect(iso(Date(timeIntervalSince1970: Double(s) + 0.75)) == Date.ISO8601FormatStyle().format(date), "\(s).75")
+        }
+    }
+}
