@@ -15,37 +15,6 @@ public struct CentreStock: Sendable, Hashable {
     public var total: Int { unitsByGroup.values.reduce(0, +) }
 }
 
-extension InventoryIndex {
-    /// Per-centre counts of available units of `component` in the groups of `choices` that are
-    /// unexpired at `now` and carry every attribute their choice requires, with the distance to
-    /// `destination`. Every
-    /// centre is returned (with zero units where there are none), so callers can show stale
-    /// centres too. Cost: one pass over the matching buckets; no allocation per unit.
-    public func stock(component: Component, choices: [(group: BloodGroup, required: AttributeSet)], now: Int64,
-                      destination: GeoPoint) -> [CentreStock] {
-        let target = destination.unitVector
-        var out: [CentreStock] = []
-        out.reserveCapacity(centres.count)
-        for (c, centre) in centres.enumerated() {
-            var counts: [BloodGroup: Int] = [:]
-            var earliest: Int64?
-            for (group, required) in choices {
-                var n = 0
-                for position in bucket(centre: c, component: component, group: group)
-                where expiresAt[position] > now && attributes[position] & required.rawValue == required.rawValue {
-                    n += 1
-                    earliest = min(earliest ?? expiresAt[position], expiresAt[position])
-                }
-                if n > 0 { counts[group] = n }
-            }
-            let cosine = max(-1, min(1, (centreVectors[c] * target).sum()))
-            out.append(CentreStock(centre: centre, unitsByGroup: counts, earliestExpiry: earliest,
-                                   distanceKm: acos(cosine) * GeoPoint.earthRadiusKm))
-        }
-        return out
-    }
-}
-
 /// The expiry instants of the units of one component that carry every attribute of `required`,
 /// per centre and group, each run in expiry order: what availability counts need, computed once
 /// per index (the index does not change between rebuilds) instead of walking units per request.
@@ -83,7 +52,10 @@ extension InventoryIndex {
         return ExpiryTable(component: component, required: required, starts: starts, expiries: expiries)
     }
 
-    /// The same answer as `stock(component:choices:now:destination:)`, from per-index data: a
+    /// Per-centre counts of available units of `component` in the groups of `choices` that are
+    /// unexpired at `now` and carry every attribute their choice requires, with the earliest
+    /// expiry and the distance to `destination`; every centre is returned (with zero units where
+    /// there are none), so callers can show stale centres too. From per-index data: a
     /// choice with no required attributes is counted by binary search in the index's own buckets
     /// (sorted by expiry), one with required attributes in the table `table(required)` gives,
     /// or by a walk over its bucket when that gives nil. Cost without walks: about

@@ -35,7 +35,7 @@ struct StockSummaryTests {
                     // Group-specific extra requirements mix tables of several sets in one query.
                     let choices = groups.enumerated().map { i, g in (group: g, required: i % 3 == 2 ? required.union(AttributeSet([.lowTitre])) : required) }
                     for now in [f.now - 100_000, f.now, f.now + 200_000, f.now + 900_000] {
-                        let walked = index.stock(component: component, choices: choices, now: now, destination: destination)
+                        let walked = index.walkedStock(component: component, choices: choices, now: now, destination: destination)
                         let fast = index.stock(component: component, choices: choices, now: now, destination: destination) { set in
                             set == required ? table : index.expiryTable(component: component, required: set)
                         }
@@ -62,8 +62,40 @@ struct StockSummaryTests {
         let index = InventoryIndex(centres: f.centres, units: f.units, builtAt: Date(timeIntervalSince1970: Double(f.now)))
         let wrong = index.expiryTable(component: .platelets, required: AttributeSet([.irradiated]))
         let choices = BloodGroup.all.map { (group: $0, required: AttributeSet([.irradiated])) }
-        let walked = index.stock(component: .redCells, choices: choices, now: f.now, destination: GeoPoint(latitude: 0, longitude: 0))
+        let walked = index.walkedStock(component: .redCells, choices: choices, now: f.now, destination: GeoPoint(latitude: 0, longitude: 0))
         let fast = index.stock(component: .redCells, choices: choices, now: f.now, destination: GeoPoint(latitude: 0, longitude: 0)) { _ in wrong }
         #expect(fast == walked)
+    }
+}
+
+/// The reference the per-index counts are checked against: a walk over every unit.
+extension InventoryIndex {
+    /// Per-centre counts of available units of `component` in the groups of `choices` that are
+    /// unexpired at `now` and carry every attribute their choice requires, with the distance to
+    /// `destination`. Every
+    /// centre is returned (with zero units where there are none), so callers can show stale
+    /// centres too. Cost: one pass over the matching buckets; no allocation per unit.
+    func walkedStock(component: Component, choices: [(group: BloodGroup, required: AttributeSet)], now: Int64,
+                     destination: GeoPoint) -> [CentreStock] {
+        let target = destination.unitVector
+        var out: [CentreStock] = []
+        out.reserveCapacity(centres.count)
+        for (c, centre) in centres.enumerated() {
+            var counts: [BloodGroup: Int] = [:]
+            var earliest: Int64?
+            for (group, required) in choices {
+                var n = 0
+                for position in bucket(centre: c, component: component, group: group)
+                where expiresAt[position] > now && attributes[position] & required.rawValue == required.rawValue {
+                    n += 1
+                    earliest = min(earliest ?? expiresAt[position], expiresAt[position])
+                }
+                if n > 0 { counts[group] = n }
+            }
+            let cosine = max(-1, min(1, (centreVectors[c] * target).sum()))
+            out.append(CentreStock(centre: centre, unitsByGroup: counts, earliestExpiry: earliest,
+                                   distanceKm: acos(cosine) * GeoPoint.earthRadiusKm))
+        }
+        return out
     }
 }
