@@ -21,9 +21,12 @@ run_swift_tests() {
     sleep 5; waited=$((waited + 5))
     if [ "$waited" -ge "${SWIFT_TEST_TIMEOUT_S:-900}" ]; then
       echo "HUNG: swift test made no end after ${waited} s; backtraces follow" | tee -a "$log"
-      local pids; pids=$(descendants "$driver")
-      for pid in $pids; do kill -QUIT "$pid" 2>/dev/null; done
-      sleep 20
+      local pids pid; pids=$(descendants "$driver")
+      # Only the test process: the runner and tee must stay up to carry its backtraces to the log.
+      for pid in $pids; do
+        case "$(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ')" in *.xctest*) kill -QUIT "$pid" 2>/dev/null ;; esac
+      done
+      sleep 45
       for pid in $pids "$driver"; do kill -9 "$pid" 2>/dev/null; done
       wait "$driver" 2>/dev/null
       return 124
