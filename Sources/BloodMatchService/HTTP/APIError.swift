@@ -61,14 +61,14 @@ public struct APIError: Error, Sendable, HTTPResponseError {
     }
 
     /// The JSON body.
-    public var body: [String: Any] {
-        var error: [String: Any] = ["code": code, "message": message, "field": field.map { $0 as Any } ?? NSNull()]
+    public var body: JSONValue {
+        var error: [String: JSONValue] = ["code": .string(code), "message": .string(message), "field": .nullable(field)]
         if let failSafe {
-            error["affected"] = failSafe.affected
-            error["since"] = iso(failSafe.since)
-            error["reason"] = failSafe.reason
+            error["affected"] = .strings(failSafe.affected)
+            error["since"] = .string(iso(failSafe.since))
+            error["reason"] = .string(failSafe.reason)
         }
-        return ["error": error]
+        return ["error": .object(error)]
     }
 
     /// Renders the error.

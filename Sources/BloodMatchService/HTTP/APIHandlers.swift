@@ -46,8 +46,9 @@ struct APIHandlers: Sendable {
             throw APIError.unableToVerify(affected: ["access records"], since: refusal.since, reason: refusal.reason)
         }
         let index = verified.index
-        return json(["status": "ready", "index_version": verified.version, "index_built_at": isoUTC(seconds: index.builtAt),
-                     "index_verified_at": iso(verified.verifiedAt), "units_indexed": index.unitCount, "centres": index.centres.count])
+        return json(["status": "ready", "index_version": .string(verified.version), "index_built_at": .string(isoUTC(seconds: index.builtAt)),
+                     "index_verified_at": .string(iso(verified.verifiedAt)), "units_indexed": .int(index.unitCount),
+                     "centres": .int(index.centres.count)])
     }
 
     // MARK: GET /v1/availability
@@ -118,34 +119,34 @@ struct APIHandlers: Sendable {
             listed.append((round1(measured ?? settings.travelMinutes(distanceKm: entry.distanceKm)), entry, stale))
         }
         listed.sort { ($0.eta, $0.entry.centre.siteID) < ($1.eta, $1.entry.centre.siteID) }
-        let centres: [[String: Any]] = listed.prefix(limit).map { eta, entry, stale in
-            var row: [String: Any] = [
-                "centre_id": entry.centre.siteID,
-                "units_by_group": Dictionary(uniqueKeysWithValues: entry.unitsByGroup.map { ($0.key.description, $0.value) }),
-                "total_units": entry.total,
-                "distance_km": round1(entry.distanceKm),
-                "eta_minutes": eta,
-                "earliest_expiry": entry.earliestExpiry.map { isoUTC(seconds: $0) as Any } ?? NSNull(),
-                "data_as_of": isoUTC(seconds: entry.centre.asOf),
-                "data_age_minutes": Int(entry.centre.dataAgeSeconds(now: seconds) / 60),
-                "stale": stale,
+        let centres: [JSONValue] = listed.prefix(limit).map { eta, entry, stale in
+            var row: [String: JSONValue] = [
+                "centre_id": .string(entry.centre.siteID),
+                "units_by_group": .object(Dictionary(uniqueKeysWithValues: entry.unitsByGroup.map { ($0.key.description, .int($0.value)) })),
+                "total_units": .int(entry.total),
+                "distance_km": .double(round1(entry.distanceKm)),
+                "eta_minutes": .double(eta),
+                "earliest_expiry": .nullable(entry.earliestExpiry.map { isoUTC(seconds: $0) }),
+                "data_as_of": .string(isoUTC(seconds: entry.centre.asOf)),
+                "data_age_minutes": .int(Int(entry.centre.dataAgeSeconds(now: seconds) / 60)),
+                "stale": .bool(stale),
             ]
             if stale { row["warning"] = "stale data — confirm before dispatch" }
-            return row
+            return .object(row)
         }
-        let body: [String: Any] = [
-            "hospital_id": caller.hospital,
-            "component": component.rawValue,
-            "recipient": ["abo": abo, "rhd": rhd],
-            "requirements": requirements.map(\.rawValue),
-            "acceptable_groups": query.choices.map { ["group": $0.group.description, "rank": $0.rank, "rule": $0.rule] as [String: Any] },
-            "groups_refused": refused,
-            "notes": notes,
-            "centres": centres,
-            "centres_with_stock": listed.count,
-            "evaluated_at": iso(now),
-            "index_version": verified.version,
-            "index_verified_at": iso(verified.verifiedAt),
+        let body: JSONValue = [
+            "hospital_id": .string(caller.hospital),
+            "component": .string(component.rawValue),
+            "recipient": ["abo": .string(abo), "rhd": .string(rhd)],
+            "requirements": .strings(requirements.map(\.rawValue)),
+            "acceptable_groups": .array(query.choices.map { ["group": .string($0.group.description), "rank": .int($0.rank), "rule": .string($0.rule)] }),
+            "groups_refused": .strings(refused),
+            "notes": .strings(notes),
+            "centres": .array(centres),
+            "centres_with_stock": .int(listed.count),
+            "evaluated_at": .string(iso(now)),
+            "index_version": .string(verified.version),
+            "index_verified_at": .string(iso(verified.verifiedAt)),
             "counts_note": "counts of available, unexpired units in the snapshots in force; a match re-checks every unit against the database",
         ]
         var response = json(body)
@@ -394,60 +395,60 @@ struct APIHandlers: Sendable {
     }
 
     /// A hold as the hospital sees it.
-    static func render(_ r: Reservation) -> [String: Any] {
-        var out: [String: Any] = [
-            "reservation_id": r.reservationID.uuidString.lowercased(), "hospital_id": r.hospital,
-            "held_until": iso(r.heldUntil), "created_at": iso(r.createdAt),
-            "units": r.units.map { u -> [String: Any] in
-                ["din": u.din, "centre_id": u.centre, "component": u.component, "abo": u.abo, "rhd": u.rhd,
-                 "expires_at": iso(u.expiresAt), "state": u.state]
-            },
+    static func render(_ r: Reservation) -> JSONValue {
+        var out: [String: JSONValue] = [
+            "reservation_id": .string(r.reservationID.uuidString.lowercased()), "hospital_id": .string(r.hospital),
+            "held_until": .string(iso(r.heldUntil)), "created_at": .string(iso(r.createdAt)),
+            "units": .array(r.units.map { u -> JSONValue in
+                ["din": .string(u.din), "centre_id": .string(u.centre), "component": .string(u.component), "abo": .string(u.abo),
+                 "rhd": .string(u.rhd), "expires_at": .string(iso(u.expiresAt)), "state": .string(u.state)]
+            }),
         ]
-        if let d = r.decisionID { out["decision_id"] = d.uuidString.lowercased() }
-        return out
+        if let d = r.decisionID { out["decision_id"] = .string(d.uuidString.lowercased()) }
+        return .object(out)
     }
 
     // MARK: rendering
 
     /// A decision as hospitals see it: units, centres, ETA, rationale summary; no donor data.
-    static func render(_ d: MatchDecision) -> [String: Any] {
+    static func render(_ d: MatchDecision) -> JSONValue {
         let prefix = "api:\(d.request.hospitalID ?? ""):"
         var warnings: [String] = []
         if d.includesStaleData { warnings.append("stale data — confirm before dispatch") }
         return [
-            "decision_id": d.decisionID.uuidString.lowercased(),
-            "idempotency_key": d.request.requestID.hasPrefix(prefix) ? String(d.request.requestID.dropFirst(prefix.count)) : d.request.requestID,
-            "hospital_id": d.request.hospitalID as Any? ?? NSNull(),
-            "outcome": d.outcome.rawValue,
-            "summary": d.summary,
-            "component": d.request.component.rawValue,
-            "quantity_requested": d.request.quantity,
-            "evaluated_at": iso(d.evaluatedAt),
-            "units": d.chosen.map { u -> [String: Any] in
-                ["din": u.din, "centre_id": u.centreID, "group": u.group.description, "product_code": u.productCode,
-                 "distance_km": round1(u.distanceKm), "eta_minutes": round1(u.etaMinutes),
-                 "expires_at": iso(Date(timeIntervalSince1970: Double(u.expiresAt))),
-                 "attributes": u.attributes.attributes.map(\.rawValue), "stale_centre": u.staleCentre,
-                 "data_age_minutes": Int(u.dataAgeSeconds / 60)]
-            },
-            "centres_used": d.centresUsed,
-            "split_across_centres": d.splitAcrossCentres,
-            "includes_stale_data": d.includesStaleData,
-            "warnings": warnings,
+            "decision_id": .string(d.decisionID.uuidString.lowercased()),
+            "idempotency_key": .string(d.request.requestID.hasPrefix(prefix) ? String(d.request.requestID.dropFirst(prefix.count)) : d.request.requestID),
+            "hospital_id": .nullable(d.request.hospitalID),
+            "outcome": .string(d.outcome.rawValue),
+            "summary": .string(d.summary),
+            "component": .string(d.request.component.rawValue),
+            "quantity_requested": .int(d.request.quantity),
+            "evaluated_at": .string(iso(d.evaluatedAt)),
+            "units": .array(d.chosen.map { u -> JSONValue in
+                ["din": .string(u.din), "centre_id": .string(u.centreID), "group": .string(u.group.description),
+                 "product_code": .string(u.productCode), "distance_km": .double(round1(u.distanceKm)), "eta_minutes": .double(round1(u.etaMinutes)),
+                 "expires_at": .string(isoUTC(seconds: u.expiresAt)),
+                 "attributes": .strings(u.attributes.attributes.map(\.rawValue)), "stale_centre": .bool(u.staleCentre),
+                 "data_age_minutes": .int(Int(u.dataAgeSeconds / 60))]
+            }),
+            "centres_used": .strings(d.centresUsed),
+            "split_across_centres": .bool(d.splitAcrossCentres),
+            "includes_stale_data": .bool(d.includesStaleData),
+            "warnings": .strings(warnings),
             "rationale": [
-                "acceptable_groups": d.rulesApplied.map { ["group": $0.group.description, "rank": $0.rank, "rule": $0.rule] as [String: Any] },
-                "groups_refused": d.groupsRefused,
-                "requirement_notes": d.requirementNotes,
-                "rejected": d.rejected.prefix(10).map { ["centre_id": $0.centreID, "reason": $0.reason.rawValue, "count": $0.count] as [String: Any] },
-            ] as [String: Any],
-            "policy_version": d.policyVersion,
-            "index_version": d.indexVersion as Any? ?? NSNull(),
+                "acceptable_groups": .array(d.rulesApplied.map { ["group": .string($0.group.description), "rank": .int($0.rank), "rule": .string($0.rule)] }),
+                "groups_refused": .strings(d.groupsRefused),
+                "requirement_notes": .strings(d.requirementNotes),
+                "rejected": .array(d.rejected.prefix(10).map { ["centre_id": .string($0.centreID), "reason": .string($0.reason.rawValue), "count": .int($0.count)] }),
+            ],
+            "policy_version": .string(d.policyVersion),
+            "index_version": .nullable(d.indexVersion),
         ]
     }
 }
 
 /// A JSON response with sorted keys.
-func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+func json(_ object: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
     Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
              body: .init(byteBuffer: ByteBuffer(bytes: ResponseJSON.encode(object))))
 }

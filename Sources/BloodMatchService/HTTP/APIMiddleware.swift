@@ -79,13 +79,13 @@ struct APIMiddleware: RouterMiddleware {
         }
         let latency = ContinuousClock.now - started
         let outcome = response.headers[Self.outcomeHeader] ?? (response.status.code < 400 ? "ok" : "refused")
-        var payload: [String: Any] = [
-            "key_id": caller.map { $0.keyID as Any } ?? NSNull(), "method": request.method.rawValue,
-            "parameters": Self.parameters(request), "status": Int(response.status.code), "outcome": outcome,
-            "latency_ms": Double(ServiceMetrics.nanoseconds(latency) / 10_000) / 100,
+        var payload: [String: JSONValue] = [
+            "key_id": .nullable(caller?.keyID), "method": .string(request.method.rawValue),
+            "parameters": .object(Self.parameters(request).mapValues { .string($0) }), "status": .int(response.status.code),
+            "outcome": .string(outcome), "latency_ms": .double(Double(ServiceMetrics.nanoseconds(latency) / 10_000) / 100),
         ]
-        if route == "unmatched" { payload["path"] = String(request.uri.path.prefix(256)) }
-        let json = ResponseJSON.string(payload)
+        if route == "unmatched" { payload["path"] = .string(String(request.uri.path.prefix(256))) }
+        let json = ResponseJSON.string(.object(payload))
         services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payloadJSON: json,
                                                       requestID: requestID, traceID: traceID, clientAddress: context.clientAddress))
         return finish(response, route: route, request: request, started: started, requestID: requestID)

@@ -1,15 +1,12 @@
 import Foundation
 
-/// Writes the API's response bodies: JSON with sorted keys and unescaped slashes, the same text
-/// `JSONSerialization` gives for these values, without its per-call bridging through `NSDictionary`
-/// (measured as a large share of a lookup's CPU time under load).
-///
-/// Accepts `String`, `Substring`, `Bool`, `Int`, `Int64`, `Double`, `NSNull`, `[Any]`,
-/// `[String: Any]` and optionals of these (nil is `null`); anything else is written as `null`.
-/// Non-finite doubles are written as `null`.
+/// Writes the API's response bodies and access-record payloads from `JSONValue`: JSON with sorted
+/// keys and unescaped slashes, the text `JSONSerialization` gives for the same values (checked in
+/// the tests). Typed values, not `Any`: dynamic casts and `NSDictionary` bridging were measured as
+/// a large share of a lookup's CPU time under load.
 enum ResponseJSON {
     /// The UTF-8 bytes of `value`.
-    static func encode(_ value: Any) -> [UInt8] {
+    static func encode(_ value: JSONValue) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(1024)
         write(value, to: &out)
@@ -17,47 +14,34 @@ enum ResponseJSON {
     }
 
     /// `value` as a string.
-    static func string(_ value: Any) -> String {
+    static func string(_ value: JSONValue) -> String {
         String(decoding: encode(value), as: UTF8.self)
     }
 
-    static func write(_ value: Any, to out: inout [UInt8]) {
+    static func write(_ value: JSONValue, to out: inout [UInt8]) {
         switch value {
-        case let s as String: writeString(s, to: &out)
-        case let s as Substring: writeString(String(s), to: &out)
-        case let b as Bool: out.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
-        case let n as Int: out.append(contentsOf: String(n).utf8)
-        case let n as Int64: out.append(contentsOf: String(n).utf8)
-        case let n as Int32: out.append(contentsOf: String(n).utf8)
-        case let n as UInt64: out.append(contentsOf: String(n).utf8)
-        case let d as Double:
-            if d.isFinite {
-                out.append(contentsOf: (d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)).utf8)
-            } else {
-                out.append(contentsOf: "null".utf8)
-            }
-        case let object as [String: Any]:
+        case .string(let s): writeString(s, to: &out)
+        case .number(let text): out.append(contentsOf: text.utf8)
+        case .bool(let b): out.append(contentsOf: b ? "true".utf8 : "false".utf8)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .object(let members):
             out.append(UInt8(ascii: "{"))
             var first = true
-            for key in object.keys.sorted() {
+            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 writeString(key, to: &out)
                 out.append(UInt8(ascii: ":"))
-                write(object[key]!, to: &out)
+                write(member, to: &out)
             }
             out.append(UInt8(ascii: "}"))
-        case let array as [Any]:
+        case .array(let items):
             out.append(UInt8(ascii: "["))
-            for (i, item) in array.enumerated() {
+            for (i, item) in items.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 write(item, to: &out)
             }
             out.append(UInt8(ascii: "]"))
-        case let optional as OptionalProtocol:
-            if let wrapped = optional.wrapped { write(wrapped, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        default:
-            out.append(contentsOf: "null".utf8)
         }
     }
 
@@ -65,6 +49,12 @@ enum ResponseJSON {
 
     static func writeString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copy them whole.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out.append(contentsOf: s.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in s.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
@@ -84,18 +74,38 @@ enum ResponseJSON {
     }
 }
 
-/// Lets `ResponseJSON` see through `Optional` values stored as `Any`.
-private protocol OptionalProtocol {
-    var wrapped: Any? { get }
-}
-
-extension Optional: OptionalProtocol {
-    fileprivate var wrapped: Any? {
-        switch self {
-        case .some(let value): return value
-        case .none: return nil
-        }
+/// Building response values: literals for constants, and the number forms the API writes.
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral {
+    /// A string constant.
+    public init(stringLiteral value: String) { self = .string(value) }
+    /// `true` or `false`.
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// A whole-number constant.
+    public init(integerLiteral value: Int) { self = .number(String(value)) }
+    /// An array of values.
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// An object; a repeated key keeps its last value.
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
+    /// `null`.
+    public init(nilLiteral: ()) { self = .null }
+
+    /// A whole number.
+    public static func int(_ n: some BinaryInteger) -> JSONValue { .number(String(n)) }
+
+    /// A number as `JSONSerialization` writes it: whole values without a fraction, non-finite as `null`.
+    public static func double(_ d: Double) -> JSONValue {
+        guard d.isFinite else { return .null }
+        return .number(d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d))
+    }
+
+    /// A string, or `null` when absent.
+    public static func nullable(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
+
+    /// An array of strings.
+    public static func strings(_ list: some Sequence<String>) -> JSONValue { .array(list.map { .string($0) }) }
 }
 
 /// ISO 8601 in UTC with whole seconds (`2026-11-29T07:00:00Z`), the form `Date.ISO8601FormatStyle`

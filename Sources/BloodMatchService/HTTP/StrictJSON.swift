@@ -1,4 +1,5 @@
-/// A JSON value read by `StrictJSON`: objects keep their keys, numbers keep their text.
+/// A JSON value: read by `StrictJSON` from request bodies (objects keep their keys, numbers keep
+/// their text) and written by `ResponseJSON` for responses and access records.
 public enum JSONValue: Sendable, Hashable {
     /// An object (duplicate member names are refused while reading).
     case object([String: JSONValue])

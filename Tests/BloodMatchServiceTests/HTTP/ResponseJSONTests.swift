@@ -11,19 +11,28 @@ struct ResponseJSONTests {
 
     @Test("bodies parse to the same values as JSONSerialization's, keys in sorted order")
     func sameAsJSONSerialization() throws {
-        let optional: String? = nil
-        let body: [String: Any] = [
-            "b": 1, "a": "x/y \"quoted\" \\ back\nline\ttab\u{01} é 🩸", "c": [1.5, 2.0, -0.25, 1e21, 12.3] as [Any],
-            "d": ["z": true, "y": false, "x": NSNull()] as [String: Any], "e": [["k": 1] as [String: Any]] as [Any],
-            "f": Int64(-9_000_000_000), "g": optional as Any, "h": ["s", "t"], "i": ["p": "q"],
+        let text = "x/y \"quoted\" \\ back\nline\ttab\u{01} é 🩸"
+        let body: JSONValue = [
+            "b": 1, "a": .string(text), "c": .array([1.5, 2.0, -0.25, 1e21, 12.3].map { JSONValue.double($0) }),
+            "d": ["z": true, "y": false, "x": nil], "e": [["k": 1]],
+            "f": .int(Int64(-9_000_000_000)), "g": .nullable(nil), "h": .strings(["s", "t"]), "i": ["p": "q"],
+            "j": .string("plain ascii, no escapes"),
+        ]
+        let same: [String: Any] = [
+            "b": 1, "a": text, "c": [1.5, 2.0, -0.25, 1e21, 12.3], "d": ["z": true, "y": false, "x": NSNull()] as [String: Any],
+            "e": [["k": 1]], "f": Int64(-9_000_000_000), "g": NSNull(), "h": ["s", "t"], "i": ["p": "q"],
+            "j": "plain ascii, no escapes",
         ]
         let ours = ResponseJSON.encode(body)
         let parsed = try JSONSerialization.jsonObject(with: Data(ours))
-        #expect(NSDictionary(dictionary: parsed as! [String: Any]).isEqual(to: try Self.reference(body) as! [String: Any]))
-        let text = String(decoding: ours, as: UTF8.self)
-        #expect(text.hasPrefix(#"{"a":"x/y \"quoted\" \\ back\nline\ttab\u0001 é 🩸","b":1,"c":[1.5,2,-0.25,"#), "\(text)")
-        #expect(text.contains(#""g":null"#))
-        #expect(ResponseJSON.string([Double.nan, Double.infinity] as [Any]) == "[null,null]")
+        #expect(NSDictionary(dictionary: parsed as! [String: Any]).isEqual(to: try Self.reference(same) as! [String: Any]))
+        let written = String(decoding: ours, as: UTF8.self)
+        #expect(written.hasPrefix(#"{"a":"x/y \"quoted\" \\ back\nline\ttab\u0001 é 🩸","b":1,"c":[1.5,2,-0.25,"#), "\(written)")
+        #expect(written.contains(#""g":null"#))
+        #expect(written.hasSuffix(#""j":"plain ascii, no escapes"}"#))
+        #expect(ResponseJSON.string(.array([.double(.nan), .double(.infinity)])) == "[null,null]")
+        // The strict reader reads back what the writer wrote.
+        #expect(try StrictJSON().parse(ours) == body)
     }
 
     @Test("ISO 8601 instants equal Date.ISO8601FormatStyle's, across eras, leap days and negative instants")
