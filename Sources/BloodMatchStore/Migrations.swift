@@ -23,7 +23,7 @@ public struct Migration: Sendable, Hashable {
         self.version = version
         self.name = String(fileName[fileName.index(after: underscore)...].dropLast(4))
         self.sql = sql
-        self.checksum = SHA256.hash(data: contents).map { String(format: "%02x", $0) }.joined()
+        self.checksum = SHA256.hash(data: contents).lowercaseHex
     }
 
     /// The migrations shipped with this build, in version order.

@@ -71,7 +71,7 @@ public struct APIKeyToken: Sendable, Hashable {
         let secretBytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let secret = Data(secretBytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return APIKeyToken(keyID: idBytes.map { String(format: "%02x", $0) }.joined(), secret: secret)
+        return APIKeyToken(keyID: idBytes.lowercaseHex, secret: secret)
     }
 
     /// The full bearer token.
@@ -82,7 +82,7 @@ public struct APIKeyToken: Sendable, Hashable {
 
     /// SHA-256 of a string, hex.
     public static func sha256Hex(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(text.utf8)).lowercaseHex
     }
 
     /// Compares two hex digests in time independent of where they differ.

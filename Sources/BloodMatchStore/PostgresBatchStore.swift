@@ -228,6 +228,6 @@ public struct PostgresBatchStore: Sendable {
 
     /// SHA-256 of a shipment's sorted DINs: what the reservation holds.
     static func fingerprint(_ dins: [String]) -> String {
-        SHA256.hash(data: Data(dins.sorted().joined(separator: ",").utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(dins.sorted().joined(separator: ",").utf8)).lowercaseHex
     }
 }

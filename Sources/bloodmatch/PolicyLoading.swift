@@ -54,7 +54,7 @@ func recordConfiguration(_ db: Database, policyPath: String, policyVersion: Stri
     let log = PostgresAuditLog(database: db)
     for (name, path, version) in files {
         guard let data = FileManager.default.contents(atPath: path) else { continue }
-        let sha = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let sha = SHA256.hash(data: data).lowercaseHex
         try await log.recordConfiguration(name: name, path: path, sha256: sha, version: version, actor: actor)
     }
 }

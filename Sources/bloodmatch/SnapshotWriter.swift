@@ -1,4 +1,5 @@
 import BloodMatchCore
+import BloodMatchStore
 import Crypto
 import Foundation
 
@@ -59,7 +60,7 @@ enum SnapshotWriter {
 
     /// The control record that vouches for a snapshot file's completeness.
     static func controlRecord(centre: String, asOf: Date, csv: Data, rowCount: Int) -> Data {
-        let sha = SHA256.hash(data: csv).map { String(format: "%02x", $0) }.joined()
+        let sha = SHA256.hash(data: csv).lowercaseHex
         let json = """
         {
           "format": "bloodmatch-inventory/1",
