@@ -53,11 +53,11 @@ public struct EngineAnswer: Sendable {
 
 /// Answers match requests: proposal from the index, truth from PostgreSQL, one recorded decision.
 ///
-/// 1. A request id already answered returns the original decision.
-/// 2. The index must name the snapshots in force; otherwise it is rebuilt from the database.
-/// 3. The chosen units are re-checked against the database (reserved, removed or held since the
+/// 1. The index must name the snapshots in force; otherwise it is rebuilt from the database.
+/// 2. The chosen units are re-checked against the database (reserved, removed or held since the
 ///    index was built are excluded and the search runs again).
-/// 4. The decision and its units are written in one transaction before the answer is given.
+/// 3. The decision and its units are written in one statement before the answer is given; a
+///    request id already answered returns the original decision instead.
 /// Any failure of the database or the index gives `unable_to_verify`, never "no units".
 public actor DecisionEngine {
     let database: Database
@@ -148,16 +148,9 @@ public actor DecisionEngine {
             throw MatchRequestError(field: "quantity", value: "\(request.quantity)", reason: "must be 1…\(MatchRequest.maximumQuantity)")
         }
         let deadline = databaseDeadline
-        do {
-            if let existing = try await withDeadline(deadline, { [database] in
-                try await PostgresDecisionStore(database: database).find(requestID: request.requestID)
-            }) {
-                return EngineAnswer(decision: try Self.decode(existing), recorded: true, isNew: false)
-            }
-        } catch let error where isConnectionFailure(error) {
-            return unverified(request, reason: "database unavailable (\(serverMessage(error)))", now: now)
-        }
-
+        // A request id answered before is found when its decision is written (the request id is
+        // unique): the original is returned then, and this evaluation is discarded. New requests,
+        // nearly all of them, save the round trip a look-up first would cost.
         let id = UUID()
         // The host's clock decides what is expired and how old each centre's data is: if it
         // disagrees with the database's by more than the limit, nothing it says can be trusted.
@@ -263,6 +256,12 @@ public actor DecisionEngine {
             if span.isRecording { span.attributes["bloodmatch.index_rebuilt"] = rebuilt }
             return index
         }
+    }
+
+    /// The index checked against the snapshots in force now, rebuilt (and installed) when it no
+    /// longer names them; `rebuilt` says whether it was.
+    func indexCheckedAgainstSnapshots(now: Date) async throws -> (index: InventoryIndex, rebuilt: Bool) {
+        try await currentIndexUntraced(now: now, check: true)
     }
 
     private func currentIndexUntraced(now: Date, check: Bool) async throws -> (InventoryIndex, Bool) {

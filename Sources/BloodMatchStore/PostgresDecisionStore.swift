@@ -90,29 +90,12 @@ public struct PostgresDecisionStore: Sendable {
             do {
                 // One statement (atomic on its own): the decision, its units and its event in one round
                 // trip, so the audit chain's lock is held for the statement only, not for a
-                // BEGIN…COMMIT conversation.
-                let u = decision.units
-                let payload = #"{"request_id":\#(jsonString(decision.requestID)),"outcome":"\#(decision.outcome)","units":\#(u.filter(\.chosen).count)}"#
+                // BEGIN…COMMIT conversation. Prepared once per connection: planning it took longer
+                // than running it.
                 var recordedAt = Date()
-                for try await (recorded,) in try await database.client.query("""
-                    WITH d AS (
-                      INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
-                        policy_version, index_version, evaluated_at, trace_id)
-                      VALUES (\(decision.decisionID), \(decision.requestID), \(decision.hospital), \(decision.requestedBy),
-                        \(decision.outcome), \(decision.requestJSON)::jsonb, \(decision.rationaleJSON)::jsonb,
-                        \(decision.policyVersion), \(decision.indexVersion), \(decision.evaluatedAt), \(decision.traceID))
-                      RETURNING decision_id, recorded_at
-                    ), units AS (
-                      INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason)
-                      SELECT d.decision_id, x.* FROM d, unnest(\(u.map(\.rank))::int[], \(u.map(\.din))::text[],
-                        \(u.map(\.centre))::text[], \(u.map(\.chosen))::bool[], \(u.map(\.reason))::text[]) AS x
-                    ), event AS (
-                      INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
-                      SELECT \(decision.requestedBy), 'decision.made', \("decision:" + decision.decisionID.uuidString.lowercased()),
-                        \(payload)::jsonb, \(decision.requestID), \(decision.traceID) FROM d
-                    )
-                    SELECT recorded_at FROM d
-                    """, logger: logger).decode((Date,).self) { recordedAt = recorded }
+                for try await recorded in try await database.client.execute(RecordDecisionStatement(decision), logger: logger) {
+                    recordedAt = recorded
+                }
                 var stored = decision
                 stored.recordedAt = recordedAt
                 return (stored, true)
@@ -161,4 +144,60 @@ public struct PostgresDecisionStore: Sendable {
         }
         return decision
     }
+}
+
+/// The decision, its units and its `decision.made` event in one statement, returning the
+/// database's `recorded_at`. Parameter types are stated, so the plan is made once per connection.
+struct RecordDecisionStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH d AS (
+          INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
+            policy_version, index_version, evaluated_at, trace_id)
+          VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11)
+          RETURNING decision_id, recorded_at
+        ), units AS (
+          INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason)
+          SELECT d.decision_id, x.* FROM d, unnest($12::int[], $13::text[], $14::text[], $15::bool[], $16::text[]) AS x
+        ), event AS (
+          INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
+          SELECT $4, 'decision.made', $17, $18::jsonb, $2, $11 FROM d
+        )
+        SELECT recorded_at FROM d
+        """
+    static let bindingDataTypes: [PostgresDataType] = [
+        .uuid, .text, .text, .text, .text, .text, .text, .text, .text, .timestamptz, .text,
+        .int8Array, .textArray, .textArray, .boolArray, .textArray, .text, .text,
+    ]
+    typealias Row = Date
+
+    let decision: StoredDecision
+    init(_ decision: StoredDecision) { self.decision = decision }
+
+    func makeBindings() throws -> PostgresBindings {
+        let d = decision
+        let u = d.units
+        let payload = #"{"request_id":\#(jsonString(d.requestID)),"outcome":"\#(d.outcome)","units":\#(u.filter(\.chosen).count)}"#
+        var b = PostgresBindings(capacity: 18)
+        b.append(d.decisionID)
+        b.append(d.requestID)
+        b.append(d.hospital)
+        b.append(d.requestedBy)
+        b.append(d.outcome)
+        b.append(d.requestJSON)
+        b.append(d.rationaleJSON)
+        b.append(d.policyVersion)
+        b.append(d.indexVersion)
+        b.append(d.evaluatedAt)
+        b.append(d.traceID)
+        b.append(u.map(\.rank))
+        b.append(u.map(\.din))
+        b.append(u.map(\.centre))
+        b.append(u.map(\.chosen))
+        b.append(u.map(\.reason))
+        b.append("decision:" + d.decisionID.uuidString.lowercased())
+        b.append(payload)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Date { try row.decode(Date.self) }
 }

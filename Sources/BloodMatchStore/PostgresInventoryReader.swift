@@ -153,14 +153,35 @@ public struct PostgresInventoryReader: Sendable {
         try await database.observe("inventory.recheck_units") {
             guard !dins.isEmpty else { return [] }
             var available: Set<String> = []
-            for try await (din,) in try await database.client.query("""
-                SELECT u.din FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
-                WHERE u.din = ANY(\(dins)) AND u.status = 'AVAILABLE'
-                  AND NOT EXISTS (SELECT 1 FROM reservation_units r JOIN reservations h USING (reservation_id)
-                              WHERE r.din = u.din AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())))
-                GROUP BY u.din HAVING count(*) = 1
-                """, logger: database.logger).decode((String,).self) { available.insert(din) }
+            for try await din in try await database.client.execute(RecheckUnitsStatement(dins: dins), logger: database.logger) {
+                available.insert(din)
+            }
             return Set(dins).subtracting(available)
         }
     }
+}
+
+/// The DINs, among those given, that are available in the snapshots in force and not held or
+/// issued (a DIN in two snapshots in force is ambiguous and counts as unavailable). Prepared once
+/// per connection: planning it took six times as long as running it.
+struct RecheckUnitsStatement: PostgresPreparedStatement {
+    static let sql = """
+        SELECT u.din FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
+        WHERE u.din = ANY($1::text[]) AND u.status = 'AVAILABLE'
+          AND NOT EXISTS (SELECT 1 FROM reservation_units r JOIN reservations h USING (reservation_id)
+                      WHERE r.din = u.din AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())))
+        GROUP BY u.din HAVING count(*) = 1
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.textArray]
+    typealias Row = String
+
+    let dins: [String]
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 1)
+        b.append(dins)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
 }
