@@ -18,6 +18,7 @@ extension ServiceMetrics {
         if let skew = clockSkew { gauge("bloodmatch_clock_skew_seconds", skew) }
         if let index {
             gauge("bloodmatch_index_age_seconds", now.timeIntervalSince1970 - Double(index.builtAt))
+            gauge("bloodmatch_index_units", Double(index.unitCount))
             if let newest = health?.newestSnapshotLoadedAt {
                 gauge("bloodmatch_index_behind_seconds", max(0, newest - Double(index.builtAt)))
             }
@@ -62,7 +63,8 @@ extension ServiceMetrics {
         }
     }
 
-    /// One index rebuild by the refresher: its duration and size.
+    /// One index rebuild by the refresher: its duration and size (the size is also published
+    /// with the index's age on every collection).
     public func indexRebuilt(_ index: InventoryIndex, duration: Duration) {
         Gauge(label: "bloodmatch_index_build_duration_seconds", dimensions: [], factory: factory)
             .record(Double(Self.nanoseconds(duration)) / 1e9)

@@ -34,8 +34,10 @@ public struct IndexRefresher: Sendable {
                 try await database.client.withConnection { conn in
                     let notifications = try await conn.listen("bloodmatch_snapshots")
                     backoff = .milliseconds(200)
-                    // Catch up on anything that landed while not listening.
-                    try await rebuild()
+                    // Catch up on anything that landed while not listening: rebuilt only when the
+                    // index no longer names the snapshots in force (a current preloaded index is
+                    // kept, saving a full read of the stock at every start).
+                    try await rebuild(onlyIfOutOfDate: true)
                     var pending = false
                     for try await notification in notifications {
                         logger.debug("snapshot swapped", metadata: ["payload": "\(notification.payload)"])
@@ -57,12 +59,19 @@ public struct IndexRefresher: Sendable {
         }
     }
 
-    private func rebuild() async throws {
+    private func rebuild(onlyIfOutOfDate: Bool = false) async throws {
         // A root span: a rebuild answers a notification, not a request.
         try await withSpan("index.refresh", context: .topLevel) { _ in
             let started = ContinuousClock.now
-            let index = try await PostgresInventoryReader(database: database).buildIndex(now: Date())
-            await engine.install(index)
+            let index: InventoryIndex
+            if onlyIfOutOfDate {
+                let (current, rebuilt) = try await engine.indexCheckedAgainstSnapshots(now: Date())
+                guard rebuilt else { return }
+                index = current
+            } else {
+                index = try await PostgresInventoryReader(database: database).buildIndex(now: Date())
+                await engine.install(index)
+            }
             let elapsed = ContinuousClock.now - started
             onRebuild(index, elapsed)
             database.logger.info("index rebuilt", metadata: [
