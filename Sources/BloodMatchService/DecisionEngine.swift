@@ -188,7 +188,7 @@ public actor DecisionEngine {
             return unverified(request, reason: "database unavailable (\(serverMessage(error)))", now: now)
         }
         do {
-            let record = try Self.encode(decision, requestedBy: requestedBy, traceID: traceID)
+            let record = try await Self.encodeOffActor(decision, requestedBy: requestedBy, traceID: traceID)
             let (stored, isNew) = try await withDeadline(deadline) { [database] in
                 try await PostgresDecisionStore(database: database).record(record)
             }
@@ -215,14 +215,14 @@ public actor DecisionEngine {
         }
         var excluded: Set<String> = []
         var (query, refused, notes) = planner.query(for: request, destination: destination, excluded: held)
-        var match = withSpan("match.compute") { _ in planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970)) }
+        var match = await Self.compute(planner, index, query, now: now)
         var clean = false
         for _ in 0..<8 {
             let gone = try await reader.unavailable(dins: match.chosen.map(\.din))
             if gone.isEmpty { clean = true; break }
             excluded.formUnion(gone)
             (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded.union(held))
-            match = withSpan("match.compute") { _ in planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970)) }
+            match = await Self.compute(planner, index, query, now: now)
         }
         guard clean else {
             // Never answer with units the database says are gone.
@@ -233,6 +233,19 @@ public actor DecisionEngine {
         }
         return planner.decision(id: id, request: request, destination: destination, query: query, refused: refused,
                                 notes: notes, match: match, index: index, now: now)
+    }
+
+    /// The search itself, off the actor: it reads only the immutable index, so concurrent
+    /// decisions search in parallel instead of queueing behind one another.
+    @concurrent
+    private static func compute(_ planner: MatchPlanner, _ index: InventoryIndex, _ query: UnitQuery, now: Date) async -> UnitMatch {
+        withSpan("match.compute") { _ in planner.matcher(for: index).match(query, now: Int64(now.timeIntervalSince1970)) }
+    }
+
+    /// `encode`, off the actor (the rationale's JSON is the largest share of a decision's CPU time).
+    @concurrent
+    private static func encodeOffActor(_ decision: MatchDecision, requestedBy: String, traceID: String?) async throws -> StoredDecision {
+        try encode(decision, requestedBy: requestedBy, traceID: traceID)
     }
 
     /// Measures this host's clock against the database's (recorded as `lastClockSkew`); throws

@@ -144,7 +144,8 @@ public struct PostgresHealthReader: Sendable {
                     for try await (seq,) in try await conn.query("SELECT chain_seq FROM audit_head", logger: logger).decode((Int64,).self) { head = seq }
                     var checkpointAt: Double?
                     for try await (t,) in try await conn.query("""
-                        SELECT extract(epoch FROM max(occurred_at))::float8 FROM event_log WHERE action = 'audit.checkpoint'
+                        SELECT extract(epoch FROM occurred_at)::float8 FROM event_log WHERE action = 'audit.checkpoint'
+                        ORDER BY chain_seq DESC LIMIT 1
                         """, logger: logger).decode((Double?,).self) { checkpointAt = t }
                     var verification: (Bool, Double)?
                     for try await (ok, t) in try await conn.query("""
