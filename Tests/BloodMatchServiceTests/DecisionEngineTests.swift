@@ -272,8 +272,13 @@ extension DecisionEngineTests {
             try await Self.seed(test)
             try await test.with(.app) { db in
                 let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger)
+                // abandonAfter is long enough that the steps before the second check (lock, find
+                // the backend, stop it) end inside it even on a loaded machine: with 2 s, one CI
+                // run took longer, the check was replaced early and answered.
+                let abandonAfter = Duration.seconds(10)
                 let guardian = DataGuard(engine: engine, interval: .milliseconds(1), deadline: .milliseconds(500),
-                                         abandonAfter: .seconds(2))
+                                         abandonAfter: abandonAfter)
+                let checkStarted = ContinuousClock.now
                 let stopped: Int32? = try await test.with(.owner) { owner in
                     try await owner.client.withTransaction(logger: owner.logger) { conn -> Int32? in
                         try await conn.query("LOCK TABLE bm.centre_status IN ACCESS EXCLUSIVE MODE", logger: owner.logger)
@@ -295,8 +300,9 @@ extension DecisionEngineTests {
                 defer { kill(pid_t(pid), SIGCONT) }
                 // The lock is gone, but the stopped backend never answers: within abandonAfter the
                 // guard still waits for it and fails safe.
+                try #require(ContinuousClock.now - checkStarted < abandonAfter, "the machine took longer than abandonAfter to stop the backend")
                 await #expect(throws: APIError.self) { _ = try await guardian.verifiedIndex(now: Self.now) }
-                try await Task.sleep(for: .seconds(2))
+                try await Task.sleep(until: checkStarted + abandonAfter + .milliseconds(200))
                 let index = try await guardian.verifiedIndex(now: Self.now).index
                 #expect(index.unitCount == 6)
                 kill(pid_t(pid), SIGCONT)
