@@ -41,11 +41,14 @@ public final class APIKeyAuthenticator: Sendable {
     }
 
     private let cache = Mutex<[String: Entry]>([:])
+    private let clock: @Sendable () -> ContinuousClock.Instant
 
-    /// Creates an authenticator.
-    public init(lookup: any APIKeyLookup, cacheTTL: Duration = .seconds(5)) {
+    /// Creates an authenticator; `clock` measures cache ages (tests pass their own).
+    public init(lookup: any APIKeyLookup, cacheTTL: Duration = .seconds(5),
+                clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.lookup = lookup
         self.cacheTTL = cacheTTL
+        self.clock = clock
     }
 
     /// The caller, or an `APIError` (401 for a missing/malformed/unknown/wrong/expired/revoked
@@ -71,7 +74,7 @@ public final class APIKeyAuthenticator: Sendable {
     }
 
     private func record(keyID: String) async throws -> APIKeyRecord? {
-        let now = ContinuousClock.now
+        let now = clock()
         let (cached, refresh): (Entry?, Bool) = cache.withLock { cache in
             guard var entry = cache[keyID], now - entry.fetchedAt < cacheTTL else { return (nil, false) }
             let due = !entry.refreshing && now - entry.fetchedAt >= cacheTTL / 2
@@ -99,7 +102,7 @@ public final class APIKeyAuthenticator: Sendable {
 
     /// Reads the record and caches it with the instant the read started.
     private func fetch(keyID: String) async throws -> APIKeyRecord? {
-        let started = ContinuousClock.now
+        let started = clock()
         let fresh = try await answerWithin(.seconds(2)) { [lookup] in try await lookup.find(keyID: keyID) }
         cache.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }

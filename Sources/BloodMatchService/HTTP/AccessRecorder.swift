@@ -32,16 +32,23 @@ public final class AccessRecorder: Service, Sendable {
     public let batchSize: Int
     /// Longest wait before queued records are written.
     public let interval: Duration
+    /// Longest a batch's write is waited for. A write that does not answer (a connection to a
+    /// frozen or vanished server can hang until TCP gives up) counts as failed: new requests are
+    /// refused and the batch is written again later. Records are therefore written at least once;
+    /// a write that answered too late but had landed leaves its records twice, with the same
+    /// request ids, rather than none.
+    public let writeDeadline: Duration
     private let state = Mutex(State())
 
     /// Creates a recorder.
     public init(writer: @escaping Writer, logger: Logger, capacity: Int = 20_000, batchSize: Int = 500,
-                interval: Duration = .milliseconds(200)) {
+                interval: Duration = .milliseconds(200), writeDeadline: Duration = .seconds(10)) {
         self.writer = writer
         self.logger = logger
         self.capacity = capacity
         self.batchSize = batchSize
         self.interval = interval
+        self.writeDeadline = writeDeadline
     }
 
     /// A promise to record one request.
@@ -90,7 +97,7 @@ public final class AccessRecorder: Service, Sendable {
             let batch = state.withLock { Array($0.pending.prefix(batchSize)) }
             if batch.isEmpty { return true }
             do {
-                try await writer(batch)
+                try await withDeadline(writeDeadline) { [writer] in try await writer(batch) }
                 let recovered: Date? = state.withLock { s in
                     s.pending.removeFirst(batch.count)
                     s.written += batch.count
@@ -101,7 +108,7 @@ public final class AccessRecorder: Service, Sendable {
                     logger.notice("access records are being written again", metadata: ["failing_since": "\(recovered)"])
                 }
             } catch {
-                let message = serverMessage(error)
+                let message = error is DeadlineExceededError ? "no answer from the database within \(writeDeadline)" : serverMessage(error)
                 state.withLock { s in
                     if s.failingSince == nil { s.failingSince = Date() }
                     s.lastError = message

@@ -5,9 +5,10 @@ import Synchronization
 import Testing
 
 /// The key cache: one read per key per TTL under steady use, a background read ahead of expiry,
-/// and a revocation honoured within the TTL.
+/// and a revocation honoured within the TTL. Cache ages are measured on a clock the test moves,
+/// so a loaded machine cannot change what is checked.
 struct APIKeyAuthenticatorTests {
-    /// Key records in memory, counting reads; `revoke` and `failing` change what later reads see.
+    /// Key records in memory, counting reads; `revoke` and `fail` change what later reads see.
     final class Lookup: APIKeyLookup {
         let state: Mutex<(records: [String: APIKeyRecord], reads: Int, failing: Bool)>
         init(_ record: APIKeyRecord) { state = Mutex(([record.keyID: record], 0, false)) }
@@ -23,6 +24,14 @@ struct APIKeyAuthenticatorTests {
         func fail(_ failing: Bool) { state.withLock { $0.failing = failing } }
     }
 
+    /// A clock that moves only when told.
+    final class ManualClock: Sendable {
+        let start = ContinuousClock.now
+        let offset = Mutex(Duration.zero)
+        func now() -> ContinuousClock.Instant { start + offset.withLock { $0 } }
+        func advance(to elapsed: Duration) { offset.withLock { $0 = elapsed } }
+    }
+
     static func key() -> (APIKeyToken, APIKeyRecord) {
         let token = APIKeyToken.generate()
         let record = APIKeyRecord(keyID: token.keyID, hospital: "H0001", secretSHA256: token.secretSHA256, label: "test",
@@ -30,54 +39,55 @@ struct APIKeyAuthenticatorTests {
         return (token, record)
     }
 
-    static func waitFor(_ condition: () -> Bool) async throws {
-        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
+    /// Polls (real time, up to 20 s) until `condition` holds.
+    static func waitFor(_ condition: () async -> Bool) async throws {
+        for _ in 0..<2_000 where !(await condition()) { try await Task.sleep(for: .milliseconds(10)) }
     }
 
     @Test("a busy key is read once, then again in the background at half its TTL; a revocation lands within the TTL")
     func readAheadAndRevocation() async throws {
         let (token, record) = Self.key()
         let lookup = Lookup(record)
-        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(2))
+        let clock = ManualClock()
+        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(2), clock: clock.now)
         let header = "Bearer \(token.text)"
-        let firstRead = ContinuousClock.now
+        for _ in 0..<50 { _ = try await authenticator.authenticate(authorization: header, now: Date()) }
+        clock.advance(to: .milliseconds(900))
         for _ in 0..<50 { _ = try await authenticator.authenticate(authorization: header, now: Date()) }
         #expect(lookup.reads == 1)
 
         lookup.revoke(token.keyID)
-        try await Task.sleep(for: .milliseconds(1_100))
+        clock.advance(to: .milliseconds(1_100))
         // Past half the TTL: this request is answered from the cache and starts the read.
         let caller = try await authenticator.authenticate(authorization: header, now: Date())
         #expect(caller.hospital == "H0001")
         try await Self.waitFor { lookup.reads == 2 }
         #expect(lookup.reads == 2)
-        // The read saw the revocation: requests are refused from then on, before the 2 s TTL of the
-        // first read is over.
-        var refused = false
-        for _ in 0..<100 where !refused {
-            refused = (try? await authenticator.authenticate(authorization: header, now: Date())) == nil
-            if !refused { try await Task.sleep(for: .milliseconds(5)) }
-        }
-        #expect(refused)
-        #expect(ContinuousClock.now - firstRead < .seconds(2))
+        // The read saw the revocation: requests are refused from then on, with the clock still
+        // inside the 2 s TTL of the first read.
+        try await Self.waitFor { (try? await authenticator.authenticate(authorization: header, now: Date())) == nil }
         await #expect(throws: APIError.self) { try await authenticator.authenticate(authorization: header, now: Date()) }
+        #expect(lookup.reads == 2)
     }
 
     @Test("a failed background read keeps the record until its TTL, then the database error reaches the caller")
     func failedReadAhead() async throws {
         let (token, record) = Self.key()
         let lookup = Lookup(record)
-        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(1))
+        let clock = ManualClock()
+        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(1), clock: clock.now)
         let header = "Bearer \(token.text)"
         _ = try await authenticator.authenticate(authorization: header, now: Date())
         lookup.fail(true)
-        try await Task.sleep(for: .milliseconds(550))
+        clock.advance(to: .milliseconds(550))
         _ = try await authenticator.authenticate(authorization: header, now: Date())
-        try await Self.waitFor { lookup.reads == 2 }
+        try await Self.waitFor { lookup.reads >= 2 }
+        // Still within the TTL: the record read at the start is used.
+        clock.advance(to: .milliseconds(950))
         _ = try await authenticator.authenticate(authorization: header, now: Date())
-        try await Task.sleep(for: .milliseconds(600))
         // Past the TTL the record is not used any more: the read is made in line and its failure
         // propagates (the middleware answers "unable to verify"), never a silent pass.
+        clock.advance(to: .milliseconds(1_050))
         await #expect(throws: CancellationError.self) { try await authenticator.authenticate(authorization: header, now: Date()) }
     }
 }

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// When the data cannot be verified the API says so — 503 "unable to verify — manual review
@@ -143,6 +144,30 @@ struct AccessRecorderTests {
         #expect(await recorder.flush())
         #expect(await sink.batches.map(\.count) == [4, 2])
         #expect(recorder.reserve() != nil)
+    }
+
+    @Test("a write that never answers counts as failed after its deadline; the records are written again, at least once",
+          .timeLimit(.minutes(1)))
+    func hungWrite() async throws {
+        // The writer hangs, ignoring cancellation, as a query on a connection to a frozen server can.
+        let hanging = Mutex(true)
+        let written = Mutex<[String]>([])
+        let recorder = AccessRecorder(writer: { batch in
+            while hanging.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(20)) }
+            written.withLock { $0.append(contentsOf: batch.map(\.requestID)) }
+        }, logger: Logger(label: "test"), capacity: 10, writeDeadline: .milliseconds(300))
+        for i in 0..<6 { recorder.commit(try #require(recorder.reserve()), Self.record(i)) }
+        let started = ContinuousClock.now
+        #expect(await recorder.flush() == false)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(recorder.pendingCount == 6)
+        #expect(recorder.reserve() == nil)
+        #expect(recorder.refusal?.reason.contains("no answer from the database") == true)
+        hanging.withLock { $0 = false }
+        #expect(await recorder.flush())
+        #expect(recorder.pendingCount == 0)
+        #expect(recorder.reserve() != nil)
+        #expect(Set(written.withLock { $0 }) == Set((0..<6).map { "r\($0)" }))
     }
 
     @Test("a full queue refuses new requests rather than dropping records")
