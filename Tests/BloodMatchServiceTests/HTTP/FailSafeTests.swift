@@ -157,9 +157,8 @@ struct AccessRecorderTests {
             written.withLock { $0.append(contentsOf: batch.map(\.requestID)) }
         }, logger: Logger(label: "test"), capacity: 10, writeDeadline: .milliseconds(300))
         for i in 0..<6 { recorder.commit(try #require(recorder.reserve()), Self.record(i)) }
-        let started = ContinuousClock.now
+        // It returns at all (the time limit fails the test otherwise): the write is given up on.
         #expect(await recorder.flush() == false)
-        #expect(ContinuousClock.now - started < .seconds(5))
         #expect(recorder.pendingCount == 6)
         #expect(recorder.reserve() == nil)
         #expect(recorder.refusal?.reason.contains("no answer from the database") == true)
