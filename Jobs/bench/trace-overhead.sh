@@ -15,20 +15,11 @@ anchor=${ANCHOR_BIN:?set ANCHOR_BIN to a bloodmatch binary built without tracing
 bm=${BLOODMATCH_BIN:-.build/release/bloodmatch}; [ -x "$bm" ] || bm=.build/debug/bloodmatch
 secs=${SECONDS_EACH:-5}; rounds=${ROUNDS:-3}
 command -v wrk >/dev/null || { echo "wrk missing: run Jobs/setup.sh" >&2; exit 1; }
-Jobs/db.sh start >/dev/null 2>&1
-eval "$(Jobs/db.sh env 2>/dev/null)"
-sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); pgport=${BLOODMATCH_DB_SOCKET##*.}
-db="bm_bench_trace_$$"
-work=$(mktemp -d /tmp/bm-bench-trace.XXXXXX)
+source Jobs/lib/scratch-db.bash
 server=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  runuser -u postgres -- psql -X -q -h "$sockdir" -p "$pgport" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
-runuser -u postgres -- psql -X -q -h "$sockdir" -p "$pgport" -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner" >/dev/null
-export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
+on_cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; }
+scratch_db bench_trace
+export BLOODMATCH_LOG_LEVEL=error
 unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
 "$bm" migrate >/dev/null 2>&1
 "$bm" sites import Data/sites.csv >/dev/null 2>&1

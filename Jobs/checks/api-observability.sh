@@ -12,29 +12,13 @@
 # Prints one JSON line; exits 1 on failure. Stops only the processes it started, by pid.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-bm=.build/release/bloodmatch
-{ [ -x .build/debug/bloodmatch ] && { [ ! -x "$bm" ] || [ .build/debug/bloodmatch -nt "$bm" ]; }; } && bm=.build/debug/bloodmatch
-if [ -n "${DATABASE_URL:-}" ]; then echo '{"check":"api-observability","skipped":"DATABASE_URL is set","pass":true}'; exit 0; fi
-Jobs/db.sh start >/dev/null 2>&1
-eval "$(Jobs/db.sh env 2>/dev/null)"
-sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); pgport=${BLOODMATCH_DB_SOCKET##*.}
-db="bm_check_obs_$$"
-work=$(mktemp -d /tmp/bm-check-obs.XXXXXX)
+source Jobs/lib/scratch-db.bash
 server="" receiver=""
-cleanup() {
+on_cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
   [ -n "$receiver" ] && kill "$receiver" 2>/dev/null && wait "$receiver" 2>/dev/null
-  runuser -u postgres -- psql -X -q -h "$sockdir" -p "$pgport" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$work"
 }
-trap cleanup EXIT
-psql_pg() { runuser -u postgres -- psql -X -qAt -h "$sockdir" -p "$pgport" "$@"; }
-psql_pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner" >/dev/null
-export BLOODMATCH_DB_NAME=$db
-fail=0
-results=()
-ok() { results+=("\"$1\":\"ok\""); }
-bad() { results+=("\"$1\":\"FAILED: $2\""); fail=1; }
+scratch_db_check check_obs api-observability
 free_port() { local p=$(( $1 + RANDOM % 200 )); while (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$(( $1 + RANDOM % 200 )); done; echo $p; }
 
 BLOODMATCH_LOG_LEVEL=error "$bm" migrate >/dev/null 2>&1 || bad migrate "exit $?"

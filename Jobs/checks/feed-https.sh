@@ -6,24 +6,11 @@
 # Prints one JSON line; exits 1 on failure.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-bm=.build/release/bloodmatch
-{ [ -x .build/debug/bloodmatch ] && { [ ! -x "$bm" ] || [ .build/debug/bloodmatch -nt "$bm" ]; }; } && bm=.build/debug/bloodmatch
-if [ -n "${DATABASE_URL:-}" ]; then echo '{"check":"feed-https","skipped":"DATABASE_URL is set","pass":true}'; exit 0; fi
-Jobs/db.sh start >/dev/null 2>&1
-eval "$(Jobs/db.sh env 2>/dev/null)"
-sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); port=${BLOODMATCH_DB_SOCKET##*.}
-db="bm_check_feed_$$"
-work=$(mktemp -d /tmp/bm-check-feed.XXXXXX)
+source Jobs/lib/scratch-db.bash
 server=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null
-  runuser -u postgres -- psql -X -q -h "$sockdir" -p "$port" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
-psql_pg() { runuser -u postgres -- psql -X -qAt -h "$sockdir" -p "$port" "$@"; }
-psql_pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner" >/dev/null
-export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
+on_cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; }
+scratch_db_check check_feed feed-https
+export BLOODMATCH_LOG_LEVEL=error
 
 # Throwaway CA and a server certificate for 127.0.0.1.
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=BloodMatch test CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null

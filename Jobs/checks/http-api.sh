@@ -10,28 +10,11 @@
 # Prints one JSON line; exits 1 on failure. Stops only the server it started.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-bm=.build/release/bloodmatch
-{ [ -x .build/debug/bloodmatch ] && { [ ! -x "$bm" ] || [ .build/debug/bloodmatch -nt "$bm" ]; }; } && bm=.build/debug/bloodmatch
-if [ -n "${DATABASE_URL:-}" ]; then echo '{"check":"http-api","skipped":"DATABASE_URL is set","pass":true}'; exit 0; fi
-Jobs/db.sh start >/dev/null 2>&1
-eval "$(Jobs/db.sh env 2>/dev/null)"
-sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); pgport=${BLOODMATCH_DB_SOCKET##*.}
-db="bm_check_http_$$"
-work=$(mktemp -d /tmp/bm-check-http.XXXXXX)
+source Jobs/lib/scratch-db.bash
 server=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  runuser -u postgres -- psql -X -q -h "$sockdir" -p "$pgport" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
-psql_pg() { runuser -u postgres -- psql -X -qAt -h "$sockdir" -p "$pgport" "$@"; }
-psql_pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner" >/dev/null
-export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
-fail=0
-results=()
-ok() { results+=("\"$1\":\"ok\""); }
-bad() { results+=("\"$1\":\"FAILED: $2\""); fail=1; }
+on_cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; }
+scratch_db_check check_http http-api
+export BLOODMATCH_LOG_LEVEL=error
 
 # Data: the sample sites and a small generated stock.
 "$bm" migrate >/dev/null 2>&1 || bad migrate "exit $?"
@@ -100,8 +83,12 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/ca.pem" -H "Author
 # SIGTERM: graceful exit, every access record written.
 kill -TERM "$server"; waited=0
 while kill -0 "$server" 2>/dev/null && [ $waited -lt 100 ]; do sleep 0.1; waited=$((waited + 1)); done
-if kill -0 "$server" 2>/dev/null; then bad sigterm "still running after 10 s"; else wait "$server"; rc=$?; [ "$rc" = 0 ] && ok sigterm_exit_0 || bad sigterm_exit_0 "exit $rc"; fi
-server=""
+# A server still running is left for on_cleanup to stop, after SIGQUIT has made it print its
+# threads' backtraces into .run/http-api-shutdown.log; one that exited is forgotten.
+if kill -0 "$server" 2>/dev/null; then
+  bad sigterm "still running after 10 s (backtraces: .run/http-api-shutdown.log)"
+  kill -QUIT "$server" 2>/dev/null; sleep 15; mkdir -p .run; cp "$work/serve.log" .run/http-api-shutdown.log
+else wait "$server"; rc=$?; server=""; [ "$rc" = 0 ] && ok sigterm_exit_0 || bad sigterm_exit_0 "exit $rc"; fi
 recorded=$(psql_pg -d "$db" -c "SELECT count(*) FROM bm.event_log WHERE action = 'api.request' AND subject = '/v1/availability'")
 [ "${recorded:-0}" -ge "${requests:-0}" ] && results+=("\"access_records\":\"$recorded >= $requests\"") || bad access_records "$recorded < $requests"
 created=$(psql_pg -d "$db" -c "SELECT count(*) FROM bm.event_log WHERE action IN ('api_key.created','api_key.revoked')")

@@ -12,28 +12,11 @@
 # Bounded: about 15 s. Prints one JSON line; exits 1 on failure. Stops only the servers it started.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-bm=.build/release/bloodmatch
-{ [ -x .build/debug/bloodmatch ] && { [ ! -x "$bm" ] || [ .build/debug/bloodmatch -nt "$bm" ]; }; } && bm=.build/debug/bloodmatch
-if [ -n "${DATABASE_URL:-}" ]; then echo '{"check":"http-instances","skipped":"DATABASE_URL is set","pass":true}'; exit 0; fi
-Jobs/db.sh start >/dev/null 2>&1
-eval "$(Jobs/db.sh env 2>/dev/null)"
-sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); pgport=${BLOODMATCH_DB_SOCKET##*.}
-db="bm_check_inst_$$"
-work=$(mktemp -d /tmp/bm-check-inst.XXXXXX)
+source Jobs/lib/scratch-db.bash
 servers=()
-cleanup() {
-  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
-  runuser -u postgres -- psql -X -q -h "$sockdir" -p "$pgport" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
-psql_pg() { runuser -u postgres -- psql -X -qAt -h "$sockdir" -p "$pgport" "$@"; }
-psql_pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner" >/dev/null
-export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
-fail=0
-results=()
-ok() { results+=("\"$1\":\"ok\""); }
-bad() { results+=("\"$1\":\"FAILED: $2\""); fail=1; }
+on_cleanup() { for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done; }
+scratch_db_check check_inst http-instances
+export BLOODMATCH_LOG_LEVEL=error
 field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@" 2>/dev/null; }
 
 "$bm" migrate >/dev/null 2>&1 || bad migrate "exit $?"

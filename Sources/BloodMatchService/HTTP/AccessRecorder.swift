@@ -97,7 +97,10 @@ public final class AccessRecorder: Service, Sendable {
             let batch = state.withLock { Array($0.pending.prefix(batchSize)) }
             if batch.isEmpty { return true }
             do {
-                try await withDeadline(writeDeadline) { [writer] in try await writer(batch) }
+                // The write runs in its own task, so a shutdown that cancels this one does not
+                // cancel the last writes; the deadline bounds the wait, not the write.
+                let write = Task { [writer] in try await writer(batch) }
+                try await withDeadline(writeDeadline) { try await write.value }
                 let recovered: Date? = state.withLock { s in
                     s.pending.removeFirst(batch.count)
                     s.written += batch.count

@@ -1,0 +1,44 @@
+# Sourced (not run) by checks and benches that work on a throwaway database in the private
+# PostgreSQL cluster. After `scratch_db NAME`:
+#   bm       the newest built bloodmatch (debug when newer than release), unless already set
+#   sockdir, pgport   the cluster's socket directory and port; psql_pg runs psql as postgres there
+#   db       bm_NAME_<pid>, created and owned by bloodmatch_owner; BLOODMATCH_DB_NAME points at it
+#   work     a temporary directory
+#   ok KEY / bad KEY WHY   collect results (`results`, `fail`)
+# On exit: the script's own `on_cleanup` (stop the processes it started, by pid), then the
+# database is dropped and `work` removed.
+# `scratch_db_check NAME CHECK` does the same for a check: with DATABASE_URL set (no private
+# cluster to make databases in) it prints CHECK as skipped and exits 0.
+
+scratch_db() {
+  local name=$1
+  if [ -z "${bm:-}" ]; then
+    bm=.build/release/bloodmatch
+    { [ -x .build/debug/bloodmatch ] && { [ ! -x "$bm" ] || [ .build/debug/bloodmatch -nt "$bm" ]; }; } && bm=.build/debug/bloodmatch
+  fi
+  Jobs/db.sh start >/dev/null 2>&1
+  eval "$(Jobs/db.sh env 2>/dev/null)"
+  sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); pgport=${BLOODMATCH_DB_SOCKET##*.}
+  db="bm_${name}_$$"
+  work=$(mktemp -d "/tmp/bm-$name.XXXXXX")
+  trap scratch_db_cleanup EXIT
+  psql_pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner" >/dev/null
+  export BLOODMATCH_DB_NAME=$db
+  fail=0
+  results=()
+}
+
+scratch_db_check() {
+  if [ -n "${DATABASE_URL:-}" ]; then echo "{\"check\":\"$2\",\"skipped\":\"DATABASE_URL is set\",\"pass\":true}"; exit 0; fi
+  scratch_db "$1"
+}
+
+scratch_db_cleanup() {
+  declare -F on_cleanup >/dev/null && on_cleanup
+  psql_pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$work"
+}
+
+psql_pg() { runuser -u postgres -- psql -X -qAt -h "$sockdir" -p "$pgport" "$@"; }
+ok() { results+=("\"$1\":\"ok\""); }
+bad() { results+=("\"$1\":\"FAILED: $2\""); fail=1; }
