@@ -32,11 +32,14 @@ struct APIKeyAuthenticatorTests {
         func advance(to elapsed: Duration) { offset.withLock { $0 = elapsed } }
     }
 
-    static func key() -> (APIKeyToken, APIKeyRecord) {
+    /// One key, its in-memory store, a clock at zero and an authenticator with `ttl` over them.
+    static func setUp(ttl: Duration) -> (token: APIKeyToken, lookup: Lookup, clock: ManualClock, authenticator: APIKeyAuthenticator, header: String) {
         let token = APIKeyToken.generate()
         let record = APIKeyRecord(keyID: token.keyID, hospital: "H0001", secretSHA256: token.secretSHA256, label: "test",
                                   createdAt: Date(), expiresAt: Date().addingTimeInterval(3600), revokedAt: nil)
-        return (token, record)
+        let lookup = Lookup(record)
+        let clock = ManualClock()
+        return (token, lookup, clock, APIKeyAuthenticator(lookup: lookup, cacheTTL: ttl, clock: clock.now), "Bearer \(token.text)")
     }
 
     /// Polls (real time, up to 20 s) until `condition` holds.
@@ -46,11 +49,7 @@ struct APIKeyAuthenticatorTests {
 
     @Test("a busy key is read once, then again in the background at half its TTL; a revocation lands within the TTL")
     func readAheadAndRevocation() async throws {
-        let (token, record) = Self.key()
-        let lookup = Lookup(record)
-        let clock = ManualClock()
-        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(2), clock: clock.now)
-        let header = "Bearer \(token.text)"
+        let (token, lookup, clock, authenticator, header) = Self.setUp(ttl: .seconds(2))
         for _ in 0..<50 { _ = try await authenticator.authenticate(authorization: header, now: Date()) }
         clock.advance(to: .milliseconds(900))
         for _ in 0..<50 { _ = try await authenticator.authenticate(authorization: header, now: Date()) }
@@ -72,11 +71,7 @@ struct APIKeyAuthenticatorTests {
 
     @Test("a failed background read keeps the record until its TTL, then the database error reaches the caller")
     func failedReadAhead() async throws {
-        let (token, record) = Self.key()
-        let lookup = Lookup(record)
-        let clock = ManualClock()
-        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(1), clock: clock.now)
-        let header = "Bearer \(token.text)"
+        let (_, lookup, clock, authenticator, header) = Self.setUp(ttl: .seconds(1))
         _ = try await authenticator.authenticate(authorization: header, now: Date())
         lookup.fail(true)
         clock.advance(to: .milliseconds(550))
