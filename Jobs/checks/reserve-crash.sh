@@ -33,7 +33,7 @@ check() { if ! eval "$2"; then failures+=("$1"); echo "FAILED: $1" >&2; fi; }
 
 pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"
 "$bm" migrate >/dev/null
-printf 'site_id,name,kind,latitude,longitude,region\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02\n' >"$work/sites.csv"
+printf 'site_id,name,kind,latitude,longitude,region,address\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$work/sites.csv"
 "$bm" sites import "$work/sites.csv" >/dev/null
 "$bm" generate --seed 11 --sites-file "$work/sites.csv" --units 2000 --as-of "$(date -u -d '-10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --out "$work/gen" >/dev/null
 "$bm" import "$work"/gen/snapshots/*.csv >/dev/null
@@ -66,7 +66,7 @@ issue_rc=$?
 set -e
 check "issue was killed (exit $issue_rc)" '[ "$issue_rc" -eq 137 ]'
 "$bm" reservation issue "$res_id" --key drill-issue-1 >"$work/issue.out"
-check "retry lists the 2 issued units" 'grep -q "issued 2 unit" "$work/issue.out"'
+check "retry returns the 2 issued units" 'grep -q "already issued under this key (nothing new written): 2 unit" "$work/issue.out"'
 check "2 distribution records" '[ "$(pg -d "$db" -c "SELECT count(*) FROM bm.distributions")" = 2 ]'
 check "one unit.issued event" '[ "$(pg -d "$db" -c "SELECT count(*) FROM bm.event_log WHERE action = '"'"'unit.issued'"'"'")" = 1 ]'
 din=$(pg -d "$db" -c "SELECT din FROM bm.distributions ORDER BY din LIMIT 1")

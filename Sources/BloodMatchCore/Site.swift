@@ -16,13 +16,17 @@ public struct Site: Sendable, Hashable, Codable, Identifiable {
     public var location: GeoPoint
     /// State, province or region, for reports.
     public var region: String
+    /// Postal address; for a hospital, the consignee address of its distribution records
+    /// (21 CFR 606.165). Empty when the site list did not give one.
+    public var address: String
 
     /// Creates a site.
-    public init(id: String, name: String, kind: SiteKind, location: GeoPoint, region: String) {
+    public init(id: String, name: String, kind: SiteKind, location: GeoPoint, region: String, address: String = "") {
         self.id = id
         self.name = name
         self.kind = kind
         self.location = location
         self.region = region
+        self.address = address
     }
 }

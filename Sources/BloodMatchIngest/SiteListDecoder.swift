@@ -51,7 +51,10 @@ public struct SiteListError: Error, Sendable, Hashable, CustomStringConvertible 
     }
 }
 
-/// Decodes a site list CSV `site_id,name,kind,latitude,longitude,region` into `Site` values.
+/// Decodes a site list CSV `site_id,name,kind,latitude,longitude,region,address` into `Site`
+/// values. The older header without `address` is still read (addresses left empty); a hospital
+/// without an address cannot be issued to, since a distribution record names the consignee's
+/// address (21 CFR 606.165).
 ///
 /// All or nothing: the first problem refuses the list. Same file rules as inventory snapshots
 /// (UTF-8 with an optional byte-order mark skipped, LF or CRLF, RFC 4180 quoting, no NUL or bare
@@ -60,7 +63,9 @@ public struct SiteListError: Error, Sendable, Hashable, CustomStringConvertible 
 /// decimals (`-33.8688`): no exponent, hex, decimal comma, NaN or infinity.
 public enum SiteListDecoder {
     /// The header, exactly, in this order.
-    public static let columns = ["site_id", "name", "kind", "latitude", "longitude", "region"]
+    public static let columns = ["site_id", "name", "kind", "latitude", "longitude", "region", "address"]
+    /// The header of lists written before sites had addresses.
+    public static let columnsWithoutAddress = Array(columns.dropLast())
     /// Largest site list read, in bytes.
     public static let maximumBytes = 16 * 1024 * 1024
     /// Longest `name` or `region`, in bytes.
@@ -85,6 +90,7 @@ public enum SiteListDecoder {
             var position = 0
             var line = 1
             var headerSeen = false
+            var expected = columns
             while position < buffer.count {
                 let outcome = CSVRecordScanner.scan(buffer, from: position, isFinal: true, spans: &spans)
                 guard case .record(let next, _, let lineEnds, _) = outcome else {
@@ -103,19 +109,20 @@ public enum SiteListDecoder {
                     span.hasEscapedQuote ? CSVRecordScanner.unescaped(buffer, span) : Array(buffer[span.start..<span.end])
                 }
                 for (index, field) in fields.enumerated() {
-                    let name = headerSeen && index < columns.count ? columns[index] : "column \(index + 1)"
+                    let name = headerSeen && index < expected.count ? expected[index] : "column \(index + 1)"
                     if field.contains(0) { throw structure(line, name, "NUL byte (0x00) in the field") }
                     if let bad = field.withUnsafeBufferPointer({ UTF8Validation.firstInvalidOffset($0) }) {
                         throw structure(line, name, "byte 0x\(DisplayText.hex(UInt32(field[bad]), width: 2)) is not valid UTF-8; save the file as UTF-8")
                     }
                 }
                 if !headerSeen {
-                    if let problem = CSVHeader.check(fields, expected: columns) {
+                    if fields.count == columnsWithoutAddress.count { expected = columnsWithoutAddress }
+                    if let problem = CSVHeader.check(fields, expected: expected) {
                         throw SiteListError(kind: .structure, file: fileName, line: line, field: problem.field, value: problem.value, message: problem.message)
                     }
                     headerSeen = true
                 } else {
-                    let site = try decodeSite(fields, line: line, fileName: fileName)
+                    let site = try decodeSite(fields, columns: expected, line: line, fileName: fileName)
                     if let first = seen[site.id] {
                         throw SiteListError(
                             kind: .duplicateSite, file: fileName, line: line, field: "site_id", value: site.id,
@@ -132,7 +139,7 @@ public enum SiteListDecoder {
         }
     }
 
-    private static func decodeSite(_ fields: [[UInt8]], line: Int, fileName: String) throws(SiteListError) -> Site {
+    private static func decodeSite(_ fields: [[UInt8]], columns: [String], line: Int, fileName: String) throws(SiteListError) -> Site {
         func fail(_ kind: SiteListError.Kind, _ column: Int?, _ message: String) -> SiteListError {
             SiteListError(
                 kind: kind, file: fileName, line: line, field: column.map { columns[$0] },
@@ -156,7 +163,9 @@ public enum SiteListDecoder {
             throw fail(.coordinate, 4, "longitude '\(DisplayText.make(fields[4]))' is not a plain decimal between -180 and 180")
         }
         let region = try text(fields[5], column: 5, fail: fail)
-        return Site(id: id, name: name, kind: kind, location: GeoPoint(latitude: latitude, longitude: longitude), region: region)
+        let address = fields.count > 6 ? try text(fields[6], column: 6, fail: fail) : ""
+        return Site(id: id, name: name, kind: kind, location: GeoPoint(latitude: latitude, longitude: longitude), region: region,
+                    address: address)
     }
 
     private static func text(

@@ -58,7 +58,7 @@ public struct BatchRunner: Sendable {
         // and the write re-checks both, so a unit taken in between makes the run re-plan.
         let reader = PostgresInventoryReader(database: database)
         let index = try await reader.buildIndex(now: now)
-        var excluded = try await reader.heldDINs()
+        var excluded = try await reader.heldUnits()
         var orders = try await PostgresOrderStore(database: database).pendingForBatch()
         var replans = 0
         for attempt in 1...maximumAttempts {
@@ -77,10 +77,10 @@ public struct BatchRunner: Sendable {
                 guard let existing = try await batches.find(keyOrID: runKey) else { throw BatchContentionError(attempts: attempt) }
                 return BatchRunResult(runID: existing.runID, plan: existing.plan, isNew: false,
                                       solveMilliseconds: existing.solveMilliseconds, replans: replans)
-            case .unitsTaken(let dins):
-                logger.notice("units reserved since planning; planning again without them",
-                              metadata: ["units": "\(dins.count)", "attempt": "\(attempt)"])
-                excluded.formUnion(dins)
+            case .unitsTaken(let units):
+                logger.notice("units held, issued or no longer in stock since planning; planning again without them",
+                              metadata: ["units": "\(units.count)", "attempt": "\(attempt)"])
+                excluded.formUnion(units)
             case .ordersChanged(let ids):
                 logger.notice("orders changed since planning; planning again without them",
                               metadata: ["orders": "\(ids.count)", "attempt": "\(attempt)"])

@@ -78,7 +78,7 @@ public actor DecisionEngine {
     let reuseInterval: Duration
     private var indexCheckedAt: ContinuousClock.Instant?
     private var skewCheckedAt: ContinuousClock.Instant?
-    private var held: (dins: Set<String>, at: ContinuousClock.Instant)?
+    private var held: (units: Set<UnitKey>, at: ContinuousClock.Instant)?
     private var index: InventoryIndex?
     private var hospitals: [String: GeoPoint] = [:]
     /// The last measured skew, server minus local, in seconds.
@@ -205,20 +205,20 @@ public actor DecisionEngine {
         let reader = PostgresInventoryReader(database: database)
         // Units under an active hold never reach the matcher (issued ones are left out of the index
         // when it is built); the re-check below catches units taken in the moments between.
-        let held: Set<String>
+        let held: Set<UnitKey>
         if let reused = self.held, fresh(reused.at) {
-            held = reused.dins
+            held = reused.units
         } else {
             let started = ContinuousClock.now
-            held = try await reader.heldDINs()
+            held = try await reader.heldUnits()
             self.held = (held, started)
         }
-        var excluded: Set<String> = []
+        var excluded: Set<UnitKey> = []
         var (query, refused, notes) = planner.query(for: request, destination: destination, excluded: held)
         var match = await Self.compute(planner, index, query, now: now)
         var clean = false
         for _ in 0..<8 {
-            let gone = try await reader.unavailable(dins: match.chosen.map(\.din))
+            let gone = try await reader.unavailable(units: match.chosen.map(\.key))
             if gone.isEmpty { clean = true; break }
             excluded.formUnion(gone)
             (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded.union(held))
@@ -229,7 +229,7 @@ public actor DecisionEngine {
             throw IndexFileError(reason: "the index kept proposing units that are no longer available (\(excluded.count) excluded); rebuild the index")
         }
         if !excluded.isEmpty {
-            notes.append("\(excluded.count) unit(s) proposed by the index were reserved or removed since it was built and were excluded: \(excluded.sorted().prefix(5).joined(separator: ", "))")
+            notes.append("\(excluded.count) unit(s) proposed by the index were reserved or removed since it was built and were excluded: \(excluded.sorted().prefix(5).map(\.description).joined(separator: ", "))")
         }
         return planner.decision(id: id, request: request, destination: destination, query: query, refused: refused,
                                 notes: notes, match: match, index: index, now: now)
@@ -344,12 +344,13 @@ public actor DecisionEngine {
         let requestJSON = String(decoding: try encoder.encode(decision.request), as: UTF8.self)
         let rationaleJSON = String(decoding: try encoder.encode(decision), as: UTF8.self)
         var units = decision.chosen.enumerated().map { i, u in
-            DecisionUnit(rank: i + 1, din: u.din, centre: u.centreID, chosen: true,
+            DecisionUnit(rank: i + 1, din: u.din, productCode: u.productCode, centre: u.centreID, chosen: true,
                          reason: "rank \(u.rank) \(u.group) at \(u.centreID), \(Int(u.distanceKm.rounded())) km, ETA \(Int(u.etaMinutes.rounded())) min")
         }
         for r in decision.rejected {
             if let din = r.exampleDIN {
-                units.append(DecisionUnit(rank: units.count + 1, din: din, centre: r.centreID, chosen: false,
+                units.append(DecisionUnit(rank: units.count + 1, din: din, productCode: r.exampleProductCode ?? "UNKNOWN",
+                                          centre: r.centreID, chosen: false,
                                           reason: "\(r.reason.rawValue): \(r.detail) (\(r.count) like it)"))
             }
         }

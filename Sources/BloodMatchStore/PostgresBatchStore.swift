@@ -10,7 +10,7 @@ public enum BatchRecordOutcome: Sendable, Hashable {
     /// A run with this key already exists; nothing was written.
     case alreadyRun(runID: UUID)
     /// Some units were taken (reserved or issued) since planning; nothing was written.
-    case unitsTaken(Set<String>)
+    case unitsTaken(Set<UnitKey>)
     /// Some orders are no longer pending (cancelled or decided by another run); nothing was written.
     case ordersChanged(Set<String>)
 }
@@ -101,7 +101,7 @@ public struct PostgresBatchStore: Sendable {
             let logger = database.logger
             let planJSON = String(decoding: try Self.encoder().encode(plan), as: UTF8.self)
             let run = runID.uuidString.lowercased()
-            let allDINs = plan.allocations.map(\.unit.din)
+            let allUnits = plan.allocations.map(\.unit.key)
             let componentOf = Dictionary(orders.map { ($0.orderID, $0.component.rawValue) }, uniquingKeysWith: { a, _ in a })
             do {
                 return try await database.client.withTransaction(logger: logger) { conn -> BatchRecordOutcome in
@@ -121,11 +121,14 @@ public struct PostgresBatchStore: Sendable {
                     if !changed.isEmpty { return .ordersChanged(changed) }
                     // Holds past their time are marked expired first (as live reservations do), so only
                     // live holds and issued units count as taken.
-                    _ = try await PostgresReservationStore.expireOverdue(on: conn, dins: allDINs, actor: operatorName, logger: logger)
-                    var taken = Set<String>()
-                    for try await (din,) in try await conn.query("""
-                        SELECT din FROM reservation_units WHERE din = ANY(\(allDINs)) AND state IN ('active', 'issued')
-                        """, logger: logger).decode((String,).self) { taken.insert(din) }
+                    _ = try await PostgresReservationStore.expireOverdue(on: conn, units: allUnits, actor: operatorName, logger: logger)
+                    // The index proposed; the snapshots in force decide. Under the centres' import locks, a
+                    // unit no longer offered (held, issued, quarantined, removed, moved, expired, returned
+                    // since) sends the plan back to be made again without it.
+                    try await PostgresReservationStore.lockCentres(Set(plan.allocations.map(\.unit.centreID)), on: conn, logger: logger)
+                    let offered = try await PostgresReservationStore.offered(allUnits, on: conn, logger: logger)
+                    let centreOf = Dictionary(plan.allocations.map { ($0.unit.key, $0.unit.centreID) }, uniquingKeysWith: { a, _ in a })
+                    let taken = Set(allUnits.filter { offered[$0]?.centre != centreOf[$0] })
                     if !taken.isEmpty { return .unitsTaken(taken) }
 
                     try await conn.query("""
@@ -145,36 +148,37 @@ public struct PostgresBatchStore: Sendable {
                               request_fingerprint, held_until)
                             SELECT x.id::uuid, 'batch', \(run)::uuid, x.hospital, \(operatorName), x.key, x.fingerprint, \(holdUntil)
                             FROM unnest(\(reservationIDs)::text[], \(s.map(\.hospitalID))::text[],
-                              \(s.map { "batch:\(run):\($0.number)" })::text[], \(s.map { Self.fingerprint($0.dins) })::text[])
+                              \(s.map { "batch:\(run):\($0.number)" })::text[], \(s.map { Self.fingerprint($0.units) })::text[])
                               AS x(id, hospital, key, fingerprint)
                             """, logger: logger)
                         let reservationOf = Dictionary(uniqueKeysWithValues: zip(s.map(\.number), reservationIDs))
-                        let shipmentOf = Dictionary(s.flatMap { sh in sh.dins.map { ($0, sh.number) } }, uniquingKeysWith: { a, _ in a })
+                        let shipmentOf = Dictionary(s.flatMap { sh in sh.units.map { ($0, sh.number) } }, uniquingKeysWith: { a, _ in a })
                         let a = plan.allocations
                         try await conn.query("""
-                            INSERT INTO reservation_units (reservation_id, din, centre, component, abo, rhd, expires_at, state)
-                            SELECT x.reservation::uuid, x.din, x.centre, x.component, x.abo, x.rhd, to_timestamp(x.expires), 'active'
-                            FROM unnest(\(a.map { reservationOf[shipmentOf[$0.unit.din] ?? 0] ?? "" })::text[], \(a.map(\.unit.din))::text[],
+                            INSERT INTO reservation_units (reservation_id, din, product_code, centre, component, abo, rhd, expires_at, state)
+                            SELECT x.reservation::uuid, x.din, x.code, x.centre, x.component, x.abo, x.rhd, to_timestamp(x.expires), 'active'
+                            FROM unnest(\(a.map { reservationOf[shipmentOf[$0.unit.key] ?? 0] ?? "" })::text[], \(a.map(\.unit.din))::text[],
+                              \(a.map(\.unit.productCode))::text[],
                               \(a.map(\.unit.centreID))::text[], \(a.map { componentOf[$0.orderID] ?? "RBC" })::text[],
                               \(a.map(\.unit.group.abo.rawValue))::text[], \(a.map(\.unit.group.rhd.rawValue))::text[],
-                              \(a.map { Double($0.unit.expiresAt) })::float8[]) AS x(reservation, din, centre, component, abo, rhd, expires)
+                              \(a.map { Double($0.unit.expiresAt) })::float8[]) AS x(reservation, din, code, centre, component, abo, rhd, expires)
                             """, logger: logger)
                         try await conn.query("""
                             INSERT INTO batch_shipments (run_id, shipment_no, centre, hospital, units, eta_minutes, needed_by_met,
                               stale_centre, reservation_id)
                             SELECT \(run)::uuid, x.no, x.centre, x.hospital, x.units, x.eta, NULLIF(x.met, '')::boolean, x.stale, x.reservation::uuid
                             FROM unnest(\(s.map(\.number))::int[], \(s.map(\.centreID))::text[], \(s.map(\.hospitalID))::text[],
-                              \(s.map(\.dins.count))::int[], \(s.map(\.etaMinutes))::float8[],
+                              \(s.map(\.units.count))::int[], \(s.map(\.etaMinutes))::float8[],
                               \(s.map { $0.neededByMet.map { $0 ? "true" : "false" } ?? "" })::text[], \(s.map(\.staleCentre))::bool[],
                               \(reservationIDs)::text[]) AS x(no, centre, hospital, units, eta, met, stale, reservation)
                             """, logger: logger)
                         try await conn.query("""
-                            INSERT INTO batch_allocations (run_id, shipment_no, order_id, din, centre, hospital, cost_minutes, rationale)
-                            SELECT \(run)::uuid, x.no, x.order_id, x.din, x.centre, x.hospital, x.cost, x.rationale
-                            FROM unnest(\(a.map { shipmentOf[$0.unit.din] ?? 0 })::int[], \(a.map(\.orderID))::text[],
-                              \(a.map(\.unit.din))::text[], \(a.map(\.unit.centreID))::text[], \(a.map(\.hospitalID))::text[],
-                              \(a.map(\.costMinutes))::float8[], \(a.map(\.rationale))::text[])
-                              AS x(no, order_id, din, centre, hospital, cost, rationale)
+                            INSERT INTO batch_allocations (run_id, shipment_no, order_id, din, product_code, centre, hospital, cost_minutes, rationale)
+                            SELECT \(run)::uuid, x.no, x.order_id, x.din, x.code, x.centre, x.hospital, x.cost, x.rationale
+                            FROM unnest(\(a.map { shipmentOf[$0.unit.key] ?? 0 })::int[], \(a.map(\.orderID))::text[],
+                              \(a.map(\.unit.din))::text[], \(a.map(\.unit.productCode))::text[], \(a.map(\.unit.centreID))::text[],
+                              \(a.map(\.hospitalID))::text[], \(a.map(\.costMinutes))::float8[], \(a.map(\.rationale))::text[])
+                              AS x(no, order_id, din, code, centre, hospital, cost, rationale)
                             """, logger: logger)
                     }
                     let o = plan.outcomes
@@ -213,10 +217,13 @@ public struct PostgresBatchStore: Sendable {
                 throw BatchBusyError()
             } catch where sqlState(error) == "23505" {
                 // A unit was reserved by someone else between the check and the insert: nothing was written.
-                var taken = Set<String>()
-                for try await (din,) in try await database.client.query("""
-                    SELECT din FROM reservation_units WHERE din = ANY(\(allDINs)) AND state IN ('active', 'issued')
-                    """, logger: logger).decode((String,).self) { taken.insert(din) }
+                var taken = Set<UnitKey>()
+                for try await (din, code) in try await database.client.query("""
+                    SELECT ru.din, ru.product_code FROM reservation_units ru
+                      JOIN unnest(\(allUnits.map(\.din))::text[], \(allUnits.map(\.productCode))::text[]) AS w(din, product_code)
+                        ON w.din = ru.din AND w.product_code = ru.product_code
+                    WHERE ru.state IN ('active', 'issued')
+                    """, logger: logger).decode((String, String).self) { taken.insert(UnitKey(din: din, productCode: code)) }
                 if taken.isEmpty {
                     if let existing = try await find(keyOrID: runKey) { return .alreadyRun(runID: existing.runID) }
                     throw error
@@ -226,8 +233,8 @@ public struct PostgresBatchStore: Sendable {
         }
     }
 
-    /// SHA-256 of a shipment's sorted DINs: what the reservation holds.
-    static func fingerprint(_ dins: [String]) -> String {
-        SHA256.hash(data: Data(dins.sorted().joined(separator: ",").utf8)).lowercaseHex
+    /// SHA-256 of a shipment's sorted units (`DIN/PRODUCTCODE`): what the reservation holds.
+    static func fingerprint(_ units: [UnitKey]) -> String {
+        SHA256.hash(data: Data(units.sorted().map(\.description).joined(separator: ",").utf8)).lowercaseHex
     }
 }

@@ -1,3 +1,4 @@
+import BloodMatchCore
 import Foundation
 import Logging
 import PostgresNIO
@@ -57,6 +58,8 @@ public struct DecisionUnit: Sendable, Hashable {
     public var rank: Int
     /// DIN.
     public var din: String
+    /// Product code: with the DIN, the unit's identity.
+    public var productCode: String
     /// Centre.
     public var centre: String
     /// Chosen (true) or considered and rejected (false).
@@ -65,13 +68,17 @@ public struct DecisionUnit: Sendable, Hashable {
     public var reason: String
 
     /// Creates a line.
-    public init(rank: Int, din: String, centre: String, chosen: Bool, reason: String) {
+    public init(rank: Int, din: String, productCode: String, centre: String, chosen: Bool, reason: String) {
         self.rank = rank
         self.din = din
+        self.productCode = productCode
         self.centre = centre
         self.chosen = chosen
         self.reason = reason
     }
+
+    /// The unit's identity.
+    public var key: UnitKey { UnitKey(din: din, productCode: productCode) }
 }
 
 /// Decisions in PostgreSQL: appended in one transaction with their units and an event, never changed.
@@ -137,10 +144,10 @@ public struct PostgresDecisionStore: Sendable {
                                    evaluatedAt: row.9, recordedAt: row.10, traceID: row.11, units: [])
         }
         guard var decision = found else { return nil }
-        for try await (rank, din, centre, chosen, reason) in try await database.client.query(
-            "SELECT rank, din, centre, chosen, reason FROM decision_units WHERE decision_id = \(decision.decisionID) ORDER BY rank",
-            logger: logger).decode((Int, String, String, Bool, String).self) {
-            decision.units.append(DecisionUnit(rank: rank, din: din, centre: centre, chosen: chosen, reason: reason))
+        for try await (rank, din, code, centre, chosen, reason) in try await database.client.query(
+            "SELECT rank, din, product_code, centre, chosen, reason FROM decision_units WHERE decision_id = \(decision.decisionID) ORDER BY rank",
+            logger: logger).decode((Int, String, String, String, Bool, String).self) {
+            decision.units.append(DecisionUnit(rank: rank, din: din, productCode: code, centre: centre, chosen: chosen, reason: reason))
         }
         return decision
     }
@@ -156,8 +163,8 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11)
           RETURNING decision_id, recorded_at
         ), units AS (
-          INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason)
-          SELECT d.decision_id, x.* FROM d, unnest($12::int[], $13::text[], $14::text[], $15::bool[], $16::text[]) AS x
+          INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason, product_code)
+          SELECT d.decision_id, x.* FROM d, unnest($12::int[], $13::text[], $14::text[], $15::bool[], $16::text[], $19::text[]) AS x
         ), event AS (
           INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
           SELECT $4, 'decision.made', $17, $18::jsonb, $2, $11 FROM d
@@ -166,7 +173,7 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
         """
     static let bindingDataTypes: [PostgresDataType] = [
         .uuid, .text, .text, .text, .text, .text, .text, .text, .text, .timestamptz, .text,
-        .int8Array, .textArray, .textArray, .boolArray, .textArray, .text, .text,
+        .int8Array, .textArray, .textArray, .boolArray, .textArray, .text, .text, .textArray,
     ]
     typealias Row = Date
 
@@ -177,7 +184,7 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
         let d = decision
         let u = d.units
         let payload = #"{"request_id":\#(jsonString(d.requestID)),"outcome":"\#(d.outcome)","units":\#(u.filter(\.chosen).count)}"#
-        var b = PostgresBindings(capacity: 18)
+        var b = PostgresBindings(capacity: 19)
         b.append(d.decisionID)
         b.append(d.requestID)
         b.append(d.hospital)
@@ -196,6 +203,7 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
         b.append(u.map(\.reason))
         b.append("decision:" + d.decisionID.uuidString.lowercased())
         b.append(payload)
+        b.append(u.map(\.productCode))
         return b
     }
 

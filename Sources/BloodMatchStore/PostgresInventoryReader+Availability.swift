@@ -41,8 +41,10 @@ extension PostgresInventoryReader {
             FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
             WHERE u.component = \(component.rawValue) AND u.status = 'AVAILABLE' AND u.expires_at > \(now)
               AND NOT EXISTS (SELECT 1 FROM reservation_units r JOIN reservations h USING (reservation_id)
-                          WHERE r.din = u.din AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > \(now))))
-              AND u.din NOT IN (\(unescaped: Self.liveConflictDINs))
+                          WHERE r.din = u.din AND r.product_code = u.product_code
+                            AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > \(now))
+                                 OR (r.state = 'returned' AND r.state_changed_at >= s.last_as_of)))
+              AND (u.din, u.product_code) NOT IN (\(unescaped: Self.liveConflictUnits))
             GROUP BY 1, 2, 3
             """, logger: database.logger).decode((String, String, String, Int, Date).self) {
             guard var entry = byCentre[centre], let a = ABO(rawValue: abo), let r = RhD(rawValue: rhd) else { continue }

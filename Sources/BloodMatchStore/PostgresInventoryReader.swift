@@ -72,8 +72,9 @@ public struct PostgresInventoryReader: Sendable {
                             || ',' || extract(epoch FROM u.collected_at)::int8::text || ',' || extract(epoch FROM u.expires_at)::int8::text
                             || ',' || u.attributes, E'\n')
                         FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
-                        WHERE u.status = 'AVAILABLE' AND u.din NOT IN (\(unescaped: Self.liveConflictDINs))
-                          AND NOT EXISTS (SELECT 1 FROM reservation_units r WHERE r.din = u.din AND r.state = 'issued')
+                        WHERE u.status = 'AVAILABLE' AND (u.din, u.product_code) NOT IN (\(unescaped: Self.liveConflictUnits))
+                          AND NOT EXISTS (SELECT 1 FROM reservation_units r WHERE r.din = u.din AND r.product_code = u.product_code
+                                          AND (r.state = 'issued' OR (r.state = 'returned' AND r.state_changed_at >= s.last_as_of)))
                         GROUP BY u.site_id
                         """, logger: logger)
                     for try await (site, packedText) in rows.decode((String, String).self) {
@@ -124,64 +125,77 @@ public struct PostgresInventoryReader: Sendable {
         return any ? (negative ? -value : value) : nil
     }
 
-    /// DINs current at two centres at once, held for review: the recorded conflicts whose DIN both
-    /// centres still list in their snapshots in force. Every such pair was recorded by the import
-    /// that made the second snapshot current, so this small table is all that needs checking.
-    static let liveConflictDINs = """
-        SELECT c.din FROM unit_conflicts c
+    /// Units (DIN and product code) current at two centres at once, held for review: the recorded
+    /// conflicts whose unit both centres still list in their snapshots in force. Every such pair was
+    /// recorded by the import that made the second snapshot current, so this small table is all
+    /// that needs checking.
+    static let liveConflictUnits = """
+        SELECT c.din, c.product_code FROM unit_conflicts c
         WHERE EXISTS (SELECT 1 FROM inventory_units x JOIN centre_status xs ON xs.current_snapshot_id = x.snapshot_id
-                      WHERE x.din = c.din AND xs.centre = c.centre)
+                      WHERE x.din = c.din AND x.product_code = c.product_code AND xs.centre = c.centre)
           AND EXISTS (SELECT 1 FROM inventory_units y JOIN centre_status ys ON ys.current_snapshot_id = y.snapshot_id
-                      WHERE y.din = c.din AND ys.centre = c.other_centre)
+                      WHERE y.din = c.din AND y.product_code = c.product_code AND ys.centre = c.other_centre)
         """
 
-    /// DINs under an active, unexpired hold: left out of every proposal.
-    public func heldDINs() async throws -> Set<String> {
+    /// Units not to be proposed although their snapshot lists them: under an active, unexpired
+    /// hold, issued, or returned after their centre's snapshot in force was taken (a returned unit
+    /// re-enters stock only when its centre's feed lists it again).
+    public func heldUnits() async throws -> Set<UnitKey> {
         try await database.observe("inventory.held_units") {
-            var out: Set<String> = []
-            for try await (din,) in try await database.client.query("""
-                SELECT r.din FROM reservation_units r JOIN reservations h USING (reservation_id)
+            var out: Set<UnitKey> = []
+            for try await (din, code) in try await database.client.query("""
+                SELECT r.din, r.product_code FROM reservation_units r JOIN reservations h USING (reservation_id)
                 WHERE r.state = 'active' AND h.held_until > now()
-                """, logger: database.logger).decode((String,).self) { out.insert(din) }
+                UNION ALL
+                SELECT r.din, r.product_code FROM reservation_units r JOIN centre_status s ON s.centre = r.centre
+                WHERE r.state = 'returned' AND r.state_changed_at >= s.last_as_of
+                """, logger: database.logger).decode((String, String).self) { out.insert(UnitKey(din: din, productCode: code)) }
             return out
         }
     }
 
-    /// Of the given DINs, those that are no longer offerable: not in a snapshot in force, not
-    /// `AVAILABLE` there, current at two centres, or held by an active reservation.
-    public func unavailable(dins: [String]) async throws -> Set<String> {
+    /// Of the given units, those that are no longer offerable: not in a snapshot in force, not
+    /// `AVAILABLE` there, expired, current at two centres, held, issued, or returned since.
+    public func unavailable(units: [UnitKey]) async throws -> Set<UnitKey> {
         try await database.observe("inventory.recheck_units") {
-            guard !dins.isEmpty else { return [] }
-            var available: Set<String> = []
-            for try await din in try await database.client.execute(RecheckUnitsStatement(dins: dins), logger: database.logger) {
-                available.insert(din)
+            guard !units.isEmpty else { return [] }
+            var available: Set<UnitKey> = []
+            for try await unit in try await database.client.execute(RecheckUnitsStatement(units: units), logger: database.logger) {
+                available.insert(unit)
             }
-            return Set(dins).subtracting(available)
+            return Set(units).subtracting(available)
         }
     }
 }
 
-/// The DINs, among those given, that are available in the snapshots in force and not held or
-/// issued (a DIN in two snapshots in force is ambiguous and counts as unavailable). Prepared once
-/// per connection: planning it took six times as long as running it.
+/// The units, among those given, that are available in the snapshots in force, unexpired, and not
+/// held, issued or returned since (a unit in two snapshots in force is ambiguous and counts as
+/// unavailable). Prepared once per connection: planning it took six times as long as running it.
 struct RecheckUnitsStatement: PostgresPreparedStatement {
     static let sql = """
-        SELECT u.din FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
-        WHERE u.din = ANY($1::text[]) AND u.status = 'AVAILABLE'
+        SELECT u.din, u.product_code FROM inventory_units u JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
+          JOIN unnest($1::text[], $2::text[]) AS w(din, product_code) ON w.din = u.din AND w.product_code = u.product_code
+        WHERE u.status = 'AVAILABLE' AND u.expires_at > now()
           AND NOT EXISTS (SELECT 1 FROM reservation_units r JOIN reservations h USING (reservation_id)
-                      WHERE r.din = u.din AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())))
-        GROUP BY u.din HAVING count(*) = 1
+                      WHERE r.din = u.din AND r.product_code = u.product_code
+                        AND (r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())
+                             OR (r.state = 'returned' AND r.state_changed_at >= s.last_as_of)))
+        GROUP BY u.din, u.product_code HAVING count(*) = 1
         """
-    static let bindingDataTypes: [PostgresDataType] = [.textArray]
-    typealias Row = String
+    static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray]
+    typealias Row = UnitKey
 
-    let dins: [String]
+    let units: [UnitKey]
 
     func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: 1)
-        b.append(dins)
+        var b = PostgresBindings(capacity: 2)
+        b.append(units.map(\.din))
+        b.append(units.map(\.productCode))
         return b
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    func decodeRow(_ row: PostgresRow) throws -> UnitKey {
+        let (din, code) = try row.decode((String, String).self)
+        return UnitKey(din: din, productCode: code)
+    }
 }

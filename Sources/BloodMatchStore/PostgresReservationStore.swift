@@ -1,185 +1,11 @@
-import Crypto
+import BloodMatchCore
 import Foundation
 import Logging
 import PostgresNIO
 
-/// Where a hold came from.
-public enum ReservationSource: String, Sendable, Codable {
-    /// From a recorded match decision.
-    case decision
-    /// From a batch allocation run.
-    case batch
-    /// Named units, by a dispatcher.
-    case manual
-}
-
-/// A request to hold units for a hospital.
-public struct ReservationRequest: Sendable {
-    /// Client-supplied; a retry with the same key returns the original outcome and never holds twice.
-    public var idempotencyKey: String
-    /// Where the hold came from.
-    public var source: ReservationSource
-    /// The decision the units were chosen by.
-    public var decisionID: UUID?
-    /// The batch run that allocated them.
-    public var batchRunID: UUID?
-    /// The hospital (site id) the units are held for.
-    public var hospital: String
-    /// Operator name or `hospital:<id>`.
-    public var reservedBy: String
-    /// The units.
-    public var dins: [String]
-    /// How long the hold lasts, from the database's clock.
-    public var holdSeconds: Int
-    /// Client request id.
-    public var requestID: String?
-    /// W3C trace id.
-    public var traceID: String?
-
-    /// Creates a request.
-    public init(idempotencyKey: String, source: ReservationSource, decisionID: UUID? = nil, batchRunID: UUID? = nil,
-                hospital: String, reservedBy: String, dins: [String], holdSeconds: Int,
-                requestID: String? = nil, traceID: String? = nil) {
-        self.idempotencyKey = idempotencyKey
-        self.source = source
-        self.decisionID = decisionID
-        self.batchRunID = batchRunID
-        self.hospital = hospital
-        self.reservedBy = reservedBy
-        self.dins = dins
-        self.holdSeconds = holdSeconds
-        self.requestID = requestID
-        self.traceID = traceID
-    }
-
-    /// What makes two requests "the same request": a key reused for different content is refused.
-    public var fingerprint: String {
-        let text = [source.rawValue, decisionID?.uuidString.lowercased() ?? "", batchRunID?.uuidString.lowercased() ?? "",
-                    hospital, Set(dins).sorted().joined(separator: ","), String(holdSeconds)].joined(separator: "|")
-        return hex(Array(SHA256.hash(data: Array(text.utf8))))
-    }
-}
-
-/// One held unit.
-public struct ReservedUnit: Sendable, Hashable, Codable {
-    /// DIN.
-    public var din: String
-    /// Centre holding the unit.
-    public var centre: String
-    /// Component code.
-    public var component: String
-    /// ABO.
-    public var abo: String
-    /// RhD.
-    public var rhd: String
-    /// Expiry.
-    public var expiresAt: Date
-    /// `active`, `released`, `expired` or `issued`.
-    public var state: String
-    /// When the state last changed (database clock).
-    public var stateChangedAt: Date
-}
-
-/// A stored hold.
-public struct Reservation: Sendable, Hashable, Codable {
-    /// Id.
-    public var reservationID: UUID
-    /// Where it came from.
-    public var source: ReservationSource
-    /// The decision, if any.
-    public var decisionID: UUID?
-    /// The batch run, if any.
-    public var batchRunID: UUID?
-    /// Hospital (site id).
-    public var hospital: String
-    /// Who reserved.
-    public var reservedBy: String
-    /// The client's key.
-    public var idempotencyKey: String
-    /// End of the hold (database clock).
-    public var heldUntil: Date
-    /// Creation (database clock).
-    public var createdAt: Date
-    /// Request id.
-    public var requestID: String?
-    /// Trace id.
-    public var traceID: String?
-    /// Units.
-    public var units: [ReservedUnit]
-}
-
-/// Why a unit could not be held.
-public struct ReservationConflict: Sendable, Hashable, Codable, CustomStringConvertible {
-    /// DIN.
-    public var din: String
-    /// Why, for the dispatcher.
-    public var reason: String
-    /// The reservation holding it, when that is the reason.
-    public var heldBy: UUID?
-
-    public var description: String { "\(din): \(reason)" }
-}
-
-/// The result of `reserve`.
-public enum ReservationOutcome: Sendable {
-    /// Held; `isNew` is false when an earlier request with the same key made it.
-    case reserved(Reservation, isNew: Bool)
-    /// Nothing was held: these units could not be (all or nothing).
-    case conflict([ReservationConflict])
-}
-
-/// The key was used before for a different request.
-public struct IdempotencyKeyReuseError: Error, Sendable, CustomStringConvertible {
-    /// The key.
-    public var key: String
-    /// The reservation it belongs to.
-    public var reservationID: UUID
-    public var description: String {
-        "idempotency key '\(key)' was already used for a different request (reservation \(reservationID.uuidString.lowercased())); use a new key"
-    }
-}
-
-/// A reservation id that does not exist.
-public struct ReservationNotFoundError: Error, Sendable, CustomStringConvertible {
-    /// The id.
-    public var reservationID: UUID
-    public var description: String { "no reservation \(reservationID.uuidString.lowercased())" }
-}
-
-/// One distribution record (21 CFR 606.165: consignee, date, unit number, product, expiry).
-public struct DistributionRecord: Sendable, Hashable, Codable {
-    /// Id.
-    public var distributionID: UUID
-    /// The hold it was issued from.
-    public var reservationID: UUID
-    /// Unit number.
-    public var din: String
-    /// Consignee site id.
-    public var consignee: String
-    /// Consignee name.
-    public var consigneeName: String
-    /// Consignee place (region).
-    public var consigneePlace: String
-    /// Dispatching centre.
-    public var centre: String
-    /// Product.
-    public var component: String
-    /// ABO.
-    public var abo: String
-    /// RhD.
-    public var rhd: String
-    /// Quantity (always 1: one record per unit).
-    public var quantity: Int
-    /// Expiry.
-    public var expiresAt: Date
-    /// Date of distribution (database clock).
-    public var issuedAt: Date
-    /// Who issued.
-    public var issuedBy: String
-}
-
 /// Holds, releases, expiries and issues, with the database as the only arbiter of who holds a unit:
-/// a partial unique index allows one active or issued hold per DIN, and every change is an event.
+/// a partial unique index allows one active or issued hold per unit (DIN and product code), and
+/// every change is an event. Issuing is in `PostgresReservationStore+Issue.swift`.
 public struct PostgresReservationStore: Sendable {
     /// The pool, as `bloodmatch_app`.
     public let database: Database
@@ -187,20 +13,21 @@ public struct PostgresReservationStore: Sendable {
     /// Creates the store.
     public init(database: Database) { self.database = database }
 
-    /// Holds all of `request.dins` or none.
+    /// Holds all of `request.units` or none.
     ///
     /// A unit can be held when it is `AVAILABLE` in exactly one centre's snapshot in force, not
-    /// expired by the database's clock, and not held or issued already. Concurrent requests for
-    /// the same unit are decided by the unique index (`ON CONFLICT DO NOTHING` waits for the other
-    /// transaction): exactly one wins. Deadlocks and serialization failures are retried.
+    /// expired by the database's clock, not held or issued already, and not returned since that
+    /// snapshot was taken. Concurrent requests for the same unit are decided by the unique index
+    /// (`ON CONFLICT DO NOTHING` waits for the other transaction): exactly one wins. Deadlocks and
+    /// serialization failures are retried.
     public func reserve(_ request: ReservationRequest) async throws -> ReservationOutcome {
         try await database.observe("reservation.reserve") {
-            let dins = Array(Set(request.dins)).sorted()
+            let units = Array(Set(request.units)).sorted()
             var attempt = 0
             while true {
                 attempt += 1
                 do {
-                    return try await reserveOnce(request, dins: dins)
+                    return try await reserveOnce(request, units: units)
                 } catch where ["40001", "40P01"].contains(sqlState(error) ?? "") && attempt < 5 {
                     try await Task.sleep(for: .milliseconds(10 * attempt))
                 } catch where sqlState(error) == "23505" && attempt < 5 {
@@ -211,32 +38,31 @@ public struct PostgresReservationStore: Sendable {
         }
     }
 
-    private struct Refused: Error { var conflicts: [ReservationConflict] }
+    struct Refused: Error { var conflicts: [ReservationConflict] }
 
-    private func reserveOnce(_ request: ReservationRequest, dins: [String]) async throws -> ReservationOutcome {
+    /// A unit as offered now by its centre's snapshot in force.
+    struct Offer { var centre: String; var component: String; var abo: String; var rhd: String; var expiresAt: Date }
+
+    private func reserveOnce(_ request: ReservationRequest, units: [UnitKey]) async throws -> ReservationOutcome {
         let logger = database.logger
         if let existing = try await find(idempotencyKey: request.idempotencyKey) {
             guard existing.fingerprint == request.fingerprint else {
-                throw IdempotencyKeyReuseError(key: request.idempotencyKey, reservationID: existing.reservation.reservationID)
+                throw IdempotencyKeyReuseError(
+                    key: request.idempotencyKey, usedFor: "reservation \(existing.reservation.reservationID.uuidString.lowercased())")
             }
             return .reserved(existing.reservation, isNew: false)
         }
         let reservationID = UUID()
         do {
             try await database.withTransaction { conn in
-                try await Self.expireOverdue(on: conn, dins: dins, logger: logger)
+                try await Self.expireOverdue(on: conn, units: units, logger: logger)
                 // The units as offered now: in force, available, unexpired, at one centre only. Their
                 // centres' import locks are taken shared and the offer read again, so no snapshot swap
                 // can commit between the check and the hold.
-                var offered = try await Self.offered(dins, on: conn, logger: logger)
-                let centres = Set(offered.values.map(\.0)).sorted()
-                if !centres.isEmpty {
-                    _ = try await conn.query("""
-                        SELECT pg_advisory_xact_lock_shared(hashtext('bloodmatch.centre:' || c)) FROM unnest(\(centres)::text[]) c
-                        """, logger: logger).collect()
-                    offered = try await Self.offered(dins, on: conn, logger: logger)
-                }
-                let missing = dins.filter { offered[$0] == nil }
+                var offered = try await Self.offered(units, on: conn, logger: logger)
+                try await Self.lockCentres(Set(offered.values.map(\.centre)), on: conn, logger: logger)
+                if !offered.isEmpty { offered = try await Self.offered(units, on: conn, logger: logger) }
+                let missing = units.filter { offered[$0] == nil }
                 if !missing.isEmpty {
                     throw Refused(conflicts: try await Self.explainUnavailable(missing, on: conn, logger: logger))
                 }
@@ -247,21 +73,22 @@ public struct PostgresReservationStore: Sendable {
                       \(request.hospital), \(request.reservedBy), \(request.idempotencyKey), \(request.fingerprint),
                       now() + make_interval(secs => \(request.holdSeconds)), \(request.requestID), \(request.traceID))
                     """, logger: logger).collect()
-                let u = dins.map { offered[$0]! }
-                var held: Set<String> = []
-                for try await (din,) in try await conn.query("""
-                    INSERT INTO reservation_units (reservation_id, din, centre, component, abo, rhd, expires_at, state)
-                    SELECT \(reservationID), d, c, p, a, r, e, 'active'
-                    FROM unnest(\(dins)::text[], \(u.map(\.0))::text[], \(u.map(\.1))::text[], \(u.map(\.2))::text[],
-                                \(u.map(\.3))::text[], \(u.map(\.4))::timestamptz[]) AS t(d, c, p, a, r, e)
-                    ON CONFLICT (din) WHERE state IN ('active', 'issued') DO NOTHING
-                    RETURNING din
-                    """, logger: logger).decode((String,).self) { held.insert(din) }
-                if held.count != dins.count {
-                    let lost = dins.filter { !held.contains($0) }
+                let o = units.compactMap { offered[$0] }
+                var held: Set<UnitKey> = []
+                for try await (din, code) in try await conn.query("""
+                    INSERT INTO reservation_units (reservation_id, din, product_code, centre, component, abo, rhd, expires_at, state)
+                    SELECT \(reservationID), d, p, c, k, a, r, e, 'active'
+                    FROM unnest(\(units.map(\.din))::text[], \(units.map(\.productCode))::text[], \(o.map(\.centre))::text[],
+                                \(o.map(\.component))::text[], \(o.map(\.abo))::text[], \(o.map(\.rhd))::text[],
+                                \(o.map(\.expiresAt))::timestamptz[]) AS t(d, p, c, k, a, r, e)
+                    ON CONFLICT (din, product_code) WHERE state IN ('active', 'issued') DO NOTHING
+                    RETURNING din, product_code
+                    """, logger: logger).decode((String, String).self) { held.insert(UnitKey(din: din, productCode: code)) }
+                if held.count != units.count {
+                    let lost = units.filter { !held.contains($0) }
                     throw Refused(conflicts: try await Self.explainUnavailable(lost, on: conn, logger: logger))
                 }
-                let payload = #"{"reservation_id":"\#(reservationID.uuidString.lowercased())","source":"\#(request.source.rawValue)","hospital":\#(jsonString(request.hospital)),"units":[\#(dins.map { jsonString($0) }.joined(separator: ","))],"hold_seconds":\#(request.holdSeconds)\#(request.decisionID.map { #","decision_id":"\#($0.uuidString.lowercased())""# } ?? "")\#(request.batchRunID.map { #","batch_run_id":"\#($0.uuidString.lowercased())""# } ?? "")}"#
+                let payload = #"{"reservation_id":"\#(reservationID.uuidString.lowercased())","source":"\#(request.source.rawValue)","hospital":\#(jsonString(request.hospital)),"units":\#(Self.unitsJSON(units)),"hold_seconds":\#(request.holdSeconds)\#(request.decisionID.map { #","decision_id":"\#($0.uuidString.lowercased())""# } ?? "")\#(request.batchRunID.map { #","batch_run_id":"\#($0.uuidString.lowercased())""# } ?? "")}"#
                 try await PostgresAuditLog.append(NewAuditEvent(
                     actor: request.reservedBy, action: "reservation.made", subject: "reservation:" + reservationID.uuidString.lowercased(),
                     payloadJSON: payload, requestID: request.requestID ?? request.idempotencyKey, traceID: request.traceID),
@@ -274,70 +101,103 @@ public struct PostgresReservationStore: Sendable {
         return .reserved(stored, isNew: true)
     }
 
-    /// Of `dins`, those offerable now, with centre, component, ABO, RhD and expiry.
-    static func offered(_ dins: [String], on conn: PostgresConnection, logger: Logger) async throws
-        -> [String: (String, String, String, String, Date)] {
-        var offered: [String: (String, String, String, String, Date)] = [:]
-        for try await (din, centre, component, abo, rhd, expires) in try await conn.query("""
-            SELECT u.din, s.centre, u.component, u.abo, u.rhd, u.expires_at
+    /// Units as a JSON array of `{"din":…,"product_code":…}` objects, for event payloads.
+    static func unitsJSON(_ units: [UnitKey]) -> String {
+        "[" + units.sorted().map { #"{"din":\#(jsonString($0.din)),"product_code":\#(jsonString($0.productCode))}"# }
+            .joined(separator: ",") + "]"
+    }
+
+    /// Takes the import locks of these centres, shared, in the caller's transaction: no snapshot of
+    /// theirs can be swapped in until it commits.
+    static func lockCentres(_ centres: Set<String>, on conn: PostgresConnection, logger: Logger) async throws {
+        guard !centres.isEmpty else { return }
+        _ = try await conn.query("""
+            SELECT pg_advisory_xact_lock_shared(hashtext('bloodmatch.centre:' || c)) FROM unnest(\(centres.sorted())::text[]) c
+            """, logger: logger).collect()
+    }
+
+    /// Of `units`, those offerable now, with centre, component, ABO, RhD and expiry.
+    static func offered(_ units: [UnitKey], on conn: PostgresConnection, logger: Logger) async throws -> [UnitKey: Offer] {
+        var offered: [UnitKey: Offer] = [:]
+        for try await (din, code, centre, component, abo, rhd, expires) in try await conn.query("""
+            SELECT u.din, u.product_code, s.centre, u.component, u.abo, u.rhd, u.expires_at
             FROM inventory_units u JOIN centre_status c ON c.current_snapshot_id = u.snapshot_id
               JOIN inventory_snapshots s ON s.snapshot_id = u.snapshot_id
-            WHERE u.din = ANY(\(dins)) AND u.status = 'AVAILABLE' AND u.expires_at > now()
+              JOIN unnest(\(units.map(\.din))::text[], \(units.map(\.productCode))::text[]) AS w(din, product_code)
+                ON w.din = u.din AND w.product_code = u.product_code
+            WHERE u.status = 'AVAILABLE' AND u.expires_at > now()
               AND NOT EXISTS (SELECT 1 FROM inventory_units y JOIN centre_status yc ON yc.current_snapshot_id = y.snapshot_id
-                              WHERE y.din = u.din AND y.snapshot_id <> u.snapshot_id)
-            """, logger: logger).decode((String, String, String, String, String, Date).self) {
-            offered[din] = (centre, component, abo, rhd, expires)
+                              WHERE y.din = u.din AND y.product_code = u.product_code AND y.snapshot_id <> u.snapshot_id)
+              AND NOT EXISTS (SELECT 1 FROM reservation_units r WHERE r.din = u.din AND r.product_code = u.product_code
+                              AND r.state = 'returned' AND r.state_changed_at >= c.last_as_of)
+            """, logger: logger).decode((String, String, String, String, String, String, Date).self) {
+            offered[UnitKey(din: din, productCode: code)] = Offer(centre: centre, component: component, abo: abo, rhd: rhd, expiresAt: expires)
         }
         return offered
     }
 
-    /// Says why each DIN cannot be held, in the caller's transaction.
-    static func explainUnavailable(_ dins: [String], on conn: PostgresConnection, logger: Logger) async throws -> [ReservationConflict] {
-        var reasons: [String: ReservationConflict] = [:]
-        for try await (din, state, holder, until) in try await conn.query("""
-            SELECT ru.din, ru.state, ru.reservation_id, r.held_until FROM reservation_units ru JOIN reservations r USING (reservation_id)
-            WHERE ru.din = ANY(\(dins)) AND ru.state IN ('active', 'issued')
-            """, logger: logger).decode((String, String, UUID, Date).self) {
-            reasons[din] = ReservationConflict(
-                din: din, reason: state == "issued" ? "already issued" : "held by another reservation until \(iso(until))", heldBy: holder)
+    /// Says why each unit cannot be held, in the caller's transaction.
+    static func explainUnavailable(_ units: [UnitKey], on conn: PostgresConnection, logger: Logger) async throws -> [ReservationConflict] {
+        var reasons: [UnitKey: ReservationConflict] = [:]
+        let dins = units.map(\.din), codes = units.map(\.productCode)
+        for try await (din, code, state, holder, until, changed) in try await conn.query("""
+            SELECT ru.din, ru.product_code, ru.state, ru.reservation_id, r.held_until, ru.state_changed_at
+            FROM reservation_units ru JOIN reservations r USING (reservation_id)
+              JOIN unnest(\(dins)::text[], \(codes)::text[]) AS w(din, product_code) ON w.din = ru.din AND w.product_code = ru.product_code
+            WHERE ru.state IN ('active', 'issued', 'returned') ORDER BY ru.state_changed_at
+            """, logger: logger).decode((String, String, String, UUID, Date, Date).self) {
+            let key = UnitKey(din: din, productCode: code)
+            let reason = switch state {
+            case "issued": "already issued"
+            case "returned": "returned \(iso(changed)); it re-enters stock when its centre's feed lists it again"
+            default: "held by another reservation until \(iso(until))"
+            }
+            reasons[key] = ReservationConflict(unit: key, reason: reason, heldBy: state == "returned" ? nil : holder)
         }
-        for try await (din, status, expires, centres) in try await conn.query("""
-            SELECT u.din, min(u.status), min(u.expires_at), count(*)
-            FROM inventory_units u JOIN centre_status c ON c.current_snapshot_id = u.snapshot_id
-            WHERE u.din = ANY(\(dins)) GROUP BY u.din
-            """, logger: logger).decode((String, String, Date, Int).self) where reasons[din] == nil {
-            let reason: String
-            if centres > 1 { reason = "current at \(centres) centres: held for a human to resolve" }
-            else if status != "AVAILABLE" { reason = "status \(status) at its centre" }
-            else if expires <= Date() { reason = "expired \(iso(expires))" }
-            else { reason = "not available" }
-            reasons[din] = ReservationConflict(din: din, reason: reason, heldBy: nil)
+        for try await (din, code, centre) in try await conn.query("""
+            SELECT w.din, w.product_code, min(s.centre) FROM unnest(\(dins)::text[], \(codes)::text[]) AS w(din, product_code)
+              LEFT JOIN inventory_units u ON u.din = w.din AND u.product_code = w.product_code
+              LEFT JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
+            GROUP BY w.din, w.product_code
+            """, logger: logger).decode((String, String, String?).self) {
+            let key = UnitKey(din: din, productCode: code)
+            guard reasons[key] == nil else { continue }
+            guard let centre else {
+                reasons[key] = ReservationConflict(unit: key, reason: "not in any centre's current stock")
+                continue
+            }
+            var why = "not available"
+            for try await (text,) in try await conn.query("SELECT bm.unit_blocker(\(din), \(code), \(centre))", logger: logger)
+                .decode((String?,).self) { if let text { why = text } }
+            reasons[key] = ReservationConflict(unit: key, reason: why)
         }
-        return dins.map { reasons[$0] ?? ReservationConflict(din: $0, reason: "not in any centre's current stock", heldBy: nil) }
+        return units.map { reasons[$0] ?? ReservationConflict(unit: $0, reason: "not in any centre's current stock") }
     }
 
-    /// Marks overdue active holds on these DINs (or all, when nil) expired, with one event per reservation.
+    /// Marks overdue active holds on these units (or all, when nil) expired, with one event per reservation.
     @discardableResult
-    static func expireOverdue(on conn: PostgresConnection, dins: [String]?, actor: String = "expiry", logger: Logger) async throws -> Int {
-        var byReservation: [UUID: [String]] = [:]
-        let filter: PostgresQuery = dins.map { d in
+    static func expireOverdue(on conn: PostgresConnection, units: [UnitKey]?, actor: String = "expiry", logger: Logger) async throws -> Int {
+        var byReservation: [UUID: [UnitKey]] = [:]
+        let filter: PostgresQuery = units.map { u in
             """
-            UPDATE reservation_units ru SET state = 'expired' FROM reservations r
-            WHERE r.reservation_id = ru.reservation_id AND ru.state = 'active' AND r.held_until <= now() AND ru.din = ANY(\(d))
-            RETURNING ru.reservation_id, ru.din
+            UPDATE reservation_units ru SET state = 'expired' FROM reservations r,
+              unnest(\(u.map(\.din))::text[], \(u.map(\.productCode))::text[]) AS w(din, product_code)
+            WHERE r.reservation_id = ru.reservation_id AND ru.state = 'active' AND r.held_until <= now()
+              AND ru.din = w.din AND ru.product_code = w.product_code
+            RETURNING ru.reservation_id, ru.din, ru.product_code
             """
         } ?? """
             UPDATE reservation_units ru SET state = 'expired' FROM reservations r
             WHERE r.reservation_id = ru.reservation_id AND ru.state = 'active' AND r.held_until <= now()
-            RETURNING ru.reservation_id, ru.din
+            RETURNING ru.reservation_id, ru.din, ru.product_code
             """
-        for try await (id, din) in try await conn.query(filter, logger: logger).decode((UUID, String).self) {
-            byReservation[id, default: []].append(din)
+        for try await (id, din, code) in try await conn.query(filter, logger: logger).decode((UUID, String, String).self) {
+            byReservation[id, default: []].append(UnitKey(din: din, productCode: code))
         }
-        for (id, units) in byReservation.sorted(by: { $0.key.uuidString < $1.key.uuidString }) {
+        for (id, expired) in byReservation.sorted(by: { $0.key.uuidString < $1.key.uuidString }) {
             try await PostgresAuditLog.append(NewAuditEvent(
                 actor: actor, action: "reservation.expired", subject: "reservation:" + id.uuidString.lowercased(),
-                payloadJSON: #"{"units":[\#(units.sorted().map { jsonString($0) }.joined(separator: ","))]}"#), on: conn, logger: logger)
+                payloadJSON: #"{"units":\#(unitsJSON(expired))}"#), on: conn, logger: logger)
         }
         return byReservation.values.reduce(0) { $0 + $1.count }
     }
@@ -346,7 +206,7 @@ public struct PostgresReservationStore: Sendable {
     public func expireOverdue(actor: String) async throws -> Int {
         let logger = database.logger
         return try await database.withTransaction { conn in
-            try await Self.expireOverdue(on: conn, dins: nil, actor: actor, logger: logger)
+            try await Self.expireOverdue(on: conn, units: nil, actor: actor, logger: logger)
         }
     }
 
@@ -356,15 +216,15 @@ public struct PostgresReservationStore: Sendable {
         try await database.observe("reservation.release") {
             let logger = database.logger
             try await database.withTransaction { conn in
-                var released: [String] = []
-                for try await (din,) in try await conn.query("""
+                var released: [UnitKey] = []
+                for try await (din, code) in try await conn.query("""
                     UPDATE reservation_units SET state = 'released' WHERE reservation_id = \(reservationID) AND state = 'active'
-                    RETURNING din
-                    """, logger: logger).decode((String,).self) { released.append(din) }
+                    RETURNING din, product_code
+                    """, logger: logger).decode((String, String).self) { released.append(UnitKey(din: din, productCode: code)) }
                 if !released.isEmpty {
                     try await PostgresAuditLog.append(NewAuditEvent(
                         actor: actor, action: "reservation.released", subject: "reservation:" + reservationID.uuidString.lowercased(),
-                        payloadJSON: #"{"units":[\#(released.sorted().map { jsonString($0) }.joined(separator: ","))],"reason":\#(jsonString(reason))}"#,
+                        payloadJSON: #"{"units":\#(Self.unitsJSON(released)),"reason":\#(jsonString(reason))}"#,
                         requestID: requestID, traceID: traceID), on: conn, logger: logger)
                 }
             }
@@ -373,48 +233,7 @@ public struct PostgresReservationStore: Sendable {
         }
     }
 
-    /// Issues (dispatches) the active units of a hold to its hospital: each becomes `issued` and
-    /// gets a distribution record. A retry with the same key returns the records already written.
-    public func issue(_ reservationID: UUID, dins: [String]?, by actor: String, idempotencyKey: String,
-                      note: String? = nil, requestID: String? = nil, traceID: String? = nil) async throws -> [DistributionRecord] {
-        let already = try await distributions(idempotencyKey: idempotencyKey)
-        if !already.isEmpty { return already }
-        let logger = database.logger
-        try await database.withTransaction { conn in
-            guard let reservation = try await Self.find(where: "reservation_id = $1::uuid", reservationID.uuidString, on: conn, logger: logger) else {
-                throw ReservationNotFoundError(reservationID: reservationID)
-            }
-            var issued: [String] = []
-            let wanted = dins.map { Array(Set($0)).sorted() }
-            for try await (din,) in try await conn.query("""
-                UPDATE reservation_units SET state = 'issued'
-                WHERE reservation_id = \(reservationID) AND state = 'active' AND (\(wanted)::text[] IS NULL OR din = ANY(\(wanted)))
-                RETURNING din
-                """, logger: logger).decode((String,).self) { issued.append(din) }
-            if let wanted, Set(issued) != Set(wanted) {
-                throw ReservationStateError(reservationID: reservationID,
-                    detail: "units \(Set(wanted).subtracting(issued).sorted().joined(separator: ", ")) are not actively held by this reservation")
-            }
-            guard !issued.isEmpty else {
-                throw ReservationStateError(reservationID: reservationID, detail: "no unit of it is actively held (released, expired or issued already)")
-            }
-            _ = try await conn.query("""
-                INSERT INTO distributions (distribution_id, reservation_id, din, consignee, consignee_name, consignee_place, centre,
-                  component, abo, rhd, expires_at, issued_by, idempotency_key, note)
-                SELECT gen_random_uuid(), ru.reservation_id, ru.din, r.hospital, coalesce(s.name, r.hospital), coalesce(s.region, ''),
-                  ru.centre, ru.component, ru.abo, ru.rhd, ru.expires_at, \(actor), \(idempotencyKey), \(note)
-                FROM reservation_units ru JOIN reservations r USING (reservation_id) LEFT JOIN sites s ON s.site_id = r.hospital
-                WHERE ru.reservation_id = \(reservationID) AND ru.din = ANY(\(issued))
-                """, logger: logger).collect()
-            try await PostgresAuditLog.append(NewAuditEvent(
-                actor: actor, action: "unit.issued", subject: "reservation:" + reservationID.uuidString.lowercased(),
-                payloadJSON: #"{"units":[\#(issued.sorted().map { jsonString($0) }.joined(separator: ","))],"consignee":\#(jsonString(reservation.reservation.hospital))}"#,
-                requestID: requestID ?? idempotencyKey, traceID: traceID), on: conn, logger: logger)
-        }
-        return try await distributions(idempotencyKey: idempotencyKey)
-    }
-
-    /// A hold by id.
+    /// A hold by id, with each active unit's `blocked` reason read against the snapshots in force.
     public func find(reservationID: UUID) async throws -> Reservation? {
         try await database.observe("reservation.find") {
             try await database.client.withConnection { conn in
@@ -461,63 +280,18 @@ public struct PostgresReservationStore: Sendable {
         }
         guard let found else { return nil }
         var reservation = found.0
+        // An active unit whose hold is overdue, or whose unit its centre no longer offers, is blocked.
         for try await u in try await conn.query("""
-            SELECT din, centre, component, abo, rhd, expires_at, state, state_changed_at FROM reservation_units
-            WHERE reservation_id = \(reservation.reservationID) ORDER BY din
-            """, logger: logger).decode((String, String, String, String, String, Date, String, Date).self) {
-            reservation.units.append(ReservedUnit(din: u.0, centre: u.1, component: u.2, abo: u.3, rhd: u.4,
-                                                  expiresAt: u.5, state: u.6, stateChangedAt: u.7))
+            SELECT ru.din, ru.product_code, ru.centre, ru.component, ru.abo, ru.rhd, ru.expires_at, ru.state, ru.state_changed_at,
+              CASE WHEN ru.state <> 'active' THEN NULL
+                   WHEN r.held_until <= now() THEN 'hold overdue since ' || bm.iso_utc(r.held_until)
+                   ELSE bm.unit_blocker(ru.din, ru.product_code, ru.centre) END
+            FROM reservation_units ru JOIN reservations r USING (reservation_id)
+            WHERE ru.reservation_id = \(reservation.reservationID) ORDER BY ru.din, ru.product_code
+            """, logger: logger).decode((String, String, String, String, String, String, Date, String, Date, String?).self) {
+            reservation.units.append(ReservedUnit(din: u.0, productCode: u.1, centre: u.2, component: u.3, abo: u.4, rhd: u.5,
+                                                  expiresAt: u.6, state: u.7, stateChangedAt: u.8, blocked: u.9))
         }
         return (reservation, found.1)
     }
-
-    /// Distribution records written under a key.
-    public func distributions(idempotencyKey: String) async throws -> [DistributionRecord] {
-        try await distributions(where: "idempotency_key = $1", idempotencyKey)
-    }
-
-    /// Distribution records of a unit.
-    public func distributions(din: String) async throws -> [DistributionRecord] {
-        try await distributions(where: "din = $1", din)
-    }
-
-    /// Distribution records issued in `[from, to)`, for a recall export.
-    public func distributions(from: Date, to: Date) async throws -> [DistributionRecord] {
-        var binds = PostgresBindings()
-        binds.append(from)
-        binds.append(to)
-        return try await distributions(PostgresQuery(unsafeSQL: Self.distributionSelect + "WHERE issued_at >= $1 AND issued_at < $2 ORDER BY issued_at, din", binds: binds))
-    }
-
-    private static let distributionSelect = """
-        SELECT distribution_id, reservation_id, din, consignee, consignee_name, consignee_place, centre, component, abo, rhd,
-               quantity, expires_at, issued_at, issued_by FROM distributions
-
-        """
-
-    private func distributions(where condition: String, _ value: String) async throws -> [DistributionRecord] {
-        var binds = PostgresBindings()
-        binds.append(value)
-        return try await distributions(PostgresQuery(unsafeSQL: Self.distributionSelect + "WHERE \(condition) ORDER BY issued_at, din", binds: binds))
-    }
-
-    private func distributions(_ query: PostgresQuery) async throws -> [DistributionRecord] {
-        var out: [DistributionRecord] = []
-        for try await r in try await database.client.query(query, logger: database.logger)
-            .decode((UUID, UUID, String, String, String, String, String, String, String, String, Int, Date, Date, String).self) {
-            out.append(DistributionRecord(distributionID: r.0, reservationID: r.1, din: r.2, consignee: r.3, consigneeName: r.4,
-                                          consigneePlace: r.5, centre: r.6, component: r.7, abo: r.8, rhd: r.9, quantity: r.10,
-                                          expiresAt: r.11, issuedAt: r.12, issuedBy: r.13))
-        }
-        return out
-    }
-}
-
-/// A hold is not in a state that allows the change.
-public struct ReservationStateError: Error, Sendable, CustomStringConvertible {
-    /// The hold.
-    public var reservationID: UUID
-    /// Why.
-    public var detail: String
-    public var description: String { "reservation \(reservationID.uuidString.lowercased()): \(detail)" }
 }

@@ -28,11 +28,13 @@ public struct PostgresSiteStore: Sendable {
                 }
             }
             try await conn.query("""
-                INSERT INTO sites (site_id, name, kind, latitude, longitude, region)
+                INSERT INTO sites (site_id, name, kind, latitude, longitude, region, address)
                 SELECT * FROM unnest(\(sites.map(\.id))::text[], \(sites.map(\.name))::text[], \(sites.map(\.kind.rawValue))::text[],
-                  \(sites.map(\.location.latitude))::float8[], \(sites.map(\.location.longitude))::float8[], \(sites.map(\.region))::text[])
+                  \(sites.map(\.location.latitude))::float8[], \(sites.map(\.location.longitude))::float8[], \(sites.map(\.region))::text[],
+                  \(sites.map(\.address))::text[])
                 ON CONFLICT (site_id) DO UPDATE SET name = EXCLUDED.name, latitude = EXCLUDED.latitude,
-                  longitude = EXCLUDED.longitude, region = EXCLUDED.region, updated_at = now()
+                  longitude = EXCLUDED.longitude, region = EXCLUDED.region,
+                  address = CASE WHEN EXCLUDED.address = '' THEN sites.address ELSE EXCLUDED.address END, updated_at = now()
                 """, logger: logger)
             let inserted = sites.filter { existing[$0.id] == nil }.count
             let payload = #"{"source":\#(jsonString(source)),"sites":\#(sites.count),"inserted":\#(inserted)}"#
@@ -49,11 +51,11 @@ public struct PostgresSiteStore: Sendable {
         try await database.observe("sites.all") {
             let logger = database.logger
             var sites: [Site] = []
-            for try await (id, name, kind, lat, lon, region) in try await database.client.query(
-                "SELECT site_id, name, kind, latitude, longitude, region FROM sites ORDER BY site_id", logger: logger
-            ).decode((String, String, String, Double, Double, String).self) {
+            for try await (id, name, kind, lat, lon, region, address) in try await database.client.query(
+                "SELECT site_id, name, kind, latitude, longitude, region, address FROM sites ORDER BY site_id", logger: logger
+            ).decode((String, String, String, Double, Double, String, String).self) {
                 sites.append(Site(id: id, name: name, kind: SiteKind(rawValue: kind) ?? .hospital,
-                                  location: GeoPoint(latitude: lat, longitude: lon), region: region))
+                                  location: GeoPoint(latitude: lat, longitude: lon), region: region, address: address))
             }
             return sites
         }

@@ -143,7 +143,7 @@ struct BatchCommand: AsyncParsableCommand {
                 let report = try await Database.with(config, logger: logger) { db in
                     let reader = PostgresInventoryReader(database: db)
                     let index = try await reader.buildIndex(now: now)
-                    let held = try await reader.heldDINs()
+                    let held = try await reader.heldUnits()
                     let demand = try await PostgresOrderStore(database: db).recentDemand(since: now.addingTimeInterval(-window * 86_400))
                     return WastageReport.build(index: index, held: held, demand: demand, demandDays: window,
                                                horizonHours: BatchSettings.standard.wastageHorizonHours, now: now)
@@ -161,7 +161,7 @@ struct BatchCommand: AsyncParsableCommand {
                 }
                 if report.rows.isEmpty { print("  none") }
                 print("Suggested transfers (same group only):")
-                for t in report.transfers { print("  \(t.fromCentreID) → \(t.toCentreID): \(t.dins.count) \(t.group) \(t.component.rawValue) — \(t.reason)") }
+                for t in report.transfers { print("  \(t.fromCentreID) → \(t.toCentreID): \(t.units.count) \(t.group) \(t.component.rawValue) — \(t.reason)") }
                 if report.transfers.isEmpty { print("  none") }
             }
         }
@@ -308,16 +308,16 @@ enum BatchPrinter {
         if !plan.staleCentres.isEmpty {
             lines.append("STALE DATA at \(plan.staleCentres.joined(separator: ", ")): units from these centres are flagged — confirm by phone before dispatch")
         }
-        let byDIN = Dictionary(plan.allocations.map { ($0.unit.din, $0) }, uniquingKeysWith: { a, _ in a })
+        let byUnit = Dictionary(plan.allocations.map { ($0.unit.key, $0) }, uniquingKeysWith: { a, _ in a })
         for shipment in plan.shipments {
             lines.append("")
-            var head = "Shipment \(shipment.number)  \(shipment.centreID) → \(shipment.hospitalID)  \(shipment.dins.count) unit(s)  ETA \(Int(shipment.etaMinutes.rounded())) min"
+            var head = "Shipment \(shipment.number)  \(shipment.centreID) → \(shipment.hospitalID)  \(shipment.units.count) unit(s)  ETA \(Int(shipment.etaMinutes.rounded())) min"
             if let met = shipment.neededByMet { head += met ? "  needed-by met" : "  LATE for needed-by" }
             if shipment.staleCentre { head += "  STALE centre data: confirm before dispatch" }
             lines.append(head)
-            for din in shipment.dins {
-                guard let a = byDIN[din] else { continue }
-                lines.append("  \(a.orderID)  \(din)  \(a.rationale)")
+            for unit in shipment.units {
+                guard let a = byUnit[unit] else { continue }
+                lines.append("  \(a.orderID)  \(unit)  \(a.rationale)")
             }
         }
         let short = plan.outcomes.filter { $0.status != .allocated }

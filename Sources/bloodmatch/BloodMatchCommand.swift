@@ -17,6 +17,8 @@ struct BloodMatchCommand: AsyncParsableCommand {
             ReservationCommand.self,
             TraceCommand.self,
             DistributionCommand.self,
+            UnitCommand.self,
+            RecallCommand.self,
             AuditCommand.self,
             MetricsCommand.self,
             StockCommand.self,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BloodMatchStore
 import Foundation
 
 /// Exit codes a scheduler can act on; the runbooks in `Jobs/RUNBOOK.md` say what each means.
@@ -45,4 +46,24 @@ final class CheckedOutput {
         }
         buffer.removeAll(keepingCapacity: true)
     }
+}
+
+extension IdempotencyKeyReuseError: ClassifiedError {
+    /// A key reused for another operation or object is refused, never answered with the other's result.
+    var exitStatus: ExitStatus { .rejected }
+}
+
+extension ReservationStateError: ClassifiedError {
+    /// The hold does not allow the change: a human must look.
+    var exitStatus: ExitStatus { .rejected }
+}
+
+extension UnitLifecycleError: ClassifiedError {
+    /// The unit's life does not allow the step.
+    var exitStatus: ExitStatus { .rejected }
+}
+
+extension ReservationNotFoundError: ClassifiedError {
+    /// A reservation id that does not exist is a bad argument.
+    var exitStatus: ExitStatus { .usage }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BloodMatchCore
 import BloodMatchService
 import BloodMatchStore
 import Foundation
@@ -12,7 +13,7 @@ struct ReserveCommand: AsyncParsableCommand {
             issued, or no longer available (nothing is held then), 5 when the database is unavailable.
             """)
     @Argument(help: "Decision id (UUID) or its request id.") var decision: String
-    @Option(help: "Only these DINs of the decision's chosen units (comma-separated).") var units: String?
+    @Option(help: "Only these of the decision's chosen units, comma-separated, each DIN/PRODUCTCODE (or a DIN that names one chosen unit).") var units: String?
     @Option(help: "Hold length in minutes (default BLOODMATCH_HOLD_MINUTES or 240; 1–4320).") var holdMinutes: Int?
     @Option(help: "Idempotency key: a retry with the same key returns the original reservation.") var key: String
     @Flag(help: "Print the reservation as JSON.") var json = false
@@ -26,7 +27,6 @@ struct ReserveCommand: AsyncParsableCommand {
         let logger = makeLogger("bloodmatch.reserve")
         try await runReportingFailures(logger: logger) {
             let hold = try resolvedHoldMinutes(holdMinutes)
-            let wanted = units.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             let config = try Environment.current.database(role: .app)
             let (id, key) = (decision, key)
             let outcome = try await Database.with(config, logger: logger) { db -> ReservationOutcome in
@@ -41,15 +41,11 @@ struct ReserveCommand: AsyncParsableCommand {
                 guard let hospital = stored.hospital else {
                     throw ValidationError("decision \(stored.decisionID.uuidString.lowercased()) names no hospital to hold units for")
                 }
-                let chosen = stored.units.filter(\.chosen).map(\.din)
-                let dins = wanted ?? chosen
-                let strangers = dins.filter { !chosen.contains($0) }
-                guard strangers.isEmpty else {
-                    throw ValidationError("not chosen by this decision: \(strangers.joined(separator: ", "))")
-                }
+                let chosen = stored.units.filter(\.chosen).map(\.key)
+                let wanted = try resolveUnits(units, among: chosen, what: "chosen by this decision") ?? chosen
                 return try await PostgresReservationStore(database: db).reserve(ReservationRequest(
                     idempotencyKey: key, source: .decision, decisionID: stored.decisionID, hospital: hospital,
-                    reservedBy: operatorName(), dins: dins, holdSeconds: hold * 60, requestID: key))
+                    reservedBy: operatorName(), units: wanted, holdSeconds: hold * 60, requestID: key))
             }
             injectFault(at: "reserve")
             switch outcome {
@@ -61,11 +57,11 @@ struct ReserveCommand: AsyncParsableCommand {
             case .conflict(let conflicts):
                 logger.warning("reservation refused", metadata: ["conflicts": "\(conflicts.map(\.description).joined(separator: "; "))"])
                 if json {
-                    printJSON(["outcome": "conflict", "conflicts": conflicts.map { ["din": $0.din, "reason": $0.reason,
-                        "held_by": $0.heldBy?.uuidString.lowercased() as Any] }])
+                    printJSON(["outcome": "conflict", "conflicts": conflicts.map { ["din": $0.unit.din, "product_code": $0.unit.productCode,
+                        "reason": $0.reason, "held_by": $0.heldBy?.uuidString.lowercased() as Any] }])
                 } else {
                     print("NOT HELD — nothing was reserved; these units cannot be held:")
-                    for c in conflicts { print("  \(c.din): \(c.reason)") }
+                    for c in conflicts { print("  \(c.unit): \(c.reason)") }
                 }
                 throw ExitStatus.rejected.exitCode
             }
@@ -112,7 +108,7 @@ struct ReservationCommand: AsyncParsableCommand {
                 }
                 if all.isEmpty { print("no reservations match") }
                 for r in all {
-                    let states = Dictionary(grouping: r.units, by: \.state).map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
+                    let states = Dictionary(grouping: r.units, by: \.shownState).map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
                     print("\(r.reservationID.uuidString.lowercased())  \(r.hospital)  held until \(SnapshotWriter.timestamp(r.heldUntil))  \(states)  by \(r.reservedBy)")
                 }
             }
@@ -139,9 +135,17 @@ struct ReservationCommand: AsyncParsableCommand {
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Record that held units were dispatched to the hospital (writes distribution records, 21 CFR 606.165).")
+            abstract: "Record that held units were dispatched to the hospital (writes distribution records, 21 CFR 606.165).",
+            discussion: """
+                Every unit is re-checked in the transaction that issues it: its hold must not be past held_until, its \
+                centre's snapshot in force must still list it AVAILABLE (not quarantined, removed or moved), it must not be \
+                expired or below the component's minimum remaining life (Data/matching.json), and the hospital must have an \
+                address on file. All units issue together or none do: exit 3 lists each unit that blocked and why, and \
+                nothing is written. A key belongs to one issue: reusing it for another reservation or other units is \
+                refused (exit 3).
+                """)
         @Argument(help: "Reservation id.") var id: String
-        @Option(help: "Only these DINs (comma-separated); default all active units.") var units: String?
+        @Option(help: "Only these units, comma-separated, each DIN/PRODUCTCODE (or a DIN naming one held unit); default all active units.") var units: String?
         @Option(help: "Idempotency key: a retry returns the records already written.") var key: String
         @Option(help: "Free-text note (courier, consignment number).") var note: String?
         func run() async throws {
@@ -149,15 +153,27 @@ struct ReservationCommand: AsyncParsableCommand {
             try await runReportingFailures(logger: logger) {
                 let uuid = try parseUUID(id, what: "reservation id")
                 let config = try Environment.current.database(role: .app)
-                let dins = units.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-                let (k, n) = (key, note)
-                let records = try await Database.with(config, logger: logger) { db in
-                    try await PostgresReservationStore(database: db).issue(uuid, dins: dins, by: operatorName(), idempotencyKey: k, note: n)
+                let minimum = try loadMatchingSettings().minimumRemainingSecondsByComponent
+                let (k, n, text) = (key, note, units)
+                let outcome = try await Database.with(config, logger: logger) { db -> IssueOutcome in
+                    let store = PostgresReservationStore(database: db)
+                    guard let held = try await store.find(reservationID: uuid) else { throw ReservationNotFoundError(reservationID: uuid) }
+                    let wanted = try resolveUnits(text, among: held.units.map(\.key), what: "held by this reservation")
+                    return try await store.issue(uuid, units: wanted, by: operatorName(), idempotencyKey: k,
+                                                 minimumRemainingSeconds: minimum, note: n)
                 }
                 injectFault(at: "issue")
-                print("issued \(records.count) unit(s):")
-                for d in records {
-                    print("  \(d.din)  \(d.component) \(d.abo) \(d.rhd)  expires \(SnapshotWriter.timestamp(d.expiresAt))  \(d.centre) → \(d.consignee) \(d.consigneeName)  at \(SnapshotWriter.timestamp(d.issuedAt))")
+                switch outcome {
+                case .issued(let records, let isNew):
+                    print(isNew ? "issued \(records.count) unit(s):" : "already issued under this key (nothing new written): \(records.count) unit(s):")
+                    for d in records {
+                        print("  \(d.din) \(d.productCode)  \(d.productName)  \(d.abo) \(d.rhd)  expires \(SnapshotWriter.timestamp(d.expiresAt))  \(d.centre) → \(d.consignee) \(d.consigneeName), \(d.consigneeAddress)  at \(SnapshotWriter.timestamp(d.issuedAt))")
+                    }
+                case .blocked(let blocks):
+                    logger.warning("issue refused", metadata: ["blocked": "\(blocks.map(\.description).joined(separator: "; "))"])
+                    print("NOT ISSUED — nothing was dispatched or recorded; these units block the issue:")
+                    for b in blocks { print("  \(b.unit): \(b.reason)") }
+                    throw ExitStatus.rejected.exitCode
                 }
             }
         }
@@ -180,7 +196,7 @@ struct ReservationCommand: AsyncParsableCommand {
 }
 
 /// The hold length in minutes: the option, else `BLOODMATCH_HOLD_MINUTES`, else 240. This is an
-/// operational setting (no clinical source fixes a hold length; DOMAIN.md: "not found"), bounded
+/// operational setting (no clinical source fixes a hold length; Data/SOURCES.md), bounded
 /// to 1 minute – 72 hours.
 func resolvedHoldMinutes(_ option: Int?) throws -> Int {
     let value: Int
@@ -215,6 +231,29 @@ func printReservation(_ r: Reservation, json: Bool, note: String?) {
     print("  for \(r.hospital), by \(r.reservedBy), \(r.source.rawValue)\(r.decisionID.map { " \($0.uuidString.lowercased())" } ?? ""), key \(r.idempotencyKey)")
     print("  created \(SnapshotWriter.timestamp(r.createdAt)), held until \(SnapshotWriter.timestamp(r.heldUntil))")
     for u in r.units {
-        print("  \(u.din)  \(u.component) \(u.abo) \(u.rhd)  at \(u.centre)  expires \(SnapshotWriter.timestamp(u.expiresAt))  \(u.state)")
+        print("  \(u.din) \(u.productCode)  \(u.component) \(u.abo) \(u.rhd)  at \(u.centre)  expires \(SnapshotWriter.timestamp(u.expiresAt))  \(u.shownState)"
+              + (u.blocked.map { " — BLOCKED: \($0); do not dispatch" } ?? ""))
     }
+}
+
+/// The units named by `text` (comma-separated `DIN/PRODUCTCODE`, or a DIN naming exactly one of
+/// `among`), all of which must be among `among`; nil when `text` is nil.
+func resolveUnits(_ text: String?, among: [UnitKey], what: String) throws -> [UnitKey]? {
+    guard let text else { return nil }
+    var out: [UnitKey] = []
+    for token in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !token.isEmpty {
+        if let key = UnitKey(parsing: token) {
+            guard among.contains(key) else { throw ValidationError("\(key) is not \(what)") }
+            out.append(key)
+        } else {
+            let matches = among.filter { $0.din == token }
+            guard matches.count == 1 else {
+                throw ValidationError(matches.isEmpty ? "'\(token)' is neither DIN/PRODUCTCODE nor the DIN of a unit \(what)"
+                    : "DIN \(token) names \(matches.count) units \(what) (\(matches.map(\.productCode).joined(separator: ", "))): write DIN/PRODUCTCODE")
+            }
+            out.append(matches[0])
+        }
+    }
+    guard !out.isEmpty else { throw ValidationError("--units names no unit") }
+    return out
 }

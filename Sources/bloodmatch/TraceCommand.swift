@@ -3,58 +3,71 @@ import BloodMatchCore
 import BloodMatchStore
 import Foundation
 
-/// `bloodmatch trace DIN`: a unit's whole history, from the database alone.
+/// `bloodmatch trace DIN [--product CODE]`: every component of a donation, or one unit, from the database alone.
 struct TraceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
-        abstract: "Show a unit's whole history: snapshots it appeared in, decisions that chose or rejected it, holds, issue, events.")
+        abstract: "Show the whole history of a donation's units (or one unit): snapshots, decisions, holds, issue, receipt, fate, events.",
+        discussion: "A unit is its DIN and its product code: one donation's red cells, plasma and platelets share the DIN. Without --product every component of the donation is shown.")
     @Argument(help: "The DIN (13 characters, no flag characters).") var din: String
+    @Option(help: "Only this product code (8 characters, e.g. E0336V00).") var product: String?
     @Flag(help: "Print as JSON.") var json = false
 
     func validate() throws {
-        guard (try? DonationNumber(parsing: din)) != nil else { throw ValidationError("'\(din)' is not a valid 13-character DIN") }
+        do { _ = try DonationNumber(parsing: din) } catch { throw ValidationError(error.description) }
+        guard din.utf8.count == 13 else { throw ValidationError("give the 13-character DIN, without check or flag characters") }
+        if let product, UnitKey(parsing: din + "/" + product) == nil { throw ValidationError("'\(product)' is not an 8-character product code") }
     }
 
     func run() async throws {
         let logger = makeLogger("bloodmatch.trace")
         try await runReportingFailures(logger: logger) {
             let config = try Environment.current.database(role: .app)
-            let unit = din
+            let (unit, code) = (din, product)
             let t = try await Database.with(config, logger: logger) { db in
-                let trace = try await PostgresUnitTrace(database: db).trace(din: unit)
+                let trace = try await PostgresUnitTrace(database: db).trace(din: unit, productCode: code)
                 try await PostgresAuditLog(database: db).append(NewAuditEvent(
-                    actor: operatorName(), action: "data.read", subject: "unit:" + unit, payloadJSON: #"{"command":"trace"}"#))
+                    actor: operatorName(), action: "data.read", subject: "unit:" + (code.map { unit + "/" + $0 } ?? unit),
+                    payloadJSON: #"{"command":"trace"}"#))
                 return trace
             }
             if json { printJSON(traceJSON(t)); return }
             let ts = SnapshotWriter.timestamp
-            print("Unit \(t.din)")
+            print("Donation \(t.din)" + (t.productCode.map { ", product \($0)" } ?? "")
+                  + (t.productCodes.isEmpty ? "" : " — units: " + t.productCodes.map { t.din + "/" + $0 }.joined(separator: ", ")))
             if t.movements.isEmpty && t.decisions.isEmpty && t.holds.isEmpty && t.distributions.isEmpty {
-                print("  nothing recorded for this DIN")
+                print("  nothing recorded for this " + (t.productCode == nil ? "DIN" : "unit"))
             }
             if !t.movements.isEmpty {
                 print("Snapshots:")
                 for m in t.movements {
-                    print("  \(ts(m.importedAt))  \(m.centre) snapshot \(m.snapshotID) as of \(ts(m.asOf)): \(m.change), \(m.status), expires \(ts(m.expiresAt))")
+                    print("  \(ts(m.importedAt))  \(m.productCode)  \(m.centre) snapshot \(m.snapshotID) as of \(ts(m.asOf)): \(m.change), \(m.status), expires \(ts(m.expiresAt))")
                 }
             }
-            for c in t.conflicts { print("  \(ts(c.detectedAt))  reported current at both \(c.centre) and \(c.otherCentre): held for review") }
+            for c in t.conflicts { print("  \(ts(c.detectedAt))  \(c.productCode) reported current at both \(c.centre) and \(c.otherCentre): held for review") }
             if !t.decisions.isEmpty {
                 print("Decisions:")
                 for d in t.decisions {
-                    print("  \(ts(d.recordedAt))  \(d.decisionID.uuidString.lowercased())  for \(d.hospital ?? "-")  \(d.chosen ? "CHOSEN" : "rejected"): \(d.reason)  (outcome \(d.outcome), policy \(d.policyVersion))")
+                    print("  \(ts(d.recordedAt))  \(d.productCode)  \(d.decisionID.uuidString.lowercased())  for \(d.hospital ?? "-")  \(d.chosen ? "CHOSEN" : "rejected"): \(d.reason)  (outcome \(d.outcome), policy \(d.policyVersion))")
                 }
             }
             if !t.holds.isEmpty {
                 print("Reservations:")
                 for h in t.holds {
-                    print("  \(ts(h.createdAt))  \(h.reservationID.uuidString.lowercased())  for \(h.hospital) by \(h.reservedBy), held until \(ts(h.heldUntil)): \(h.state) at \(ts(h.stateChangedAt))")
+                    let state = h.state == "active" && h.blocked != nil ? "BLOCKED (\(h.blocked ?? "")): do not dispatch" : h.state
+                    print("  \(ts(h.createdAt))  \(h.productCode)  \(h.reservationID.uuidString.lowercased())  for \(h.hospital) by \(h.reservedBy), held until \(ts(h.heldUntil)): \(state) at \(ts(h.stateChangedAt))")
                 }
             }
             if !t.distributions.isEmpty {
                 print("Distribution (21 CFR 606.165):")
                 for d in t.distributions {
-                    print("  \(ts(d.issuedAt))  issued to \(d.consignee) \(d.consigneeName), \(d.consigneePlace) from \(d.centre): \(d.component) \(d.abo) \(d.rhd), quantity \(d.quantity), expires \(ts(d.expiresAt)), by \(d.issuedBy)")
+                    print("  \(ts(d.issuedAt))  \(d.productCode) \(d.productName)  issued to \(d.consignee) \(d.consigneeName), \(d.consigneeAddress) from \(d.centre): \(d.abo) \(d.rhd), quantity \(d.quantity), expires \(ts(d.expiresAt)), by \(d.issuedBy)")
+                }
+            }
+            if !t.fates.isEmpty {
+                print("Receipt and fate:")
+                for f in t.fates {
+                    print("  \(ts(f.recordedAt))  \(f.productCode)  \(f.event.rawValue)\(f.reason.map { " (\($0.rawValue))" } ?? "") at \(f.hospital), by \(f.recordedBy)\(f.note.map { " — \($0)" } ?? "")")
                 }
             }
             if !t.events.isEmpty {
@@ -71,25 +84,37 @@ func traceJSON(_ t: UnitTrace) -> [String: Any] {
     let ts = SnapshotWriter.timestamp
     return [
         "din": t.din,
-        "snapshots": t.movements.map { ["snapshot_id": $0.snapshotID, "centre": $0.centre, "as_of": ts($0.asOf),
+        "product_code": t.productCode as Any,
+        "product_codes": t.productCodes,
+        "snapshots": t.movements.map { ["product_code": $0.productCode, "snapshot_id": $0.snapshotID, "centre": $0.centre, "as_of": ts($0.asOf),
                                         "imported_at": ts($0.importedAt), "change": $0.change, "status": $0.status,
                                         "expires_at": ts($0.expiresAt)] as [String: Any] },
-        "conflicts": t.conflicts.map { ["centre": $0.centre, "other_centre": $0.otherCentre, "detected_at": ts($0.detectedAt)] },
-        "decisions": t.decisions.map { ["decision_id": $0.decisionID.uuidString.lowercased(), "recorded_at": ts($0.recordedAt),
-                                        "hospital": $0.hospital as Any, "outcome": $0.outcome, "chosen": $0.chosen,
-                                        "reason": $0.reason, "policy_version": $0.policyVersion] as [String: Any] },
-        "reservations": t.holds.map { ["reservation_id": $0.reservationID.uuidString.lowercased(), "hospital": $0.hospital,
-                                       "state": $0.state, "created_at": ts($0.createdAt), "held_until": ts($0.heldUntil),
-                                       "state_changed_at": ts($0.stateChangedAt), "reserved_by": $0.reservedBy] },
+        "conflicts": t.conflicts.map { ["product_code": $0.productCode, "centre": $0.centre, "other_centre": $0.otherCentre,
+                                        "detected_at": ts($0.detectedAt)] },
+        "decisions": t.decisions.map { ["product_code": $0.productCode, "decision_id": $0.decisionID.uuidString.lowercased(),
+                                        "recorded_at": ts($0.recordedAt), "hospital": $0.hospital as Any, "outcome": $0.outcome,
+                                        "chosen": $0.chosen, "reason": $0.reason, "policy_version": $0.policyVersion] as [String: Any] },
+        "reservations": t.holds.map { ["product_code": $0.productCode, "reservation_id": $0.reservationID.uuidString.lowercased(),
+                                       "hospital": $0.hospital, "state": $0.state == "active" && $0.blocked != nil ? "blocked" : $0.state,
+                                       "blocked_reason": $0.blocked as Any, "created_at": ts($0.createdAt), "held_until": ts($0.heldUntil),
+                                       "state_changed_at": ts($0.stateChangedAt), "reserved_by": $0.reservedBy] as [String: Any] },
         "distributions": t.distributions.map(distributionJSON),
+        "fates": t.fates.map(fateJSON),
         "events": t.events.map { (try? JSONSerialization.jsonObject(with: Data(auditEventJSON($0).utf8))) ?? [:] },
     ]
 }
 
+func fateJSON(_ f: UnitFateRecord) -> [String: Any] {
+    ["din": f.din, "product_code": f.productCode, "event": f.event.rawValue, "reason": f.reason?.rawValue as Any, "note": f.note as Any,
+     "hospital": f.hospital, "recorded_by": f.recordedBy, "recorded_at": SnapshotWriter.timestamp(f.recordedAt),
+     "distribution_id": f.distributionID.uuidString.lowercased()]
+}
+
 func distributionJSON(_ d: DistributionRecord) -> [String: Any] {
     ["distribution_id": d.distributionID.uuidString.lowercased(), "reservation_id": d.reservationID.uuidString.lowercased(),
-     "din": d.din, "consignee": d.consignee, "consignee_name": d.consigneeName, "consignee_place": d.consigneePlace,
-     "centre": d.centre, "product": d.component, "abo": d.abo, "rhd": d.rhd, "quantity": d.quantity,
+     "din": d.din, "product_code": d.productCode, "product_name": d.productName, "consignee": d.consignee,
+     "consignee_name": d.consigneeName, "consignee_address": d.consigneeAddress, "consignee_place": d.consigneePlace,
+     "centre": d.centre, "component": d.component, "abo": d.abo, "rhd": d.rhd, "quantity": d.quantity,
      "expires_at": SnapshotWriter.timestamp(d.expiresAt), "issued_at": SnapshotWriter.timestamp(d.issuedAt), "issued_by": d.issuedBy]
 }
 
@@ -111,25 +136,40 @@ struct DistributionCommand: AsyncParsableCommand {
                 let (start, end) = (try parseInstant(from), try parseInstant(to))
                 guard format == "csv" || format == "json" else { throw ValidationError("--format must be csv or json") }
                 let config = try Environment.current.database(role: .app)
-                let records = try await Database.with(config, logger: logger) { db in
+                let (records, fates) = try await Database.with(config, logger: logger) { db in
                     let records = try await PostgresReservationStore(database: db).distributions(from: start, to: end)
+                    var fates: [UUID: [UnitFateRecord]] = [:]
+                    let lifecycle = PostgresUnitLifecycleStore(database: db)
+                    for din in Set(records.map(\.din)).sorted() {
+                        for f in try await lifecycle.fates(din: din) { fates[f.distributionID, default: []].append(f) }
+                    }
                     try await PostgresAuditLog(database: db).append(NewAuditEvent(
                         actor: operatorName(), action: "data.export", subject: "distributions",
                         payloadJSON: #"{"from":"\#(SnapshotWriter.timestamp(start))","to":"\#(SnapshotWriter.timestamp(end))","rows":\#(records.count)}"#))
-                    return records
+                    return (records, fates)
                 }
                 let out = CheckedOutput()
                 if format == "json" {
-                    let data = try JSONSerialization.data(withJSONObject: records.map(distributionJSON), options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+                    let rows = records.map { d -> [String: Any] in
+                        var row = distributionJSON(d)
+                        row["receipt_and_fate"] = (fates[d.distributionID] ?? []).map(fateJSON)
+                        return row
+                    }
+                    let data = try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
                     try out.line(String(decoding: data, as: UTF8.self))
                     try out.flush()
                     return
                 }
-                try out.line("din,product,abo,rhd,quantity,expires_at,issued_at,centre,consignee,consignee_name,consignee_place,issued_by,reservation_id")
+                try out.line("din,product_code,product_name,component,abo,rhd,quantity,expires_at,issued_at,centre,consignee,consignee_name,consignee_address,consignee_place,issued_by,reservation_id,received_at,fate,fate_reason,fate_at")
                 for d in records {
-                    try out.line([d.din, d.component, d.abo, d.rhd, String(d.quantity), SnapshotWriter.timestamp(d.expiresAt),
-                           SnapshotWriter.timestamp(d.issuedAt), d.centre, d.consignee, d.consigneeName, d.consigneePlace,
-                           d.issuedBy, d.reservationID.uuidString.lowercased()].map(csvField).joined(separator: ","))
+                    let steps = fates[d.distributionID] ?? []
+                    let receipt = steps.first { $0.event == .received }, final = steps.first { $0.event.isFinal }
+                    try out.line([d.din, d.productCode, d.productName, d.component, d.abo, d.rhd, String(d.quantity),
+                                  SnapshotWriter.timestamp(d.expiresAt), SnapshotWriter.timestamp(d.issuedAt), d.centre, d.consignee,
+                                  d.consigneeName, d.consigneeAddress, d.consigneePlace, d.issuedBy, d.reservationID.uuidString.lowercased(),
+                                  receipt.map { SnapshotWriter.timestamp($0.recordedAt) } ?? "", final?.event.rawValue ?? "",
+                                  final?.reason?.rawValue ?? "", final.map { SnapshotWriter.timestamp($0.recordedAt) } ?? ""]
+                        .map(csvField).joined(separator: ","))
                 }
                 try out.flush()
             }
@@ -138,7 +178,7 @@ struct DistributionCommand: AsyncParsableCommand {
 }
 
 /// One CSV field: quoted when needed, and a leading `=`, `+`, `-`, `@`, tab or CR prefixed with `'`
-/// so a spreadsheet never runs it as a formula (RELIABILITY.md §(f) 41).
+/// so a spreadsheet never runs it as a formula (bad-input corpus item 41, Data/SOURCES.md).
 func csvField(_ text: String) -> String {
     var value = text
     if let first = value.first, "=+-@\t\r".contains(first) { value = "'" + value }

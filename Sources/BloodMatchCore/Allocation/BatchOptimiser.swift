@@ -86,7 +86,7 @@ public struct BatchOptimiser: Sendable {
         var bestRank: Int
     }
 
-    func candidates(for order: BatchOrder, index: InventoryIndex, excluded: Set<String>, now: Int64, limit: Int) -> OrderCandidates {
+    func candidates(for order: BatchOrder, index: InventoryIndex, excluded: Set<UnitKey>, now: Int64, limit: Int) -> OrderCandidates {
         var request = order.matchRequest
         request.quantity = limit
         let (query, refused, notes) = planner.query(for: request, destination: order.destination, excluded: excluded)
@@ -106,7 +106,7 @@ public struct BatchOptimiser: Sendable {
     /// hospital's orders, so the optimiser can fill the order from a shipment the hospital
     /// receives anyway even when those units rank after the cut.
     func addConsolidationCandidates(orders: [BatchOrder], lists: inout [OrderCandidates], index: InventoryIndex,
-                                    excluded: Set<String>, now: Int64) {
+                                    excluded: Set<UnitKey>, now: Int64) {
         var centresOfHospital: [String: Set<String>] = [:]
         for (o, order) in orders.enumerated() {
             centresOfHospital[order.hospitalID, default: []].formUnion(lists[o].units.map(\.centreID))
@@ -120,10 +120,10 @@ public struct BatchOptimiser: Sendable {
             var (query, _, _) = planner.query(for: request, destination: order.destination, excluded: excluded)
             var present: [String: Int] = [:]
             for unit in lists[o].units { present[unit.centreID, default: 0] += 1 }
-            var known = Set(lists[o].units.map(\.din))
+            var known = Set(lists[o].units.map(\.key))
             for centre in (centresOfHospital[order.hospitalID] ?? []).sorted() where (present[centre] ?? 0) < order.quantity {
                 query.onlyCentreIDs = [centre]
-                for unit in matcher.match(query, now: now).chosen where known.insert(unit.din).inserted {
+                for unit in matcher.match(query, now: now).chosen where known.insert(unit.key).inserted {
                     lists[o].units.append(unit)
                 }
             }
@@ -135,7 +135,7 @@ public struct BatchOptimiser: Sendable {
     }
 
     /// Builds the candidate graph with at most `limit(order)` candidates per order.
-    public func candidateGraph(orders: [BatchOrder], index: InventoryIndex, excluded: Set<String>, now: Date,
+    public func candidateGraph(orders: [BatchOrder], index: InventoryIndex, excluded: Set<UnitKey>, now: Date,
                                limit: (BatchOrder) -> Int) -> BatchCandidateGraph {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         let lists = orders.map { candidates(for: $0, index: index, excluded: excluded, now: seconds, limit: limit($0)) }
@@ -151,7 +151,7 @@ public struct BatchOptimiser: Sendable {
             hospitalIndex[order.hospitalID] = hospitals.count
             hospitals.append(order.hospitalID)
         }
-        var unitIndex: [String: Int] = [:]
+        var unitIndex: [UnitKey: Int] = [:]
         var units: [ProposedUnit] = []
         var unitCentre: [Int] = []
         var edges: [BatchCandidateGraph.Edge] = []
@@ -163,11 +163,11 @@ public struct BatchOptimiser: Sendable {
             let horizon = (settings.wastageHorizonHours[order.component] ?? 0) * 3600
             for unit in lists[o].units {
                 let u: Int
-                if let known = unitIndex[unit.din] {
+                if let known = unitIndex[unit.key] {
                     u = known
                 } else {
                     u = units.count
-                    unitIndex[unit.din] = u
+                    unitIndex[unit.key] = u
                     units.append(unit)
                     let c: Int
                     if let known = centreIndex[unit.centreID] { c = known } else {
@@ -190,7 +190,7 @@ public struct BatchOptimiser: Sendable {
                                    shipment: unitCentre[u] * max(1, orders.count) + orderHospital[o],
                                    lateMinutes: late, wastageCredit: credit, proposal: unit))
             }
-            edges[start..<edges.count].sort { ($0.cost, units[$0.unit].din) < ($1.cost, units[$1.unit].din) }
+            edges[start..<edges.count].sort { ($0.cost, units[$0.unit].key) < ($1.cost, units[$1.unit].key) }
             ranges.append(start..<edges.count)
         }
         // Shipment keys use a stable hospital count.
@@ -679,7 +679,7 @@ public struct BatchOptimiser: Sendable {
 
     /// Plans a batch: candidate graph (widened for orders left short), optimisation, greedy
     /// baseline, shipments and per-order outcomes with reasons. `excluded` holds reserved DINs.
-    public func plan(orders: [BatchOrder], index: InventoryIndex, excluded: Set<String>, now: Date) -> BatchPlan {
+    public func plan(orders: [BatchOrder], index: InventoryIndex, excluded: Set<UnitKey>, now: Date) -> BatchPlan {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         var limits = orders.map(initialLimit)
         var lists = orders.indices.map { candidates(for: orders[$0], index: index, excluded: excluded, now: seconds, limit: limits[$0]) }
@@ -710,7 +710,7 @@ public struct BatchOptimiser: Sendable {
     /// `plan` on a thread of its own with a large stack, for async callers: the cooperative
     /// pool's small thread stacks are not meant for a long CPU-bound computation (debug builds
     /// overflowed them).
-    public func planOnOwnThread(orders: [BatchOrder], index: InventoryIndex, excluded: Set<String>, now: Date) async -> BatchPlan {
+    public func planOnOwnThread(orders: [BatchOrder], index: InventoryIndex, excluded: Set<UnitKey>, now: Date) async -> BatchPlan {
         await withCheckedContinuation { (continuation: CheckedContinuation<BatchPlan, Never>) in
             let thread = Thread {
                 continuation.resume(returning: self.plan(orders: orders, index: index, excluded: excluded, now: now))
@@ -721,7 +721,7 @@ public struct BatchOptimiser: Sendable {
     }
 
     func makePlan(graph: BatchCandidateGraph, chosen: [Int], greedy: [Int], rounds: Int, closed: Int,
-                  index: InventoryIndex, excluded: Set<String>, now: Date) -> BatchPlan {
+                  index: InventoryIndex, excluded: Set<UnitKey>, now: Date) -> BatchPlan {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         // Shipments: by centre, then hospital.
         var byPair: [Int: [Int]] = [:]
@@ -734,8 +734,8 @@ public struct BatchOptimiser: Sendable {
         var shipments: [BatchShipment] = []
         var allocations: [BatchAllocation] = []
         for (n, pair) in pairOrder.enumerated() {
-            let members = (byPair[pair] ?? []).sorted { (graph.orders[graph.edges[$0].order].orderID, graph.units[graph.edges[$0].unit].din)
-                < (graph.orders[graph.edges[$1].order].orderID, graph.units[graph.edges[$1].unit].din) }
+            let members = (byPair[pair] ?? []).sorted { (graph.orders[graph.edges[$0].order].orderID, graph.units[graph.edges[$0].unit].key)
+                < (graph.orders[graph.edges[$1].order].orderID, graph.units[graph.edges[$1].unit].key) }
             let first = graph.edges[members[0]]
             let centre = graph.centres[graph.unitCentre[first.unit]]
             let hospital = graph.hospitals[graph.orderHospital[first.order]]
@@ -746,7 +746,7 @@ public struct BatchOptimiser: Sendable {
                 orderIDs.append(graph.orders[graph.edges[e].order].orderID)
             }
             shipments.append(BatchShipment(
-                number: n + 1, centreID: centre, hospitalID: hospital, dins: units.map(\.din), orderIDs: orderIDs,
+                number: n + 1, centreID: centre, hospitalID: hospital, units: units.map(\.key), orderIDs: orderIDs,
                 etaMinutes: units.map(\.etaMinutes).max() ?? 0, neededByMet: verdicts.isEmpty ? nil : !verdicts.contains(false),
                 staleCentre: units.contains(where: \.staleCentre)))
             for e in members {
@@ -809,7 +809,7 @@ public struct BatchOptimiser: Sendable {
     }
 
     /// Why the matcher found nothing for an order: its most frequent rejection reasons.
-    func explainNone(_ order: BatchOrder, index: InventoryIndex, excluded: Set<String>, now: Int64) -> String {
+    func explainNone(_ order: BatchOrder, index: InventoryIndex, excluded: Set<UnitKey>, now: Int64) -> String {
         let (query, _, _) = planner.query(for: order.matchRequest, destination: order.destination, excluded: excluded)
         var loud = planner.settings
         loud.rejectedCandidatesKept = 5

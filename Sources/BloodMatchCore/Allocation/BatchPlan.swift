@@ -26,8 +26,8 @@ public struct BatchShipment: Sendable, Hashable, Codable {
     public var centreID: String
     /// The hospital receiving.
     public var hospitalID: String
-    /// The units, by DIN.
-    public var dins: [String]
+    /// The units, by DIN and product code.
+    public var units: [UnitKey]
     /// The orders served.
     public var orderIDs: [String]
     /// Estimated minutes from dispatch to arrival.

@@ -39,7 +39,7 @@ public struct WastageRow: Sendable, Hashable, Codable {
     /// Stock ÷ daily demand (nil when there was no demand).
     public var daysOfSupply: Double?
     /// DINs at risk, earliest expiry first.
-    public var atRiskDINs: [String]
+    public var atRiskUnits: [UnitKey]
 }
 
 /// A suggested move of short-dated units to a centre whose own recipients of the same group are
@@ -53,8 +53,8 @@ public struct TransferSuggestion: Sendable, Hashable, Codable {
     public var component: Component
     /// Group: always the same group as the demand it meets.
     public var group: BloodGroup
-    /// The units, by DIN.
-    public var dins: [String]
+    /// The units, by DIN and product code.
+    public var units: [UnitKey]
     /// Why, in words.
     public var reason: String
 }
@@ -74,9 +74,9 @@ public struct WastageReport: Sendable, Hashable, Codable {
     /// Days of demand the figures are based on.
     public var demandDays: Double
 
-    /// Builds the report. `held` are DINs reserved or allocated (not at risk: they have a use);
+    /// Builds the report. `held` are units reserved or allocated (not at risk: they have a use);
     /// `horizonHours` says what counts as short-dated per component.
-    public static func build(index: InventoryIndex, held: Set<String>, demand: [DemandSample], demandDays: Double,
+    public static func build(index: InventoryIndex, held: Set<UnitKey>, demand: [DemandSample], demandDays: Double,
                              horizonHours: [Component: Double], now: Date) -> WastageReport {
         let nowSeconds = Int64(now.timeIntervalSince1970)
         let days = max(demandDays, 1)
@@ -104,23 +104,23 @@ public struct WastageReport: Sendable, Hashable, Codable {
                     let rate = daily[key(c, component, group)] ?? 0
                     var stock = 0
                     var shortDated = 0
-                    var atRisk: [String] = []
+                    var atRisk: [UnitKey] = []
                     // Buckets are sorted by expiry: the k-th usable unit is used after k / rate days.
                     for p in range {
-                        let din = index.din(at: p)
-                        if held.contains(din) || index.expiresAt[p] <= nowSeconds { continue }
+                        let unit = index.unitKey(at: p)
+                        if held.contains(unit) || index.expiresAt[p] <= nowSeconds { continue }
                         let lifeSeconds = index.expiresAt[p] - nowSeconds
                         if lifeSeconds <= horizon {
                             shortDated += 1
                             let usedAfter = rate > 0 ? Double(stock + 1) / rate * 86_400 : Double.infinity
-                            if usedAfter > Double(lifeSeconds) { atRisk.append(din) }
+                            if usedAfter > Double(lifeSeconds) { atRisk.append(unit) }
                         }
                         stock += 1
                     }
                     guard shortDated > 0 else { continue }
                     rows.append(WastageRow(centreID: centre.siteID, component: component, group: group, stock: stock,
                                            shortDated: shortDated, atRisk: atRisk.count, dailyDemand: rate,
-                                           daysOfSupply: rate > 0 ? Double(stock) / rate : nil, atRiskDINs: atRisk))
+                                           daysOfSupply: rate > 0 ? Double(stock) / rate : nil, atRiskUnits: atRisk))
                 }
             }
         }
@@ -148,13 +148,15 @@ public struct WastageReport: Sendable, Hashable, Codable {
             guard let target = best else { continue }
             absorbed["\(target.centre)|\(row.component.rawValue)|\(row.group)", default: 0] += target.units
             let destination = index.centres[target.centre]
+            let count: Int = target.units
+            let ownDemand: String = String(format: "%.1f", row.dailyDemand)
+            let theirDemand: String = String(format: "%.1f", daily[key(target.centre, row.component, row.group)] ?? 0)
+            let within: String = String(format: "%.0f h, %.0f km away", horizonHours[row.component] ?? 0, target.km)
+            let reason: String = "\(count) \(row.group) \(row.component.rawValue) would expire unused at \(row.centreID) (\(ownDemand)/day demand); "
+                + "\(destination.siteID) uses \(theirDemand)/day of \(row.group) and has room for them within \(within)"
             transfers.append(TransferSuggestion(
                 fromCentreID: row.centreID, toCentreID: destination.siteID, component: row.component, group: row.group,
-                dins: Array(row.atRiskDINs.prefix(target.units)),
-                reason: "\(target.units) \(row.group) \(row.component.rawValue) would expire unused at \(row.centreID) ("
-                    + String(format: "%.1f", row.dailyDemand) + "/day demand); \(destination.siteID) uses "
-                    + String(format: "%.1f", daily[key(target.centre, row.component, row.group)] ?? 0)
-                    + "/day of \(row.group) and has room for them within " + String(format: "%.0f h, %.0f km away", horizonHours[row.component] ?? 0, target.km)))
+                units: Array(row.atRiskUnits.prefix(count)), reason: reason))
         }
         return WastageReport(rows: rows, transfers: transfers, demandDays: days)
     }

@@ -30,13 +30,15 @@ public struct IndexedCentre: Sendable, Hashable, Codable {
 }
 
 /// The spatial index: distribution centres and their available stock, bucketed by centre,
-/// component and ABO/RhD group, each bucket sorted by (expiry, DIN).
+/// component and ABO/RhD group, each bucket sorted by (expiry, DIN, product code).
 ///
 /// Struct-of-arrays over all units so a query touches only the buckets of compatible groups at
 /// the centres it visits; DINs are 13 ASCII bytes each, turned into strings only for the answer.
 public struct InventoryIndex: Sendable {
     /// Format version of the serialized index.
-    public static let formatVersion: UInt32 = 1
+    /// Version 2: units are ordered within a bucket by (expiry, DIN, product code), a unit being
+    /// its DIN and product code; a version 1 file is refused and the index rebuilt.
+    public static let formatVersion: UInt32 = 2
     /// Components × groups: buckets per centre.
     static let bucketsPerCentre = Component.allCases.count * 8
 
@@ -83,15 +85,19 @@ public struct InventoryIndex: Sendable {
         let centreIndex = Dictionary(uniqueKeysWithValues: centres.enumerated().map { ($0.element.siteID, $0.offset) })
         var codes: [String: UInt16] = [:]
         var codeList: [String] = []
-        struct Entry { var bucket: Int32; var expires: Int64; var din: String; var unit: Int }
+        struct Entry { var bucket: Int32; var expires: Int64; var din: String; var code: String; var unit: Int }
         var entries: [Entry] = []
         entries.reserveCapacity(units.count)
         for (i, unit) in units.enumerated() where unit.status == .available {
             guard let c = centreIndex[unit.siteID] else { continue }
             let bucket = Int32(c * Self.bucketsPerCentre + unit.component.index * 8 + unit.group.index)
-            entries.append(Entry(bucket: bucket, expires: Int64(unit.expiresAt.timeIntervalSince1970.rounded(.down)), din: unit.din.value, unit: i))
+            entries.append(Entry(bucket: bucket, expires: Int64(unit.expiresAt.timeIntervalSince1970.rounded(.down)), din: unit.din.value, code: unit.productCode, unit: i))
         }
-        entries.sort { ($0.bucket, $0.expires) < ($1.bucket, $1.expires) || ($0.bucket, $0.expires) == ($1.bucket, $1.expires) && $0.din.utf8.lexicographicallyPrecedes($1.din.utf8) }
+        entries.sort { a, b in
+            if (a.bucket, a.expires) != (b.bucket, b.expires) { return (a.bucket, a.expires) < (b.bucket, b.expires) }
+            if a.din != b.din { return a.din.utf8.lexicographicallyPrecedes(b.din.utf8) }
+            return a.code.utf8.lexicographicallyPrecedes(b.code.utf8)
+        }
         var offsets = [Int32](repeating: 0, count: centres.count * Self.bucketsPerCentre + 1)
         var expires: [Int64] = []
         var collected: [Int64] = []
@@ -149,6 +155,24 @@ public struct InventoryIndex: Sendable {
     /// The DIN at a unit position.
     public func din(at position: Int) -> String {
         String(decoding: dinBytes[(position * 13)..<(position * 13 + 13)], as: UTF8.self)
+    }
+
+    /// The product code at a unit position.
+    public func productCode(at position: Int) -> String {
+        productCodes[Int(productCodeIndex[position])]
+    }
+
+    /// The unit's identity (DIN and product code) at a position.
+    public func unitKey(at position: Int) -> UnitKey {
+        UnitKey(din: din(at: position), productCode: productCode(at: position))
+    }
+
+    /// Whether the unit at `a` orders before the one at `b` by identity: DIN, then product code.
+    @inline(__always)
+    func unitPrecedes(_ a: Int, _ b: Int) -> Bool {
+        let da = dinBytes[(a * 13)..<(a * 13 + 13)], db = dinBytes[(b * 13)..<(b * 13 + 13)]
+        if da.elementsEqual(db) { return productCode(at: a).utf8.lexicographicallyPrecedes(productCode(at: b).utf8) }
+        return da.lexicographicallyPrecedes(db)
     }
 
     /// Counts of available units per (component, group) at a centre, for availability summaries.

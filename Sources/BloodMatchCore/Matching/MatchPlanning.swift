@@ -60,7 +60,7 @@ public struct MatchPlanner: Sendable {
     }
 
     /// The query for a request whose destination is known.
-    public func query(for request: MatchRequest, destination: GeoPoint, excluded: Set<String> = []) -> (UnitQuery, refused: [String], notes: [String]) {
+    public func query(for request: MatchRequest, destination: GeoPoint, excluded: Set<UnitKey> = []) -> (UnitQuery, refused: [String], notes: [String]) {
         let (choices, refused) = rules.groupChoices(component: request.component, recipient: request.recipient, urgency: request.urgency)
         let plan = rules.requirementPlan(
             component: request.component, requested: AttributeSet(request.requirements),
@@ -72,7 +72,7 @@ public struct MatchPlanner: Sendable {
             required: plan.required, exclusive: plan.exclusive, scarce: plan.scarce,
             maximumUnitAgeSeconds: plan.maximumUnitAgeSeconds.map { Int64($0.rounded(.up)) }, quantity: request.quantity,
             urgency: request.urgency, neededBy: request.neededBy.map { Int64($0.timeIntervalSince1970) },
-            excludedDINs: excluded)
+            excludedUnits: excluded)
         return (query, refused, plan.notes + plan.unsatisfiable.map { "cannot be met: \($0)" })
     }
 

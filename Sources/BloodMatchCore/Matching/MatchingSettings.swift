@@ -102,3 +102,11 @@ extension MatchingSettings {
 }
 
 import Foundation
+
+extension MatchingSettings {
+    /// `minimumRemainingHoursAtArrival` in whole seconds by component code (`RBC`, `PLT`, …), as the
+    /// issue re-check takes it.
+    public var minimumRemainingSecondsByComponent: [String: Int] {
+        Dictionary(uniqueKeysWithValues: minimumRemainingHoursAtArrival.map { ($0.key.rawValue, Int(($0.value * 3600).rounded(.up))) })
+    }
+}

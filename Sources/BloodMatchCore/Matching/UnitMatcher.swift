@@ -36,6 +36,9 @@ public struct ProposedUnit: Sendable, Hashable, Codable {
     public var meetsNeededBy: Bool?
     /// Whether the ETA comes from the measured travel-time matrix (else the great-circle model).
     public var measuredTravelTime: Bool
+
+    /// The unit's identity (DIN and product code).
+    public var key: UnitKey { UnitKey(din: din, productCode: productCode) }
 }
 
 /// Why a candidate was not chosen.
@@ -66,8 +69,10 @@ public struct RejectedCandidates: Sendable, Hashable, Codable {
     public var reason: CandidateRejection
     /// How many units at that centre were rejected for this reason.
     public var count: Int
-    /// One of them.
+    /// One of them: its DIN.
     public var exampleDIN: String?
+    /// And its product code (with the DIN, the unit's identity).
+    public var exampleProductCode: String?
     /// Detail for people (e.g. the group, the missing attribute).
     public var detail: String
 }
@@ -87,7 +92,7 @@ public struct UnitMatch: Sendable, Hashable {
 /// The nearest-unit search over an `InventoryIndex`.
 ///
 /// Visits centres in order of ETA and, at each, only the buckets of acceptable groups; keeps the
-/// best `quantity` units by (score, expiry, DIN) and stops once no unvisited centre could beat
+/// best `quantity` units by (score, expiry, DIN and product code) and stops once no unvisited centre could beat
 /// the worst of them. Pure: `now` is passed in.
 public struct UnitMatcher: Sendable {
     /// The index searched.
@@ -158,8 +163,9 @@ public struct UnitMatcher: Sendable {
         @inline(__always) func precedes(_ a: Slot, _ b: Slot) -> Bool {
             if a.score != b.score { return a.score < b.score }
             if a.expires != b.expires { return a.expires < b.expires }
-            return index.dinBytes[(a.position * 13)..<(a.position * 13 + 13)]
-                .lexicographicallyPrecedes(index.dinBytes[(b.position * 13)..<(b.position * 13 + 13)])
+            // Same score and expiry: the unit identity (DIN, then product code) only makes the
+            // order reproducible; it carries no clinical preference.
+            return index.unitPrecedes(a.position, b.position)
         }
         func note(_ centre: Int, _ reason: CandidateRejection, _ position: Int?, _ detail: String, count: Int = 1) {
             guard collectRejections, count > 0 else { return }
@@ -168,7 +174,8 @@ public struct UnitMatcher: Sendable {
                 rejections[i].count += count
             } else {
                 rejections.append(RejectedCandidates(centreID: id, reason: reason, count: count,
-                                                     exampleDIN: position.map(index.din(at:)), detail: detail))
+                                                     exampleDIN: position.map(index.din(at:)),
+                                                     exampleProductCode: position.map(index.productCode(at:)), detail: detail))
             }
         }
 
@@ -231,7 +238,7 @@ public struct UnitMatcher: Sendable {
                         if detailed { note(c, .tooOld, p, "older than \(maxAge / 86_400) d") }
                         p += 1; continue
                     }
-                    if !query.excludedDINs.isEmpty, query.excludedDINs.contains(index.din(at: p)) {
+                    if !query.excludedUnits.isEmpty, query.excludedUnits.contains(index.unitKey(at: p)) {
                         note(c, .reserved, p, "reserved or held since the index was built")
                         p += 1; continue
                     }

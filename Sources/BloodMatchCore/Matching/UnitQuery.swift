@@ -49,8 +49,8 @@ public struct UnitQuery: Sendable, Hashable {
     public var urgency: Urgency
     /// When the units are needed (seconds since 1970), if said.
     public var neededBy: Int64?
-    /// DINs that must not be offered (reserved since the index was built, or held for review).
-    public var excludedDINs: Set<String>
+    /// Units that must not be offered (reserved since the index was built, or held for review).
+    public var excludedUnits: Set<UnitKey>
     /// When set, only these centres are searched (the batch optimiser's consolidation
     /// candidates: more units from centres already serving the hospital).
     public var onlyCentreIDs: Set<String>? = nil
@@ -60,7 +60,7 @@ public struct UnitQuery: Sendable, Hashable {
         destination: GeoPoint, destinationSiteID: String? = nil, component: Component, choices: [GroupChoice],
         required: AttributeSet = [], exclusive: AttributeSet = [], scarce: AttributeSet = [],
         maximumUnitAgeSeconds: Int64? = nil, quantity: Int, urgency: Urgency, neededBy: Int64? = nil,
-        excludedDINs: Set<String> = []
+        excludedUnits: Set<UnitKey> = []
     ) {
         self.destination = destination
         self.destinationSiteID = destinationSiteID
@@ -73,6 +73,6 @@ public struct UnitQuery: Sendable, Hashable {
         self.quantity = quantity
         self.urgency = urgency
         self.neededBy = neededBy
-        self.excludedDINs = excludedDINs
+        self.excludedUnits = excludedUnits
     }
 }

@@ -24,6 +24,8 @@ struct APIHandlers: Sendable {
         case .createReservation: return try await createReservation(request, context: context, caller: try caller(context))
         case .getReservation: return try await reservation(context, caller: try caller(context), release: false)
         case .releaseReservation: return try await reservation(context, caller: try caller(context), release: true)
+        case .recordReceipt: return try await recordFate(request, context: context, caller: try caller(context), receipt: true)
+        case .recordFate: return try await recordFate(request, context: context, caller: try caller(context), receipt: false)
         }
     }
 
@@ -264,7 +266,7 @@ struct APIHandlers: Sendable {
     }
 
     /// The body, within the size cap, read by the strict parser.
-    private func jsonBody(_ request: Request) async throws -> JSONValue {
+    func jsonBody(_ request: Request) async throws -> JSONValue {
         var request = request
         let buffer = try await request.collectBody(upTo: services.configuration.maximumBodyBytes)
         let parsed: Result<JSONValue, JSONInputError> = Result { () throws(JSONInputError) in
@@ -294,15 +296,12 @@ struct APIHandlers: Sendable {
         guard case .string(let idText) = fields["decision_id"] ?? .null, let decisionID = UUID(uuidString: idText) else {
             throw APIError.invalid("decision_id", "is required: the id (UUID) of one of this hospital's decisions")
         }
-        var wanted: [String]?
+        var wanted: [JSONValue]?
         if let units = fields["units"] {
             guard case .array(let items) = units, (1...MatchRequest.maximumQuantity).contains(items.count) else {
-                throw APIError.invalid("units", "must be an array of 1…\(MatchRequest.maximumQuantity) DINs from the decision")
+                throw APIError.invalid("units", "must be an array of 1…\(MatchRequest.maximumQuantity) units from the decision")
             }
-            wanted = try items.map { item throws(APIError) -> String in
-                guard case .string(let din) = item, din.utf8.count == 13 else { throw APIError.invalid("units", "each unit is a 13-character DIN") }
-                return din
-            }
+            wanted = items
         }
         let hold: Result<Int?, APIError> = Result { () throws(APIError) in
             try APIInput.optionalInt(fields, "hold_minutes", range: 1...4320)
@@ -320,17 +319,14 @@ struct APIHandlers: Sendable {
         guard stored.hospital == caller.hospital else {
             throw APIError(.forbidden, code: "forbidden", message: "decision \(idText.lowercased()) belongs to another hospital", field: "decision_id")
         }
-        let chosen = stored.units.filter(\.chosen).map(\.din)
+        let chosen = stored.units.filter(\.chosen).map(\.key)
         guard stored.outcome == "fulfilled" || stored.outcome == "partial", !chosen.isEmpty else {
             throw APIError(.conflict, code: "decision_not_reservable", message: "decision outcome \(stored.outcome) chose no units to hold", field: "decision_id")
         }
-        let dins = wanted ?? chosen
-        if let stranger = dins.first(where: { !chosen.contains($0) }) {
-            throw APIError.invalid("units", "\(stranger) was not chosen by decision \(idText.lowercased())")
-        }
+        let units = try wanted.map { try Self.units($0, among: chosen, what: "chosen by decision \(idText.lowercased())") } ?? chosen
         let reservationRequest = ReservationRequest(
             idempotencyKey: "api:\(caller.hospital):\(key)", source: .decision, decisionID: decisionID, hospital: caller.hospital,
-            reservedBy: "api:\(caller.hospital):key:\(caller.keyID)", dins: dins, holdSeconds: holdMinutes * 60, requestID: key,
+            reservedBy: "api:\(caller.hospital):key:\(caller.keyID)", units: units, holdSeconds: holdMinutes * 60, requestID: key,
             traceID: context.traceID)
         let outcome: ReservationOutcome
         do {
@@ -338,7 +334,7 @@ struct APIHandlers: Sendable {
                 try await PostgresReservationStore(database: database).reserve(reservationRequest)
             }
         } catch let error as IdempotencyKeyReuseError {
-            throw APIError(.conflict, code: "idempotency_key_reused", message: "this Idempotency-Key was used for a different reservation (\(error.reservationID.uuidString.lowercased()))", field: "Idempotency-Key")
+            throw APIError(.conflict, code: "idempotency_key_reused", message: "this Idempotency-Key was used for a different operation (\(error.usedFor))", field: "Idempotency-Key")
         } catch {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(),
                                           reason: "\(DataGuard.describe(error)); a retry with the same Idempotency-Key returns the reservation if it was made")
@@ -347,7 +343,7 @@ struct APIHandlers: Sendable {
         switch outcome {
         case .conflict(let conflicts):
             throw APIError(.conflict, code: "units_unavailable",
-                           message: "nothing was held; " + conflicts.map { "\($0.din): \($0.reason)" }.joined(separator: "; "), field: "units")
+                           message: "nothing was held; " + conflicts.map(\.description).joined(separator: "; "), field: "units")
         case .reserved(let reservation, let isNew):
             var response = json(Self.render(reservation), status: isNew ? .created : .ok)
             response.headers[.location] = "/v1/reservations/\(reservation.reservationID.uuidString.lowercased())"
@@ -400,8 +396,9 @@ struct APIHandlers: Sendable {
             "reservation_id": .string(r.reservationID.uuidString.lowercased()), "hospital_id": .string(r.hospital),
             "held_until": .string(iso(r.heldUntil)), "created_at": .string(iso(r.createdAt)),
             "units": .array(r.units.map { u -> JSONValue in
-                ["din": .string(u.din), "centre_id": .string(u.centre), "component": .string(u.component), "abo": .string(u.abo),
-                 "rhd": .string(u.rhd), "expires_at": .string(iso(u.expiresAt)), "state": .string(u.state)]
+                ["din": .string(u.din), "product_code": .string(u.productCode), "centre_id": .string(u.centre),
+                 "component": .string(u.component), "abo": .string(u.abo), "rhd": .string(u.rhd), "expires_at": .string(iso(u.expiresAt)),
+                 "state": .string(u.shownState), "blocked_reason": .nullable(u.blocked)]
             }),
         ]
         if let d = r.decisionID { out["decision_id"] = .string(d.uuidString.lowercased()) }

@@ -24,11 +24,15 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case getReservation
     /// `DELETE /v1/reservations/{id}`: release a hold.
     case releaseReservation
+    /// `POST /v1/units/{din}/{product_code}/receipt`: the hospital confirms an issued unit arrived.
+    case recordReceipt
+    /// `POST /v1/units/{din}/{product_code}/fate`: transfused, returned or discarded, after receipt.
+    case recordFate
 
     /// HTTP method.
     public var method: HTTPRequest.Method {
         switch self {
-        case .createMatch, .createReservation: .post
+        case .createMatch, .createReservation, .recordReceipt, .recordFate: .post
         case .releaseReservation: .delete
         default: .get
         }
@@ -45,6 +49,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .createMatch, .getMatch: "/v1/matches" + (self == .getMatch ? "/{id}" : "")
         case .createReservation: "/v1/reservations"
         case .getReservation, .releaseReservation: "/v1/reservations/{id}"
+        case .recordReceipt: "/v1/units/{din}/{product_code}/receipt"
+        case .recordFate: "/v1/units/{din}/{product_code}/fate"
         }
     }
 

@@ -82,6 +82,35 @@ BEGIN
 END
 $$;
 
+-- Why a unit can no longer be held or issued from `centre`, read against the snapshots in force
+-- (NULL when it is AVAILABLE there, unexpired, and current at no other centre). One function, so a
+-- hold, an issue, `reservation show`, the API and `trace` give the same reason.
+CREATE FUNCTION bm.iso_utc(t timestamptz) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+CREATE FUNCTION bm.unit_blocker(p_din text, p_code text, p_centre text) RETURNS text
+  LANGUAGE sql STABLE AS
+$$
+  SELECT CASE
+    WHEN cs.centre IS NULL THEN 'centre ' || p_centre || ' has no snapshot in force'
+    WHEN here.status IS NULL AND elsewhere.centre IS NOT NULL
+      THEN 'moved: no longer in the stock of ' || p_centre || ', now listed by ' || elsewhere.centre
+    WHEN here.status IS NULL
+      THEN 'no longer in the stock of ' || p_centre || ' (snapshot ' || cs.current_snapshot_id || ' as of ' || bm.iso_utc(cs.last_as_of) || ')'
+    WHEN here.status <> 'AVAILABLE'
+      THEN here.status || ' at ' || p_centre || ' (snapshot ' || cs.current_snapshot_id || ' as of ' || bm.iso_utc(cs.last_as_of) || ')'
+    WHEN elsewhere.centre IS NOT NULL
+      THEN 'also current at ' || elsewhere.centre || ': held for a human to resolve'
+    WHEN here.expires_at <= now() THEN 'expired ' || bm.iso_utc(here.expires_at)
+  END
+  FROM (SELECT 1) one
+  LEFT JOIN bm.centre_status cs ON cs.centre = p_centre
+  LEFT JOIN LATERAL (SELECT u.status, u.expires_at FROM bm.inventory_units u
+                     WHERE u.snapshot_id = cs.current_snapshot_id AND u.din = p_din AND u.product_code = p_code) here ON true
+  LEFT JOIN LATERAL (SELECT s.centre FROM bm.inventory_units u JOIN bm.centre_status s ON s.current_snapshot_id = u.snapshot_id
+                     WHERE u.din = p_din AND u.product_code = p_code AND s.centre <> p_centre
+                     ORDER BY s.centre LIMIT 1) elsewhere ON true
+$$;
+
 -- An issue key belongs to one reservation: the records it wrote name it, and a second use of the key
 -- for another reservation is refused by the writer (and cannot add rows: the key and unit are unique).
 CREATE INDEX distributions_key ON bm.distributions (idempotency_key);
