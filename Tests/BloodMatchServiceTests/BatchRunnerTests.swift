@@ -59,7 +59,7 @@ struct BatchRunnerTests {
                 #expect(try await Self.count(db, "SELECT count(*)::int FROM batch_runs") == 1)
 
                 // A live match sees the units as held.
-                let gone = try await PostgresInventoryReader(database: db).unavailable(dins: first.plan.allocations.map(\.unit.din))
+                let gone = try await PostgresInventoryReader(database: db).unavailable(units: first.plan.allocations.map(\.unit.key))
                 #expect(gone.count == 6)
 
                 // A new order finds nothing left: every unit is reserved by the first run.
@@ -90,7 +90,7 @@ struct BatchRunnerTests {
                 let orders = try await PostgresOrderStore(database: db).pendingForBatch()
                 let index = try await PostgresInventoryReader(database: db).buildIndex(now: Self.now)
                 let plan = await try Self.optimiser().planOnOwnThread(orders: orders, index: index, excluded: [], now: Self.now)
-                let taken = try #require(plan.allocations.first?.unit.din)
+                let taken = try #require(plan.allocations.first?.unit.key)
                 // A live reservation takes one planned unit.
                 let hold = UUID()
                 try await db.client.query("""
@@ -98,8 +98,8 @@ struct BatchRunnerTests {
                     VALUES (\(hold), 'manual', 'HWOL', 'test', 'live-1', 'x', now() + interval '1 hour')
                     """, logger: db.logger)
                 try await db.client.query("""
-                    INSERT INTO reservation_units (reservation_id, din, centre, component, abo, rhd, expires_at, state)
-                    VALUES (\(hold), \(taken), 'DCSYD', 'RBC', 'O', 'NEG', now() + interval '30 days', 'active')
+                    INSERT INTO reservation_units (reservation_id, din, product_code, centre, component, abo, rhd, expires_at, state)
+                    VALUES (\(hold), \(taken.din), \(taken.productCode), 'DCSYD', 'RBC', 'O', 'NEG', now() + interval '30 days', 'active')
                     """, logger: db.logger)
                 let outcome = try await PostgresBatchStore(database: db).record(
                     plan: plan, orders: orders, runID: UUID(), runKey: "k", operatorName: "test", startedAt: Date(),
@@ -113,7 +113,7 @@ struct BatchRunnerTests {
                 let result = try await BatchRunner(database: db, optimiser: try Self.optimiser(), logger: logger)
                     .run(runKey: "k", operatorName: "test", now: Self.now)
                 #expect(result.plan.allocations.count == 2)
-                #expect(!result.plan.allocations.map(\.unit.din).contains(taken))
+                #expect(!result.plan.allocations.map(\.unit.key).contains(taken))
             }
         }
     }

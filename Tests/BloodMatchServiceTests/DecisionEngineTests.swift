@@ -78,7 +78,7 @@ struct DecisionEngineTests {
             try await test.with(.app) { db in
                 let index = try await PostgresInventoryReader(database: db).buildIndex(now: Self.now)
                 let held = try await PostgresReservationStore(database: db).reserve(ReservationRequest(
-                    idempotencyKey: "k1", source: .manual, hospital: "HWOL", reservedBy: "test", dins: [StockFixture.din(sequence: 1)], holdSeconds: 3600))
+                    idempotencyKey: "k1", source: .manual, hospital: "HWOL", reservedBy: "test", units: [StockFixture.key(StockFixture.din(sequence: 1))], holdSeconds: 3600))
                 guard case .reserved = held else { Issue.record("the unit was not held"); return }
                 let engine = DecisionEngine(database: db, planner: try Self.planner(), index: index, logger: db.logger, databaseDeadline: .seconds(30))
                 let answer = try await engine.decide(Self.request("r-2"), requestedBy: "operator:test", traceID: nil, now: Self.now)
@@ -246,7 +246,7 @@ extension DecisionEngineTests {
                 for (n, seq) in [1, 2, 3, 11, 12].enumerated() {
                     let held = try await store.reserve(ReservationRequest(
                         idempotencyKey: "h\(n)", source: .manual, hospital: "HWOL", reservedBy: "test",
-                        dins: [StockFixture.din(sequence: seq)], holdSeconds: 3600))
+                        units: [StockFixture.key(StockFixture.din(sequence: seq))], holdSeconds: 3600))
                     guard case .reserved = held else { Issue.record("unit \(seq) was not held"); return }
                 }
                 let engine = DecisionEngine(database: db, planner: try Self.planner(), index: index, logger: db.logger,

@@ -12,14 +12,15 @@ struct ReservationTests {
     static let sites = [
         Site(id: "DCA", name: "Centre A", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02"),
         Site(id: "DCB", name: "Centre B", kind: .distributionCentre, location: GeoPoint(latitude: -32.93, longitude: 151.78), region: "AU-02"),
-        Site(id: "HOS", name: "A Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02"),
+        Site(id: "HOS", name: "A Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02",
+             address: "Wollongong NSW, Australia"),
         Site(id: "HOT", name: "Another Hospital", kind: .hospital, location: GeoPoint(latitude: -33.42, longitude: 151.30), region: "AU-02"),
     ]
 
     /// A fresh database with `count` available O NEG red cells at centre A (DINs `T000126000001`…),
     /// unit 1 quarantined and unit 2 already expired when `withOddUnits` is set.
     static func withStock<T: Sendable>(count: Int, withOddUnits: Bool = false,
-                                       _ body: @Sendable (TestDatabase, [String]) async throws -> T) async throws -> T {
+                                       _ body: @Sendable (TestDatabase, [UnitKey]) async throws -> T) async throws -> T {
         try await TestDatabase.withFresh { test in
             let now = Date()
             let dins = (1...count).map { StockFixture.din(sequence: $0) }
@@ -38,12 +39,12 @@ struct ReservationTests {
                 let report = try await PostgresInventoryImporter(database: db).importSnapshot(SnapshotSource(csvPath: path), now: now)
                 #expect(report.outcome == .loaded, "\(report.message)")
             }
-            return try await body(test, dins)
+            return try await body(test, dins.map { StockFixture.key($0) })
         }
     }
 
-    static func request(_ key: String, _ dins: [String], hospital: String = "HOS", hold: Int = 3600) -> ReservationRequest {
-        ReservationRequest(idempotencyKey: key, source: .manual, hospital: hospital, reservedBy: "test:\(key)", dins: dins, holdSeconds: hold)
+    static func request(_ key: String, _ units: [UnitKey], hospital: String = "HOS", hold: Int = 3600) -> ReservationRequest {
+        ReservationRequest(idempotencyKey: key, source: .manual, hospital: hospital, reservedBy: "test:\(key)", units: units, holdSeconds: hold)
     }
 
     static func count(_ db: Database, _ sql: String) async throws -> Int {
@@ -67,22 +68,22 @@ struct ReservationTests {
                 let store = PostgresReservationStore(database: db)
                 for round in 0..<rounds {
                     let pool = Array(dins[(round * units)..<((round + 1) * units)])
-                    let outcomes = try await withThrowingTaskGroup(of: (won: String?, conflicts: Int).self) { group in
+                    let outcomes = try await withThrowingTaskGroup(of: (won: UnitKey?, conflicts: Int).self) { group in
                         for client in 0..<clients {
                             group.addTask {
                                 var rng = SplitMix64(seed: UInt64(round * 1_000 + client))
                                 let reader = PostgresInventoryReader(database: db)
                                 var conflicts = 0
                                 while true {
-                                    let taken = try await reader.unavailable(dins: pool)
+                                    let taken = try await reader.unavailable(units: pool)
                                     guard let din = pool.filter({ !taken.contains($0) }).randomElement(using: &rng) else { break }
                                     switch try await store.reserve(Self.request("r\(round)-c\(client)-\(conflicts)", [din])) {
                                     case .reserved(let r, let isNew):
                                         #expect(isNew)
-                                        #expect(r.units.map(\.din) == [din])
+                                        #expect(r.units.map(\.key) == [din])
                                         return (din, conflicts)
                                     case .conflict(let c):
-                                        #expect(c.map(\.din) == [din])
+                                        #expect(c.map(\.unit) == [din])
                                         #expect(c[0].reason.hasPrefix("held by another reservation"), "\(c[0].reason)")
                                         conflicts += 1
                                     }
@@ -90,7 +91,7 @@ struct ReservationTests {
                                 return (nil, conflicts)
                             }
                         }
-                        var all: [(won: String?, conflicts: Int)] = []
+                        var all: [(won: UnitKey?, conflicts: Int)] = []
                         for try await o in group { all.append(o) }
                         return all
                     }
@@ -155,32 +156,32 @@ struct ReservationTests {
             try await test.with(.app) { db in
                 let store = PostgresReservationStore(database: db)
                 let reader = PostgresInventoryReader(database: db)
-                #expect(try await reader.unavailable(dins: dins).isEmpty)
+                #expect(try await reader.unavailable(units: dins).isEmpty)
                 guard case .reserved(let held, _) = try await store.reserve(Self.request("a", [dins[0], dins[1]])) else {
                     Issue.record("not held"); return
                 }
-                #expect(try await reader.unavailable(dins: dins) == [dins[0], dins[1]])
+                #expect(try await reader.unavailable(units: dins) == [dins[0], dins[1]])
                 // All or nothing: one unit taken means nothing is held.
                 guard case .conflict(let c) = try await store.reserve(Self.request("b", [dins[1], dins[2]], hospital: "HOT")) else {
                     Issue.record("overlapping request was held"); return
                 }
-                #expect(c.map(\.din) == [dins[1]])
+                #expect(c.map(\.unit) == [dins[1]])
                 #expect(c[0].heldBy == held.reservationID)
-                #expect(try await reader.unavailable(dins: [dins[2]]).isEmpty)
+                #expect(try await reader.unavailable(units: [dins[2]]).isEmpty)
 
                 // Release: the units are offered again; a second release records nothing more.
                 let released = try await store.release(held.reservationID, by: "test", reason: "patient transferred")
                 #expect(released.units.allSatisfy { $0.state == "released" })
                 _ = try await store.release(held.reservationID, by: "test", reason: "again")
                 #expect(try await Self.count(db, "SELECT count(*)::int FROM event_log WHERE action = 'reservation.released'") == 1)
-                #expect(try await reader.unavailable(dins: dins).isEmpty)
+                #expect(try await reader.unavailable(units: dins).isEmpty)
 
                 // Expiry: a lapsed hold stops blocking, and its expiry is recorded.
                 guard case .reserved(let short, _) = try await store.reserve(Self.request("c", [dins[2]], hold: 1)) else {
                     Issue.record("short hold not held"); return
                 }
                 try await Task.sleep(for: .milliseconds(1_300))
-                #expect(try await reader.unavailable(dins: [dins[2]]).isEmpty)
+                #expect(try await reader.unavailable(units: [dins[2]]).isEmpty)
                 guard case .reserved = try await store.reserve(Self.request("d", [dins[2]], hospital: "HOT")) else {
                     Issue.record("a lapsed hold still blocked the unit"); return
                 }
@@ -191,32 +192,38 @@ struct ReservationTests {
                 guard case .reserved(let toIssue, _) = try await store.reserve(Self.request("e", [dins[3]])) else {
                     Issue.record("not held"); return
                 }
-                let records = try await store.issue(toIssue.reservationID, dins: nil, by: "test", idempotencyKey: "issue-1")
+                guard case .issued(let records, true) = try await store.issue(toIssue.reservationID, units: nil, by: "test", idempotencyKey: "issue-1") else {
+                    Issue.record("not issued"); return
+                }
                 #expect(records.count == 1)
                 let d = try #require(records.first)
-                #expect(d.din == dins[3] && d.consignee == "HOS" && d.consigneeName == "A Hospital" && d.consigneePlace == "AU-02")
+                #expect(d.key == dins[3] && d.consignee == "HOS" && d.consigneeName == "A Hospital" && d.consigneePlace == "AU-02")
+                #expect(d.consigneeAddress == "Wollongong NSW, Australia" && d.productCode == StockFixture.productCode)
+                #expect(d.productName == "Red cells (RBC) \(StockFixture.productCode)", "\(d.productName)")
                 #expect(d.component == "RBC" && d.abo == "O" && d.rhd == "NEG" && d.quantity == 1 && d.centre == "DCA")
-                let retry = try await store.issue(toIssue.reservationID, dins: nil, by: "test", idempotencyKey: "issue-1")
+                guard case .issued(let retry, false) = try await store.issue(toIssue.reservationID, units: nil, by: "test", idempotencyKey: "issue-1") else {
+                    Issue.record("retry not answered with the records"); return
+                }
                 #expect(retry == records)
                 await #expect(throws: ReservationStateError.self) {
-                    _ = try await store.issue(toIssue.reservationID, dins: nil, by: "test", idempotencyKey: "issue-2")
+                    _ = try await store.issue(toIssue.reservationID, units: nil, by: "test", idempotencyKey: "issue-2")
                 }
                 guard case .conflict(let again) = try await store.reserve(Self.request("f", [dins[3]], hospital: "HOT")) else {
                     Issue.record("an issued unit was held again"); return
                 }
                 #expect(again[0].reason == "already issued")
-                #expect(try await reader.unavailable(dins: [dins[3]]) == [dins[3]])
+                #expect(try await reader.unavailable(units: [dins[3]]) == [dins[3]])
 
                 // Active holds cannot be turned back, nor rows removed, even by the application role.
                 await #expect(throws: (any Error).self) {
-                    try await db.client.query("UPDATE reservation_units SET state = 'active' WHERE din = \(dins[0])", logger: db.logger)
+                    try await db.client.query("UPDATE reservation_units SET state = 'active' WHERE din = \(dins[0].din)", logger: db.logger)
                 }
                 await #expect(throws: (any Error).self) {
                     try await db.client.query("DELETE FROM distributions", logger: db.logger)
                 }
 
                 // The trace names every step.
-                let trace = try await PostgresUnitTrace(database: db).trace(din: dins[3])
+                let trace = try await PostgresUnitTrace(database: db).trace(din: dins[3].din)
                 #expect(trace.movements.map(\.change) == ["appeared"])
                 #expect(trace.holds.map(\.state) == ["issued"])
                 #expect(trace.distributions.count == 1)
@@ -233,14 +240,18 @@ struct ReservationTests {
         try await Self.withStock(count: 3, withOddUnits: true) { test, dins in
             try await test.with(.app) { db in
                 let store = PostgresReservationStore(database: db)
-                guard case .conflict(let c) = try await store.reserve(Self.request("x", [dins[0], dins[1], dins[2], "T000126999999"])) else {
+                let unknown = StockFixture.key("T000126999999")
+                let otherProduct = StockFixture.key(dins[2].din, "E2555V00")
+                guard case .conflict(let c) = try await store.reserve(Self.request("x", [dins[0], dins[1], dins[2], unknown, otherProduct])) else {
                     Issue.record("held despite unavailable units"); return
                 }
-                let reasons = Dictionary(uniqueKeysWithValues: c.map { ($0.din, $0.reason) })
-                #expect(reasons[dins[0]] == "status QUARANTINED at its centre")
+                let reasons = Dictionary(uniqueKeysWithValues: c.map { ($0.unit, $0.reason) })
+                #expect(reasons[dins[0]]?.hasPrefix("QUARANTINED at DCA (snapshot ") == true, "\(reasons[dins[0]] ?? "")")
                 #expect(reasons[dins[1]]?.hasPrefix("expired") == true, "\(reasons[dins[1]] ?? "")")
                 #expect(reasons[dins[2]] == nil)
-                #expect(reasons["T000126999999"] == "not in any centre's current stock")
+                #expect(reasons[unknown] == "not in any centre's current stock")
+                // The same DIN with another product code is another unit: not in stock.
+                #expect(reasons[otherProduct] == "not in any centre's current stock")
                 #expect(try await Self.count(db, "SELECT count(*)::int FROM reservations") == 0)
             }
         }

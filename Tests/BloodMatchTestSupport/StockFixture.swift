@@ -61,10 +61,17 @@ public enum StockFixture {
         return url
     }
 
+    /// The product code `unit` gives when none is named.
+    public static let productCode = "E0382V00"
+
+    /// A unit's identity: `din` with `productCode` (default the fixture's red-cell code).
+    public static func key(_ din: String, _ code: String = productCode) -> UnitKey { UnitKey(din: din, productCode: code) }
+
     /// One unit.
     public static func unit(_ din: String, _ component: Component, _ group: BloodGroup, at centre: String, collected: Date,
-                            expires: Date, status: UnitStatus = .available, attributes: AttributeSet = []) throws -> InventoryUnit {
-        InventoryUnit(din: try DonationNumber(parsing: din), productCode: "E0382V00", component: component, group: group,
+                            expires: Date, status: UnitStatus = .available, attributes: AttributeSet = [],
+                            productCode: String = productCode) throws -> InventoryUnit {
+        InventoryUnit(din: try DonationNumber(parsing: din), productCode: productCode, component: component, group: group,
                       collectedAt: collected, expiresAt: expires, siteID: centre, status: status, attributes: attributes)
     }
 

@@ -77,6 +77,13 @@ BEGIN
     RAISE EXCEPTION 'reservation unit % % of % cannot change from % to %', OLD.din, OLD.product_code,
       OLD.reservation_id, OLD.state, NEW.state USING ERRCODE = 'integrity_constraint_violation';
   END IF;
+  IF NEW.state = 'returned' AND NOT EXISTS (
+       SELECT 1 FROM bm.unit_fates f JOIN bm.distributions d USING (distribution_id)
+       WHERE d.reservation_id = OLD.reservation_id AND f.din = OLD.din AND f.product_code = OLD.product_code
+         AND f.event = 'returned') THEN
+    RAISE EXCEPTION 'reservation unit % % of % cannot become returned without a recorded return', OLD.din,
+      OLD.product_code, OLD.reservation_id USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
   NEW.state_changed_at := clock_timestamp();
   RETURN NEW;
 END

@@ -19,14 +19,14 @@ import Testing
         // Plenty of A-positive demand next to DC-A, O-negative demand only near DC-B.
         let demand = [DemandSample(destination: a, component: .redCells, group: BloodGroup(.A, .positive), quantity: 70),
                       DemandSample(destination: b, component: .redCells, group: BloodGroup(.O, .negative), quantity: 28)]
-        let report = WastageReport.build(index: index, held: [BatchScenario.din(0)], demand: demand, demandDays: 7,
+        let report = WastageReport.build(index: index, held: [units[0].key], demand: demand, demandDays: 7,
                                          horizonHours: BatchSettings.standard.wastageHorizonHours, now: now)
         let row = try #require(report.rows.first)
         #expect(row.centreID == "DC-A" && row.stock == 4 && row.shortDated == 4 && row.atRisk == 4 && row.daysOfSupply == nil)
         #expect(report.transfers.count == 1)
         let transfer = try #require(report.transfers.first)
         #expect(transfer.toCentreID == "DC-B" && transfer.group == BloodGroup(.O, .negative))
-        #expect(!transfer.dins.contains(BatchScenario.din(0)))
-        #expect(transfer.dins.count == 4)   // 4/day × 3 days of horizon = 12 units of room at DC-B
+        #expect(!transfer.units.contains(units[0].key))
+        #expect(transfer.units.count == 4)   // 4/day × 3 days of horizon = 12 units of room at DC-B
     }
 }

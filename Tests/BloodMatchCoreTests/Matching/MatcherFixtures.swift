@@ -64,7 +64,7 @@ struct MatcherFixture {
             guard attrs & required == required, attrs & (query.exclusive.rawValue & ~required) == 0 else { continue }
             let collected = Int64(unit.collectedAt.timeIntervalSince1970)
             if let maxAge = query.maximumUnitAgeSeconds, now - collected >= maxAge { continue }
-            if query.excludedDINs.contains(unit.din.value) { continue }
+            if query.excludedUnits.contains(unit.key) { continue }
             let d = query.destination.distanceKm(to: centre.location)
             let measured = query.destinationSiteID.flatMap { travelTimes.minutes(from: centre.siteID, to: $0) }
             let eta = distanceOnly ? d : measured.map { $0 + settings.handlingMinutes } ?? settings.travelMinutes(distanceKm: d)
