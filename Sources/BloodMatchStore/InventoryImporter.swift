@@ -41,7 +41,7 @@ public struct ImportReport: Sendable, Codable {
     public var rowsAccepted: Int
     /// Rows rejected (each stored in `bm.rejected_rows` up to the retention cap).
     public var rowsRejected: Int
-    /// DINs also current at another centre: recorded and held for review.
+    /// Units (DIN and product code) also current at another centre: recorded and held for review.
     public var conflicts: Int
     /// The snapshot now in force, when this run loaded one.
     public var snapshotID: Int64?
@@ -75,8 +75,9 @@ public struct SnapshotSource: Sendable {
 /// Loads inventory snapshots into PostgreSQL: validated, atomic, idempotent, serialised per centre.
 ///
 /// One transaction per snapshot: take the centre's advisory lock; refuse a replay or recognise a
-/// repeat; COPY the validated rows under a new snapshot id; record DINs that are current stock at
-/// another centre; swap the centre's pointer; delete the superseded rows; record the run. A kill at
+/// repeat; COPY the validated rows under a new snapshot id; record units (DIN and product code)
+/// that are current stock at another centre; swap the centre's pointer; record each unit's
+/// movements; delete the superseded rows; record the run. A kill at
 /// any moment rolls the whole transaction back, so the previous snapshot stays fully in force.
 public struct PostgresInventoryImporter: Sendable {
     /// The pool, as `bloodmatch_import`.
@@ -246,14 +247,15 @@ public struct PostgresInventoryImporter: Sendable {
                                        rowsTotal: rowsTotal, rejections: rejections, fileError: nil)
                     }
 
-                    // DINs that another centre also reports as current stock: a transfer in flight.
+                    // Units (DIN and product code) that another centre also reports as current stock: a
+                    // transfer in flight. One donation's other components elsewhere are other units.
                     var conflicts = 0
                     for try await (n,) in try await conn.query("""
                         WITH found AS (
-                          INSERT INTO unit_conflicts (din, centre, other_centre, snapshot_id)
-                          SELECT n.din, \(control.centre), s.centre, \(snapshotID)
+                          INSERT INTO unit_conflicts (din, product_code, centre, other_centre, snapshot_id)
+                          SELECT n.din, n.product_code, \(control.centre), s.centre, \(snapshotID)
                           FROM inventory_units n
-                          JOIN inventory_units o ON o.din = n.din AND o.snapshot_id <> n.snapshot_id
+                          JOIN inventory_units o ON o.din = n.din AND o.product_code = n.product_code AND o.snapshot_id <> n.snapshot_id
                           JOIN centre_status s ON s.current_snapshot_id = o.snapshot_id AND s.centre <> \(control.centre)
                           WHERE n.snapshot_id = \(snapshotID)
                           RETURNING 1)
@@ -267,16 +269,16 @@ public struct PostgresInventoryImporter: Sendable {
                         ON CONFLICT (centre) DO UPDATE SET current_snapshot_id = EXCLUDED.current_snapshot_id,
                           last_as_of = EXCLUDED.last_as_of, last_import_at = EXCLUDED.last_import_at
                         """, logger: logger)
-                    // Each unit's history for a recall trace: the snapshots in which it appeared, changed
-                    // status or expiry, and disappeared (the superseded rows themselves are dropped).
+                    // Each unit's history for a recall trace, by DIN and product code: the snapshots in which
+                    // it appeared, changed status or expiry, and disappeared (the superseded rows are dropped).
                     try await conn.query("""
-                        INSERT INTO unit_movements (din, centre, snapshot_id, change, status, expires_at)
-                        SELECT coalesce(n.din, o.din), \(control.centre), \(snapshotID),
+                        INSERT INTO unit_movements (din, product_code, centre, snapshot_id, change, status, expires_at)
+                        SELECT coalesce(n.din, o.din), coalesce(n.product_code, o.product_code), \(control.centre), \(snapshotID),
                           CASE WHEN o.din IS NULL THEN 'appeared' WHEN n.din IS NULL THEN 'disappeared' ELSE 'changed' END,
                           coalesce(n.status, o.status), coalesce(n.expires_at, o.expires_at)
-                        FROM (SELECT din, status, expires_at FROM inventory_units WHERE snapshot_id = \(snapshotID)) n
-                        FULL JOIN (SELECT din, status, expires_at FROM inventory_units WHERE snapshot_id = \(current?.0 ?? -1)) o
-                          ON o.din = n.din
+                        FROM (SELECT din, product_code, status, expires_at FROM inventory_units WHERE snapshot_id = \(snapshotID)) n
+                        FULL JOIN (SELECT din, product_code, status, expires_at FROM inventory_units WHERE snapshot_id = \(current?.0 ?? -1)) o
+                          ON o.din = n.din AND o.product_code = n.product_code
                         WHERE o.din IS NULL OR n.din IS NULL OR o.status <> n.status OR o.expires_at <> n.expires_at
                         """, logger: logger)
                     if let previous = current?.0 {
@@ -288,7 +290,7 @@ public struct PostgresInventoryImporter: Sendable {
                     let outcome: ImportOutcome = rejectedCount == 0 ? .loaded : .loadedWithRejections
                     var message = "loaded snapshot \(snapshotID) for \(control.centre) as of \(iso(control.asOf)): \(summary.acceptedCount) units"
                     if rejectedCount > 0 { message += ", \(rejectedCount) rows rejected (see bm.rejected_rows)" }
-                    if conflicts > 0 { message += ", \(conflicts) DINs also current at another centre held for review" }
+                    if conflicts > 0 { message += ", \(conflicts) units (DIN and product code) also current at another centre held for review" }
                     return try await recordRun(source: source, fileName: fileName, control: control, outcome: outcome,
                                                message: message, rowsTotal: summary.rowCount, accepted: summary.acceptedCount,
                                                rejections: rejections, rejectedCount: rejectedCount, conflicts: conflicts,

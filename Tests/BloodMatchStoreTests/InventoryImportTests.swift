@@ -136,6 +136,43 @@ struct InventoryImportTests {
         }
     }
 
+    /// `din product_code centre other_centre snapshot_id` of every recorded conflict, in order.
+    static func conflicts(_ test: TestDatabase) async throws -> [String] {
+        try await test.with(.owner) { db in
+            var out: [String] = []
+            for try await (din, code, centre, other, snapshot) in try await db.client.query(
+                "SELECT din, product_code, centre, other_centre, snapshot_id FROM bm.unit_conflicts ORDER BY din, product_code, conflict_id",
+                logger: db.logger
+            ).decode((String, String, String, String, Int64).self) { out.append("\(din) \(code) \(centre) \(other) \(snapshot)") }
+            return out
+        }
+    }
+
+    /// `din product_code status` of the units a centre has in force, sorted.
+    static func unitsInForce(_ test: TestDatabase, centre: String) async throws -> [String] {
+        try await test.with(.owner) { db in
+            var out: [String] = []
+            for try await (din, code, status) in try await db.client.query("""
+                SELECT u.din, u.product_code, u.status FROM bm.inventory_units u
+                JOIN bm.centre_status s ON s.current_snapshot_id = u.snapshot_id
+                WHERE s.centre = \(centre) ORDER BY u.din, u.product_code
+                """, logger: db.logger).decode((String, String, String).self) { out.append("\(din) \(code) \(status)") }
+            return out
+        }
+    }
+
+    /// `snapshot_id din product_code change status` of every recorded movement, in order.
+    static func movements(_ test: TestDatabase) async throws -> [String] {
+        try await test.with(.owner) { db in
+            var out: [String] = []
+            for try await (snapshot, din, code, change, status) in try await db.client.query(
+                "SELECT snapshot_id, din, product_code, change, status FROM bm.unit_movements ORDER BY snapshot_id, din, product_code",
+                logger: db.logger
+            ).decode((Int64, String, String, String, String).self) { out.append("\(snapshot) \(din) \(code) \(change) \(status)") }
+            return out
+        }
+    }
+
     // MARK: - Tests
 
     @Test("a snapshot loads whole: every field stored as written, the pointer swapped, the run and an event recorded")
@@ -333,17 +370,11 @@ struct InventoryImportTests {
                 try Self.snapshot(atB, centre: "DCB", asOf: Self.now.addingTimeInterval(-60), name: "b", in: dir))
             #expect(reports.map(\.outcome) == [.loaded, .loaded])
             #expect(reports.map(\.conflicts) == [0, 2])
-            #expect(reports[1].message.contains("2 DINs also current at another centre"))
+            #expect(reports[1].message.contains("2 units (DIN and product code) also current at another centre"))
 
-            let conflicts = try await test.with(.owner) { db in
-                var out: [String] = []
-                for try await (din, centre, other, snapshot) in try await db.client.query(
-                    "SELECT din, centre, other_centre, snapshot_id FROM bm.unit_conflicts ORDER BY din", logger: db.logger
-                ).decode((String, String, String, Int64).self) { out.append("\(din) \(centre) \(other) \(snapshot)") }
-                return out
-            }
+            let conflicts = try await Self.conflicts(test)
             let bSnapshot = try #require(reports[1].snapshotID)
-            #expect(conflicts == [2, 7].map { "\(StockFixture.din(sequence: $0)) DCB DCA \(bSnapshot)" })
+            #expect(conflicts == [2, 7].map { "\(StockFixture.din(sequence: $0)) E0382V00 DCB DCA \(bSnapshot)" })
 
             // Both centres keep the rows; the index offers neither copy.
             #expect(try await Self.inForce(test, centre: "DCA").dins.count == 10)
@@ -496,6 +527,114 @@ struct InventoryImportTests {
             #expect(try await Self.inForce(test, centre: "DCA").dins == Set(try Self.units(11...30, at: "DCA").map(\.din.value)))
             #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "failed", "loaded"])
             #expect(try await Self.importEvents(test).map { $0.split(separator: "#")[0] } == ["import.loaded", "import.failed", "import.loaded"])
+        }
+    }
+
+    // MARK: - A unit is its DIN and product code
+
+    /// Product codes of one donation's components (illustrative ISBT 128 shapes); `VA0` and `VB0`
+    /// are the two divisions of a split platelet product.
+    static let productComponents: [String: Component] = [
+        "E0382V00": .redCells, "E2555V00": .plasma, "E3072V00": .platelets, "E3072VA0": .platelets, "E3072VB0": .platelets,
+    ]
+
+    /// One component of donation `sequence` (DIN `T000126` + sequence), told apart by its product code.
+    static func component(_ sequence: Int, _ productCode: String, at centre: String, status: UnitStatus = .available) throws -> InventoryUnit {
+        let component = productComponents[productCode] ?? .redCells
+        let collected = now.addingTimeInterval(-2 * 86_400)
+        let shelfDays: Double = component == .platelets ? 5 : component == .plasma ? 365 : 35
+        return InventoryUnit(
+            din: try DonationNumber(parsing: StockFixture.din(sequence: sequence)), productCode: productCode, component: component,
+            group: .oNegative, collectedAt: collected, expiresAt: collected.addingTimeInterval(shelfDays * 86_400), siteID: centre,
+            status: status, attributes: [])
+    }
+
+    @Test("one donation's red cells, plasma and platelets (one DIN, three product codes) at one centre: all three load and are offered")
+    func oneDonationThreeComponents() async throws {
+        try await Self.withSites { test, dir in
+            let din = StockFixture.din(sequence: 1)
+            let donation = try ["E0382V00", "E2555V00", "E3072V00"].map { try Self.component(1, $0, at: "DCA") }
+            let report = try await Self.importing(test, try Self.snapshot(donation, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "a", in: dir))[0]
+            #expect(report.outcome == .loaded, "\(report.message)")
+            #expect(report.rowsTotal == 3 && report.rowsAccepted == 3 && report.rowsRejected == 0)
+            #expect(try await Self.unitsInForce(test, centre: "DCA") == ["\(din) E0382V00 AVAILABLE", "\(din) E2555V00 AVAILABLE", "\(din) E3072V00 AVAILABLE"])
+            #expect(try await Self.movements(test) == ["E0382V00", "E2555V00", "E3072V00"].map { "\(try #require(report.snapshotID)) \(din) \($0) appeared AVAILABLE" })
+            // The matcher's index holds each of them, under its own component.
+            let index = try await test.with(.app) { db in try await PostgresInventoryReader(database: db).buildIndex(now: Self.now) }
+            let centre = try #require(index.centres.firstIndex { $0.siteID == "DCA" })
+            #expect(index.unitCount == 3)
+            #expect([Component.redCells, .plasma, .platelets].map { index.count(centre: centre, component: $0, group: .oNegative) } == [1, 1, 1])
+        }
+    }
+
+    @Test("the same unit (DIN and product code) twice in a file is rejected as duplicateUnit; the donation's other component and the rest load")
+    func duplicateUnitRejected() async throws {
+        try await Self.withSites { test, dir in
+            var units = try Self.units(1...150, at: "DCA")
+            units.append(try Self.component(1, "E2555V00", at: "DCA"))
+            var repeated = units[0]
+            repeated.status = .quarantined
+            units.append(repeated)
+            let report = try await Self.importing(test, try Self.snapshot(units, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "dup", in: dir))[0]
+            #expect(report.outcome == .loadedWithRejections, "\(report.message)")
+            #expect(report.rowsTotal == 152 && report.rowsAccepted == 151 && report.rowsRejected == 1)
+            let rejected = try await test.with(.owner) { db in
+                var out: [String] = []
+                for try await (line, field, value, reason, message) in try await db.client.query(
+                    "SELECT line, field, value, reason, message FROM bm.rejected_rows", logger: db.logger
+                ).decode((Int, String, String, String, String).self) { out.append("\(line) \(field) \(value) \(reason): \(message)") }
+                return out
+            }
+            let din = StockFixture.din(sequence: 1)
+            #expect(rejected == ["153 din \(din) duplicateUnit: DIN \(din) with product code E0382V00 already appears at line 2; each unit (DIN and product code) must appear once"])
+            // The first row of the unit is the one in force, beside the donation's plasma.
+            #expect(try await Self.unitsInForce(test, centre: "DCA").filter { $0.hasPrefix(din) } == ["\(din) E0382V00 \(units[0].status.rawValue)", "\(din) E2555V00 AVAILABLE"])
+        }
+    }
+
+    @Test("the same unit current at two centres is a conflict; the donation's other components at the other centre are not")
+    func conflictsByUnit() async throws {
+        try await Self.withSites { test, dir in
+            let din = StockFixture.din(sequence: 1)
+            let atA = try ["E0382V00", "E2555V00"].map { try Self.component(1, $0, at: "DCA") }
+            // B reports the plasma too (a transfer in flight), and the donation's platelets, which only B holds.
+            let atB = try ["E2555V00", "E3072V00"].map { try Self.component(1, $0, at: "DCB") }
+            let reports = try await Self.importing(
+                test,
+                try Self.snapshot(atA, centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "a1", in: dir),
+                try Self.snapshot(atB, centre: "DCB", asOf: Self.now.addingTimeInterval(-300), name: "b1", in: dir),
+                // A's next snapshot, one unit more: the plasma is still current at both.
+                try Self.snapshot(atA + [try Self.component(2, "E0382V00", at: "DCA")], centre: "DCA",
+                                  asOf: Self.now.addingTimeInterval(-60), name: "a2", in: dir))
+            #expect(reports.map(\.outcome) == [.loaded, .loaded, .loaded])
+            #expect(reports.map(\.conflicts) == [0, 1, 1])
+            #expect(reports[1].message.contains("1 units (DIN and product code) also current at another centre"))
+            #expect(try await Self.conflicts(test) == [
+                "\(din) E2555V00 DCB DCA \(try #require(reports[1].snapshotID))",
+                "\(din) E2555V00 DCA DCB \(try #require(reports[2].snapshotID))",
+            ])
+        }
+    }
+
+    @Test("movements are recorded per unit (DIN and product code): appeared, changed and disappeared")
+    func movementsPerUnit() async throws {
+        try await Self.withSites { test, dir in
+            let din = StockFixture.din(sequence: 1)
+            let first = try ["E0382V00", "E2555V00", "E3072V00"].map { try Self.component(1, $0, at: "DCA") }
+            // The red cells unchanged, the plasma quarantined, the platelets split into two divisions.
+            let second = [try Self.component(1, "E0382V00", at: "DCA"), try Self.component(1, "E2555V00", at: "DCA", status: .quarantined),
+                          try Self.component(1, "E3072VA0", at: "DCA"), try Self.component(1, "E3072VB0", at: "DCA")]
+            let reports = try await Self.importing(
+                test,
+                try Self.snapshot(first, centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "s1", in: dir),
+                try Self.snapshot(second, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "s2", in: dir))
+            #expect(reports.map(\.outcome) == [.loaded, .loaded])
+            let (s1, s2) = (try #require(reports[0].snapshotID), try #require(reports[1].snapshotID))
+            #expect(try await Self.movements(test) == [
+                "\(s1) \(din) E0382V00 appeared AVAILABLE", "\(s1) \(din) E2555V00 appeared AVAILABLE", "\(s1) \(din) E3072V00 appeared AVAILABLE",
+                "\(s2) \(din) E2555V00 changed QUARANTINED", "\(s2) \(din) E3072V00 disappeared AVAILABLE",
+                "\(s2) \(din) E3072VA0 appeared AVAILABLE", "\(s2) \(din) E3072VB0 appeared AVAILABLE",
+            ])
         }
     }
 }
