@@ -86,10 +86,13 @@ public struct InventorySnapshotDecoder: Sendable {
         case failed(SnapshotFileError)
     }
 
-    /// Thirteen DIN bytes packed into two words, for a cheap duplicate check.
-    private struct DINKey: Hashable, Sendable {
-        var high: UInt64
-        var low: UInt64
+    /// A unit's identity, its 13 DIN bytes and 8 product-code bytes, packed into three words for a
+    /// cheap duplicate check: one donation's components, and the divisions of a split product,
+    /// share a DIN and differ by product code (ISBT 128 ST-001; Data/SOURCES.md).
+    private struct UnitKey: Hashable, Sendable {
+        var dinHigh: UInt64
+        var dinLow: UInt64
+        var productCode: UInt64
     }
 
     private let fileName: String
@@ -116,7 +119,7 @@ public struct InventorySnapshotDecoder: Sendable {
     private var expiredAtAsOfCount = 0
     private var retainedRejections: [RowRejection] = []
     private var byteOrderMarkSkipped = false
-    private var firstLineOfDIN: [DINKey: Int] = [:]
+    private var firstLineOfUnit: [UnitKey: Int] = [:]
 
     /// Creates a decoder for the CSV named `fileName` described by `control`.
     ///
@@ -138,7 +141,7 @@ public struct InventorySnapshotDecoder: Sendable {
         self.earliestExpirySeconds = asOfSeconds - limits.maximumExpiredAge
         self.shelfLifeSeconds = Component.allCases.sorted().map { shelfLife.maximumSeconds(for: $0) }
         self.spans.reserveCapacity(16)
-        self.firstLineOfDIN.reserveCapacity(min(max(control.rowCount, 0), limits.maximumRows, 2_000_000))
+        self.firstLineOfUnit.reserveCapacity(min(max(control.rowCount, 0), limits.maximumRows, 2_000_000))
     }
 
     /// Bytes held for a record not yet complete; never more than one chunk plus the line limit.
@@ -461,11 +464,6 @@ extension InventorySnapshotDecoder {
         if let problem = Self.dinProblem(dinBytes) {
             return reject(0, dinBytes, problem.reason, problem.message)
         }
-        let key = Self.dinKey(dinBytes)
-        if let firstLine = firstLineOfDIN.updateValue(line, forKey: key) {
-            firstLineOfDIN[key] = firstLine
-            return reject(0, dinBytes, .duplicateDIN, "DIN \(DisplayText.make(dinBytes)) already appears at line \(firstLine); each unit must appear once")
-        }
         let din: DonationNumber
         do {
             din = try DonationNumber(parsing: String(decoding: dinBytes, as: UTF8.self))
@@ -477,6 +475,13 @@ extension InventorySnapshotDecoder {
         let productBytes = field(1)
         if let problem = Self.productCodeProblem(productBytes) {
             return reject(1, productBytes, problem.reason, problem.message)
+        }
+        let key = Self.unitKey(din: dinBytes, productCode: productBytes)
+        if let firstLine = firstLineOfUnit.updateValue(line, forKey: key) {
+            firstLineOfUnit[key] = firstLine
+            return reject(
+                0, dinBytes, .duplicateUnit,
+                "DIN \(DisplayText.make(dinBytes)) with product code \(DisplayText.make(productBytes)) already appears at line \(firstLine); each unit (DIN and product code) must appear once")
         }
 
         // component
@@ -600,12 +605,15 @@ extension InventorySnapshotDecoder {
         return true
     }
 
-    private static func dinKey(_ din: UnsafeBufferPointer<UInt8>) -> DINKey {
+    /// Expects a valid DIN (13 bytes) and product code (8 bytes).
+    private static func unitKey(din: UnsafeBufferPointer<UInt8>, productCode: UnsafeBufferPointer<UInt8>) -> UnitKey {
         var high: UInt64 = 0
         var low: UInt64 = 0
+        var code: UInt64 = 0
         for index in 0..<8 { high = high << 8 | UInt64(din[index]) }
         for index in 8..<13 { low = low << 8 | UInt64(din[index]) }
-        return DINKey(high: high, low: low)
+        for index in 0..<8 { code = code << 8 | UInt64(productCode[index]) }
+        return UnitKey(dinHigh: high, dinLow: low, productCode: code)
     }
 
     /// Nil for a 13-character DIN in the ISBT 128 alphabet; otherwise the precise reason.

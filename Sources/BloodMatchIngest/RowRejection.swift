@@ -16,8 +16,9 @@ public enum RowRejectionReason: String, Sendable, Hashable, CaseIterable, Codabl
     case dinLowercase
     /// DIN holds a character outside the ISBT 128 alphabet for its position.
     case dinInvalidCharacter
-    /// The same DIN appears earlier in this snapshot.
-    case duplicateDIN
+    /// The same unit, DIN and product code, appears earlier in this snapshot. One donation's
+    /// components, and the divisions of a split product, share a DIN and are different units.
+    case duplicateUnit
     /// Product code is not shaped like an ISBT 128 product code (`E0382V00`).
     case productCodeShape
     /// Product code's first letter is not a blood-component or national code letter (A–F).

@@ -1,5 +1,6 @@
 import BloodMatchCore
 import BloodMatchIngest
+import Crypto
 import Foundation
 import Logging
 import PostgresNIO
@@ -12,9 +13,10 @@ public enum ImportOutcome: String, Sendable, Codable {
     case loadedWithRejections = "loaded_with_rejections"
     /// Refused whole; the centre's previous snapshot stays in force.
     case refused
-    /// The same file (same centre and SHA-256) was imported before; nothing changed.
+    /// The snapshot in force sent again: same centre, `as_of` and bytes (verified by reading the
+    /// whole file); nothing changed. Same bytes with a newer `as_of` are a new snapshot and load.
     case alreadyImported = "already_imported"
-    /// Older than (or as old as) the snapshot in force; refused as a replay.
+    /// Older than the snapshot in force, whatever its bytes; refused as a replay.
     case replayRefused = "replay_refused"
     /// The server refused the load (a constraint, a lock timeout); nothing changed and the file
     /// may be retried. Losing the connection is not an outcome: it is thrown as unavailability.
@@ -41,7 +43,7 @@ public struct ImportReport: Sendable, Codable {
     public var rowsAccepted: Int
     /// Rows rejected (each stored in `bm.rejected_rows` up to the retention cap).
     public var rowsRejected: Int
-    /// DINs also current at another centre: recorded and held for review.
+    /// Units (DIN and product code) also current at another centre: recorded and held for review.
     public var conflicts: Int
     /// The snapshot now in force, when this run loaded one.
     public var snapshotID: Int64?
@@ -74,10 +76,18 @@ public struct SnapshotSource: Sendable {
 
 /// Loads inventory snapshots into PostgreSQL: validated, atomic, idempotent, serialised per centre.
 ///
-/// One transaction per snapshot: take the centre's advisory lock; refuse a replay or recognise a
-/// repeat; COPY the validated rows under a new snapshot id; record DINs that are current stock at
-/// another centre; swap the centre's pointer; delete the superseded rows; record the run. A kill at
-/// any moment rolls the whole transaction back, so the previous snapshot stays fully in force.
+/// A snapshot is its centre and `as_of`; the control record's SHA-256 proves the bytes arrived
+/// whole, it does not name the snapshot (a centre whose stock did not change sends the same bytes
+/// with a newer `as_of`, and stock can return to an earlier state). Against the snapshot in force:
+/// a newer `as_of` loads, whatever its bytes; an older one is refused as a replay; the same `as_of`
+/// is read and verified in full first, then is already imported when its bytes are the same and
+/// refused when they differ.
+///
+/// One transaction per snapshot: take the centre's advisory lock; compare with the snapshot in
+/// force; COPY the validated rows under a new snapshot id; record units (DIN and product code) that
+/// are current stock at another centre; swap the centre's pointer; record each unit's movements;
+/// delete the superseded rows; record the run. A kill at any moment rolls the whole transaction
+/// back, so the previous snapshot stays fully in force.
 public struct PostgresInventoryImporter: Sendable {
     /// The pool, as `bloodmatch_import`.
     public let database: Database
@@ -100,13 +110,23 @@ public struct PostgresInventoryImporter: Sendable {
     }
 
     /// The error used inside the load transaction to roll it back while keeping what was learned.
-    private struct Rollback: Error {
+    fileprivate struct Rollback: Error {
         var outcome: ImportOutcome
         var message: String
         var summary: SnapshotSummary?
         var rowsTotal: Int
         var rejections: [RowRejection]
         var fileError: SnapshotFileError?
+    }
+
+    /// The centre's snapshot in force, and where the new snapshot's `as_of` falls against it.
+    private struct SnapshotInForce {
+        var id: Int64
+        var asOf: Date
+        var sha256: String
+        /// The new `as_of` compared by the server at its own precision (microseconds), the one the
+        /// unique (centre, as_of) constraint uses: negative older, zero the same, positive newer.
+        var order: Int
     }
 
     /// Imports one snapshot. Throws only when the database is unusable; every data problem is a
@@ -135,8 +155,6 @@ public struct PostgresInventoryImporter: Sendable {
                                        rejectedCount: 0, conflicts: 0, snapshotID: nil, sha: nil, started: started)
         }
 
-        var rejections: [RowRejection] = []
-        var rejectedCount = 0
         var rowsTotal = 0
         do {
             return try await database.client.withConnection { conn in
@@ -152,24 +170,44 @@ public struct PostgresInventoryImporter: Sendable {
                                        : "site '\(control.centre)' is a \(kind ?? "?"), not a distribution centre; only distribution centres hold stock",
                                        summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
                     }
-                    // The same file again: nothing to do.
-                    for try await (id, asOf) in try await conn.query(
-                        "SELECT snapshot_id, as_of FROM inventory_snapshots WHERE centre = \(control.centre) AND file_sha256 = \(control.sha256.lowercased())",
-                        logger: logger).decode((Int64, Date).self) {
-                        throw Rollback(outcome: .alreadyImported,
-                                       message: "already imported sha256=\(control.sha256.lowercased()) as snapshot \(id) (as of \(iso(asOf))); nothing changed",
-                                       summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
+                    var inForce: SnapshotInForce?
+                    for try await (id, asOf, sha, order) in try await conn.query("""
+                        SELECT s.current_snapshot_id, s.last_as_of, n.file_sha256,
+                          CASE WHEN \(control.asOf)::timestamptz < s.last_as_of THEN -1
+                               WHEN \(control.asOf)::timestamptz = s.last_as_of THEN 0 ELSE 1 END
+                        FROM centre_status s JOIN inventory_snapshots n ON n.snapshot_id = s.current_snapshot_id
+                        WHERE s.centre = \(control.centre) FOR UPDATE OF s
+                        """, logger: logger).decode((Int64, Date, String, Int).self) {
+                        inForce = SnapshotInForce(id: id, asOf: asOf, sha256: sha, order: order)
                     }
-                    // An older or equally old snapshot than the one in force is a replay.
-                    var current: (Int64, Date)?
-                    for try await row in try await conn.query(
-                        "SELECT current_snapshot_id, last_as_of FROM centre_status WHERE centre = \(control.centre) FOR UPDATE",
-                        logger: logger).decode((Int64, Date).self) { current = row }
-                    if let current, current.1 >= control.asOf {
+                    var reader = SnapshotFileReader(
+                        decoder: InventorySnapshotDecoder(fileName: fileName, control: control, now: now, limits: limits, shelfLife: shelfLife),
+                        csvPath: source.csvPath, fileName: fileName, chunkSize: chunkSize, retainedRejections: limits.maximumRetainedRejections)
+                    defer { rowsTotal = reader.rowsTotal }
+
+                    // An older snapshot than the one in force is a replay, even when its bytes equal an earlier snapshot's.
+                    if let inForce, inForce.order < 0 {
                         throw Rollback(outcome: .replayRefused,
-                                       message: "snapshot as of \(iso(control.asOf)) is not newer than the one in force (snapshot \(current.0), as of \(iso(current.1))); refused as a replay",
+                                       message: try await replayMessage(control: control, inForce: inForce, csvPath: source.csvPath, on: conn),
                                        summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
                     }
+                    // The same as_of as the snapshot in force: read and verify the whole file (nothing is
+                    // written); only its verified bytes tell the same snapshot again from a changed one.
+                    if let inForce, inForce.order == 0 {
+                        try await reader.read(copyingAs: nil) { _ in }
+                        let summary = try reader.verifiedSummary()
+                        if summary.sha256 == inForce.sha256 {
+                            throw Rollback(outcome: .alreadyImported,
+                                           message: "already imported sha256=\(summary.sha256) as snapshot \(inForce.id) (as of \(iso(inForce.asOf))), the snapshot in force; nothing changed",
+                                           summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
+                        }
+                        throw Rollback(outcome: .refused,
+                                       message: "snapshot as of \(iso(control.asOf)) has the as_of of the snapshot in force (snapshot \(inForce.id)) but other bytes: "
+                                           + "sha256=\(summary.sha256), the snapshot in force has sha256=\(inForce.sha256); a loaded snapshot is never changed, "
+                                           + "so the centre must send its correction with a newer as_of",
+                                       summary: summary, rowsTotal: reader.rowsTotal, rejections: reader.rejections, fileError: nil)
+                    }
+                    let current = inForce.map { ($0.id, $0.asOf) }
 
                     var snapshotID: Int64 = 0
                     for try await (id,) in try await conn.query("""
@@ -179,81 +217,34 @@ public struct PostgresInventoryImporter: Sendable {
                         """, logger: logger).decode((Int64,).self) { snapshotID = id }
 
                     // Stream: read, decode and validate, COPY the accepted rows.
-                    var decoder = InventorySnapshotDecoder(fileName: fileName, control: control, now: now,
-                                                           limits: limits, shelfLife: shelfLife)
-                    var completion: SnapshotCompletion?
-                    var fileError: SnapshotFileError?
                     var copyOptions = PostgresCopyFromFormat.TextOptions()
                     copyOptions.delimiter = "\t"
                     let snapshotText = String(snapshotID)
-                    let retained = limits.maximumRetainedRejections
-                    let chunkSize = self.chunkSize
-                    let csvPath = source.csvPath
                     try await conn.copyFrom(
                         table: "inventory_units",
                         columns: ["snapshot_id", "din", "product_code", "component", "abo", "rhd", "collected_at",
                                   "expires_at", "site_id", "status", "attributes", "line"],
                         format: .text(copyOptions), logger: logger
                     ) { writer in
-                        guard let handle = FileHandle(forReadingAtPath: csvPath) else {
-                            throw Rollback(outcome: .refused, message: "\(fileName): cannot open \(csvPath) for reading",
-                                           summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
-                        }
-                        defer { try? handle.close() }
-                        var out = ByteBuffer()
-                        func emit(_ rows: [DecodedRow]) {
-                            for row in rows {
-                                switch row {
-                                case .accepted(let unit, let line):
-                                    rowsTotal += 1
-                                    CopyRowEncoder.append(unit, snapshot: snapshotText, line: line, to: &out)
-                                case .rejected(let rejection):
-                                    rowsTotal += 1
-                                    rejectedCount += 1
-                                    if rejections.count < retained { rejections.append(rejection) }
-                                }
-                            }
-                        }
-                        do {
-                            while true {
-                                let chunk = try handle.read(upToCount: chunkSize) ?? Data()
-                                if chunk.isEmpty { break }
-                                emit(try decoder.consume(chunk))
-                                if out.readableBytes >= 1 << 20 {
-                                    try await writer.write(out)
-                                    out.clear()
-                                }
-                            }
-                            let done = try decoder.finish()
-                            emit(done.rows)
-                            completion = done
-                        } catch let error as SnapshotFileError {
-                            fileError = error
-                            return
-                        }
-                        if out.readableBytes > 0 { try await writer.write(out) }
+                        try await reader.read(copyingAs: snapshotText) { try await writer.write($0) }
                     }
-                    if let fileError {
-                        throw Rollback(outcome: .refused, message: fileError.description, summary: nil,
-                                       rowsTotal: rowsTotal, rejections: rejections, fileError: fileError)
-                    }
-                    guard let summary = completion?.summary else {
-                        throw Rollback(outcome: .refused, message: "the snapshot could not be read to its end",
-                                       summary: nil, rowsTotal: rowsTotal, rejections: rejections, fileError: nil)
-                    }
+                    let summary = try reader.verifiedSummary()
+                    let rejectedCount = reader.rejectedCount
+                    let rejections = reader.rejections
                     if case .refuse(let refusal) = policy.verdict(for: summary) {
                         throw Rollback(outcome: .refused, message: refusal.description, summary: summary,
-                                       rowsTotal: rowsTotal, rejections: rejections, fileError: nil)
+                                       rowsTotal: reader.rowsTotal, rejections: rejections, fileError: nil)
                     }
 
-                    // DINs that another centre also reports as current stock: a transfer in flight.
+                    // Units (DIN and product code) that another centre also reports as current stock: a
+                    // transfer in flight. One donation's other components elsewhere are other units.
                     var conflicts = 0
                     for try await (n,) in try await conn.query("""
                         WITH found AS (
-                          INSERT INTO unit_conflicts (din, centre, other_centre, snapshot_id)
-                          SELECT n.din, \(control.centre), s.centre, \(snapshotID)
+                          INSERT INTO unit_conflicts (din, product_code, centre, other_centre, snapshot_id)
+                          SELECT n.din, n.product_code, \(control.centre), s.centre, \(snapshotID)
                           FROM inventory_units n
-                          JOIN inventory_units o ON o.din = n.din AND o.snapshot_id <> n.snapshot_id
+                          JOIN inventory_units o ON o.din = n.din AND o.product_code = n.product_code AND o.snapshot_id <> n.snapshot_id
                           JOIN centre_status s ON s.current_snapshot_id = o.snapshot_id AND s.centre <> \(control.centre)
                           WHERE n.snapshot_id = \(snapshotID)
                           RETURNING 1)
@@ -267,16 +258,16 @@ public struct PostgresInventoryImporter: Sendable {
                         ON CONFLICT (centre) DO UPDATE SET current_snapshot_id = EXCLUDED.current_snapshot_id,
                           last_as_of = EXCLUDED.last_as_of, last_import_at = EXCLUDED.last_import_at
                         """, logger: logger)
-                    // Each unit's history for a recall trace: the snapshots in which it appeared, changed
-                    // status or expiry, and disappeared (the superseded rows themselves are dropped).
+                    // Each unit's history for a recall trace, by DIN and product code: the snapshots in which
+                    // it appeared, changed status or expiry, and disappeared (the superseded rows are dropped).
                     try await conn.query("""
-                        INSERT INTO unit_movements (din, centre, snapshot_id, change, status, expires_at)
-                        SELECT coalesce(n.din, o.din), \(control.centre), \(snapshotID),
+                        INSERT INTO unit_movements (din, product_code, centre, snapshot_id, change, status, expires_at)
+                        SELECT coalesce(n.din, o.din), coalesce(n.product_code, o.product_code), \(control.centre), \(snapshotID),
                           CASE WHEN o.din IS NULL THEN 'appeared' WHEN n.din IS NULL THEN 'disappeared' ELSE 'changed' END,
                           coalesce(n.status, o.status), coalesce(n.expires_at, o.expires_at)
-                        FROM (SELECT din, status, expires_at FROM inventory_units WHERE snapshot_id = \(snapshotID)) n
-                        FULL JOIN (SELECT din, status, expires_at FROM inventory_units WHERE snapshot_id = \(current?.0 ?? -1)) o
-                          ON o.din = n.din
+                        FROM (SELECT din, product_code, status, expires_at FROM inventory_units WHERE snapshot_id = \(snapshotID)) n
+                        FULL JOIN (SELECT din, product_code, status, expires_at FROM inventory_units WHERE snapshot_id = \(current?.0 ?? -1)) o
+                          ON o.din = n.din AND o.product_code = n.product_code
                         WHERE o.din IS NULL OR n.din IS NULL OR o.status <> n.status OR o.expires_at <> n.expires_at
                         """, logger: logger)
                     if let previous = current?.0 {
@@ -288,7 +279,7 @@ public struct PostgresInventoryImporter: Sendable {
                     let outcome: ImportOutcome = rejectedCount == 0 ? .loaded : .loadedWithRejections
                     var message = "loaded snapshot \(snapshotID) for \(control.centre) as of \(iso(control.asOf)): \(summary.acceptedCount) units"
                     if rejectedCount > 0 { message += ", \(rejectedCount) rows rejected (see bm.rejected_rows)" }
-                    if conflicts > 0 { message += ", \(conflicts) DINs also current at another centre held for review" }
+                    if conflicts > 0 { message += ", \(conflicts) units (DIN and product code) also current at another centre held for review" }
                     return try await recordRun(source: source, fileName: fileName, control: control, outcome: outcome,
                                                message: message, rowsTotal: summary.rowCount, accepted: summary.acceptedCount,
                                                rejections: rejections, rejectedCount: rejectedCount, conflicts: conflicts,
@@ -309,6 +300,48 @@ public struct PostgresInventoryImporter: Sendable {
                                        rowsTotal: rowsTotal, accepted: 0, rejections: [], rejectedCount: 0,
                                        conflicts: 0, snapshotID: nil, sha: control.sha256, started: started)
         }
+    }
+
+    /// Why a replay is refused; when the file's bytes (hashed here, whatever the control record
+    /// says) equal an earlier snapshot's, it names that snapshot.
+    private func replayMessage(control: SnapshotControl, inForce: SnapshotInForce, csvPath: String,
+                               on conn: PostgresConnection) async throws -> String {
+        var message = "snapshot as of \(iso(control.asOf)) is older than the one in force (snapshot \(inForce.id), as of \(iso(inForce.asOf))); refused as a replay"
+        guard let sha = Self.sha256(ofFileAt: csvPath, chunkSize: chunkSize, limit: limits.maximumFileBytes) else {
+            return message + " (the file could not be read to compare its bytes with earlier snapshots)"
+        }
+        // The snapshot of the same as_of first: then it is literally that snapshot sent again.
+        for try await (id, asOf, sameAsOf) in try await conn.query("""
+            SELECT snapshot_id, as_of, as_of = \(control.asOf)::timestamptz FROM inventory_snapshots
+            WHERE centre = \(control.centre) AND file_sha256 = \(sha)
+            ORDER BY as_of = \(control.asOf)::timestamptz DESC, as_of DESC LIMIT 1
+            """, logger: database.logger).decode((Int64, Date, Bool).self) {
+            message += sameAsOf
+                ? "; it is snapshot \(id) (same as_of and bytes, sha256=\(sha)) sent again"
+                : "; its bytes (sha256=\(sha)) equal those of snapshot \(id), as of \(iso(asOf)), which does not make it newer"
+        }
+        if sha != control.sha256.lowercased() {
+            message += "; the file's SHA-256 \(sha) is not the control record's \(control.sha256)"
+        }
+        return message
+    }
+
+    /// Lower-case hex SHA-256 of a file's bytes; nil when it cannot be read or exceeds `limit` bytes.
+    static func sha256(ofFileAt path: String, chunkSize: Int, limit: Int) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var total = 0
+        do {
+            while let chunk = try handle.read(upToCount: chunkSize), !chunk.isEmpty {
+                total += chunk.count
+                if total > limit { return nil }
+                hasher.update(data: chunk)
+            }
+        } catch {
+            return nil
+        }
+        return hasher.finalize().lowercaseHex
     }
 
     /// Appends the run, its rejected rows and an event: on `connection` inside the caller's
@@ -359,6 +392,76 @@ public struct PostgresInventoryImporter: Sendable {
             rowsTotal: rowsTotal, rowsAccepted: accepted, rowsRejected: rejectedCount, conflicts: conflicts,
             snapshotID: snapshotID, message: message, durationMs: durationMs,
             sampleRejections: rejections.prefix(20).map(\.description))
+    }
+}
+
+/// Reads one snapshot CSV through the decoder, chunk by chunk, counting rows and keeping the first
+/// rejections; optionally encodes the accepted rows as COPY text.
+private struct SnapshotFileReader {
+    var decoder: InventorySnapshotDecoder
+    let csvPath: String
+    let fileName: String
+    let chunkSize: Int
+    let retainedRejections: Int
+    var rowsTotal = 0
+    var rejectedCount = 0
+    var rejections: [RowRejection] = []
+    var completion: SnapshotCompletion?
+    var fileError: SnapshotFileError?
+
+    /// Reads the file to its end or its first file error (kept in `fileError`). With `snapshot`, the
+    /// accepted rows go to `write` as COPY text for that snapshot id, about 1 MiB at a time.
+    mutating func read(copyingAs snapshot: String?, write: (ByteBuffer) async throws -> Void) async throws {
+        guard let handle = FileHandle(forReadingAtPath: csvPath) else {
+            throw PostgresInventoryImporter.Rollback(outcome: .refused, message: "\(fileName): cannot open \(csvPath) for reading",
+                                                     summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
+        }
+        defer { try? handle.close() }
+        var out = ByteBuffer()
+        do {
+            while true {
+                let chunk = try handle.read(upToCount: chunkSize) ?? Data()
+                if chunk.isEmpty { break }
+                emit(try decoder.consume(chunk), snapshot: snapshot, to: &out)
+                if out.readableBytes >= 1 << 20 {
+                    try await write(out)
+                    out.clear()
+                }
+            }
+            let done = try decoder.finish()
+            emit(done.rows, snapshot: snapshot, to: &out)
+            completion = done
+        } catch let error as SnapshotFileError {
+            fileError = error
+            return
+        }
+        if out.readableBytes > 0 { try await write(out) }
+    }
+
+    private mutating func emit(_ rows: [DecodedRow], snapshot: String?, to out: inout ByteBuffer) {
+        for row in rows {
+            rowsTotal += 1
+            switch row {
+            case .accepted(let unit, let line):
+                if let snapshot { CopyRowEncoder.append(unit, snapshot: snapshot, line: line, to: &out) }
+            case .rejected(let rejection):
+                rejectedCount += 1
+                if rejections.count < retainedRejections { rejections.append(rejection) }
+            }
+        }
+    }
+
+    /// The summary, once the decoder has verified the checksum and row count; otherwise the refusal.
+    func verifiedSummary() throws -> SnapshotSummary {
+        if let fileError {
+            throw PostgresInventoryImporter.Rollback(outcome: .refused, message: fileError.description, summary: nil,
+                                                     rowsTotal: rowsTotal, rejections: rejections, fileError: fileError)
+        }
+        guard let summary = completion?.summary else {
+            throw PostgresInventoryImporter.Rollback(outcome: .refused, message: "the snapshot could not be read to its end",
+                                                     summary: nil, rowsTotal: rowsTotal, rejections: rejections, fileError: nil)
+        }
+        return summary
     }
 }
 

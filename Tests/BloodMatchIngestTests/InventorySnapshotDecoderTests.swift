@@ -44,6 +44,42 @@ struct InventorySnapshotDecoderTests {
         #expect(unit.attributes == AttributeSet(.irradiated))
     }
 
+    @Test("a unit is its DIN and product code: one donation's components load, the same pair twice is duplicateUnit")
+    func unitIsDINAndProductCode() throws {
+        let rows = [
+            "W000025000001,E0382V00,RBC,O,NEG,2025-05-29T08:00:00Z,2025-07-10T08:00:00Z,DC-SYD-01,AVAILABLE,",
+            "W000025000001,E2555V00,PLASMA,O,NEG,2025-05-29T08:00:00Z,2026-05-29T08:00:00Z,DC-SYD-01,AVAILABLE,",
+            "W000025000001,E3072V00,PLT,O,NEG,2025-05-29T08:00:00Z,2025-06-03T08:00:00Z,DC-SYD-01,QUARANTINED,",
+            // The plasma again, as another status: still the same unit.
+            "W000025000001,E2555V00,PLASMA,O,NEG,2025-05-29T08:00:00Z,2026-05-29T08:00:00Z,DC-SYD-01,RESERVED,",
+            // Another DIN with the red cells' product code is another unit.
+            "W000025000002,E0382V00,RBC,O,NEG,2025-05-29T08:00:00Z,2025-07-10T08:00:00Z,DC-SYD-01,AVAILABLE,",
+        ]
+        let csv = SnapshotBuilder.header + Array(rows.map { $0 + "\n" }.joined().utf8)
+        let control = SnapshotBuilder.control(for: csv, rows: rows.count)
+        // Whole, and a byte at a time: the first line of each unit survives the chunk boundaries.
+        var chunked = InventorySnapshotDecoder(fileName: "DC-SYD-01.csv", control: control, now: SnapshotBuilder.now)
+        var chunkedRows: [DecodedRow] = []
+        for byte in csv { chunkedRows += try chunked.consume([byte]) }
+        chunkedRows += try chunked.finish().rows
+        let whole = try InventorySnapshotDecoder.decode(csv, fileName: "DC-SYD-01.csv", control: control, now: SnapshotBuilder.now)
+        #expect(chunkedRows == whole.rows)
+        #expect(whole.summary.acceptedCount == 4 && whole.summary.rejectedCount == 1)
+        let accepted = whole.rows.compactMap { row -> String? in
+            guard case .accepted(let unit, let line) = row else { return nil }
+            return "\(line) \(unit.din.value) \(unit.productCode) \(unit.component.rawValue)"
+        }
+        #expect(accepted == [
+            "2 W000025000001 E0382V00 RBC", "3 W000025000001 E2555V00 PLASMA", "4 W000025000001 E3072V00 PLT",
+            "6 W000025000002 E0382V00 RBC",
+        ])
+        let rejection = try #require(whole.summary.retainedRejections.first)
+        #expect(rejection.line == 5)
+        #expect(rejection.field == "din")
+        #expect(rejection.reason == .duplicateUnit)
+        #expect(rejection.message == "DIN W000025000001 with product code E2555V00 already appears at line 3; each unit (DIN and product code) must appear once")
+    }
+
     @Test("a 10 MB line is refused after reading little more than the line limit")
     func tenMegabyteLineIsRefused() throws {
         var csv = SnapshotBuilder.header

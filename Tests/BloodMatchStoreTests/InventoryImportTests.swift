@@ -6,8 +6,9 @@ import PostgresNIO
 import Testing
 
 /// The snapshot importer against a real PostgreSQL: a centre's stock is replaced whole or not at
-/// all, repeats and replays change nothing, bad files and bad rows are refused and recorded, and
-/// every run leaves a row in `bm.import_runs` and `bm.event_log`.
+/// all, a unit is its DIN and product code, a snapshot is its centre and `as_of` (the same bytes
+/// with a newer `as_of` load; repeats and replays change nothing), bad files and bad rows are
+/// refused and recorded, and every run leaves a row in `bm.import_runs` and `bm.event_log`.
 @Suite("Inventory import against PostgreSQL")
 struct InventoryImportTests {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
@@ -136,6 +137,43 @@ struct InventoryImportTests {
         }
     }
 
+    /// `din product_code centre other_centre snapshot_id` of every recorded conflict, in order.
+    static func conflicts(_ test: TestDatabase) async throws -> [String] {
+        try await test.with(.owner) { db in
+            var out: [String] = []
+            for try await (din, code, centre, other, snapshot) in try await db.client.query(
+                "SELECT din, product_code, centre, other_centre, snapshot_id FROM bm.unit_conflicts ORDER BY din, product_code, conflict_id",
+                logger: db.logger
+            ).decode((String, String, String, String, Int64).self) { out.append("\(din) \(code) \(centre) \(other) \(snapshot)") }
+            return out
+        }
+    }
+
+    /// `din product_code status` of the units a centre has in force, sorted.
+    static func unitsInForce(_ test: TestDatabase, centre: String) async throws -> [String] {
+        try await test.with(.owner) { db in
+            var out: [String] = []
+            for try await (din, code, status) in try await db.client.query("""
+                SELECT u.din, u.product_code, u.status FROM bm.inventory_units u
+                JOIN bm.centre_status s ON s.current_snapshot_id = u.snapshot_id
+                WHERE s.centre = \(centre) ORDER BY u.din, u.product_code
+                """, logger: db.logger).decode((String, String, String).self) { out.append("\(din) \(code) \(status)") }
+            return out
+        }
+    }
+
+    /// `snapshot_id din product_code change status` of every recorded movement, in order.
+    static func movements(_ test: TestDatabase) async throws -> [String] {
+        try await test.with(.owner) { db in
+            var out: [String] = []
+            for try await (snapshot, din, code, change, status) in try await db.client.query(
+                "SELECT snapshot_id, din, product_code, change, status FROM bm.unit_movements ORDER BY snapshot_id, din, product_code",
+                logger: db.logger
+            ).decode((Int64, String, String, String, String).self) { out.append("\(snapshot) \(din) \(code) \(change) \(status)") }
+            return out
+        }
+    }
+
     // MARK: - Tests
 
     @Test("a snapshot loads whole: every field stored as written, the pointer swapped, the run and an event recorded")
@@ -190,19 +228,25 @@ struct InventoryImportTests {
         }
     }
 
-    @Test("an older or equally old snapshot is refused as a replay; the newer one stays in force")
+    @Test("an older snapshot is refused as a replay, and the same as_of with other bytes is refused naming both SHA-256s; the newer one stays in force")
     func replayRefused() async throws {
         try await Self.withSites { test, dir in
             let newer = try Self.snapshot(try Self.units(1...30, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "new", in: dir)
             let older = try Self.snapshot(try Self.units(101...130, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-3600), name: "old", in: dir)
             let sameInstant = try Self.snapshot(try Self.units(201...230, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "same", in: dir)
             let reports = try await Self.importing(test, newer, older, sameInstant)
-            #expect(reports.map(\.outcome) == [.loaded, .replayRefused, .replayRefused])
+            #expect(reports.map(\.outcome) == [.loaded, .replayRefused, .refused])
+            #expect(reports[1].message.contains("older than the one in force (snapshot \(try #require(reports[0].snapshotID))"))
+            // Read in full before the verdict: the message names both verified hashes.
+            #expect(reports[2].message.contains("sha256=\(try #require(reports[2].sha256))"))
+            #expect(reports[2].message.contains("the snapshot in force has sha256=\(try #require(reports[0].sha256))"))
+            #expect(reports[2].sha256 != reports[0].sha256)
             let current = try await Self.inForce(test, centre: "DCA")
             #expect(current.snapshotID == reports[0].snapshotID)
             #expect(current.dins == Set(try Self.units(1...30, at: "DCA").map(\.din.value)))
             #expect(try await Self.storedUnitCount(test, centre: "DCA") == 30)
-            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "replay_refused", "replay_refused"])
+            #expect(try await Self.scalar(test, "SELECT count(*)::int FROM bm.inventory_snapshots") == 1)
+            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "replay_refused", "refused"])
         }
     }
 
@@ -333,17 +377,11 @@ struct InventoryImportTests {
                 try Self.snapshot(atB, centre: "DCB", asOf: Self.now.addingTimeInterval(-60), name: "b", in: dir))
             #expect(reports.map(\.outcome) == [.loaded, .loaded])
             #expect(reports.map(\.conflicts) == [0, 2])
-            #expect(reports[1].message.contains("2 DINs also current at another centre"))
+            #expect(reports[1].message.contains("2 units (DIN and product code) also current at another centre"))
 
-            let conflicts = try await test.with(.owner) { db in
-                var out: [String] = []
-                for try await (din, centre, other, snapshot) in try await db.client.query(
-                    "SELECT din, centre, other_centre, snapshot_id FROM bm.unit_conflicts ORDER BY din", logger: db.logger
-                ).decode((String, String, String, Int64).self) { out.append("\(din) \(centre) \(other) \(snapshot)") }
-                return out
-            }
+            let conflicts = try await Self.conflicts(test)
             let bSnapshot = try #require(reports[1].snapshotID)
-            #expect(conflicts == [2, 7].map { "\(StockFixture.din(sequence: $0)) DCB DCA \(bSnapshot)" })
+            #expect(conflicts == [2, 7].map { "\(StockFixture.din(sequence: $0)) E0382V00 DCB DCA \(bSnapshot)" })
 
             // Both centres keep the rows; the index offers neither copy.
             #expect(try await Self.inForce(test, centre: "DCA").dins.count == 10)
@@ -496,6 +534,277 @@ struct InventoryImportTests {
             #expect(try await Self.inForce(test, centre: "DCA").dins == Set(try Self.units(11...30, at: "DCA").map(\.din.value)))
             #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "failed", "loaded"])
             #expect(try await Self.importEvents(test).map { $0.split(separator: "#")[0] } == ["import.loaded", "import.failed", "import.loaded"])
+        }
+    }
+
+    // MARK: - A unit is its DIN and product code
+
+    /// Product codes of one donation's components (illustrative ISBT 128 shapes); `VA0` and `VB0`
+    /// are the two divisions of a split platelet product.
+    static let productComponents: [String: Component] = [
+        "E0382V00": .redCells, "E2555V00": .plasma, "E3072V00": .platelets, "E3072VA0": .platelets, "E3072VB0": .platelets,
+    ]
+
+    /// One component of donation `sequence` (DIN `T000126` + sequence), told apart by its product code.
+    static func component(_ sequence: Int, _ productCode: String, at centre: String, status: UnitStatus = .available) throws -> InventoryUnit {
+        let component = productComponents[productCode] ?? .redCells
+        let collected = now.addingTimeInterval(-2 * 86_400)
+        let shelfDays: Double = component == .platelets ? 5 : component == .plasma ? 365 : 35
+        return InventoryUnit(
+            din: try DonationNumber(parsing: StockFixture.din(sequence: sequence)), productCode: productCode, component: component,
+            group: .oNegative, collectedAt: collected, expiresAt: collected.addingTimeInterval(shelfDays * 86_400), siteID: centre,
+            status: status, attributes: [])
+    }
+
+    @Test("one donation's red cells, plasma and platelets (one DIN, three product codes) at one centre: all three load and are offered")
+    func oneDonationThreeComponents() async throws {
+        try await Self.withSites { test, dir in
+            let din = StockFixture.din(sequence: 1)
+            let donation = try ["E0382V00", "E2555V00", "E3072V00"].map { try Self.component(1, $0, at: "DCA") }
+            let report = try await Self.importing(test, try Self.snapshot(donation, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "a", in: dir))[0]
+            #expect(report.outcome == .loaded, "\(report.message)")
+            #expect(report.rowsTotal == 3 && report.rowsAccepted == 3 && report.rowsRejected == 0)
+            #expect(try await Self.unitsInForce(test, centre: "DCA") == ["\(din) E0382V00 AVAILABLE", "\(din) E2555V00 AVAILABLE", "\(din) E3072V00 AVAILABLE"])
+            #expect(try await Self.movements(test) == ["E0382V00", "E2555V00", "E3072V00"].map { "\(try #require(report.snapshotID)) \(din) \($0) appeared AVAILABLE" })
+            // The matcher's index holds each of them, under its own component.
+            let index = try await test.with(.app) { db in try await PostgresInventoryReader(database: db).buildIndex(now: Self.now) }
+            let centre = try #require(index.centres.firstIndex { $0.siteID == "DCA" })
+            #expect(index.unitCount == 3)
+            #expect([Component.redCells, .plasma, .platelets].map { index.count(centre: centre, component: $0, group: .oNegative) } == [1, 1, 1])
+        }
+    }
+
+    @Test("the same unit (DIN and product code) twice in a file is rejected as duplicateUnit; the donation's other component and the rest load")
+    func duplicateUnitRejected() async throws {
+        try await Self.withSites { test, dir in
+            var units = try Self.units(1...150, at: "DCA")
+            units.append(try Self.component(1, "E2555V00", at: "DCA"))
+            var repeated = units[0]
+            repeated.status = .quarantined
+            units.append(repeated)
+            let report = try await Self.importing(test, try Self.snapshot(units, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "dup", in: dir))[0]
+            #expect(report.outcome == .loadedWithRejections, "\(report.message)")
+            #expect(report.rowsTotal == 152 && report.rowsAccepted == 151 && report.rowsRejected == 1)
+            let rejected = try await test.with(.owner) { db in
+                var out: [String] = []
+                for try await (line, field, value, reason, message) in try await db.client.query(
+                    "SELECT line, field, value, reason, message FROM bm.rejected_rows", logger: db.logger
+                ).decode((Int, String, String, String, String).self) { out.append("\(line) \(field) \(value) \(reason): \(message)") }
+                return out
+            }
+            let din = StockFixture.din(sequence: 1)
+            #expect(rejected == ["153 din \(din) duplicateUnit: DIN \(din) with product code E0382V00 already appears at line 2; each unit (DIN and product code) must appear once"])
+            // The first row of the unit is the one in force, beside the donation's plasma.
+            #expect(try await Self.unitsInForce(test, centre: "DCA").filter { $0.hasPrefix(din) } == ["\(din) E0382V00 \(units[0].status.rawValue)", "\(din) E2555V00 AVAILABLE"])
+        }
+    }
+
+    @Test("the same unit current at two centres is a conflict; the donation's other components at the other centre are not")
+    func conflictsByUnit() async throws {
+        try await Self.withSites { test, dir in
+            let din = StockFixture.din(sequence: 1)
+            let atA = try ["E0382V00", "E2555V00"].map { try Self.component(1, $0, at: "DCA") }
+            // B reports the plasma too (a transfer in flight), and the donation's platelets, which only B holds.
+            let atB = try ["E2555V00", "E3072V00"].map { try Self.component(1, $0, at: "DCB") }
+            let reports = try await Self.importing(
+                test,
+                try Self.snapshot(atA, centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "a1", in: dir),
+                try Self.snapshot(atB, centre: "DCB", asOf: Self.now.addingTimeInterval(-300), name: "b1", in: dir),
+                // A's next snapshot, one unit more: the plasma is still current at both.
+                try Self.snapshot(atA + [try Self.component(2, "E0382V00", at: "DCA")], centre: "DCA",
+                                  asOf: Self.now.addingTimeInterval(-60), name: "a2", in: dir))
+            #expect(reports.map(\.outcome) == [.loaded, .loaded, .loaded])
+            #expect(reports.map(\.conflicts) == [0, 1, 1])
+            #expect(reports[1].message.contains("1 units (DIN and product code) also current at another centre"))
+            #expect(try await Self.conflicts(test) == [
+                "\(din) E2555V00 DCB DCA \(try #require(reports[1].snapshotID))",
+                "\(din) E2555V00 DCA DCB \(try #require(reports[2].snapshotID))",
+            ])
+        }
+    }
+
+    @Test("movements are recorded per unit (DIN and product code): appeared, changed and disappeared")
+    func movementsPerUnit() async throws {
+        try await Self.withSites { test, dir in
+            let din = StockFixture.din(sequence: 1)
+            let first = try ["E0382V00", "E2555V00", "E3072V00"].map { try Self.component(1, $0, at: "DCA") }
+            // The red cells unchanged, the plasma quarantined, the platelets split into two divisions.
+            let second = [try Self.component(1, "E0382V00", at: "DCA"), try Self.component(1, "E2555V00", at: "DCA", status: .quarantined),
+                          try Self.component(1, "E3072VA0", at: "DCA"), try Self.component(1, "E3072VB0", at: "DCA")]
+            let reports = try await Self.importing(
+                test,
+                try Self.snapshot(first, centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "s1", in: dir),
+                try Self.snapshot(second, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "s2", in: dir))
+            #expect(reports.map(\.outcome) == [.loaded, .loaded])
+            let (s1, s2) = (try #require(reports[0].snapshotID), try #require(reports[1].snapshotID))
+            #expect(try await Self.movements(test) == [
+                "\(s1) \(din) E0382V00 appeared AVAILABLE", "\(s1) \(din) E2555V00 appeared AVAILABLE", "\(s1) \(din) E3072V00 appeared AVAILABLE",
+                "\(s2) \(din) E2555V00 changed QUARANTINED", "\(s2) \(din) E3072V00 disappeared AVAILABLE",
+                "\(s2) \(din) E3072VA0 appeared AVAILABLE", "\(s2) \(din) E3072VB0 appeared AVAILABLE",
+            ])
+        }
+    }
+
+    // MARK: - A snapshot is its centre and as_of
+
+    static func lastAsOf(_ test: TestDatabase, centre: String) async throws -> Date? {
+        try await test.with(.owner) { db in
+            var value: Date?
+            for try await (asOf,) in try await db.client.query(
+                "SELECT last_as_of FROM bm.centre_status WHERE centre = \(centre)", logger: db.logger
+            ).decode((Date,).self) { value = asOf }
+            return value
+        }
+    }
+
+    /// Everything an import could change about stock: pointers (with their load times), snapshots,
+    /// units, movements and conflicts.
+    static func stockState(_ test: TestDatabase) async throws -> String {
+        try await test.with(.owner) { db in
+            var out = ""
+            for try await (text,) in try await db.client.query("""
+                SELECT (SELECT coalesce(string_agg(centre || ' ' || current_snapshot_id || ' ' || last_as_of || ' ' || last_import_at, '; ' ORDER BY centre), '')
+                        FROM bm.centre_status)
+                  || ' | snapshots ' || (SELECT count(*) FROM bm.inventory_snapshots)
+                  || ' | units ' || (SELECT count(*) FROM bm.inventory_units)
+                  || ' | movements ' || (SELECT count(*) FROM bm.unit_movements)
+                  || ' | conflicts ' || (SELECT count(*) FROM bm.unit_conflicts)
+                """, logger: db.logger).decode((String,).self) { out = text }
+            return out
+        }
+    }
+
+    @Test("byte-identical stock re-sent every 15 minutes with a newer as_of loads each time and refreshes the data age: never stale")
+    func heartbeatRefreshesDataAge() async throws {
+        try await Self.withSites { test, dir in
+            // The real clock: the health reader measures data age against the database's clock.
+            let clock = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+            let units = try (1...40).map { n in
+                try StockFixture.unit(StockFixture.din(sequence: n), .redCells, BloodGroup.all[n % BloodGroup.all.count], at: "DCA",
+                                      collected: clock.addingTimeInterval(-3 * 86_400), expires: clock.addingTimeInterval(20 * 86_400),
+                                      status: n % 4 == 0 ? .quarantined : .available)
+            }
+            let text = StockFixture.csv(units)
+            let asOfs = (0..<5).map { clock.addingTimeInterval(Double($0 - 4) * 15 * 60) }
+            var reports: [ImportReport] = []
+            for (beat, asOf) in asOfs.enumerated() {
+                let source = try Self.snapshot(csv: text, rows: units.count, centre: "DCA", asOf: asOf, name: "heartbeat-\(beat)", in: dir)
+                let report = try await test.with(.importer) { db in
+                    try await PostgresInventoryImporter(database: db).importSnapshot(source, now: clock)
+                }
+                reports.append(report)
+                #expect(report.outcome == .loaded, "heartbeat \(beat): \(report.message)")
+                // The data age counts from this snapshot: fresh until the next heartbeat is due.
+                #expect(try await Self.lastAsOf(test, centre: "DCA") == asOf)
+                let (freshness, availability) = try await test.with(.app) { db in
+                    let reader = PostgresInventoryReader(database: db)
+                    return (try await reader.currentSnapshots(), try await reader.availability(component: .redCells, now: asOf))
+                }
+                #expect(freshness.map(\.asOf) == [asOf])
+                #expect(freshness.map(\.snapshotID) == [report.snapshotID])
+                #expect(availability.map { $0.isStale(now: asOf.addingTimeInterval(15 * 60)) } == [false])
+                #expect(availability.first?.unitsByGroup.values.reduce(0, +) == 30)
+            }
+            #expect(Set(reports.compactMap(\.sha256)).count == 1)
+            #expect(Set(reports.compactMap(\.snapshotID)).count == 5)
+            // Health against the database's clock: the last heartbeat is seconds old, not an hour.
+            let health = try await test.with(.app) { db in try await PostgresHealthReader(database: db).read() }
+            let centre = try #require(health.centres.first { $0.centreID == "DCA" })
+            #expect(!centre.isStale)
+            #expect(centre.dataAgeSeconds < 300)
+            #expect(health.staleCentres.isEmpty)
+            #expect(centre.lastRunOutcome == "loaded")
+            // Nothing moved after the first snapshot, and the superseded rows are gone.
+            let first = try #require(reports[0].snapshotID)
+            #expect(try await Self.movements(test).allSatisfy { $0.hasPrefix("\(first) ") })
+            #expect(try await Self.movements(test).count == 40)
+            #expect(try await Self.storedUnitCount(test, centre: "DCA") == 40)
+            #expect(try await Self.runs(test).map(\.outcome) == Array(repeating: "loaded", count: 5))
+        }
+    }
+
+    @Test("A quarantines a unit, B releases it, C has A's very bytes and a newer as_of: C loads, the unit is quarantined in force and never offered")
+    func stockReturnsToAnEarlierState() async throws {
+        try await Self.withSites { test, dir in
+            let (x, y) = (StockFixture.din(sequence: 1), StockFixture.din(sequence: 2))
+            func stock(_ xStatus: UnitStatus) throws -> [InventoryUnit] {
+                try [(x, xStatus), (y, UnitStatus.available)].map { din, status in
+                    try StockFixture.unit(din, .redCells, .oNegative, at: "DCA", collected: Self.now.addingTimeInterval(-2 * 86_400),
+                                          expires: Self.now.addingTimeInterval(30 * 86_400), status: status)
+                }
+            }
+            let a = try Self.snapshot(try stock(.quarantined), centre: "DCA", asOf: Self.now.addingTimeInterval(-1800), name: "a", in: dir)
+            let b = try Self.snapshot(try stock(.available), centre: "DCA", asOf: Self.now.addingTimeInterval(-1200), name: "b", in: dir)
+            let c = try Self.snapshot(try stock(.quarantined), centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "c", in: dir)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: a.csvPath)) == Data(contentsOf: URL(fileURLWithPath: c.csvPath)))
+            let reports = try await Self.importing(test, a, b, c)
+            #expect(reports.map(\.outcome) == [.loaded, .loaded, .loaded], "\(reports.map(\.message))")
+            #expect(reports[2].sha256 == reports[0].sha256)
+            #expect(try await Self.inForce(test, centre: "DCA").snapshotID == reports[2].snapshotID)
+            #expect(try await Self.unitsInForce(test, centre: "DCA") == ["\(x) E0382V00 QUARANTINED", "\(y) E0382V00 AVAILABLE"])
+            // What the matcher reads: the index, the re-check before a decision, the availability summary.
+            let (indexed, unavailable, availability) = try await test.with(.app) { db in
+                let reader = PostgresInventoryReader(database: db)
+                let index = try await reader.buildIndex(now: Self.now)
+                return ((0..<index.unitCount).map { index.din(at: $0) }, try await reader.unavailable(dins: [x, y]),
+                        try await reader.availability(component: .redCells, now: Self.now))
+            }
+            #expect(indexed == [y])
+            #expect(unavailable == [x])
+            #expect(availability.map(\.unitsByGroup) == [["O-": 1]])
+            let (sa, sb, sc) = (try #require(reports[0].snapshotID), try #require(reports[1].snapshotID), try #require(reports[2].snapshotID))
+            #expect(try await Self.movements(test) == [
+                "\(sa) \(x) E0382V00 appeared QUARANTINED", "\(sa) \(y) E0382V00 appeared AVAILABLE",
+                "\(sb) \(x) E0382V00 changed AVAILABLE", "\(sc) \(x) E0382V00 changed QUARANTINED",
+            ])
+        }
+    }
+
+    @Test("the snapshot in force sent again (same as_of and bytes, any file name) is already imported and changes nothing; its control record beside other bytes is refused")
+    func alreadyImportedOnlyAfterReading() async throws {
+        try await Self.withSites { test, dir in
+            let units = try Self.units(1...40, at: "DCA")
+            let asOf = Self.now.addingTimeInterval(-300)
+            let loaded = try await Self.importing(test, try Self.snapshot(units, centre: "DCA", asOf: asOf, name: "a1", in: dir))[0]
+            #expect(loaded.outcome == .loaded)
+            let before = try await Self.stockState(test)
+            let copy = try Self.snapshot(units, centre: "DCA", asOf: asOf, name: "a1-again", in: dir)
+            // The control record of the snapshot in force (its as_of and SHA-256) beside other bytes: the
+            // control record alone never makes a file "already imported".
+            let damaged = try Self.snapshot(units, centre: "DCA", asOf: asOf, name: "a1-damaged", in: dir)
+            try Data(StockFixture.csv(try Self.units(101...140, at: "DCA")).utf8).write(to: URL(fileURLWithPath: damaged.csvPath))
+            let reports = try await Self.importing(test, copy, damaged)
+            #expect(reports.map(\.outcome) == [.alreadyImported, .refused])
+            #expect(reports[0].message.contains("already imported sha256=\(try #require(loaded.sha256)) as snapshot \(try #require(loaded.snapshotID))"))
+            #expect(reports[0].snapshotID == nil && reports[0].rowsAccepted == 0)
+            #expect(reports[1].message.hasSuffix("[checksumMismatch]"))
+            #expect(try await Self.stockState(test) == before)
+            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "already_imported", "refused"])
+        }
+    }
+
+    @Test("an older as_of is a replay even with the bytes of an earlier snapshot, and the message names that snapshot")
+    func replayOfEarlierBytes() async throws {
+        try await Self.withSites { test, dir in
+            let a = try Self.units(1...20, at: "DCA")
+            let loaded = try await Self.importing(
+                test,
+                try Self.snapshot(a, centre: "DCA", asOf: Self.now.addingTimeInterval(-1800), name: "a", in: dir),
+                try Self.snapshot(try Self.units(21...40, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-600), name: "b", in: dir))
+            #expect(loaded.map(\.outcome) == [.loaded, .loaded])
+            let before = try await Self.stockState(test)
+            let (aID, aSHA, bID) = (try #require(loaded[0].snapshotID), try #require(loaded[0].sha256), try #require(loaded[1].snapshotID))
+            // A sent again as it was, and A's bytes under an as_of between A's and B's.
+            let reports = try await Self.importing(
+                test,
+                try Self.snapshot(a, centre: "DCA", asOf: Self.now.addingTimeInterval(-1800), name: "a-again", in: dir),
+                try Self.snapshot(a, centre: "DCA", asOf: Self.now.addingTimeInterval(-1200), name: "a-later", in: dir))
+            #expect(reports.map(\.outcome) == [.replayRefused, .replayRefused])
+            #expect(reports.allSatisfy { $0.message.contains("older than the one in force (snapshot \(bID)") })
+            #expect(reports[0].message.contains("it is snapshot \(aID) (same as_of and bytes, sha256=\(aSHA)) sent again"))
+            #expect(reports[1].message.contains("its bytes (sha256=\(aSHA)) equal those of snapshot \(aID)"))
+            #expect(try await Self.stockState(test) == before)
+            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "loaded", "replay_refused", "replay_refused"])
         }
     }
 }

@@ -180,7 +180,8 @@ case("32-din-zero-width-space", lines(row(1, din_text="W000025\u200b000001"), GO
 case("33-gzip-bytes", bytes([0x1F, 0x8B, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]) + b"compressed",
      file_error("compressedFile", "gzip", line=1) | {"title": "gzip stream instead of CSV (no decompression, so no bomb)", "source": "§2(f) item 22"}, rows=3)
 case("34-duplicate-din", lines(GOOD[0], GOOD[1], row(1, attributes=""), GOOD[2]),
-     decoded(3, 1, "refuse", [(4, "din", "duplicateDIN", "already appears at line 2")], title="same DIN twice in one file", source="§2(f) item 23"), rows=4)
+     decoded(3, 1, "refuse", [(4, "din", "duplicateUnit", "product code E0382V00 already appears at line 2")],
+             title="same unit (DIN and product code) twice in one file", source="§2(f) item 23"), rows=4)
 case("35-bad-check-character", lines(row(1, din_text="G1234176543219"), GOOD[1]),
      decoded(1, 1, "refuse", [(2, "din", "dinBadCheckCharacter", "ISO 7064 Mod 37-2 gives 'A'")], title="14-character DIN with a wrong check character", source="§2(f) item 25"))
 case("36-din-with-check-character", lines(row(1, din_text="G123417654321A"), GOOD[1]),
@@ -292,6 +293,12 @@ case("71-bom-only", b"\xef\xbb\xbf",
 case("72-control-sha256-upper-case", lines(*GOOD),
      file_error("controlRecordInvalid", "lower-case hex", field="sha256", file="inventory.ctl.json") | {"title": "checksum in upper-case hex", "source": "control record rules"},
      control_raw=lambda c: json.dumps(c).replace(c["sha256"], c["sha256"].upper()))
+case("73-same-din-different-product-codes",
+     lines(*[row(1, product=p, component=c, collected="2025-05-29T08:00:00Z", expires=e, attributes="")
+             for p, c, e in [("E0382V00", "RBC", "2025-07-10T08:00:00Z"), ("E2555V00", "PLASMA", "2026-05-29T08:00:00Z"),
+                             ("E3072VA0", "PLT", "2025-06-03T08:00:00Z"), ("E3072VB0", "PLT", "2025-06-03T08:00:00Z")]]),
+     decoded(4, 0, "load", title="same DIN, different product codes: accepted (one donation's red cells and plasma, "
+             "and the two divisions of its split platelets, are four units)", source="ISBT 128 ST-001 (Data/SOURCES.md)"))
 
 
 def control_for(csv, rows, overrides):
@@ -357,9 +364,11 @@ without any line end (fed until refused, memory stays bounded), and the row cap
 (`InventorySnapshotDecoderTests`).
 
 Covered by Store tests (database side, not by this pure decoder):
-- §2(f) item 24: the same DIN in two centres' current snapshots.
+- §2(f) item 24: the same unit (DIN and product code) in two centres' current snapshots.
 - §2(f) item 38: a snapshot whose `as_of` is older than the centre's current one (replay, stale).
-- §2(f) item 40: the same file imported twice (idempotent no-op).
+- §2(f) item 40: the snapshot in force sent again, same `as_of` and bytes (idempotent no-op);
+  the same bytes with a newer `as_of` are a new snapshot (a heartbeat), and with an older
+  `as_of` a replay.
 - §2(f) items 43 and 45: spool file names (`../`, NUL, symlinks, over-long names) and files still
   being written (write-to-temporary then rename); the checksum and row count in the control record
   are this decoder's share of item 45.
