@@ -8,7 +8,8 @@
 # over every field of every row) equal the old or the new file's, that no session is left idle
 # in a transaction and that no advisory lock is held. One more run is ended from the server side
 # (pg_terminate_backend during COPY). Finally the new snapshot is imported (loaded) and again
-# (already imported). Prints one JSON line; exits 1 when any check fails.
+# (the snapshot in force, same as_of and bytes: already imported), and no unit (DIN and product
+# code) is in force twice. Prints one JSON line; exits 1 when any check fails.
 #
 #   Jobs/checks/kill-import.sh        env: KILLS (20), ROWS (150000), DRILL_SEED (random), BLOODMATCH_BIN
 set -euo pipefail
@@ -64,7 +65,7 @@ old_csv=$(ls "$work"/old/snapshots/*.csv); new_csv=$(ls "$work"/new/snapshots/*.
 # Every field of a unit as one line of text, the same expression over the files and the table.
 row_text="din||','||product_code||','||component||','||abo||','||rhd||','||collected||','||expires||','||site_id||','||status||','||attributes"
 fingerprint() {  # count|md5 of the rows of a relation with text columns named as in row_text
-  echo "SELECT count(*) || '|' || coalesce(md5(string_agg($row_text, E'\\n' ORDER BY din)), '') FROM $1"
+  echo "SELECT count(*) || '|' || coalesce(md5(string_agg($row_text, E'\\n' ORDER BY din, product_code)), '') FROM $1"
 }
 pg -d "$db" <<SQL
 CREATE TABLE public.drill_file (which text, din text, product_code text, component text, abo text, rhd text,
@@ -173,7 +174,7 @@ rerun_rc=0; "$bm" import "$new_csv" >"$work/rerun.log" 2>&1 || rerun_rc=$?
 final_state=$(classify "$(state)" 2>>"$work/problems.log")
 grep -q '^LOADED:' "$work/final.log" && final=loaded || final=$(head -c 200 "$work/final.log" | tr -d '"\n')
 grep -q 'already imported sha256=' "$work/rerun.log" && rerun=already_imported || rerun=$(head -c 200 "$work/rerun.log" | tr -d '"\n')
-duplicates=$(pg -d "$db" -c "SELECT count(*) - count(DISTINCT din) FROM $in_force")
+duplicates=$(pg -d "$db" -c "SELECT count(*) - count(DISTINCT (din, product_code)) FROM $in_force")
 
 pass=true
 [ "$kills" -ge 20 ] || [ "$KILLS" -lt 20 ] || pass=false
@@ -184,7 +185,7 @@ pass=true
 [ "$final_state" = new ] && [ "$duplicates" -eq 0 ] || pass=false
 [ "$max_exit_ms" -lt 10000 ] || pass=false
 
-printf '{"drill":"kill-import","binary":"%s","rows":%d,"import_ms":%d,"seed":%d,"kills":%d,"finished_before_kill":%d,"mixed":%d,"dirty":%d,"in_force_old":%d,"in_force_new":%d,"max_backend_exit_ms":%d,"kill_delays_ms":[%s],"terminate_mid_copy":{"terminated":%s,"client_hung":%s,"client_exit_ms":%d,"exit_code":%d,"in_force":"%s"},"final_import":"%s","final_exit_code":%d,"rerun":"%s","rerun_exit_code":%d,"duplicate_dins":%d,"seconds":%d,"pass":%s}\n' \
+printf '{"drill":"kill-import","binary":"%s","rows":%d,"import_ms":%d,"seed":%d,"kills":%d,"finished_before_kill":%d,"mixed":%d,"dirty":%d,"in_force_old":%d,"in_force_new":%d,"max_backend_exit_ms":%d,"kill_delays_ms":[%s],"terminate_mid_copy":{"terminated":%s,"client_hung":%s,"client_exit_ms":%d,"exit_code":%d,"in_force":"%s"},"final_import":"%s","final_exit_code":%d,"rerun":"%s","rerun_exit_code":%d,"duplicate_units":%d,"seconds":%d,"pass":%s}\n' \
   "$bm" "$ROWS" "$import_ms" "$seed" "$kills" "$finished_first" "$mixed" "$dirty" "$as_old" "$as_new" "$max_exit_ms" "$(IFS=,; echo "${delays[*]}")" \
   "$([ $terminated = 1 ] && echo true || echo false)" "$hung" "$terminate_exit_ms" "$terminate_rc" "$terminate_state" "$final" "$final_rc" "$rerun" "$rerun_rc" \
   "$duplicates" $(( $(date +%s) - started_at )) "$pass"

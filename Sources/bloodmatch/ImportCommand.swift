@@ -68,7 +68,8 @@ struct ImportCommand: AsyncParsableCommand {
                                                  to: done ? "done" : "failed")
                         } catch {
                             // The database already holds the outcome; the files stay and the next run
-                            // recognises them (already imported), so nothing is lost or loaded twice.
+                            // recognises them (already imported, or a replay once a newer snapshot of the
+                            // centre has loaded), so nothing is lost or loaded twice.
                             let reason = (error as? ValidationFailure)?.description ?? error.localizedDescription
                             logger.error("spool file not moved; it stays in the spool", metadata: ["file": "\(source.csvPath)", "reason": "\(reason)"])
                             notMoved.append("\(URL(fileURLWithPath: source.csvPath).lastPathComponent) — \(reason)")
@@ -80,7 +81,7 @@ struct ImportCommand: AsyncParsableCommand {
             }
             ImportCommand.print(reports, json: json)
             for line in notMoved {
-                Swift.print("NOT MOVED: \(line); the file stays in the spool and the next run will find it already imported")
+                Swift.print("NOT MOVED: \(line); the file stays in the spool and the next run will find it already imported (or a replay, if a newer snapshot of its centre loads first)")
             }
             if spool != nil && sources.isEmpty && refusedFiles == 0 {
                 Swift.print("spool \(spool ?? ""): no complete snapshots waiting")
