@@ -58,12 +58,13 @@ extension PostgresUnitLifecycleStore {
                   coalesce(stock.component, hold.component, iss.component), stock.centre, stock.status, stock.expires_at,
                   hold.reservation_id, hold.centre, hold.state, hold.expires_at,
                   iss.centre, iss.consignee, iss.consignee_name, iss.consignee_address, iss.issued_at, iss.expires_at,
-                  rec.recorded_at, fin.event, fin.reason, fin.recorded_at, gone.centre
+                  rec.recorded_at, fin.event, fin.reason, fin.recorded_at, gone.centre,
+                  coalesce(stock.last_as_of > hold.state_changed_at, false)
                 FROM units k
-                LEFT JOIN LATERAL (SELECT s.centre, u.status, u.expires_at, u.component FROM inventory_units u
+                LEFT JOIN LATERAL (SELECT s.centre, u.status, u.expires_at, u.component, s.last_as_of FROM inventory_units u
                                    JOIN centre_status s ON s.current_snapshot_id = u.snapshot_id
                                    WHERE u.din = k.din AND u.product_code = k.product_code ORDER BY s.centre LIMIT 1) stock ON true
-                LEFT JOIN LATERAL (SELECT ru.reservation_id, ru.centre, ru.state, ru.expires_at, ru.component FROM reservation_units ru
+                LEFT JOIN LATERAL (SELECT ru.reservation_id, ru.centre, ru.state, ru.expires_at, ru.component, ru.state_changed_at FROM reservation_units ru
                                    WHERE ru.din = k.din AND ru.product_code = k.product_code
                                    ORDER BY ru.state_changed_at DESC LIMIT 1) hold ON true
                 LEFT JOIN LATERAL (SELECT d.* FROM distributions d WHERE d.din = k.din AND d.product_code = k.product_code
@@ -77,7 +78,7 @@ extension PostgresUnitLifecycleStore {
                 WHERE \(productCode)::text IS NULL OR k.product_code = \(productCode)
                 ORDER BY k.product_code
                 """, logger: database.logger).decode((String, String, String?, String?, String?, Date?, UUID?, String?, String?, Date?,
-                                                      String?, String?, String?, String?, Date?, Date?, Date?, String?, String?, Date?, String?).self) {
+                                                      String?, String?, String?, String?, Date?, Date?, Date?, String?, String?, Date?, String?, Bool).self) {
                 var e = RecallEntry(din: r.0, productCode: r.1, component: r.2, whereNow: "left_stock", centre: r.3 ?? r.7 ?? r.10 ?? r.20)
                 e.expiresAt = r.5 ?? r.9 ?? r.15
                 e.consignee = r.11; e.consigneeName = r.12; e.consigneeAddress = r.13; e.issuedAt = r.14; e.receivedAt = r.16
@@ -88,6 +89,9 @@ extension PostgresUnitLifecycleStore {
                     e.reservationID = r.6
                 case "issued":
                     e.whereNow = r.17 ?? (r.16 == nil ? "issued" : "received")
+                case "returned" where !r.21:
+                    // Its centre's snapshot in force predates the return: back at the centre, not yet in stock.
+                    e.whereNow = "returned"
                 default:
                     if let status = r.4 {
                         e.whereNow = status == "AVAILABLE" ? "in_stock" : status.lowercased() + "_in_stock"

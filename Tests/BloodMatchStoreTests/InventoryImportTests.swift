@@ -746,11 +746,11 @@ struct InventoryImportTests {
             let (indexed, unavailable, availability) = try await test.with(.app) { db in
                 let reader = PostgresInventoryReader(database: db)
                 let index = try await reader.buildIndex(now: Self.now)
-                return ((0..<index.unitCount).map { index.din(at: $0) }, try await reader.unavailable(dins: [x, y]),
+                return ((0..<index.unitCount).map { index.din(at: $0) }, try await reader.unavailable(units: [UnitKey(din: x, productCode: "E0382V00"), UnitKey(din: y, productCode: "E0382V00")]),
                         try await reader.availability(component: .redCells, now: Self.now))
             }
             #expect(indexed == [y])
-            #expect(unavailable == [x])
+            #expect(unavailable == [UnitKey(din: x, productCode: "E0382V00")])
             #expect(availability.map(\.unitsByGroup) == [["O-": 1]])
             let (sa, sb, sc) = (try #require(reports[0].snapshotID), try #require(reports[1].snapshotID), try #require(reports[2].snapshotID))
             #expect(try await Self.movements(test) == [
