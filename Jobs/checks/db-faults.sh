@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Drill (RELIABILITY.md §(c); issue "no single point of failure", drill 3): the database behind a
+# Drill (Data/SOURCES.md §S20; issue "no single point of failure", drill 3): the database behind a
 # TCP fault proxy (Jobs/chaos/tcpproxy.py) that adds latency, hangs (pause), swallows new
 # connections (blackhole) or resets them. Through each fault, `bloodmatch match` and `reserve`
 # must answer within their deadline (5 s for the database, plus start-up) with either a real answer

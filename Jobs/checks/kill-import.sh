@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Drill (RELIABILITY.md §2(a)): kill -9 the import at random moments and prove that a centre's
+# Drill (Data/SOURCES.md §S19): kill -9 the import at random moments and prove that a centre's
 # stock is always the old snapshot or the new one, never a mix, with nothing left holding locks.
 #
 # In a throwaway database on the embedded cluster: load an old snapshot of one centre, then

@@ -2,7 +2,7 @@
 ///
 /// Red cells: the donor's red-cell antigens must not meet the recipient's plasma antibodies.
 /// Plasma: the donor's plasma antibodies must not meet the recipient's red-cell antigens — the same
-/// rule with donor and recipient exchanged (JPAC-HB §2.4; LB-OLD plasma page; DOMAIN.md §a.1, §a.4).
+/// rule with donor and recipient exchanged (JPAC-HB §2.4; LB-OLD plasma page; Data/SOURCES.md §S1, §S4).
 extension ABO {
     /// Whether red cells of `donor` are ABO-compatible with a recipient of this group: none of the
     /// donor's antigens meets an antibody of the recipient (JPAC-HB §2.4, LB-CC red cells).

@@ -1,7 +1,7 @@
 /// A note the compatibility rules attach to an acceptable unit group; the matcher copies these
 /// into its rationale and the issuing laboratory acts on them.
 ///
-/// Returning flags rather than only yes/no is DOMAIN.md engine implication 3.
+/// Returning flags rather than only yes/no: Data/SOURCES.md §S12.
 public enum CompatibilityFlag: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
     /// RhD-positive platelets for an RhD-negative female of childbearing potential or child:
     /// "If RhD positive platelets are given, RhD immune globulin is required" (LH; CID-2015).
@@ -21,10 +21,10 @@ public enum CompatibilityFlag: String, Sendable, Hashable, CaseIterable, Codable
     /// it is (LH; UTMB).
     case unknownRecipientGroup = "unknown_recipient_group"
     /// Donor plasma antibodies meet recipient red-cell antigens: minor ABO incompatibility,
-    /// haemolysis risk (LB-OLD plasma page; PMC3725020 via DOMAIN.md §a.3).
+    /// haemolysis risk (LB-OLD plasma page; PMC3725020; Data/SOURCES.md §S3).
     case abOIncompatiblePlasmaMinor = "abo_incompatible_plasma_minor"
     /// Donor cell antigens meet recipient antibodies on a platelet unit: major ABO mismatch,
-    /// lower count increments (PMC7727583 via DOMAIN.md §a.3).
+    /// lower count increments (PMC7727583; Data/SOURCES.md §S3).
     case abOIncompatibleMajor = "abo_incompatible_major"
     /// O RhD-negative red cells for a recipient who is not O RhD-negative: ranked last among
     /// otherwise equal choices; never chosen to avoid expiry (LB-ONEG).
@@ -46,7 +46,7 @@ public enum CompatibilityFlag: String, Sendable, Hashable, CaseIterable, Codable
 public struct RuleCitation: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Stable identifier, e.g. `RBC.ABO` or `RBC.RHD.NEGATIVE_REQUIRED`.
     public var id: String
-    /// The source text from the policy file (DOMAIN.md abbreviations such as LB-CC, LH).
+    /// The source text from the policy file (abbreviations of Data/SOURCES.md such as LB-CC, LH).
     public var source: String
     /// What the rule says, in one line.
     public var text: String

@@ -17,7 +17,7 @@ public struct CompatibilityPolicy: Sendable, Codable {
     let citations: PolicyCitations
 
     /// Attributes that may never serve a request that did not ask for them (washed, volume-reduced,
-    /// HLA-matched …; DOMAIN.md §c). Matcher: exclude units carrying any of these unless requested.
+    /// HLA-matched …; Data/SOURCES.md §S8). Matcher: exclude units carrying any of these unless requested.
     public let neverSubstitutedAttributes: AttributeSet
     /// Attributes whose stock is scarce (CMV-negative, antigen-negative, irradiated …): a unit
     /// carrying one the request did not ask for ranks after plain units (LB-CMV; LB-CC).

@@ -1,5 +1,5 @@
 /// The two flag characters `ff` that follow a DIN in ISBT 128 Data Structure 001; not part of the
-/// 13-character DIN (ST-001 Table 3 via kitcalc datastructure001.nim and pdesiatnyk; DOMAIN.md §f.2).
+/// 13-character DIN (ST-001 Table 3 via kitcalc datastructure001.nim and pdesiatnyk; Data/SOURCES.md §S13).
 public enum DINFlag: Sendable, Hashable, Codable, CustomStringConvertible {
     /// `00`: flag not used.
     case notUsed

@@ -1,7 +1,7 @@
 /// An ISBT 128 Donation Identification Number (DIN): the 13 characters `αppppyynnnnnn`.
 ///
 /// `αpppp` is the Facility Identification Number, `yy` the nominal collection year and `nnnnnn`
-/// the sequence within that year (ST-001 Data Structure 001, via DOMAIN.md §f.2). The two flag
+/// the sequence within that year (ST-001 Data Structure 001; Data/SOURCES.md §S13). The two flag
 /// characters and the keyboard check character are not part of the DIN.
 public struct DonationNumber: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     /// The 13 upper-case characters.
@@ -100,7 +100,7 @@ public struct DonationNumber: Sendable, Hashable, Comparable, Codable, CustomStr
     /// The ISO 7064 Mod 37-2 check value 0…36 of a string over `0-9A-Z`.
     ///
     /// Recursive form p = ((p + v) · 2) mod 37, K = (38 − p) mod 37 with 0–9 → 0–9, A–Z → 10–35
-    /// (ST-001 Appendix A.3 via DOMAIN.md §f.2; G123417654321 → A).
+    /// (ST-001 Appendix A.3; Data/SOURCES.md §S13; G123417654321 → A).
     public static func checkValue(of text: String) -> Int {
         var p = 0
         for scalar in text.unicodeScalars {

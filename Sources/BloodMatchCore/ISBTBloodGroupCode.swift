@@ -79,7 +79,7 @@ public enum ISBTSpecialMessage: Sendable, Hashable, Codable, CustomStringConvert
     }
 
     /// Whether ST-001 marks the unit as never to be transfused: discard, quarantine, not for
-    /// transfusion, research only, fractionation only (DOMAIN.md §f.3 engine rule).
+    /// transfusion, research only, fractionation only (ST-001 Table 5; Data/SOURCES.md §S14).
     public var forbidsTransfusion: Bool {
         switch self {
         case .discard, .quarantine, .notForTransfusion, .researchOnly, .fractionationOnly: true
@@ -123,7 +123,7 @@ public enum ISBTAllocation: Sendable, Hashable, Codable {
 /// The `gg` blood-group code of ISBT 128 Data Structure 002: an ABO/RhD group with intended use
 /// (ST-001 Table 4), ABO with RhD not specified, or a special message (ST-001 Table 5).
 ///
-/// Only the columns confirmed in DOMAIN.md §f.3 (default, directed only, emergency use only,
+/// Only the columns confirmed in Data/SOURCES.md §S14 (default, directed only, emergency use only,
 /// autologous only) are decoded; other codes are refused, not guessed.
 public enum ISBTBloodGroupCode: Sendable, Hashable, Codable, CustomStringConvertible {
     /// An ABO/RhD group with its intended use.
@@ -190,7 +190,7 @@ public enum ISBTBloodGroupCode: Sendable, Hashable, Codable, CustomStringConvert
     /// How the matcher may allocate a unit with this code.
     ///
     /// Discard, quarantine, not-for-transfusion, research and fractionation messages are never
-    /// allocatable (ST-001 Table 5; DOMAIN.md §f.3). The other messages carry no ABO/RhD group, so
+    /// allocatable (ST-001 Table 5; Data/SOURCES.md §S14). The other messages carry no ABO/RhD group, so
     /// no compatibility rule can place them, and RhD-not-specified units cannot meet the RhD rules
     /// (LB-CC): both are refused too. Directed and autologous units go only to their named
     /// recipient; emergency-use-only units only in emergency release (ST-001 Table 4).

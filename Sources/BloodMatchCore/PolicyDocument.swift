@@ -2,7 +2,7 @@ import Foundation
 
 /// The transfusion policy file (`Data/policy.json`) exactly as written, before validation.
 ///
-/// Every rule carries a `source` naming where it comes from (DOMAIN.md abbreviations). Decoding
+/// Every rule carries a `source` naming where it comes from (abbreviations of Data/SOURCES.md). Decoding
 /// refuses unknown keys, so a misspelt key is an error rather than a silently ignored rule.
 /// `CompatibilityPolicy` validates a document and compiles it for fast queries.
 public struct PolicyDocument: Sendable, Hashable, Codable {
@@ -53,7 +53,7 @@ public struct PolicyDocument: Sendable, Hashable, Codable {
 public struct Sourced<Value: Sendable & Hashable & Codable>: Sendable, Hashable, Codable {
     /// The value.
     public var value: Value
-    /// Where it comes from (DOMAIN.md abbreviations).
+    /// Where it comes from (abbreviations of Data/SOURCES.md).
     public var source: String
 
     /// Creates a sourced value.
@@ -75,7 +75,7 @@ public struct Sourced<Value: Sendable & Hashable & Codable>: Sendable, Hashable,
 
 /// A rule applied by code whose only data is its source.
 public struct SourcedRule: Sendable, Hashable, Codable {
-    /// Where it comes from (DOMAIN.md abbreviations).
+    /// Where it comes from (abbreviations of Data/SOURCES.md).
     public var source: String
 
     /// Creates a rule citation.
@@ -269,7 +269,7 @@ public enum SubstitutionRule: String, Sendable, Hashable, CaseIterable, Codable 
     case never
 }
 
-/// The substitution rule of one special requirement (DOMAIN.md §c).
+/// The substitution rule of one special requirement (Data/SOURCES.md §S8).
 public struct SpecialRequirementRule: Sendable, Hashable, Codable {
     /// The attribute, as spelled in feeds.
     public var attribute: UnitAttribute
@@ -323,7 +323,7 @@ public struct SpecialRequirementPolicy: Sendable, Hashable, Codable {
     }
 }
 
-/// A process that modifies a unit and sets a new, shorter expiry (DOMAIN.md §d).
+/// A process that modifies a unit and sets a new, shorter expiry (Data/SOURCES.md §S9).
 public enum ModificationProcess: String, Sendable, Hashable, CaseIterable, Codable {
     /// Gamma or X-ray irradiation.
     case irradiation

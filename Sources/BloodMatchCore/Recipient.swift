@@ -136,7 +136,7 @@ public struct Recipient: Sendable, Hashable, Codable {
     public var abo: RecipientABO { group.map { .known($0.abo) } ?? .unknown }
 }
 
-/// Why a recipient must receive RhD-negative red cells (LB-CC, LB-ONEG, LH; DOMAIN.md §a.1, §b).
+/// Why a recipient must receive RhD-negative red cells (LB-CC, LB-ONEG, LH; Data/SOURCES.md §S1, §S7).
 public struct RhDNegativeReasons: OptionSet, Sendable, Hashable, CustomStringConvertible {
     /// The raw bits.
     public var rawValue: UInt8

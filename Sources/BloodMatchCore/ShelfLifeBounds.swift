@@ -2,7 +2,7 @@
 /// implausible feed rows (a platelet that expires 90 days after collection, an expiry of 9999).
 ///
 /// These are plausibility bounds, not dating rules: each is the longest legitimate dating found in
-/// the sources, so no correctly labelled unit is refused (DOMAIN.md §d).
+/// the sources, so no correctly labelled unit is refused (Data/SOURCES.md §S9).
 public struct ShelfLifeBounds: Sendable, Hashable, Codable {
     /// Maximum days from collection to expiry, per component.
     public var maximumDays: [Component: Int]

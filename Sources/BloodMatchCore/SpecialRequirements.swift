@@ -1,7 +1,7 @@
 import Foundation
 
 /// A request's special requirements after the policy has been applied: implied attributes added,
-/// unnecessary ones waived, the neonatal freshness limit set (DOMAIN.md §c).
+/// unnecessary ones waived, the neonatal freshness limit set (Data/SOURCES.md §S8).
 public struct ResolvedRequirements: Sendable, Hashable, Codable {
     /// Component requested.
     public var component: Component
@@ -156,7 +156,7 @@ extension CompatibilityPolicy {
     ///
     /// A unit may carry more than was asked (a CMV-negative unit serves a plain request) except for
     /// never-substituted attributes (washed, volume-reduced, HLA-matched); surplus scarce attributes
-    /// are counted so plain units rank first (DOMAIN.md §c; LB-CMV; LB-CC). The age limit is a hard
+    /// are counted so plain units rank first (LB-CMV; LB-CC; Data/SOURCES.md §S8). The age limit is a hard
     /// upper bound (LH; NHSBT).
     public func checkUnit(
         attributes: AttributeSet, component: Component, collectedAt: Date,

@@ -2,7 +2,7 @@
 ///
 /// Antigen-negative markers keep clinical case: `C_NEG` (big C) differs from `c_NEG` (little c).
 /// Indications and substitution rules are in `SpecialRequirement` and `Data/policy.json`
-/// (DOMAIN.md §c).
+/// (Data/SOURCES.md §S8).
 public enum UnitAttribute: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
     case irradiated = "IRRADIATED"
     case cmvNegative = "CMV_NEG"
@@ -10,7 +10,7 @@ public enum UnitAttribute: String, Sendable, Hashable, CaseIterable, Codable, Co
     case washed = "WASHED"
     case hbsNegative = "HBS_NEG"
     case hlaMatched = "HLA_MATCHED"
-    /// Low-titre anti-A/anti-B (platelets, plasma, group O whole blood; DOMAIN.md §a.3, §a.5).
+    /// Low-titre anti-A/anti-B (platelets, plasma, group O whole blood; Data/SOURCES.md §S3, §S4, §S5).
     case lowTitre = "LOW_TITRE"
     case volumeReduced = "VOLUME_REDUCED"
     case kNegative = "K_NEG"

@@ -3,7 +3,7 @@
 /// emergency-release rules apply.
 ///
 /// BloodNet orders carry "Urgent" or "Life-Threatening" priority; OBOS has routine, ad-hoc and
-/// emergency (blue-light) deliveries (DOMAIN.md §e, §h).
+/// emergency (blue-light) deliveries (BloodNet; OBOS; Data/SOURCES.md §S11).
 public enum Urgency: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
     /// Life-threatening: the nearest compatible unit wins; emergency-release rules may apply.
     case emergency

@@ -62,7 +62,7 @@ public struct AuditEvent: Sendable, Hashable {
 /// `row_hash = SHA-256(prev_hash ‖ "bloodmatch-audit/1" ‖ field…)`, each field as a 4-byte
 /// big-endian UTF-8 byte length then the bytes, NULL as the length `0xFFFFFFFF` alone; the time is
 /// epoch microseconds in decimal, so no TimeZone, DateStyle or locale setting can change it
-/// (RELIABILITY.md §(e)).
+/// (Data/SOURCES.md §S21).
 public enum AuditChain {
     /// The `prev_hash` of the first row.
     public static let genesis = [UInt8](repeating: 0, count: 32)

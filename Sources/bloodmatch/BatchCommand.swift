@@ -127,7 +127,7 @@ struct BatchCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wastage",
             abstract: "Units at risk of expiring unused (by centre, component and group, against recent demand) and suggested transfers.",
-            discussion: "Transfers only meet demand of the unit's own group: O-negative is never sent to non-O demand to avoid waste (DOMAIN.md §a.2).")
+            discussion: "Transfers only meet demand of the unit's own group: O-negative is never sent to non-O demand to avoid waste (LB-ONEG; Data/SOURCES.md §S2).")
         @Option(help: "Days of recent orders that make the demand.") var days: Double = 7
         @Option(help: "Evaluate at this instant (ISO 8601 with zone) instead of now.") var asOf: String?
         @Option(help: "Rows to print.") var limit: Int = 40

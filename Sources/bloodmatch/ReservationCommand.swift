@@ -196,7 +196,7 @@ struct ReservationCommand: AsyncParsableCommand {
 }
 
 /// The hold length in minutes: the option, else `BLOODMATCH_HOLD_MINUTES`, else 240. This is an
-/// operational setting (no clinical source fixes a hold length; Data/SOURCES.md), bounded
+/// operational setting (no clinical source fixes a hold length; Data/SOURCES.md §S10), bounded
 /// to 1 minute – 72 hours.
 func resolvedHoldMinutes(_ option: Int?) throws -> Int {
     let value: Int

@@ -44,7 +44,7 @@ struct ValidationFailure: Error, CustomStringConvertible {
 ///   and expire at the earlier of the original date and 14 days after irradiation (JPAC-RB, the
 ///   stricter rule that `Data/policy.json` applies).
 /// - Product codes are illustrative ISBT 128 shapes; the real Product Description Code table is
-///   ICCBBA-licensed (DOMAIN.md §f.4). Facility codes (FIN) are synthetic.
+///   ICCBBA-licensed (Data/SOURCES.md §S15). Facility codes (FIN) are synthetic.
 struct SyntheticDataGenerator {
     var seed: UInt64
     var siteCount: Int

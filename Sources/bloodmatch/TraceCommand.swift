@@ -178,7 +178,7 @@ struct DistributionCommand: AsyncParsableCommand {
 }
 
 /// One CSV field: quoted when needed, and a leading `=`, `+`, `-`, `@`, tab or CR prefixed with `'`
-/// so a spreadsheet never runs it as a formula (bad-input corpus item 41, Data/SOURCES.md).
+/// so a spreadsheet never runs it as a formula (Data/SOURCES.md §S22, item 41).
 func csvField(_ text: String) -> String {
     var value = text
     if let first = value.first, "=+-@\t\r".contains(first) { value = "'" + value }

@@ -180,7 +180,7 @@ public struct BatchOptimiser: Sendable {
                 let arrival = Double(now) + unit.etaMinutes * 60
                 let late = order.neededBy.map { max(0, arrival - $0.timeIntervalSince1970) / 60 } ?? 0
                 var credit = 0.0
-                // Only the recipient's best-ranked group earns the credit (LB-ONEG; DOMAIN.md §a.2).
+                // Only the recipient's best-ranked group earns the credit (LB-ONEG; Data/SOURCES.md §S2).
                 if unit.rank == bestRank, horizon > 0 {
                     let remaining = Double(unit.expiresAt) - arrival
                     credit = settings.wastageCreditMinutes * min(1, max(0, 1 - remaining / horizon))

@@ -65,7 +65,7 @@ public struct BatchSettings: Sendable, Hashable, Codable {
     ///
     /// Credited only when the unit's group is the best rank the rules give the recipient, so a
     /// short-dated unit never pulls a less preferred group — never O RhD-negative to a non-O
-    /// patient merely to avoid waste (LB-ONEG; DOMAIN.md §a.2).
+    /// patient merely to avoid waste (LB-ONEG; Data/SOURCES.md §S2).
     public var wastageCreditMinutes: Double
     /// Remaining life under which a unit counts as short-dated, per component, in hours; the
     /// credit grows linearly from 0 at this horizon to the full credit at expiry.

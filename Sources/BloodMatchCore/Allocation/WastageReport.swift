@@ -65,7 +65,7 @@ public struct TransferSuggestion: Sendable, Hashable, Codable {
 /// Demand is counted per recipient group, and a transfer only ever moves a unit to meet demand of
 /// its own group: short-dated O RhD-negative stock is rotated to where O RhD-negative patients are,
 /// never offered to non-O patients to avoid waste (LB-ONEG, "consider rotating close to expiry O
-/// RhD negative stock to another laboratory in your network"; DOMAIN.md §a.2).
+/// RhD negative stock to another laboratory in your network"; Data/SOURCES.md §S2).
 public struct WastageReport: Sendable, Hashable, Codable {
     /// Rows with at least one short-dated unit, most units at risk first.
     public var rows: [WastageRow]

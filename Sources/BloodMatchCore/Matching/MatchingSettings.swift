@@ -1,8 +1,8 @@
 /// Operational settings of the matcher: travel model, arrival margins and ranking weights.
 ///
 /// These are local operating choices, not clinical rules: no published national figure exists for
-/// transport times or remaining-life margins (DOMAIN.md §d, "validated transport times are
-/// site-specific – no national figure found"). They are versioned with the policy and every
+/// transport times or remaining-life margins (Data/SOURCES.md §S10: no source fixes them; a
+/// local operating choice). They are versioned with the policy and every
 /// decision records the values it used.
 public struct MatchingSettings: Sendable, Hashable, Codable {
     /// Road distance ÷ great-circle distance.
@@ -18,7 +18,7 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
     /// Emergency 0 (nearest compatible wins), routine large (identical group strongly preferred).
     public var rankPenaltyMinutes: [Urgency: Double]
     /// Minutes of penalty for each scarce attribute a unit has that the request did not ask for,
-    /// so plain units are used first and scarce stock is conserved (DOMAIN.md §c).
+    /// so plain units are used first and scarce stock is conserved (Data/SOURCES.md §S8).
     public var surplusAttributePenaltyMinutes: Double
     /// Whether units at a centre whose feed is stale may be proposed (always flagged with their age).
     public var allowStaleCentres: Bool

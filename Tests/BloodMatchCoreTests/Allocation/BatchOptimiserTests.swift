@@ -58,7 +58,7 @@ import Testing
             #expect(unit.attributes.intersection(resolved.exclusive.subtracting(resolved.required)).isEmpty)
             let margin = (MatchingSettings.standard.minimumRemainingHoursAtArrival[order.component] ?? 0) * 3600
             #expect(unit.expiresAt.timeIntervalSince1970 > Double(now) + allocation.unit.etaMinutes * 60 + margin - 60)
-            // Wastage credit never pulls a less preferred group (DOMAIN.md §a.2).
+            // Wastage credit never pulls a less preferred group (LB-ONEG; Data/SOURCES.md §S2).
             if allocation.wastageCreditMinutes > 0 {
                 let best = policy.groupChoices(component: order.component, recipient: order.recipient, urgency: order.urgency).choices.map(\.rank).min()
                 #expect(allocation.unit.rank == best)

@@ -25,7 +25,7 @@ struct ISBT128Tests {
         }
     }
 
-    @Test("the check makes the weighted sum ≡ 1 mod 37 (ISO 7064 pure system; DOMAIN.md §f.2 pitfall)")
+    @Test("the check makes the weighted sum ≡ 1 mod 37 (ISO 7064 pure system; Data/SOURCES.md §S13)")
     func weightedFormAgrees() {
         var rng = SeededRandom(seed: 7)
         let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -77,7 +77,7 @@ struct ISBT128Tests {
         #expect(throws: ISBTError.self) { try DonationIdentificationDataStructure(parsing: "G12341765432170") }
     }
 
-    /// ST-001 Table 4 (DOMAIN.md §f.3): group, default, directed only, emergency use only, autologous only.
+    /// ST-001 Table 4 (Data/SOURCES.md §S14): group, default, directed only, emergency use only, autologous only.
     static let table4: [(String, String, String, String, String)] = [
         ("O-", "95", "91", "92", "97"), ("O+", "51", "47", "48", "53"), ("A-", "06", "02", "03", "08"), ("A+", "62", "58", "59", "64"),
         ("B-", "17", "13", "14", "19"), ("B+", "73", "69", "70", "75"), ("AB-", "28", "24", "25", "30"), ("AB+", "84", "80", "81", "86"),

@@ -7,7 +7,7 @@ import Testing
 /// (LB-OLD, LH), then O), LB-CC RhD rules (must receive RhD-negative: anti-D, females of
 /// childbearing potential ≤50, paediatric ≤18, likely transfusion dependent; RhD-positive "Avoid if
 /// possible" for other RhD-negative adults), LB-ONEG (O-negative last; uncertain sex/age gets
-/// RhD-negative), DOMAIN.md §a.1 derived order (A-pos: A+, A-, O+, O-).
+/// RhD-negative), Data/SOURCES.md §S1 derived order (A-pos: A+, A-, O+, O-).
 @Suite("Red cells: red-cell rule, RhD rules, O-negative stewardship")
 struct RedCellCompatibilityTests {
     /// Contexts in which an RhD-negative recipient must receive RhD-negative red cells (LB-CC; LH; LB-ONEG).
@@ -23,7 +23,7 @@ struct RedCellCompatibilityTests {
     ]
     static let allContexts = mustReceiveRhDNegative + mayReceiveRhDPositive
 
-    /// Expected orders for RhD-positive recipients, whatever the context (LB-CC; DOMAIN.md §a.1).
+    /// Expected orders for RhD-positive recipients, whatever the context (LB-CC; Data/SOURCES.md §S1).
     static let rhdPositiveOrders: [String: String] = [
         "O+": "O+ > O-",
         "A+": "A+ > A- > O+ > O-",

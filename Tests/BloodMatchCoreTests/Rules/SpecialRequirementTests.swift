@@ -4,7 +4,7 @@ import Testing
 
 /// Special requirements and substitution.
 ///
-/// Source: DOMAIN.md §c table (LB-CMV, LB-CC, LH, VITALANT, NHSBT, CBS, STARSHIP, BSH-IRR): which
+/// Source: Data/SOURCES.md §S8 table (LB-CMV, LB-CC, LH, VITALANT, NHSBT, CBS, STARSHIP, BSH-IRR): which
 /// attributes a "better" unit may carry for a plain request, which are never substituted, which
 /// are scarce.
 @Suite("Special requirements and substitution")

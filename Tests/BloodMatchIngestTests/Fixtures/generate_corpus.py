@@ -3,7 +3,7 @@
 
 Each case folder corpus/NN-name/ holds inventory.csv, inventory.ctl.json and expect.json.
 Control records get the true SHA-256 and row count of the CSV unless a case overrides them.
-Cases follow RELIABILITY.md §2(f) (bad-input corpus, items 1-45); expect.json names the item.
+Cases follow Data/SOURCES.md §S22 (bad-input corpus, items 1-45); expect.json names the item.
 
 Run from anywhere: python3 Tests/BloodMatchIngestTests/Fixtures/generate_corpus.py
 It rewrites corpus/ and Data/examples/ completely; the output is deterministic.
@@ -357,7 +357,7 @@ case whole and in 1-, 7- and 64-byte chunks and checks the outcome exactly.
   and a `message_contains` substring. Optional `expired_at_as_of`, `bom_skipped`.
 - `file_error`: `kind` (a `SnapshotFileError.Kind`), `file`, `line`, `field` (null when the
   problem has none) and `message_contains`.
-- `title` and `source`: what the case is and which RELIABILITY.md §2(f) item it covers.
+- `title` and `source`: what the case is and which bad-input corpus item of Data/SOURCES.md §S22 it covers.
 
 Generated at test run time instead of committed (too large): a 10 MB line, a file of 1 GB-scale
 without any line end (fed until refused, memory stays bounded), and the row cap

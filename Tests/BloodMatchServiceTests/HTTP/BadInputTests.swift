@@ -7,7 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-/// RELIABILITY.md §(f) HTTP cases 46–60 and the bad-input list: each gets a precise 4xx
+/// Data/SOURCES.md §S22 HTTP items 46–60 and the bad-input list: each gets a precise 4xx
 /// `{"error":{"code","message","field"}}` and changes nothing.
 @Suite("Hospital HTTP API refuses bad input")
 struct BadInputTests {
