@@ -31,8 +31,10 @@ struct APITestHarness: Sendable {
         let sites = [
             Site(id: "DCSYD", name: "Sydney", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02"),
             Site(id: "DCNEW", name: "Newcastle", kind: .distributionCentre, location: GeoPoint(latitude: -32.93, longitude: 151.78), region: "AU-02"),
-            Site(id: hospital, name: "Wollongong Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02"),
-            Site(id: other, name: "Other Hospital", kind: .hospital, location: GeoPoint(latitude: -33.0, longitude: 151.5), region: "AU-02"),
+            Site(id: hospital, name: "Wollongong Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02",
+                 address: "Wollongong NSW, Australia"),
+            Site(id: other, name: "Other Hospital", kind: .hospital, location: GeoPoint(latitude: -33.0, longitude: 151.5), region: "AU-02",
+                 address: "Cessnock NSW, Australia"),
         ]
         let dir = StockFixture.temporaryDirectory()
         let collected = now.addingTimeInterval(-5 * 86_400)
