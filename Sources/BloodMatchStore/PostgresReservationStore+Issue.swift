@@ -156,7 +156,7 @@ extension PostgresReservationStore {
 
     /// Distribution records written under a key.
     public func distributions(idempotencyKey: String) async throws -> [DistributionRecord] {
-        try await distributions(where: "idempotency_key = $1", idempotencyKey)
+        try await distributions(where: "idempotency_key = $1", Self.binds(idempotencyKey))
     }
 
     /// Distribution records of every component of a donation (all product codes), or of one unit.
@@ -164,11 +164,7 @@ extension PostgresReservationStore {
         var binds = PostgresBindings()
         binds.append(din)
         binds.append(productCode)
-        return try await database.client.withConnection { conn in
-            try await Self.distributions(PostgresQuery(unsafeSQL: Self.distributionSelect
-                + "WHERE din = $1 AND ($2::text IS NULL OR product_code = $2) ORDER BY issued_at, din, product_code", binds: binds),
-                on: conn, logger: database.logger)
-        }
+        return try await distributions(where: "din = $1 AND ($2::text IS NULL OR product_code = $2)", binds)
     }
 
     /// Distribution records issued in `[from, to)`, for a recall export.
@@ -176,11 +172,7 @@ extension PostgresReservationStore {
         var binds = PostgresBindings()
         binds.append(from)
         binds.append(to)
-        return try await database.client.withConnection { conn in
-            try await Self.distributions(PostgresQuery(unsafeSQL: Self.distributionSelect
-                + "WHERE issued_at >= $1 AND issued_at < $2 ORDER BY issued_at, din, product_code", binds: binds),
-                on: conn, logger: database.logger)
-        }
+        return try await distributions(where: "issued_at >= $1 AND issued_at < $2", binds)
     }
 
     static let distributionSelect = """
@@ -195,10 +187,10 @@ extension PostgresReservationStore {
         return binds
     }
 
-    private func distributions(where condition: String, _ value: String) async throws -> [DistributionRecord] {
+    private func distributions(where condition: String, _ binds: PostgresBindings) async throws -> [DistributionRecord] {
         try await database.client.withConnection { conn in
             try await Self.distributions(PostgresQuery(unsafeSQL: Self.distributionSelect + "WHERE \(condition) ORDER BY issued_at, din, product_code",
-                                                       binds: Self.binds(value)), on: conn, logger: database.logger)
+                                                       binds: binds), on: conn, logger: database.logger)
         }
     }
 

@@ -10,6 +10,9 @@
 -- a DIN appeared at most once per snapshot), else 'UNKNOWN'. Such a legacy row never equals a unit
 -- in stock, so it can neither block nor be confused with a current unit; `trace DIN` still finds it.
 -- The append-only triggers are disabled only for this backfill, inside the migration's transaction.
+-- On the national dataset (1,000,000 units and movements, 100,000 decision units) 0006–0008 take
+-- 14.7 s in one transaction, holding the tables' locks: apply outside peak hours
+-- (Jobs/bench/migrate-identity.sh).
 
 CREATE TEMPORARY TABLE legacy_product ON COMMIT DROP AS
   SELECT DISTINCT ON (din) din, product_code FROM bm.inventory_units ORDER BY din, snapshot_id DESC;
@@ -74,22 +77,7 @@ CREATE UNIQUE INDEX reservation_units_one_holder ON bm.reservation_units (din, p
 DROP INDEX bm.reservation_units_din;
 CREATE INDEX reservation_units_unit ON bm.reservation_units (din, product_code);
 
-CREATE OR REPLACE FUNCTION bm.reservation_unit_transition() RETURNS trigger
-  LANGUAGE plpgsql AS
-$$
-BEGIN
-  IF OLD.state <> 'active' OR NEW.state = 'active'
-     OR NEW.din <> OLD.din OR NEW.product_code <> OLD.product_code
-     OR NEW.reservation_id <> OLD.reservation_id OR NEW.centre <> OLD.centre
-     OR NEW.component <> OLD.component OR NEW.abo <> OLD.abo OR NEW.rhd <> OLD.rhd
-     OR NEW.expires_at <> OLD.expires_at THEN
-    RAISE EXCEPTION 'reservation unit % % of % cannot change from % to %', OLD.din, OLD.product_code,
-      OLD.reservation_id, OLD.state, NEW.state USING ERRCODE = 'integrity_constraint_violation';
-  END IF;
-  NEW.state_changed_at := clock_timestamp();
-  RETURN NEW;
-END
-$$;
+-- (The transition trigger is extended to the product code, and to returns, by 0008.)
 
 -- Distribution records: product code and product name beside the component, and the consignee's
 -- address (21 CFR 606.165). Legacy rows keep what they had; their address is marked as not recorded.
