@@ -16,14 +16,14 @@ enum DecisionPrinter {
         }
         if !d.chosen.isEmpty {
             out.append("")
-            let header = ["#", "DIN", "group", "centre", "km", "ETA", "expires (UTC)", "rank", "why"]
+            let header = ["#", "DIN", "product", "group", "centre", "km", "ETA", "expires (UTC)", "rank", "why"]
             var rows: [[String]] = []
             for (i, u) in d.chosen.enumerated() {
                 var why = u.rule
                 if !u.flags.isEmpty { why += " [" + u.flags.joined(separator: ", ") + "]" }
                 if u.staleCentre { why += " STALE DATA (\(u.dataAgeSeconds / 60) min old): confirm before dispatch" }
                 if u.meetsNeededBy == false { why += " arrives after needed-by" }
-                rows.append([String(i + 1), u.din, u.group.description, u.centreID, String(format: "%.0f", u.distanceKm),
+                rows.append([String(i + 1), u.din, u.productCode, u.group.description, u.centreID, String(format: "%.0f", u.distanceKm),
                              formatMinutes(u.etaMinutes), timestamp(u.expiresAt), String(u.rank), why])
             }
             out.append(contentsOf: table(header: header, rows: rows))
@@ -42,7 +42,7 @@ enum DecisionPrinter {
         if !d.rejected.isEmpty {
             out.append("Not chosen:")
             for r in d.rejected {
-                out.append("  \(r.centreID): \(r.count) × \(r.reason.rawValue) — \(r.detail)" + (r.exampleDIN.map { " (e.g. \($0))" } ?? ""))
+                out.append("  \(r.centreID): \(r.count) × \(r.reason.rawValue) — \(r.detail)" + (r.exampleDIN.map { " (e.g. \($0)" + (r.exampleProductCode.map { "/" + $0 } ?? "") + ")" } ?? ""))
             }
         }
         let stale = d.centres.filter(\.stale)
