@@ -8,18 +8,19 @@ struct TraceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
         abstract: "Show a unit's whole history: snapshots it appeared in, decisions that chose or rejected it, holds, issue, events.")
-    @Argument(help: "The DIN (13 characters, no flag characters).") var din: String
+    @Argument(help: "The DIN: 13 characters, 14 with its check character, or '=', the DIN and two flag characters as scanned.") var din: String
     @Flag(help: "Print as JSON.") var json = false
 
     func validate() throws {
-        guard (try? DonationNumber(parsing: din)) != nil else { throw ValidationError("'\(din)' is not a valid 13-character DIN") }
+        do { _ = try DonationNumber(parsing: din) } catch { throw ValidationError(error.description) }
     }
 
     func run() async throws {
         let logger = makeLogger("bloodmatch.trace")
         try await runReportingFailures(logger: logger) {
             let config = try Environment.current.database(role: .app)
-            let unit = din
+            // Units are recorded under the 13-character DIN, whichever form was typed or scanned.
+            let unit = (try? DonationNumber(parsing: din))?.value ?? din
             let t = try await Database.with(config, logger: logger) { db in
                 let trace = try await PostgresUnitTrace(database: db).trace(din: unit)
                 try await PostgresAuditLog(database: db).append(NewAuditEvent(
