@@ -32,7 +32,7 @@ pg -d "$db" -c "SET ROLE bloodmatch_app" -c "DO \$\$ BEGIN
   FOR b IN 0..($ROWS - 1) / 1000 LOOP
     INSERT INTO bm.event_log (actor, action, subject, payload, request_id)
     SELECT 'bench', 'reservation.made', 'reservation:' || md5(g::text),
-           jsonb_build_object('units', jsonb_build_array('T0001260' || lpad(g::text, 5, '0')), 'hold_seconds', 14400, 'hospital', 'H0001'),
+           jsonb_build_object('units', jsonb_build_array('T' || lpad((g / 1000000)::text, 4, '0') || '26' || lpad((g % 1000000)::text, 6, '0')), 'hold_seconds', 14400, 'hospital', 'H0001'),
            'req-' || g FROM generate_series(b * 1000 + 1, least((b + 1) * 1000, $ROWS)) g;
     COMMIT;
   END LOOP; END \$\$"

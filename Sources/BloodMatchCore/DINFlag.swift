@@ -1,5 +1,8 @@
 /// The two flag characters `ff` that follow a DIN in ISBT 128 Data Structure 001; not part of the
-/// 13-character DIN (ST-001 Table 3 via kitcalc datastructure001.nim and pdesiatnyk; Data/SOURCES.md §S13).
+/// 13-character DIN (ISBT 128 ST-001, Data Structure 001 and Table 3).
+///
+/// `DINFlag(code:)` and `DINFlag(value:)` classify any two digits, reserved values included;
+/// `validated(…)` is the rule a DIN read with its flags must pass.
 public enum DINFlag: Sendable, Hashable, Codable, CustomStringConvertible {
     /// `00`: flag not used.
     case notUsed
@@ -106,6 +109,32 @@ public enum DINFlag: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 }
 
+extension DINFlag {
+    /// Validates the two flag characters that follow `din` in the barcode form `=` + DIN + `ff`.
+    ///
+    /// ST-001 Table 3: the flag is two digits; 14 and 97–99 are reserved for future assignment and
+    /// refused; a type-3 flag (60–96) must be 60 plus the DIN's ISO 7064 Mod 37-2 check value.
+    /// Every other value (00 not used, containers, labels and samples, 20–59 local) is accepted
+    /// without being interpreted further. `position` is where the first flag character stands in
+    /// `text` (1-based), for the error.
+    static func validated(_ first: Unicode.Scalar, _ second: Unicode.Scalar, following din: String, in text: String,
+                          position: Int) throws(DonationNumber.ParseError) -> DINFlag {
+        guard ("0"..."9").contains(first) else { throw .invalidCharacter(text, position: position, part: .flags) }
+        guard ("0"..."9").contains(second) else { throw .invalidCharacter(text, position: position + 1, part: .flags) }
+        let flag = DINFlag(value: Int(first.value - 48) * 10 + Int(second.value - 48))
+        switch flag {
+        case .reserved(let value):
+            throw .reservedFlag(text, flag: value)
+        case .checkValue(let found):
+            let expected = DonationNumber.checkValue(of: din)
+            guard found == expected else { throw .flagCheckMismatch(text, flag: 60 + found, expected: 60 + expected) }
+        default:
+            break
+        }
+        return flag
+    }
+}
+
 /// ISBT 128 Data Structure 001 `=αppppyynnnnnnff`: the DIN with its flag characters.
 public struct DonationIdentificationDataStructure: Sendable, Hashable, Codable {
     /// The 13-character DIN.
@@ -113,24 +142,21 @@ public struct DonationIdentificationDataStructure: Sendable, Hashable, Codable {
     /// The flag.
     public var flag: DINFlag
 
-    /// Parses the 16-character structure including the `=` data identifier. A type-3 flag is
-    /// verified against the DIN's ISO 7064 Mod 37-2 check value (ST-001 Table 3).
+    /// Parses the 16-character structure including the `=` data identifier, with the same rules
+    /// as `DonationNumber(parsing:)` for that form (flags by `DINFlag.validated(…)`): reserved
+    /// flags are refused and a type-3 flag must match the DIN (ISBT 128 ST-001 Table 3).
     public init(parsing text: String) throws(ISBTError) {
-        let scalars = Array(text.unicodeScalars)
-        guard scalars.count == 16 else { throw .wrongLength(text, expected: 16) }
-        guard scalars[0] == "=" else { throw .wrongDataIdentifier(text, expected: "=") }
-        let dinText = String(String.UnicodeScalarView(scalars[1...13]))
+        let length = text.unicodeScalars.count
+        guard length == 16 else { throw .wrongLength(text, expected: 16) }
+        guard text.unicodeScalars.first == "=" else { throw .wrongDataIdentifier(text, expected: "=") }
+        let parsed: (din: String, flag: DINFlag?)
         do {
-            din = try DonationNumber(parsing: dinText)
+            parsed = try DonationNumber.parseForm(text)
         } catch {
             throw .donationNumber(error)
         }
-        flag = try DINFlag(code: String(String.UnicodeScalarView(scalars[14...15])))
-        if case .checkValue(let value) = flag {
-            let expected = DonationNumber.checkValue(of: din.value)
-            guard value == expected else {
-                throw .flagCheckMismatch(din: din.value, flag: flag.value, expected: 60 + expected)
-            }
-        }
+        guard let flag = parsed.flag else { throw .wrongLength(text, expected: 16) }
+        self.din = DonationNumber(validated: parsed.din)
+        self.flag = flag
     }
 }

@@ -10,9 +10,8 @@ public enum ISBTError: Error, Sendable, Equatable, CustomStringConvertible {
     case badFlag(String)
     /// A character not allowed at a position (1-based).
     case invalidCharacter(String, position: Int)
-    /// A type-3 flag whose check value does not match the DIN; carries both.
-    case flagCheckMismatch(din: String, flag: Int, expected: Int)
-    /// The DIN inside the structure is invalid.
+    /// The DIN or its flag characters inside the structure are invalid (a type-3 flag that does
+    /// not match the DIN, a reserved flag: `DonationNumber.ParseError`).
     case donationNumber(DonationNumber.ParseError)
 
     /// Text for people and logs.
@@ -23,8 +22,6 @@ public enum ISBTError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unknownBloodGroupCode(let code): "'\(code)' is not a known ISBT 128 blood-group code (ST-001 Tables 4 and 5)"
         case .badFlag(let text): "flag '\(text)' is not two digits 00–99"
         case .invalidCharacter(let text, let position): "'\(text)' has an invalid character at position \(position)"
-        case .flagCheckMismatch(let din, let flag, let expected):
-            "type-3 flag \(flag) does not match DIN \(din); ISO 7064 Mod 37-2 gives \(expected)"
         case .donationNumber(let error): error.description
         }
     }

@@ -616,12 +616,13 @@ extension InventorySnapshotDecoder {
         return UnitKey(dinHigh: high, dinLow: low, productCode: code)
     }
 
-    /// Nil for a 13-character DIN in the ISBT 128 alphabet; otherwise the precise reason.
+    /// Nil for a 13-character DIN `αppppyynnnnnn` (α A–N, P–Z or 1–9, then twelve digits; the
+    /// same rule as `DonationNumber(parsing:)`); otherwise the precise reason.
     static func dinProblem(_ din: UnsafeBufferPointer<UInt8>) -> (reason: RowRejectionReason, message: String)? {
         @inline(__always) func isUpperOrDigit(_ byte: UInt8) -> Bool { (65...90).contains(byte) || (48...57).contains(byte) }
         if din.count == 13 && isUpperOrDigit(din[0]) && din[0] != UInt8(ascii: "O") && din[0] != UInt8(ascii: "0") {
             var valid = true
-            for index in 1..<13 where !isUpperOrDigit(din[index]) {
+            for index in 1..<13 where din[index] &- 48 > 9 {
                 valid = false
                 break
             }
@@ -662,13 +663,19 @@ extension InventorySnapshotDecoder {
             }
         }
         if din.count != 13 {
-            return (.dinWrongLength, "DIN '\(shown)' has \(din.count) characters; expected 13")
+            let barcode = din.count == 16 && din[0] == UInt8(ascii: "=")
+            return (.dinWrongLength, "DIN '\(shown)' has \(din.count) characters; expected 13"
+                        + (barcode ? "; drop the '=' data identifier and the two flag characters" : ""))
         }
         if din[0] == UInt8(ascii: "O") || din[0] == UInt8(ascii: "0") {
             return (.dinInvalidCharacter, "DIN '\(shown)' starts with '\(Character(Unicode.Scalar(din[0])))'; the first character is A–N, P–Z or 1–9")
         }
-        let position = (din.firstIndex { !isUpperOrDigit($0) } ?? 0) + 1
-        return (.dinInvalidCharacter, "DIN '\(shown)' has an invalid character at position \(position); only A–Z and 0–9 are allowed")
+        do {
+            _ = try DonationNumber(parsing: String(decoding: din, as: UTF8.self))
+        } catch {
+            return (.dinInvalidCharacter, error.description)
+        }
+        return (.dinInvalidCharacter, "DIN '\(shown)' is not a 13-character DIN")
     }
 
     /// Nil for an ISBT 128 product code shape `αoooo t ds` (e.g. `E0382V00`) with a blood-component

@@ -16,7 +16,8 @@ struct IsbtCommand: AsyncParsableCommand {
             discussion: """
                 13 characters: prints the check character and type-3 flag (G123417654321 → A, 70).
                 14 characters: verifies the last character is the check character.
-                16 characters starting with '=' (Data Structure 001): verifies a type-3 flag and names the flag.
+                16 characters starting with '=' (Data Structure 001): verifies the flag (reserved values refused, a type-3
+                flag must match the DIN) and names it. Anything else, including the DIN and flags without '=', is refused.
                 """)
 
         @Argument(help: "A 13-character DIN, a 14-character DIN + check character, or =DIN+flags.") var text: String

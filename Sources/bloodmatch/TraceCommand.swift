@@ -9,21 +9,22 @@ struct TraceCommand: AsyncParsableCommand {
         commandName: "trace",
         abstract: "Show the whole history of a donation's units (or one unit): snapshots, decisions, holds, issue, receipt, fate, events.",
         discussion: "A unit is its DIN and its product code: one donation's red cells, plasma and platelets share the DIN. Without --product every component of the donation is shown.")
-    @Argument(help: "The DIN (13 characters, no flag characters).") var din: String
+    @Argument(help: "The DIN: 13 characters, 14 with its check character, or '=', the DIN and two flag characters as scanned.") var din: String
     @Option(help: "Only this product code (8 characters, e.g. E0336V00).") var product: String?
     @Flag(help: "Print as JSON.") var json = false
 
     func validate() throws {
         do { _ = try DonationNumber(parsing: din) } catch { throw ValidationError(error.description) }
-        guard din.utf8.count == 13 else { throw ValidationError("give the 13-character DIN, without check or flag characters") }
-        if let product, UnitKey(parsing: din + "/" + product) == nil { throw ValidationError("'\(product)' is not an 8-character product code") }
+        if let product, UnitKey(parsing: "T000100000000/" + product) == nil { throw ValidationError("'\(product)' is not an 8-character product code") }
     }
 
     func run() async throws {
         let logger = makeLogger("bloodmatch.trace")
         try await runReportingFailures(logger: logger) {
             let config = try Environment.current.database(role: .app)
-            let (unit, code) = (din, product)
+            // Units are recorded under the 13-character DIN, whichever form was typed or scanned.
+            let unit = (try? DonationNumber(parsing: din))?.value ?? din
+            let code = product
             let t = try await Database.with(config, logger: logger) { db in
                 let trace = try await PostgresUnitTrace(database: db).trace(din: unit, productCode: code)
                 try await PostgresAuditLog(database: db).append(NewAuditEvent(

@@ -83,13 +83,12 @@ struct RecallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recall", abstract: "List every component of a donation: where each is now, who received it (CSV export for the recall notice).",
         discussion: "Components are every product code ever seen under the DIN: in a snapshot, a hold or an issue. Exit 3 when a component has been issued and not returned (hospitals must be notified).")
-    @Argument(help: "The DIN (13 characters).") var din: String
+    @Argument(help: "The DIN: 13 characters, 14 with its check character, or '=', the DIN and two flags as scanned.") var din: String
     @Option(help: "Only this product code.") var product: String?
     @Option(help: "text, csv or json.") var format = "text"
 
     func validate() throws {
         do { _ = try DonationNumber(parsing: din) } catch { throw ValidationError(error.description) }
-        guard din.utf8.count == 13 else { throw ValidationError("give the 13-character DIN, without check or flag characters") }
         guard ["text", "csv", "json"].contains(format) else { throw ValidationError("--format must be text, csv or json") }
     }
 
@@ -97,7 +96,8 @@ struct RecallCommand: AsyncParsableCommand {
         let logger = makeLogger("bloodmatch.recall")
         try await runReportingFailures(logger: logger) {
             let config = try Environment.current.database(role: .app)
-            let (unit, code) = (din, product)
+            // Recorded under the 13-character DIN, whichever form was typed or scanned.
+            let (unit, code) = ((try? DonationNumber(parsing: din))?.value ?? din, product)
             let entries = try await Database.with(config, logger: logger) { db in
                 let entries = try await PostgresUnitLifecycleStore(database: db).recall(din: unit, productCode: code)
                 try await PostgresAuditLog(database: db).append(NewAuditEvent(

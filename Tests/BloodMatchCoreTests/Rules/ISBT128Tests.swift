@@ -4,13 +4,14 @@ import Testing
 /// ISBT 128: DIN check character, flags, blood-group codes and special messages.
 ///
 /// Source: ST-001 Appendix A.1/A.2 (G123417654321 → A, type-3 flag 70, quoted in pdesiatnyk
-/// tests); briandunning.com FileMaker sample (ABCDE27000069 → C); values computed with the ST-001
+/// tests); briandunning.com FileMaker sample (ABCDE27000069 → C, a check value over text that is
+/// not a DIN); values computed with the ST-001
 /// algorithm (A999921123456 → 3, W000017000001 → W, W000017000002 → U); ST-001 Tables 3, 4, 5 via
 /// kitcalc and pdesiatnyk; FHIR R5 example (62 = A RhD Positive).
 @Suite("ISBT 128")
 struct ISBT128Tests {
     @Test("ISO 7064 Mod 37-2 check characters",
-          arguments: [("G123417654321", "A", 70), ("ABCDE27000069", "C", 72), ("A999921123456", "3", 63),
+          arguments: [("G123417654321", "A", 70), ("A999921123456", "3", 63),
                       ("W000017000001", "W", 92), ("W000017000002", "U", 90)])
     func checkCharacter(din: String, check: String, flag: Int) throws {
         let number = try DonationNumber(parsing: din)
@@ -25,7 +26,17 @@ struct ISBT128Tests {
         }
     }
 
-    @Test("the check makes the weighted sum ≡ 1 mod 37 (ISO 7064 pure system; Data/SOURCES.md §S13)")
+    @Test("a check value over text that is not a DIN: the FileMaker sample ABCDE27000069 → C")
+    func checkCharacterOfNonDIN() {
+        // The published sample has letters where the FIN's digits belong, so it is not a DIN.
+        #expect(DonationNumber.checkCharacter(of: "ABCDE27000069") == "C")
+        #expect(60 + DonationNumber.checkValue(of: "ABCDE27000069") == 72)
+        #expect(throws: DonationNumber.ParseError.invalidCharacter("ABCDE27000069", position: 2, part: .facility)) {
+            try DonationNumber(parsing: "ABCDE27000069")
+        }
+    }
+
+    @Test("the check makes the weighted sum ≡ 1 mod 37 (ISO 7064 pure system, not (37 − sum) mod 37)")
     func weightedFormAgrees() {
         var rng = SeededRandom(seed: 7)
         let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -40,7 +51,8 @@ struct ISBT128Tests {
     }
 
     @Test("malformed DINs are refused with the reason",
-          arguments: ["G12341765432", "G1234176543210A", "O123417654321", "g123417654321", "G12341765432 ", "0123417654321"])
+          arguments: ["G12341765432", "G1234176543210A", "O123417654321", "g123417654321", "G12341765432 ", "0123417654321",
+                      "GARBAGEGARBAG", "=A9O991712345600", "G12341765432170"])
     func malformedDIN(_ text: String) {
         #expect(throws: DonationNumber.ParseError.self) { try DonationNumber(parsing: text) }
     }
@@ -70,7 +82,7 @@ struct ISBT128Tests {
         let good = try DonationIdentificationDataStructure(parsing: "=G12341765432170")
         #expect(good.din.value == "G123417654321")
         #expect(good.flag == .checkValue(10))
-        #expect(throws: ISBTError.flagCheckMismatch(din: "G123417654321", flag: 71, expected: 70)) {
+        #expect(throws: ISBTError.donationNumber(.flagCheckMismatch("=G12341765432171", flag: 71, expected: 70))) {
             try DonationIdentificationDataStructure(parsing: "=G12341765432171")
         }
         #expect(try DonationIdentificationDataStructure(parsing: "=G12341765432100").flag == .notUsed)

@@ -11,6 +11,7 @@ It rewrites corpus/ and Data/examples/ completely; the output is deterministic.
 import hashlib
 import json
 import pathlib
+import re
 import shutil
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -34,12 +35,17 @@ def check_character(din):
 
 
 assert check_character("G123417654321") == "A"
-assert check_character("ABCDE27000069") == "C"
+assert check_character("ABCDE27000069") == "C"  # a published check-value sample; not itself a DIN
 assert check_character("W000017000001") == "W"
+
+# ISBT 128 ST-001, Data Structure 001: alpha A-N, P-Z or 1-9, then FIN digits pppp, year yy, sequence nnnnnn.
+DIN_PATTERN = re.compile(r"[A-NP-Z1-9][0-9]{12}")
 
 
 def din(n):
-    return f"W000025{n:06d}"
+    text = f"W000025{n:06d}"
+    assert DIN_PATTERN.fullmatch(text), text
+    return text
 
 
 def row(n, product="E0382V00", component="RBC", abo="O", rhd="NEG",
@@ -299,6 +305,13 @@ case("73-same-din-different-product-codes",
                              ("E3072VA0", "PLT", "2025-06-03T08:00:00Z"), ("E3072VB0", "PLT", "2025-06-03T08:00:00Z")]]),
      decoded(4, 0, "load", title="same DIN, different product codes: accepted (one donation's red cells and plasma, "
              "and the two divisions of its split platelets, are four units)", source="ISBT 128 ST-001 (Data/SOURCES.md)"))
+case("74-din-letter-where-digit-belongs",
+     lines(row(1, din_text="GARBAGEGARBAG"), row(2, din_text="W00002X000002"), row(3, din_text="=" + din(3) + "00"), GOOD[1].replace(din(2), din(4))),
+     decoded(1, 3, "refuse", [(2, "din", "dinInvalidCharacter", "position 2, in the facility identification number"),
+                              (3, "din", "dinInvalidCharacter", "position 7, in the year"),
+                              (4, "din", "dinWrongLength", "drop the '=' data identifier")],
+             title="letters where the DIN's digits belong (FIN pppp, year yy, sequence nnnnnn); the barcode form with '=' and flags",
+             source="field rules (ISBT 128 ST-001, Data Structure 001)"), rows=4)
 
 
 def control_for(csv, rows, overrides):
