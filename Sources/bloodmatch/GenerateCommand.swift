@@ -10,6 +10,7 @@ struct GenerateCommand: AsyncParsableCommand {
         abstract: "Write a deterministic synthetic dataset: sites.csv and one snapshot per distribution centre.",
         discussion: """
         National scale for benchmarks: --sites 500 --units 1000000 (100 distribution centres).
+        Sites get a city-level address (city, region, country).
         Output: DIR/sites.csv, DIR/snapshots/<centre>.csv + .ctl.json, DIR/manifest.json.
         Cities come from Data/cities.csv (GeoNames, CC BY 4.0).
         """)
@@ -50,7 +51,7 @@ struct GenerateCommand: AsyncParsableCommand {
         let outURL = URL(fileURLWithPath: out)
         let snapshots = outURL.appendingPathComponent("snapshots")
         try FileManager.default.createDirectory(at: snapshots, withIntermediateDirectories: true)
-        try SnapshotWriter.atomicWrite(Data(SnapshotWriter.sitesCSV(siteList).utf8), to: outURL.appendingPathComponent("sites.csv"))
+        try SnapshotWriter.atomicWrite(Data(try SnapshotWriter.sitesCSV(siteList).utf8), to: outURL.appendingPathComponent("sites.csv"))
         let stock = try generator.makeUnits(sites: siteList)
         let stamp = SnapshotWriter.timestamp(asOfDate).replacingOccurrences(of: ":", with: "")
         for (centre, units) in stock.sorted(by: { $0.key < $1.key }) {

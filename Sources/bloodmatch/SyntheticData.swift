@@ -63,6 +63,31 @@ struct SyntheticDataGenerator {
         .plasma: ["E2555V00", "E0701V00"], .cryoprecipitate: ["E3587V00"], .wholeBlood: ["E0001V00"],
     ]
 
+    /// Country names for addresses, by ISO 3166-1 code.
+    static let countryNames = ["AU": "Australia", "US": "United States"]
+    /// First-level region names for addresses, by country and GeoNames admin1 code (the codes in
+    /// `Data/cities.csv`; GeoNames admin1 code list, CC BY 4.0). A code missing here is written as is.
+    static let regionNames: [String: [String: String]] = [
+        "AU": ["01": "Australian Capital Territory", "02": "New South Wales", "03": "Northern Territory", "04": "Queensland",
+               "05": "South Australia", "06": "Tasmania", "07": "Victoria", "08": "Western Australia"],
+        "US": ["AK": "Alaska", "AL": "Alabama", "AR": "Arkansas", "AZ": "Arizona", "CA": "California", "CO": "Colorado",
+               "CT": "Connecticut", "DC": "District of Columbia", "DE": "Delaware", "FL": "Florida", "GA": "Georgia",
+               "HI": "Hawaii", "IA": "Iowa", "ID": "Idaho", "IL": "Illinois", "IN": "Indiana", "KS": "Kansas",
+               "KY": "Kentucky", "LA": "Louisiana", "MA": "Massachusetts", "MD": "Maryland", "ME": "Maine",
+               "MI": "Michigan", "MN": "Minnesota", "MO": "Missouri", "MS": "Mississippi", "MT": "Montana",
+               "NC": "North Carolina", "ND": "North Dakota", "NE": "Nebraska", "NH": "New Hampshire", "NJ": "New Jersey",
+               "NM": "New Mexico", "NV": "Nevada", "NY": "New York", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
+               "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
+               "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VA": "Virginia", "VT": "Vermont", "WA": "Washington",
+               "WI": "Wisconsin", "WV": "West Virginia", "WY": "Wyoming"],
+    ]
+
+    /// A city-level postal address, `City, Region, Country` (no street: the sites are synthetic).
+    static func address(of city: City) -> String {
+        let region = city.admin1.isEmpty ? nil : regionNames[city.country]?[city.admin1] ?? city.admin1
+        return [city.name, region, countryNames[city.country] ?? city.country].compactMap { $0 }.joined(separator: ", ")
+    }
+
     /// Chooses sites among the cities, weighted by population without replacement; the largest
     /// chosen cities host the distribution centres.
     func makeSites(cities: [City]) -> [Site] {
@@ -89,11 +114,11 @@ struct SyntheticDataGenerator {
             if isCentre {
                 dcNumber += 1
                 return Site(id: String(format: "DC%03d", dcNumber), name: "\(city.name) Distribution Centre",
-                            kind: .distributionCentre, location: location, region: region)
+                            kind: .distributionCentre, location: location, region: region, address: Self.address(of: city))
             } else {
                 hNumber += 1
                 return Site(id: String(format: "H%04d", hNumber), name: "\(city.name) Hospital \(hNumber)",
-                            kind: .hospital, location: location, region: region)
+                            kind: .hospital, location: location, region: region, address: Self.address(of: city))
             }
         }
     }
