@@ -38,6 +38,11 @@ struct ValidationFailure: Error, CustomStringConvertible {
 /// - ABO split O 47 %, A 42 %, B 8 %, AB 3 % (UK donor mix, JPAC-HB Table 2.1), RhD-negative 15 %
 ///   of each group (illustrative; gives O RhD-negative ≈ 7 %, close to the 6.5 % Lifeblood
 ///   reports for Australia, LB-ONEG).
+/// - Stock comes as donations (`donationShapes`): one DIN per donation, its components sharing the
+///   donor's group, donor attributes and collection time, each with its own product code, shelf life
+///   and expiry; the divisions of a split product differ by the product code's last two characters
+///   (`A0`, `B0`, …; `00` undivided; ISBT 128 ST-001 product code, Data/SOURCES.md). Unit shares
+///   come out as before: RBC ≈ 64 %, PLASMA 18 %, PLT 11 %, CRYO 5 %, WB 2 %.
 /// - Shelf lives: RBC 42 days (US additive solution, CFR610) or 35 days (UK maximum, LH);
 ///   PLT 5 days, or 7 with bacterial screening (UKBSQR Sch. 4); PLASMA and CRYO 365 days frozen
 ///   (CFR610); WB 21 days (CPD, CFR610). Irradiated RBC are irradiated within 14 days of collection
@@ -45,11 +50,6 @@ struct ValidationFailure: Error, CustomStringConvertible {
 ///   stricter rule that `Data/policy.json` applies).
 /// - Product codes are illustrative ISBT 128 shapes; the real Product Description Code table is
 ///   ICCBBA-licensed (DOMAIN.md §f.4). Facility codes (FIN) are synthetic.
-/// - Stock comes as donations (`donationShapes`): one DIN per donation, its components sharing the
-///   donor's group, donor attributes and collection time, each with its own product code, shelf life
-///   and expiry; the divisions of a split product differ by the product code's last two characters
-///   (`A0`, `B0`, …; `00` undivided; ISBT 128 ST-001 product code, Data/SOURCES.md). Unit shares
-///   come out as before: RBC ≈ 64 %, PLASMA 18 %, PLT 11 %, CRYO 5 %, WB 2 %.
 struct SyntheticDataGenerator {
     var seed: UInt64
     var siteCount: Int
