@@ -53,7 +53,7 @@ trap cleanup EXIT
 export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=warning
 pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"
 "$bm" migrate >/dev/null
-printf 'site_id,name,kind,latitude,longitude,region\nCRON01,Cron Centre,distribution_centre,-33.895678,151.184272,AU-02\nH9002,Cron Hospital,hospital,-33.8688,151.2093,AU-02\n' >"$work/sites.csv"
+printf 'site_id,name,kind,latitude,longitude,region,address\nCRON01,Cron Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9002,Cron Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$work/sites.csv"
 "$bm" sites import "$work/sites.csv" >/dev/null
 "$bm" generate --seed 11 --sites-file "$work/sites.csv" --units 500 --as-of "$(date -u -d '-10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --out "$work/gen" >/dev/null
 mkdir -p "$work/spool"

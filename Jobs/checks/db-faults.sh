@@ -35,7 +35,7 @@ results=()
 export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error BLOODMATCH_OPERATOR=drill
 pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"
 "$bm" migrate >/dev/null
-printf 'site_id,name,kind,latitude,longitude,region\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02\n' >"$work/sites.csv"
+printf 'site_id,name,kind,latitude,longitude,region,address\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$work/sites.csv"
 "$bm" sites import "$work/sites.csv" >/dev/null
 "$bm" generate --seed 12 --sites-file "$work/sites.csv" --units 3000 --as-of "$(date -u -d '-10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --out "$work/gen" >/dev/null
 "$bm" import "$work"/gen/snapshots/*.csv >/dev/null

@@ -27,7 +27,7 @@ eval "$(Jobs/db.sh env 2>/dev/null)"
 sockdir=$(dirname "$BLOODMATCH_DB_SOCKET")
 pg() { psql -X -q -At -h "$sockdir" -p "$port" -U postgres -d "$BLOODMATCH_DB_NAME" "$@"; }
 "$bm" migrate >/dev/null
-printf 'site_id,name,kind,latitude,longitude,region\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02\n' >"$tmp/sites.csv"
+printf 'site_id,name,kind,latitude,longitude,region,address\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$tmp/sites.csv"
 "$bm" sites import "$tmp/sites.csv" >/dev/null
 "$bm" generate --seed 16 --sites-file "$tmp/sites.csv" --units 3000 --as-of "$(date -u -d '-10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --out "$tmp/gen" >/dev/null
 "$bm" import "$tmp"/gen/snapshots/*.csv >/dev/null
@@ -75,7 +75,7 @@ for key in $(awk '$2 != 0 {print $1}' "$log"); do
   timeout 20 "$bm" reserve "$decision" --key "$key" >/dev/null 2>&1 || true
 done
 duplicates=$(pg -c "SELECT count(*) FROM (SELECT idempotency_key FROM bm.reservations GROUP BY 1 HAVING count(*) > 1) x")
-double_held=$(pg -c "SELECT count(*) FROM (SELECT din FROM bm.reservation_units WHERE state = 'active' GROUP BY din HAVING count(*) > 1) x")
+double_held=$(pg -c "SELECT count(*) FROM (SELECT din, product_code FROM bm.reservation_units WHERE state = 'active' GROUP BY din, product_code HAVING count(*) > 1) x")
 verify_rc=0; "$bm" audit verify >/dev/null 2>&1 || verify_rc=$?
 outage_ms=$(( first_ok_after_ns > 0 ? (first_ok_after_ns - fault_ns) / 1000000 : -1 ))
 pass=true

@@ -39,7 +39,7 @@ check() { if ! eval "$2"; then failures+=("$1"); echo "FAILED: $1" >&2; fi; }
 export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error BLOODMATCH_OPERATOR=drill
 pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"
 "$bm" migrate >/dev/null
-printf 'site_id,name,kind,latitude,longitude,region\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02\n' >"$work/sites.csv"
+printf 'site_id,name,kind,latitude,longitude,region,address\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$work/sites.csv"
 "$bm" sites import "$work/sites.csv" >/dev/null
 "$bm" generate --seed 13 --sites-file "$work/sites.csv" --units 2000 --as-of "$(date -u -d '-20 minutes' +%Y-%m-%dT%H:%M:%SZ)" --out "$work/gen1" >/dev/null
 "$bm" generate --seed 14 --sites-file "$work/sites.csv" --units 2000 --as-of "$(date -u -d '-10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --out "$work/gen2" >/dev/null

@@ -54,7 +54,7 @@ trap cleanup EXIT
 # --- a throwaway database with one centre and two snapshots of ROWS units each
 pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"
 "$bm" migrate >/dev/null
-printf 'site_id,name,kind,latitude,longitude,region\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02\n' >"$work/sites.csv"
+printf 'site_id,name,kind,latitude,longitude,region,address\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$work/sites.csv"
 "$bm" sites import "$work/sites.csv" >/dev/null
 old_as_of=$(date -u -d '-2 hours' +%Y-%m-%dT%H:%M:%SZ)
 new_as_of=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)

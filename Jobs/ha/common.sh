@@ -26,7 +26,7 @@ now_ns() { date +%s%N; }
 
 # Drill data: one centre and one hospital (Sydney), a fresh generated snapshot, and a key.
 seed_data() {
-  printf 'site_id,name,kind,latitude,longitude,region\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02\n' >"$work/sites.csv"
+  printf 'site_id,name,kind,latitude,longitude,region,address\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$work/sites.csv"
   "$bm" sites import "$work/sites.csv" >/dev/null || { echo "sites import failed" >&2; exit 1; }
   "$bm" generate --seed $(( $$ % 100000 )) --sites-file "$work/sites.csv" --units "${DRILL_UNITS:-6000}" \
     --as-of "$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)" --out "$work/gen" >/dev/null

@@ -90,7 +90,7 @@ def main():
     prefix = "api:H9001:%s-%%" % args.run
     dup_keys = int(sql("SELECT count(*) FROM (SELECT idempotency_key FROM bm.reservations WHERE idempotency_key LIKE '%s' GROUP BY 1 HAVING count(*) > 1) x" % prefix))
     dup_decisions = int(sql("SELECT count(*) FROM (SELECT decision_id FROM bm.reservations WHERE idempotency_key LIKE '%s' GROUP BY 1 HAVING count(*) > 1) x" % prefix))
-    held_twice = int(sql("SELECT count(*) FROM (SELECT din FROM bm.reservation_units WHERE state = 'active' GROUP BY din HAVING count(*) > 1) x"))
+    held_twice = int(sql("SELECT count(*) FROM (SELECT din, product_code FROM bm.reservation_units WHERE state = 'active' GROUP BY din, product_code HAVING count(*) > 1) x"))
     if lost_res or lost_dec:
         failures.append("acknowledged but lost: %d reservations, %d decisions" % (lost_res, lost_dec))
     if dup_keys or dup_decisions or held_twice:

@@ -10,6 +10,9 @@ struct GenerateCommand: AsyncParsableCommand {
         abstract: "Write a deterministic synthetic dataset: sites.csv and one snapshot per distribution centre.",
         discussion: """
         National scale for benchmarks: --sites 500 --units 1000000 (100 distribution centres).
+        Stock comes as donations: about one in five has two or more units sharing its DIN (red cells
+        with plasma and a platelet unit, or the bags of a divided product), each with its own product
+        code and expiry. Sites get a city-level address (city, region, country).
         Output: DIR/sites.csv, DIR/snapshots/<centre>.csv + .ctl.json, DIR/manifest.json.
         Cities come from Data/cities.csv (GeoNames, CC BY 4.0).
         """)
@@ -50,18 +53,27 @@ struct GenerateCommand: AsyncParsableCommand {
         let outURL = URL(fileURLWithPath: out)
         let snapshots = outURL.appendingPathComponent("snapshots")
         try FileManager.default.createDirectory(at: snapshots, withIntermediateDirectories: true)
-        try SnapshotWriter.atomicWrite(Data(SnapshotWriter.sitesCSV(siteList).utf8), to: outURL.appendingPathComponent("sites.csv"))
+        try SnapshotWriter.atomicWrite(Data(try SnapshotWriter.sitesCSV(siteList).utf8), to: outURL.appendingPathComponent("sites.csv"))
         let stock = try generator.makeUnits(sites: siteList)
         let stamp = SnapshotWriter.timestamp(asOfDate).replacingOccurrences(of: ":", with: "")
         for (centre, units) in stock.sorted(by: { $0.key < $1.key }) {
             try SnapshotWriter.writeSnapshot(units: units, centre: centre, asOf: asOfDate, to: snapshots, name: "\(centre)-\(stamp)")
         }
+        // A donation's units are written together, so a centre's DIN changes only between donations.
+        var donations = 0
+        for units in stock.values {
+            var previous: DonationNumber?
+            for unit in units where unit.din != previous {
+                donations += 1
+                previous = unit.din
+            }
+        }
         let manifest = """
-        {"seed": \(seed), "sites": \(siteList.count), "distribution_centres": \(stock.count), "units": \(units), "as_of": "\(SnapshotWriter.timestamp(asOfDate))"}
+        {"seed": \(seed), "sites": \(siteList.count), "distribution_centres": \(stock.count), "units": \(units), "donations": \(donations), "as_of": "\(SnapshotWriter.timestamp(asOfDate))"}
 
         """
         try SnapshotWriter.atomicWrite(Data(manifest.utf8), to: outURL.appendingPathComponent("manifest.json"))
-        print("wrote \(siteList.count) sites and \(stock.values.map(\.count).reduce(0, +)) units in \(stock.count) snapshots to \(out) (as of \(SnapshotWriter.timestamp(asOfDate)))")
+        print("wrote \(siteList.count) sites and \(stock.values.map(\.count).reduce(0, +)) units of \(donations) donations in \(stock.count) snapshots to \(out) (as of \(SnapshotWriter.timestamp(asOfDate)))")
     }
 }
 

@@ -13,7 +13,7 @@ struct SitesCommand: AsyncParsableCommand {
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "import",
-            abstract: "Insert or update sites from a CSV file (site_id,name,kind,latitude,longitude,region); all or nothing.")
+            abstract: "Insert or update sites from a CSV file (site_id,name,kind,latitude,longitude,region,address); all or nothing.")
 
         @Argument(help: "The site list CSV.") var file: String
 

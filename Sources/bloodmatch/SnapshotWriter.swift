@@ -10,7 +10,9 @@ import Glibc
 /// Writes sites and inventory snapshots in the feed formats of `Data/feed-format.md`.
 enum SnapshotWriter {
     static let inventoryHeader = "din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes\n"
-    static let sitesHeader = "site_id,name,kind,latitude,longitude,region\n"
+    static let sitesHeader = "site_id,name,kind,latitude,longitude,region,address\n"
+    /// The header of site lists before sites had addresses, which the site-list decoder still reads.
+    static let sitesHeaderWithoutAddress = "site_id,name,kind,latitude,longitude,region\n"
 
     /// `2026-11-29T07:00:00Z`.
     static func timestamp(_ date: Date) -> String {
@@ -29,14 +31,27 @@ enum SnapshotWriter {
         return String(whole.dropLast()) + String(format: ".%06lldZ", fraction)
     }
 
-    /// The sites CSV.
-    static func sitesCSV(_ sites: [Site]) -> String {
-        var out = sitesHeader
+    /// The sites CSV, with the `address` column; a list in which no site has an address (one read
+    /// from an older file) is written in the older six-column form, since the decoder refuses an
+    /// empty address. Throws when only some sites have one.
+    static func sitesCSV(_ sites: [Site]) throws -> String {
+        let withAddress = sites.filter { !$0.address.isEmpty }.count
+        guard withAddress == 0 || withAddress == sites.count else {
+            throw ValidationFailure("\(sites.count - withAddress) of \(sites.count) sites have no address; a site list gives every site one or none")
+        }
+        var out = withAddress > 0 ? sitesHeader : sitesHeaderWithoutAddress
         for s in sites {
-            let name = s.name.contains(",") || s.name.contains("\"") ? "\"\(s.name.replacingOccurrences(of: "\"", with: "\"\""))\"" : s.name
-            out += "\(s.id),\(name),\(s.kind.rawValue),\(String(format: "%.6f", s.location.latitude)),\(String(format: "%.6f", s.location.longitude)),\(s.region)\n"
+            out += "\(s.id),\(csvField(s.name)),\(s.kind.rawValue),\(String(format: "%.6f", s.location.latitude)),\(String(format: "%.6f", s.location.longitude)),\(csvField(s.region))"
+            if withAddress > 0 { out += "," + csvField(s.address) }
+            out += "\n"
         }
         return out
+    }
+
+    /// `text`, quoted (RFC 4180, `"` doubled) when it holds a comma, a quote or a line end.
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
     /// One centre's snapshot CSV bytes.

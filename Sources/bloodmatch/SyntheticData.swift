@@ -38,6 +38,11 @@ struct ValidationFailure: Error, CustomStringConvertible {
 /// - ABO split O 47 %, A 42 %, B 8 %, AB 3 % (UK donor mix, JPAC-HB Table 2.1), RhD-negative 15 %
 ///   of each group (illustrative; gives O RhD-negative ≈ 7 %, close to the 6.5 % Lifeblood
 ///   reports for Australia, LB-ONEG).
+/// - Stock comes as donations (`donationShapes`): one DIN per donation, its components sharing the
+///   donor's group, donor attributes and collection time, each with its own product code, shelf life
+///   and expiry; the divisions of a split product differ by the product code's last two characters
+///   (`A0`, `B0`, …; `00` undivided; ISBT 128 ST-001 product code, Data/SOURCES.md). Unit shares
+///   come out as before: RBC ≈ 64 %, PLASMA 18 %, PLT 11 %, CRYO 5 %, WB 2 %.
 /// - Shelf lives: RBC 42 days (US additive solution, CFR610) or 35 days (UK maximum, LH);
 ///   PLT 5 days, or 7 with bacterial screening (UKBSQR Sch. 4); PLASMA and CRYO 365 days frozen
 ///   (CFR610); WB 21 days (CPD, CFR610). Irradiated RBC are irradiated within 14 days of collection
@@ -55,13 +60,67 @@ struct SyntheticDataGenerator {
 
     static let aboShares: [(ABO, Double)] = [(.O, 0.47), (.A, 0.42), (.B, 0.08), (.AB, 0.03)]
     static let rhdNegativeShare = 0.15
-    static let componentShares: [(Component, Double)] = [
-        (.redCells, 0.64), (.platelets, 0.11), (.plasma, 0.18), (.cryoprecipitate, 0.05), (.wholeBlood, 0.02),
-    ]
     static let productCodes: [Component: [String]] = [
         .redCells: ["E0382V00", "E4556V00", "E0336V00"], .platelets: ["E2964V00", "E3085V00"],
         .plasma: ["E2555V00", "E0701V00"], .cryoprecipitate: ["E3587V00"], .wholeBlood: ["E0001V00"],
     ]
+    /// Division characters of the bags of a split product, in order (ISBT 128 ST-001 product code).
+    static let divisionCodes = ["A0", "B0", "C0", "D0"]
+
+    /// What of one donation sits in a centre's stock.
+    struct DonationShape: Sendable {
+        /// The components in stock, one unit each, except that `bags` may divide the first.
+        var components: [Component]
+        /// Into how many bags the first component is divided, with the share of each count; nil: never.
+        var bags: [(Int, Double)]?
+    }
+
+    /// Shares of donations by what of them is in stock (illustrative).
+    ///
+    /// Whole blood is separated into red cells and plasma, and for some into a platelet
+    /// concentrate (the platelet-rich-plasma route keeps the donation's DIN; a buffy-coat pool of
+    /// several donations would get a DIN of its own, which the generator does not model). A
+    /// donation with one component in stock is one whose other components went elsewhere (plasma
+    /// for fractionation) or have left stock: frozen plasma and cryoprecipitate keep a year, red
+    /// cells five or six weeks. Apheresis platelet collections are divided into up to three bags;
+    /// a few red-cell units into paediatric packs. About one donation in five has two or more units
+    /// in stock.
+    static let donationShapes: [(DonationShape, Double)] = [
+        (DonationShape(components: [.redCells]), 0.620),
+        (DonationShape(components: [.redCells, .plasma]), 0.100),
+        (DonationShape(components: [.redCells, .plasma, .platelets]), 0.040),
+        (DonationShape(components: [.redCells, .cryoprecipitate]), 0.025),
+        (DonationShape(components: [.redCells], bags: [(3, 0.5), (4, 0.5)]), 0.007),
+        (DonationShape(components: [.wholeBlood]), 0.025),
+        (DonationShape(components: [.platelets], bags: [(1, 0.4), (2, 0.4), (3, 0.2)]), 0.056),
+        (DonationShape(components: [.plasma]), 0.089),
+        (DonationShape(components: [.cryoprecipitate]), 0.038),
+    ]
+
+    /// Country names for addresses, by ISO 3166-1 code.
+    static let countryNames = ["AU": "Australia", "US": "United States"]
+    /// First-level region names for addresses, by country and GeoNames admin1 code (the codes in
+    /// `Data/cities.csv`; GeoNames admin1 code list, CC BY 4.0). A code missing here is written as is.
+    static let regionNames: [String: [String: String]] = [
+        "AU": ["01": "Australian Capital Territory", "02": "New South Wales", "03": "Northern Territory", "04": "Queensland",
+               "05": "South Australia", "06": "Tasmania", "07": "Victoria", "08": "Western Australia"],
+        "US": ["AK": "Alaska", "AL": "Alabama", "AR": "Arkansas", "AZ": "Arizona", "CA": "California", "CO": "Colorado",
+               "CT": "Connecticut", "DC": "District of Columbia", "DE": "Delaware", "FL": "Florida", "GA": "Georgia",
+               "HI": "Hawaii", "IA": "Iowa", "ID": "Idaho", "IL": "Illinois", "IN": "Indiana", "KS": "Kansas",
+               "KY": "Kentucky", "LA": "Louisiana", "MA": "Massachusetts", "MD": "Maryland", "ME": "Maine",
+               "MI": "Michigan", "MN": "Minnesota", "MO": "Missouri", "MS": "Mississippi", "MT": "Montana",
+               "NC": "North Carolina", "ND": "North Dakota", "NE": "Nebraska", "NH": "New Hampshire", "NJ": "New Jersey",
+               "NM": "New Mexico", "NV": "Nevada", "NY": "New York", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
+               "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
+               "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VA": "Virginia", "VT": "Vermont", "WA": "Washington",
+               "WI": "Wisconsin", "WV": "West Virginia", "WY": "Wyoming"],
+    ]
+
+    /// A city-level postal address, `City, Region, Country` (no street: the sites are synthetic).
+    static func address(of city: City) -> String {
+        let region = city.admin1.isEmpty ? nil : regionNames[city.country]?[city.admin1] ?? city.admin1
+        return [city.name, region, countryNames[city.country] ?? city.country].compactMap { $0 }.joined(separator: ", ")
+    }
 
     /// Chooses sites among the cities, weighted by population without replacement; the largest
     /// chosen cities host the distribution centres.
@@ -89,19 +148,22 @@ struct SyntheticDataGenerator {
             if isCentre {
                 dcNumber += 1
                 return Site(id: String(format: "DC%03d", dcNumber), name: "\(city.name) Distribution Centre",
-                            kind: .distributionCentre, location: location, region: region)
+                            kind: .distributionCentre, location: location, region: region, address: Self.address(of: city))
             } else {
                 hNumber += 1
                 return Site(id: String(format: "H%04d", hNumber), name: "\(city.name) Hospital \(hNumber)",
-                            kind: .hospital, location: location, region: region)
+                            kind: .hospital, location: location, region: region, address: Self.address(of: city))
             }
         }
     }
 
     /// Generates the stock of every distribution centre as of `asOf`, shared out by population rank.
     ///
-    /// Throws rather than reuse a DIN: a centre's share must fit the six-digit sequence of one
-    /// facility and year, and there can be at most 9,999 centres (four-digit synthetic FINs).
+    /// Each centre gets exactly its share of units, drawn donation by donation (the last donation
+    /// may lose components to fit); a donation's components stay at its centre, so no DIN and
+    /// product code appears twice. Throws rather than reuse a DIN: a centre's share must fit the
+    /// six-digit sequence of one facility and year, and there can be at most 9,999 centres
+    /// (four-digit synthetic FINs).
     func makeUnits(sites: [Site]) throws -> [String: [InventoryUnit]] {
         var rng = SplitMix64(seed: seed &+ 0x5EED)
         let centres = sites.filter { $0.kind == .distributionCentre }
@@ -120,57 +182,84 @@ struct SyntheticDataGenerator {
             let fin = String(format: "B%04d", index + 1)
             var units: [InventoryUnit] = []
             units.reserveCapacity(share)
-            for sequence in 0..<share {
-                units.append(try makeUnit(fin: fin, sequence: sequence, siteID: centre.id, rng: &rng))
+            var sequence = 0
+            while units.count < share {
+                try appendDonation(fin: fin, sequence: sequence, siteID: centre.id, room: share - units.count, to: &units, rng: &rng)
+                sequence += 1
             }
             result[centre.id] = units
         }
         return result
     }
 
-    private func makeUnit(fin: String, sequence: Int, siteID: String, rng: inout SplitMix64) throws -> InventoryUnit {
-        let component = pick(Self.componentShares, &rng)
+    /// Appends the units in stock of one donation, at most `room` of them.
+    private func appendDonation(
+        fin: String, sequence: Int, siteID: String, room: Int, to units: inout [InventoryUnit], rng: inout SplitMix64
+    ) throws {
+        let shape = pick(Self.donationShapes, &rng)
         let abo = pick(Self.aboShares, &rng)
         let rhd: RhD = rng.unit() < Self.rhdNegativeShare ? .negative : .positive
-        let shelfDays: Double
-        switch component {
-        case .redCells: shelfDays = rng.unit() < 0.85 ? 42 : 35
-        case .platelets: shelfDays = rng.unit() < 0.6 ? 5 : 7
-        case .plasma, .cryoprecipitate: shelfDays = 365
-        case .wholeBlood: shelfDays = 21
-        }
-        // Ages spread over the shelf life, with a few units already expired (stored, never offered).
-        let ageDays = rng.unit() * shelfDays * 1.03
-        let collected = asOf.addingTimeInterval(-ageDays * 86_400).roundedToSecond
-        var expires = collected.addingTimeInterval(shelfDays * 86_400)
-        var attributes = AttributeSet()
-        let cellular = component == .redCells || component == .platelets || component == .wholeBlood
-        if cellular, rng.unit() < 0.92 { attributes.insert(.leukoreduced) }
-        if cellular, rng.unit() < 0.10 {
-            attributes.insert(.irradiated)
-            if component == .redCells {
-                // Irradiated within 14 days of collection; expiry = min(original, irradiation + 14 d) (JPAC-RB).
-                let irradiatedAt = collected.addingTimeInterval(rng.unit() * min(ageDays, 14) * 86_400)
-                expires = min(expires, irradiatedAt.addingTimeInterval(14 * 86_400)).roundedToSecond
+        // Each component its product code and shelf life; the bags of a split share both.
+        var parts: [(component: Component, code: String, shelfDays: Double)] = []
+        for (position, component) in shape.components.enumerated() {
+            let codes = Self.productCodes[component] ?? ["E0001V00"]
+            let code = codes[Int(rng.next() % UInt64(codes.count))]
+            let shelfDays: Double
+            switch component {
+            case .redCells: shelfDays = rng.unit() < 0.85 ? 42 : 35
+            case .platelets: shelfDays = rng.unit() < 0.6 ? 5 : 7
+            case .plasma, .cryoprecipitate: shelfDays = 365
+            case .wholeBlood: shelfDays = 21
+            }
+            let bags = position == 0 ? shape.bags.map { pick($0, &rng) } ?? 1 : 1
+            if bags == 1 {
+                parts.append((component, code, shelfDays))
+            } else {
+                for bag in 0..<bags { parts.append((component, String(code.prefix(6)) + Self.divisionCodes[bag], shelfDays)) }
             }
         }
-        if cellular, rng.unit() < 0.20 { attributes.insert(.cmvNegative) }
-        if component == .redCells {
-            if rng.unit() < 0.30 { attributes.insert(.kNegative) }
-            if rng.unit() < 0.05 { attributes.insert(.hbsNegative) }
-            if rng.unit() < 0.005 { attributes.insert(.washed) }
-        }
-        if component == .platelets || component == .plasma, rng.unit() < 0.3 { attributes.insert(.lowTitre) }
-        if component == .wholeBlood, abo == .O, rng.unit() < 0.8 { attributes.insert(.lowTitre) }
-        let statusRoll = rng.unit()
-        let status: UnitStatus = statusRoll < 0.90 ? .available : statusRoll < 0.96 ? .reserved : .quarantined
-        let codes = Self.productCodes[component] ?? ["E0001V00"]
+        // The donation's age spreads over the shortest shelf life among its units in stock, with a
+        // few of those already expired (stored, never offered); the longer-lived ones are in date.
+        let shortestShelfDays = parts.map(\.shelfDays).min() ?? 0
+        let ageDays = rng.unit() * shortestShelfDays * 1.03
+        let collected = asOf.addingTimeInterval(-ageDays * 86_400).roundedToSecond
         let year = Calendar.utc.component(.year, from: collected) % 100
         let din = try DonationNumber(parsing: fin + String(format: "%02d%06d", year, sequence))
-        return InventoryUnit(
-            din: din, productCode: codes[Int(rng.next() % UInt64(codes.count))], component: component,
-            group: BloodGroup(abo, rhd), collectedAt: collected, expiresAt: expires, siteID: siteID,
-            status: status, attributes: attributes)
+        // The donor's attributes hold for every component of the donation.
+        let cmvNegative = rng.unit() < 0.20
+        let kNegative = rng.unit() < 0.30
+        let hbsNegative = rng.unit() < 0.05
+        let titreRoll = rng.unit()
+        // A quarantine (a donor query, a look-back) holds the whole donation.
+        let quarantined = rng.unit() < 0.04
+        for part in parts.prefix(room) {
+            let component = part.component
+            var expires = collected.addingTimeInterval(part.shelfDays * 86_400)
+            var attributes = AttributeSet()
+            let cellular = component == .redCells || component == .platelets || component == .wholeBlood
+            if cellular, rng.unit() < 0.92 { attributes.insert(.leukoreduced) }
+            if cellular, rng.unit() < 0.10 {
+                attributes.insert(.irradiated)
+                if component == .redCells {
+                    // Irradiated within 14 days of collection; expiry = min(original, irradiation + 14 d) (JPAC-RB).
+                    let irradiatedAt = collected.addingTimeInterval(rng.unit() * min(ageDays, 14) * 86_400)
+                    expires = min(expires, irradiatedAt.addingTimeInterval(14 * 86_400)).roundedToSecond
+                }
+            }
+            if cellular, cmvNegative { attributes.insert(.cmvNegative) }
+            if component == .redCells {
+                if kNegative { attributes.insert(.kNegative) }
+                if hbsNegative { attributes.insert(.hbsNegative) }
+                if rng.unit() < 0.005 { attributes.insert(.washed) }
+            }
+            if component == .platelets || component == .plasma, titreRoll < 0.3 { attributes.insert(.lowTitre) }
+            if component == .wholeBlood, abo == .O, titreRoll < 0.8 { attributes.insert(.lowTitre) }
+            // 90 % available, 6 % reserved, 4 % quarantined, as for single units before.
+            let status: UnitStatus = quarantined ? .quarantined : rng.unit() < 0.0625 ? .reserved : .available
+            units.append(InventoryUnit(
+                din: din, productCode: part.code, component: component, group: BloodGroup(abo, rhd), collectedAt: collected,
+                expiresAt: expires, siteID: siteID, status: status, attributes: attributes))
+        }
     }
 
     private func pick<T>(_ table: [(T, Double)], _ rng: inout SplitMix64) -> T {

@@ -79,4 +79,27 @@ public enum StockFixture {
     public static func policyData() throws -> Data {
         try Data(contentsOf: repository.appendingPathComponent("Data/policy.json"))
     }
+
+    /// The units in stock of one donation: each part a unit under the one DIN, with the donation's
+    /// group and collection time and its own component, product code and expiry. A donation's
+    /// components, and the bags of a split product, share the DIN and differ by product code
+    /// (ISBT 128 ST-001; Data/SOURCES.md).
+    public static func components(
+        _ din: String, _ group: BloodGroup, at centre: String, collected: Date,
+        _ parts: [(component: Component, productCode: String, expires: Date)],
+        status: UnitStatus = .available, attributes: AttributeSet = []
+    ) throws -> [InventoryUnit] {
+        let number = try DonationNumber(parsing: din)
+        return parts.map { part in
+            InventoryUnit(din: number, productCode: part.productCode, component: part.component, group: group,
+                          collectedAt: collected, expiresAt: part.expires, siteID: centre, status: status, attributes: attributes)
+        }
+    }
+
+    /// The product codes of the `count` bags `code` is divided into: its first six characters and
+    /// the division characters `A0`, `B0`, … (`E3085V00` in two: `E3085VA0`, `E3085VB0`).
+    public static func divisions(of code: String, count: Int) -> [String] {
+        let letters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        return (0..<min(count, letters.count)).map { String(code.prefix(6)) + String(letters[$0]) + "0" }
+    }
 }

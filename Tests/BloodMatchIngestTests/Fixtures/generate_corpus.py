@@ -94,8 +94,21 @@ EXAMPLE_ROWS = GOOD + [
     row(5, product="E0001V00", component="WB", abo="O", rhd="POS",
         collected="2025-05-25T07:15:00Z", expires="2025-06-15T07:15:00Z", attributes="LOW_TITRE;K_NEG"),
 ]
+# The example file adds units that share a DIN: one whole-blood donation's red cells, plasma and
+# platelets, and an apheresis platelet collection divided into two bags (division A0, B0 of one
+# product code; ISBT 128 ST-001). Case 01 keeps the one-unit-per-DIN rows, which every decoder reads.
+EXAMPLE_DONATION_ROWS = [
+    row(6, product=p, component=c, abo="A", rhd="NEG", collected="2025-05-28T09:00:00Z", expires=e, attributes=a)
+    for p, c, e, a in [("E0336V00", "RBC", "2025-07-09T09:00:00Z", "CMV_NEG;LEUKOREDUCED"),
+                       ("E2555V00", "PLASMA", "2026-05-28T09:00:00Z", ""),
+                       ("E3085V00", "PLT", "2025-06-02T09:00:00Z", "CMV_NEG;LEUKOREDUCED")]
+] + [
+    row(7, product=p, component="PLT", abo="O", rhd="POS", collected="2025-05-30T13:30:00Z",
+        expires="2025-06-06T13:30:00Z", attributes="LEUKOREDUCED;LOW_TITRE")
+    for p in ["E3085VA0", "E3085VB0"]
+]
 case("01-valid-example", lines(*EXAMPLE_ROWS),
-     decoded(5, 0, "load", title="the example snapshot in Data/examples", source="format reference"),
+     decoded(5, 0, "load", title="the example snapshot in Data/examples, without its rows that share a DIN", source="format reference"),
      rows=5)
 case("02-utf8-bom", b"\xef\xbb\xbf" + lines(*GOOD),
      decoded(3, 0, "load", bom_skipped=True, title="UTF-8 byte-order mark is skipped", source="§2(f) item 1"))
@@ -348,9 +361,10 @@ def main():
     (CORPUS / "README.md").write_text(README)
 
     EXAMPLES.mkdir(parents=True, exist_ok=True)
-    example_csv = lines(*[r.replace(CENTRE, "DC-EXAMPLE") for r in EXAMPLE_ROWS])
+    example_rows = EXAMPLE_ROWS + EXAMPLE_DONATION_ROWS
+    example_csv = lines(*[r.replace(CENTRE, "DC-EXAMPLE") for r in example_rows])
     (EXAMPLES / "DC-EXAMPLE.csv").write_bytes(example_csv)
-    example_control = control_for(example_csv, 5, {"centre": "DC-EXAMPLE"})
+    example_control = control_for(example_csv, len(example_rows), {"centre": "DC-EXAMPLE"})
     (EXAMPLES / "DC-EXAMPLE.ctl.json").write_text(json.dumps(example_control, indent=2) + "\n")
     print(f"wrote {len(cases)} cases to {CORPUS} and the example to {EXAMPLES}")
 
