@@ -8,7 +8,7 @@ public struct SiteListError: Error, Sendable, Hashable, CustomStringConvertible 
     public enum Kind: String, Sendable, Hashable, CaseIterable, Codable {
         /// Encoding, NUL, quoting, line-end, header or size problems of the file itself.
         case structure
-        /// Not exactly six fields.
+        /// Not as many fields as the header (seven, or six in lists without addresses).
         case wrongFieldCount
         /// A site id outside `A–Z a–z 0–9 . _ -` or longer than 64 characters.
         case siteIdentifier
