@@ -15,7 +15,6 @@ enum RulesFixture {
             urls.append(directory.appendingPathComponent("Data/policy.json"))
             directory = directory.deletingLastPathComponent()
         }
-        urls.append(URL(fileURLWithPath: "/work/main/Data/policy.json"))
         return urls
     }
 
