@@ -26,6 +26,30 @@ public struct Migration: Sendable, Hashable {
         self.checksum = SHA256.hash(data: contents).lowercaseHex
     }
 
+    /// Comment lines amended after the file was applied, per version: `(was, now)`, whole lines,
+    /// each a `--` comment. A database that applied the earlier text is accepted when putting the
+    /// `was` lines back gives exactly the checksum it recorded; its record is then moved to the
+    /// amended file, once, with an event. Nothing else about an applied file may change.
+    public static let commentAmendments: [Int: [(was: String, now: String)]] = [
+        // The project's own sources replaced a citation of a file outside the repository.
+        2: [("-- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (RELIABILITY.md §(e)).",
+             "-- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (Data/SOURCES.md §S21).")],
+    ]
+
+    /// The checksum of this file as it was before its comment amendments, if it has any and they
+    /// are all present (nil otherwise).
+    public var checksumBeforeCommentAmendments: String? {
+        guard let amendments = Self.commentAmendments[version], !amendments.isEmpty else { return nil }
+        var text = sql
+        for (was, now) in amendments {
+            guard was.hasPrefix("--"), now.hasPrefix("--"), !was.contains("\n"), !now.contains("\n") else { return nil }
+            let lines = text.components(separatedBy: "\n")
+            guard lines.filter({ $0 == now }).count == 1 else { return nil }
+            text = lines.map { $0 == now ? was : $0 }.joined(separator: "\n")
+        }
+        return SHA256.hash(data: Data(text.utf8)).lowercaseHex
+    }
+
     /// The migrations shipped with this build, in version order.
     public static func bundled() throws -> [Migration] {
         guard let folder = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
@@ -131,9 +155,19 @@ public struct MigrationRunner: Sendable {
                     }
                     for (version, (name, sum)) in applied.sorted(by: { $0.key < $1.key }) {
                         guard let file = known[version] else { throw MigrationError.unknownApplied(version: version, name: name) }
-                        guard file.checksum == sum else {
+                        guard file.checksum != sum else { continue }
+                        // Only listed comment amendments, and only from the exact text that was applied.
+                        guard file.checksumBeforeCommentAmendments == sum else {
                             throw MigrationError.changedAfterApply(version: version, name: name, applied: sum, now: file.checksum)
                         }
+                        try await conn.query("""
+                            UPDATE bm_meta.schema_migrations SET sha256 = \(file.checksum) WHERE version = \(version)
+                            """, logger: logger)
+                        let payload = #"{"version":\#(version),"name":"\#(name)","sha256_applied":"\#(sum)","sha256_now":"\#(file.checksum)","change":"comment lines only"}"#
+                        try await conn.query("""
+                            INSERT INTO bm.event_log (actor, action, subject, payload)
+                            VALUES ('migrate', 'migration.comments_amended', \("schema:\(version)"), \(payload)::jsonb)
+                            """, logger: logger)
                     }
                     var done: [Int] = []
                     for migration in migrations where applied[migration.version] == nil {

@@ -48,6 +48,42 @@ struct MigrationTests {
         }
     }
 
+    @Test("an applied file whose listed comment lines were amended is accepted from its exact earlier text, once, with an event")
+    func commentAmendmentAccepted() async throws {
+        try await TestDatabase.withFresh { test in
+            let bundled = try Migration.bundled()
+            let second = try #require(bundled.first { $0.version == 2 })
+            // The checksum databases recorded when they applied 0002 before its comment was amended.
+            let applied = "198b048c33b9bde842f1c420e1de1e627a3d7bb1cf94e0dfa2f2cb468c354511"
+            #expect(second.checksumBeforeCommentAmendments == applied)
+            @Sendable func stored(_ db: Database) async throws -> (String, Int) {
+                var sum = ""
+                for try await (s,) in try await db.client.query("SELECT sha256 FROM bm_meta.schema_migrations WHERE version = 2",
+                                                                  logger: db.logger).decode((String,).self) { sum = s }
+                var events = 0
+                for try await (n,) in try await db.client.query(
+                    "SELECT count(*)::int FROM bm.event_log WHERE action = 'migration.comments_amended'", logger: db.logger).decode((Int,).self) { events = n }
+                return (sum, events)
+            }
+            try await test.with(.owner) { db in
+                try await db.client.query("UPDATE bm_meta.schema_migrations SET sha256 = \(applied) WHERE version = 2", logger: db.logger)
+                _ = try await MigrationRunner(database: db, migrations: bundled).migrate()
+                let (sum, events) = try await stored(db)
+                #expect(sum == second.checksum && events == 1)
+                _ = try await MigrationRunner(database: db, migrations: bundled).migrate()
+                #expect(try await stored(db) == (second.checksum, 1))
+                // Any other earlier text is still a changed file.
+                try await db.client.query("UPDATE bm_meta.schema_migrations SET sha256 = \(String(repeating: "0", count: 64)) WHERE version = 2", logger: db.logger)
+            }
+            await #expect {
+                try await test.with(.owner) { db in try await MigrationRunner(database: db, migrations: bundled).migrate() }
+            } throws: { error in
+                guard case MigrationError.changedAfterApply(let version, _, _, _) = error else { return false }
+                return version == 2
+            }
+        }
+    }
+
     @Test("a database with a newer schema than the build is refused")
     func newerDatabaseRefused() async throws {
         try await TestDatabase.withFresh { test in

@@ -6,7 +6,7 @@
 -- previous row is read by the chain_seq index (rows earlier in the same statement are visible to it).
 -- bm.audit_head keeps the last position and hash, updated once per statement, so removing rows
 -- from the end is seen too. The canonical encoding is length-prefixed UTF-8 with the time as epoch
--- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (RELIABILITY.md §(e)).
+-- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (Data/SOURCES.md §S21).
 -- independently in Swift (BloodMatchStore/AuditChain.swift must stay byte-identical to bm.audit_canonical).
 -- Sources: 21 CFR 11.10(e) "secure, computer-generated, time-stamped audit trails … Record changes shall
 -- not obscure previously recorded information"; 21 CFR 606.165 distribution records.
