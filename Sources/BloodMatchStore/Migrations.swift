@@ -31,7 +31,8 @@ public struct Migration: Sendable, Hashable {
     /// `was` lines back gives exactly the checksum it recorded; its record is then moved to the
     /// amended file, once, with an event. Nothing else about an applied file may change.
     public static let commentAmendments: [Int: [(was: String, now: String)]] = [
-        // The project's own sources replaced a citation of a file outside the repository.
+        // The project's own sources replaced a citation of a file outside the repository; the `was`
+        // text is the applied file's original wording, kept only to verify the recorded checksum.
         2: [("-- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (RELIABILITY.md §(e)).",
              "-- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (Data/SOURCES.md §S21).")],
     ]
