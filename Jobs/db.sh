@@ -106,9 +106,22 @@ CONF
     for r in "${ROLES[@]}"; do echo "bm $owner $r"; echo "bm postgres $r"; done
   } >>"$DATA/pg_ident.conf"
   cat >"$DATA/pg_hba.conf" <<HBA
+$OPERATOR_HBA
 local   all   all                 peer map=bm
 host    all   all   127.0.0.1/32  scram-sha-256
 HBA
+}
+
+# Named operators and jobs (`bloodmatch operator add`) log in with their own password, also on the
+# socket: the OS account running a command says nothing about which person is acting.
+OPERATOR_HBA='local   all   +bloodmatch_operator   scram-sha-256'
+ensure_operator_hba() {
+  grep -qF -- "+bloodmatch_operator" "$DATA/pg_hba.conf" && return 0
+  { echo "$OPERATOR_HBA"; cat "$DATA/pg_hba.conf"; } >"$DATA/pg_hba.conf.new"
+  chown --reference="$DATA/pg_hba.conf" "$DATA/pg_hba.conf.new"; chmod 600 "$DATA/pg_hba.conf.new"
+  mv "$DATA/pg_hba.conf.new" "$DATA/pg_hba.conf"
+  say info "operators now log in with their passwords on the socket too (pg_hba.conf)"
+  return 1
 }
 
 create_roles() {
@@ -124,7 +137,14 @@ create_roles() {
     pw=$(grep "^$r=" "$creds" | cut -d= -f2-)
     sql+="DO \$\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$r') THEN CREATE ROLE $r LOGIN PASSWORD '$pw'; END IF; END\$\$;"
   done
+  # The owner creates operator logins (`bloodmatch operator add`); the groups they join come from
+  # migration 0009. The +group line in pg_hba.conf needs the group to exist before it matches.
+  sql+="ALTER ROLE bloodmatch_owner CREATEROLE;"
+  sql+="DO \$\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bloodmatch_operator') THEN CREATE ROLE bloodmatch_operator NOLOGIN; END IF; END\$\$;"
   run_pg psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d postgres -c "$sql" >/dev/null
+  if ! ensure_operator_hba; then
+    run_pg psql -X -q -h "$SOCK" -p "$PORT" -U postgres -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+  fi
   if ! run_pg psql -X -qAt -h "$SOCK" -p "$PORT" -U postgres -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
     run_pg psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d postgres \
       -c "CREATE DATABASE $DB OWNER bloodmatch_owner ENCODING 'UTF8' TEMPLATE template0" >/dev/null

@@ -41,13 +41,18 @@ fi
 idx="$root/var/bench/http.bmidx"
 "$bm" index build --out "$idx" >/dev/null 2>&1
 hospital=$(awk -F, '$3=="hospital"{print $1; exit}' "$data/sites.csv")
-key=$("$bm" hospital key create "$hospital" --label bench --expires-in-days 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+# Keys are created by a supervisor login of this run's own (dropped at the end).
+op="bench_http_$$"; oppw="$root/var/bench/$op.password"
+rm -f "$oppw"; "$bm" operator add "$op" --role supervisor --password-file "$oppw" >/dev/null
+key=$(BLOODMATCH_OPERATOR=$op BLOODMATCH_OPERATOR_PASSWORD_FILE=$oppw "$bm" hospital key create "$hospital" --label bench --expires-in-days 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 port=${PORT:-18090}
 ulimit -n 65536 2>/dev/null || true
 server=""
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
   [ "${KEEP_DB:-0}" = 1 ] || psql_pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  psql_pg -d postgres -c "DROP ROLE IF EXISTS $op" >/dev/null 2>&1 || true
+  rm -f "$oppw"
 }
 trap cleanup EXIT
 last_cpu=$(( $(nproc) - 1 ))

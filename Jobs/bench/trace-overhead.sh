@@ -22,6 +22,7 @@ scratch_db bench_trace
 export BLOODMATCH_LOG_LEVEL=error
 unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
 "$bm" migrate >/dev/null 2>&1
+scratch_operator bench supervisor >/dev/null
 "$bm" sites import Data/sites.csv >/dev/null 2>&1
 "$bm" generate --seed 5 --sites-file Data/sites.csv --units 5000 --out "$work/gen" >/dev/null 2>&1
 "$bm" import "$work"/gen/snapshots/*.csv >/dev/null 2>&1

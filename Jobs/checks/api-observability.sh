@@ -22,6 +22,7 @@ scratch_db_check check_obs api-observability
 free_port() { local p=$(( $1 + RANDOM % 200 )); while (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$(( $1 + RANDOM % 200 )); done; echo $p; }
 
 BLOODMATCH_LOG_LEVEL=error "$bm" migrate >/dev/null 2>&1 || bad migrate "exit $?"
+scratch_operator check supervisor >/dev/null || bad operator "could not add a supervisor"
 BLOODMATCH_LOG_LEVEL=error "$bm" sites import Data/sites.csv >/dev/null 2>&1
 BLOODMATCH_LOG_LEVEL=error "$bm" generate --seed 11 --sites-file Data/sites.csv --units 1500 --out "$work/gen" >/dev/null 2>&1
 BLOODMATCH_LOG_LEVEL=error "$bm" import "$work"/gen/snapshots/*.csv >/dev/null 2>&1

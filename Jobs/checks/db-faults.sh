@@ -32,7 +32,7 @@ trap cleanup EXIT
 failures=()
 results=()
 
-export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error BLOODMATCH_OPERATOR=drill
+export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
 pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"
 "$bm" migrate >/dev/null
 printf 'site_id,name,kind,latitude,longitude,region,address\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$work/sites.csv"

@@ -18,7 +18,7 @@ bm=$root/${BLOODMATCH_BIN:-.build/debug/bloodmatch}
 ITERATIONS=${ITERATIONS:-24}
 tmp=$(mktemp -d /tmp/bm-drill-restart.XXXXXX); chmod 755 "$tmp"
 port=$(( 57000 + RANDOM % 2000 ))
-export BLOODMATCH_PGDATA_ROOT="$tmp/pg" BLOODMATCH_DB_PORT=$port BLOODMATCH_LOG_LEVEL=error BLOODMATCH_OPERATOR=drill
+export BLOODMATCH_PGDATA_ROOT="$tmp/pg" BLOODMATCH_DB_PORT=$port BLOODMATCH_LOG_LEVEL=error
 unset DATABASE_URL
 cleanup() { Jobs/db.sh stop >/dev/null 2>&1; rm -rf "$tmp"; }
 trap cleanup EXIT

@@ -20,6 +20,7 @@ export BLOODMATCH_LOG_LEVEL=error
 field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@" 2>/dev/null; }
 
 "$bm" migrate >/dev/null 2>&1 || bad migrate "exit $?"
+scratch_operator check supervisor >/dev/null || bad operator "could not add a supervisor"
 "$bm" sites import Data/sites.csv >/dev/null 2>&1
 "$bm" generate --seed 7 --sites-file Data/sites.csv --units 2000 --out "$work/gen" >/dev/null 2>&1
 "$bm" import "$work"/gen/snapshots/*.csv >/dev/null 2>&1

@@ -20,11 +20,12 @@ Jobs/db.sh start >/dev/null 2>&1
 eval "$(Jobs/db.sh env 2>/dev/null)"
 sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); port=${BLOODMATCH_DB_SOCKET##*.}
 db="bm_drill_reserve_$$"
-export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error BLOODMATCH_OPERATOR=drill
+export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
 work=$(mktemp -d /tmp/bm-drill-reserve.XXXXXX)
 pg() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$sockdir" -p "$port" -U postgres "$@"; }
 cleanup() {
   pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  pg -d postgres -c "DROP ROLE IF EXISTS drill_$$" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,6 +34,9 @@ check() { if ! eval "$2"; then failures+=("$1"); echo "FAILED: $1" >&2; fi; }
 
 pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"
 "$bm" migrate >/dev/null
+# Issuing needs a dispatcher login of its own.
+"$bm" operator add "drill_$$" --role dispatcher --password-file "$work/drill.password" >/dev/null
+export BLOODMATCH_OPERATOR="drill_$$" BLOODMATCH_OPERATOR_PASSWORD_FILE="$work/drill.password"
 printf 'site_id,name,kind,latitude,longitude,region,address\nDRILL01,Drill Centre,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW 2015, Australia"\nH9001,Drill Hospital,hospital,-33.8688,151.2093,AU-02,"Sydney NSW 2000, Australia"\n' >"$work/sites.csv"
 "$bm" sites import "$work/sites.csv" >/dev/null
 "$bm" generate --seed 11 --sites-file "$work/sites.csv" --units 2000 --as-of "$(date -u -d '-10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --out "$work/gen" >/dev/null

@@ -20,6 +20,7 @@ pg() { psql_pg -d "$db" -c "$1"; }
 iso() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
 
 "$bm" migrate >/dev/null 2>&1 || bad migrate "exit $?"
+scratch_operator check dispatcher >/dev/null || bad operator "could not add a dispatcher"
 cat >"$work/sites.csv" <<'CSV'
 site_id,name,kind,latitude,longitude,region,address
 DCL1,Life Centre One,distribution_centre,-33.895678,151.184272,AU-02,"Alexandria NSW, Australia"

@@ -11,7 +11,7 @@ PG_PORT=(55410 55411 55412)
 REST_PORT=(55420 55421 55422)
 SERVE_PORT=(55441 55442)
 API=http://127.0.0.1:55440
-export BLOODMATCH_LOG_LEVEL=error BLOODMATCH_OPERATOR=drill
+export BLOODMATCH_LOG_LEVEL=error
 run_id="$(basename "$0" .sh)-$(date -u +%H%M%S)-$$"
 work=$(mktemp -d "/tmp/bm-ha-drill.XXXXXX")
 

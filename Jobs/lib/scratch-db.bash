@@ -5,6 +5,7 @@
 #   db       bm_NAME_<pid>, created and owned by bloodmatch_owner; BLOODMATCH_DB_NAME points at it
 #   work     a temporary directory
 #   ok KEY / bad KEY WHY   collect results (`results`, `fail`)
+#   scratch_operator NAME ROLE   act as a new operator login from then on (see below)
 # On exit: the script's own `on_cleanup` (stop the processes it started, by pid), then the
 # database is dropped and `work` removed.
 # `scratch_db_check NAME CHECK` does the same for a check: with DATABASE_URL set (no private
@@ -33,9 +34,24 @@ scratch_db_check() {
   scratch_db "$1"
 }
 
+# scratch_operator NAME ROLE: after `migrate`, creates the operator login NAME_<pid> in ROLE
+# (dispatcher, supervisor or job) with its password in $work, and acts as it from then on
+# (BLOODMATCH_OPERATOR); the login is dropped on exit. Prints the login name.
+scratch_operators=()
+scratch_operator() {
+  local login="$1_$$"
+  "$bm" operator add "$login" --role "$2" --password-file "$work/$login.password" >/dev/null || return 1
+  scratch_operators+=("$login")
+  export BLOODMATCH_OPERATOR=$login BLOODMATCH_OPERATOR_PASSWORD_FILE="$work/$login.password"
+  echo "$login"
+}
+
 scratch_db_cleanup() {
   declare -F on_cleanup >/dev/null && on_cleanup
   psql_pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  local r
+  for r in "${scratch_operators[@]}"; do psql_pg -d postgres -c "DROP ROLE IF EXISTS $r" >/dev/null 2>&1; done
+  [ -n "${KEEP_WORK:-}" ] && cp -r "$work" "$KEEP_WORK"
   rm -rf "$work"
 }
 

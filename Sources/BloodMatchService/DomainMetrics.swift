@@ -38,6 +38,8 @@ extension ServiceMetrics {
         gauge("bloodmatch_reservations_active_units", Double(health.activeHeldUnits))
         gauge("bloodmatch_reservation_units_expired_last_hour", Double(health.expiredHeldUnitsLastHour))
         gauge("bloodmatch_audit_chain_length", Double(health.auditHeadChainSeq))
+        gauge("bloodmatch_audit_unsealed_events", Double(health.auditUnsealedEvents))
+        gauge("bloodmatch_audit_oldest_unsealed_seconds", health.auditOldestUnsealedSeconds)
         if let at = health.lastCheckpointAt { gauge("bloodmatch_audit_checkpoint_age_seconds", health.databaseTime - at) }
         if let ok = health.lastVerificationIntact { gauge("bloodmatch_audit_last_verification_ok", ok ? 1 : 0) }
         if let at = health.lastVerificationAt { gauge("bloodmatch_audit_last_verification_timestamp_seconds", at) }

@@ -3,10 +3,14 @@ import Foundation
 
 /// One row of `bm.event_log` as the hash chain sees it.
 public struct AuditEvent: Sendable, Hashable {
-    /// Position in the chain (1, 2, 3, … in commit order).
+    /// Position in the chain (1, 2, 3, … in sealing order).
     public var chainSeq: Int64
-    /// The row's identity value (insertion order, which may differ from commit order).
+    /// The canonical encoding the row was sealed with: 1 (migration 0002, before sealing) or 2.
+    public var format: Int
+    /// The row's number in insertion order (database-assigned; hashed from format 2 on).
     public var seq: Int64
+    /// The writing transaction's id (format 2).
+    public var transactionID: String?
     /// Database time of the insert, microseconds since 1970-01-01T00:00:00Z.
     public var occurredAtMicros: Int64
     /// The database role that wrote the row.
@@ -23,8 +27,10 @@ public struct AuditEvent: Sendable, Hashable {
     public var requestID: String?
     /// W3C trace id.
     public var traceID: String?
-    /// Where the change came from.
+    /// The database connection's address (`local` for the unix socket).
     public var clientAddress: String?
+    /// The HTTP client's address as the API service saw it (format 2).
+    public var peerAddress: String?
     /// The earlier row this one corrects.
     public var correctsSeq: Int64?
     /// The previous row's hash as stored.
@@ -33,11 +39,15 @@ public struct AuditEvent: Sendable, Hashable {
     public var rowHash: [UInt8]
 
     /// Creates an event.
-    public init(chainSeq: Int64, seq: Int64, occurredAtMicros: Int64, actorRole: String, actor: String, action: String,
-                subject: String, payload: String, requestID: String?, traceID: String?, clientAddress: String?,
-                correctsSeq: Int64?, prevHash: [UInt8], rowHash: [UInt8]) {
+    public init(chainSeq: Int64, format: Int = 2, seq: Int64, transactionID: String? = nil, occurredAtMicros: Int64,
+                actorRole: String, actor: String, action: String, subject: String, payload: String, requestID: String?,
+                traceID: String?, clientAddress: String?, peerAddress: String? = nil, correctsSeq: Int64?,
+                prevHash: [UInt8], rowHash: [UInt8]) {
         self.chainSeq = chainSeq
+        self.format = format
         self.seq = seq
+        self.transactionID = transactionID
+        self.peerAddress = peerAddress
         self.occurredAtMicros = occurredAtMicros
         self.actorRole = actorRole
         self.actor = actor
@@ -56,20 +66,23 @@ public struct AuditEvent: Sendable, Hashable {
     public var occurredAt: Date { Date(timeIntervalSince1970: Double(occurredAtMicros) / 1_000_000) }
 }
 
-/// The chain's encoding and hash, independent of the database's own copy in migration 0002
-/// (`bm.audit_canonical`): a row that PostgreSQL and this code hash differently fails verification.
+/// The chain's encoding and hash, independent of the database's own copy (`bm.audit_canonical2`,
+/// migration 0009; format 1 was migration 0002's): a row that PostgreSQL and this code hash
+/// differently fails verification.
 ///
-/// `row_hash = SHA-256(prev_hash ‖ "bloodmatch-audit/1" ‖ field…)`, each field as a 4-byte
+/// `row_hash = SHA-256(prev_hash ‖ "bloodmatch-audit/2" ‖ field…)`, each field as a 4-byte
 /// big-endian UTF-8 byte length then the bytes, NULL as the length `0xFFFFFFFF` alone; the time is
 /// epoch microseconds in decimal, so no TimeZone, DateStyle or locale setting can change it
-/// (Data/SOURCES.md §S21).
+/// (Data/SOURCES.md §S21). Format 2's fields: chain position, seq, transaction id, time, login
+/// role, actor, action, subject, payload, request id, trace id, connection address, peer address,
+/// corrected seq. Format 1 had no seq, transaction id or peer address.
 public enum AuditChain {
     /// The `prev_hash` of the first row.
     public static let genesis = [UInt8](repeating: 0, count: 32)
 
     /// The canonical bytes of an event (without the previous hash).
     public static func canonical(_ e: AuditEvent) -> [UInt8] {
-        var out = Array("bloodmatch-audit/1".utf8)
+        var out = Array((e.format == 1 ? "bloodmatch-audit/1" : "bloodmatch-audit/2").utf8)
         func field(_ text: String?) {
             guard let text else { out.append(contentsOf: [0xFF, 0xFF, 0xFF, 0xFF]); return }
             let bytes = Array(text.utf8)
@@ -78,6 +91,10 @@ public enum AuditChain {
             out.append(contentsOf: bytes)
         }
         field(String(e.chainSeq))
+        if e.format != 1 {
+            field(String(e.seq))
+            field(e.transactionID)
+        }
         field(String(e.occurredAtMicros))
         field(e.actorRole)
         field(e.actor)
@@ -87,6 +104,7 @@ public enum AuditChain {
         field(e.requestID)
         field(e.traceID)
         field(e.clientAddress)
+        if e.format != 1 { field(e.peerAddress) }
         field(e.correctsSeq.map { String($0) })
         return out
     }
@@ -116,6 +134,14 @@ public struct AuditChainProblem: Sendable, Hashable, CustomStringConvertible {
         case checkpointMismatch = "checkpoint_mismatch"
         /// An exported checkpoint names a position the chain no longer reaches: rows were removed.
         case checkpointBeyondChain = "checkpoint_beyond_chain"
+        /// A chain entry points at an event row that is gone: the row was deleted.
+        case eventMissing = "event_missing"
+        /// An event row is in no chain entry although it should be: older than the sealing bound,
+        /// or from before the sealer's horizon (inserted around the sealer, or its entry deleted).
+        case unchainedRow = "unchained_row"
+        /// A covered record's fields differ from the last event that wrote it, or a covered row has
+        /// no event at all, or an event names a row that is gone.
+        case recordMismatch = "record_mismatch"
     }
 
     /// The kind.
@@ -187,6 +213,14 @@ public struct AuditChainVerifier: Sendable {
     public init(start: (chainSeq: Int64, hash: [UInt8])? = nil, checkpoints: [AuditCheckpoint] = []) {
         last = start
         self.checkpoints = Dictionary(checkpoints.map { ($0.chainSeq, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Records that the chain entry at `chainSeq` points at event `seq`, which no longer exists.
+    public mutating func missingEvent(chainSeq: Int64, seq: Int64) {
+        guard problem == nil else { return }
+        problem = AuditChainProblem(
+            kind: .eventMissing, chainSeq: chainSeq, seq: seq,
+            detail: "the chain entry at position \(chainSeq) names event seq \(seq), which is not in bm.event_log: the event was deleted")
     }
 
     /// Checks the next row; returns false once a problem has been found.

@@ -128,7 +128,7 @@ public struct PostgresAPIKeyStore: Sendable {
         let payload = try jsonText(["key_id": keyID, "hospital": hospital, "label": label,
                                     "expires_at": ISO8601DateFormatter().string(from: expiresAt)])
         let created: Date = try await unwrap {
-            try await database.client.withTransaction(logger: logger) { conn in
+            try await database.withTransaction { conn in
                 let kinds = try await conn.query("SELECT kind FROM sites WHERE site_id = \(hospital)", logger: logger).decode((String,).self)
                 var kind: String?
                 for try await (k,) in kinds { kind = k }
@@ -156,7 +156,7 @@ public struct PostgresAPIKeyStore: Sendable {
     public func revoke(keyID: String, revokedBy: String, reason: String) async throws -> APIKeyRecord {
         let logger = database.logger
         return try await unwrap {
-            try await database.client.withTransaction(logger: logger) { conn in
+            try await database.withTransaction { conn in
                 guard let record = try await Self.fetch(conn, keyID: keyID, logger: logger) else {
                     throw APIKeyError(value: keyID, reason: "no such key")
                 }

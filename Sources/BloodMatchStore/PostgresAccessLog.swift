@@ -40,14 +40,16 @@ public struct PostgresAccessLog: Sendable {
     public func append(_ records: [AccessRecord]) async throws {
         try await database.observe("access_log.append") {
             guard !records.isEmpty else { return }
-            let actors = records.map(\.actor)
+            // The same actor form as every other event the service writes (the database accepts
+            // nothing else from the service's login).
+            let actors = records.map { $0.actor == "anonymous" || $0.actor.hasPrefix("hospital:") ? $0.actor : "hospital:" + $0.actor }
             let subjects = records.map(\.subject)
             let payloads = records.map(\.payloadJSON)
             let requestIDs = records.map(\.requestID)
             let traceIDs = records.map { $0.traceID ?? "" }
             let addresses = records.map { $0.clientAddress ?? "" }
             try await database.client.query("""
-                INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, client_addr)
+                INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, peer_addr)
                 SELECT a, 'api.request', s, p::jsonb, r, NULLIF(t, ''), NULLIF(c, '')
                 FROM unnest(\(actors)::text[], \(subjects)::text[], \(payloads)::text[], \(requestIDs)::text[],
                             \(traceIDs)::text[], \(addresses)::text[]) AS x(a, s, p, r, t, c)

@@ -18,19 +18,71 @@ public struct AuditVerificationReport: Sendable {
     public var checkpointsGiven: Int
     /// Checkpoints that matched.
     public var checkpointsMatched: Int
-    /// The first problem, if any.
+    /// The first problem of the chain itself, if any.
     public var problem: AuditChainProblem?
+    /// Committed events not yet sealed into the chain (the tail the sealer has still to reach).
+    public var unchainedRows: Int = 0
+    /// Age of the oldest of them, seconds (database clock).
+    public var oldestUnchainedSeconds: Double?
+    /// Covered records whose fields differ from the chain (first `recordLimit`).
+    public var recordMismatches: [AuditRecordMismatch] = []
+    /// Covered rows compared with the chain.
+    public var recordsChecked: Int = 0
     /// Wall time of the verification.
     public var seconds: Double
+    /// Of which the record comparison.
+    public var recordSeconds: Double = 0
 
     /// True when nothing is wrong.
-    public var isIntact: Bool { problem == nil }
+    public var isIntact: Bool { problem == nil && recordMismatches.isEmpty }
 }
 
-/// A new event to append. The chain, the database clock and the writing role are filled in by the
-/// database (migration 0002); callers supply what happened.
+/// One covered record that does not match the event that last wrote it.
+public struct AuditRecordMismatch: Sendable, Hashable, CustomStringConvertible {
+    /// The table, e.g. `distributions`.
+    public var table: String
+    /// The row's primary key values joined by `/`.
+    public var key: String
+    /// The field (column) that differs, or `(row)` when the whole row is missing or has no event.
+    public var field: String
+    /// The value the chain holds (values over 64 characters as `sha256:<hex>`), nil when none.
+    public var expected: String?
+    /// The value the row holds now, nil when none.
+    public var actual: String?
+    /// The event that last wrote the row, when there is one.
+    public var eventSeq: Int64?
+
+    /// Creates a mismatch.
+    public init(table: String, key: String, field: String, expected: String?, actual: String?, eventSeq: Int64?) {
+        self.table = table
+        self.key = key
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+        self.eventSeq = eventSeq
+    }
+
+    /// What kind of damage: `field_changed`, `row_not_in_chain` or `row_deleted`.
+    public var kind: String {
+        if field != "(row)" { return "field_changed" }
+        return eventSeq == nil ? "row_not_in_chain" : "row_deleted"
+    }
+
+    public var description: String {
+        switch kind {
+        case "row_not_in_chain": "\(table) row \(key): row_not_in_chain: no event ever recorded this row"
+        case "row_deleted": "\(table) row \(key): row_deleted: event seq \(eventSeq ?? 0) recorded it, the table no longer has it"
+        default: "\(table) row \(key): field \(field) changed: the chain (event seq \(eventSeq ?? 0)) has \(expected.map { "'\($0)'" } ?? "null"), the row has \(actual.map { "'\($0)'" } ?? "null")"
+        }
+    }
+}
+
+/// A new event to append. Its number, the database clock, the login, the connection address and
+/// the acting identity are set by the database (migration 0009), whatever is sent; the chain link
+/// is added when the row is sealed. Callers supply what happened.
 public struct NewAuditEvent: Sendable {
-    /// Operator, job, or `hospital:<id>`.
+    /// Who the writer says acted: honoured only for the API service speaking for a hospital
+    /// (`hospital:<id>` or `anonymous`); an operator or job login is always recorded as itself.
     public var actor: String
     /// What happened.
     public var action: String
@@ -42,7 +94,7 @@ public struct NewAuditEvent: Sendable {
     public var requestID: String?
     /// W3C trace id.
     public var traceID: String?
-    /// Where the request came from, if not this connection.
+    /// The HTTP client's address (kept only when the API service writes it; stored as `peer_addr`).
     public var clientAddress: String?
     /// The event this one corrects.
     public var correctsSeq: Int64?
@@ -69,22 +121,51 @@ public struct PostgresAuditLog: Sendable {
     /// Creates the log.
     public init(database: Database) { self.database = database }
 
+    /// The event columns after the chain's (`c.chain_seq, c.format` first), for `FROM bm.event_log e`
+    /// joined with `bm.event_chain c`.
     static let columns = """
-        chain_seq, seq, (extract(epoch FROM occurred_at) * 1000000)::bigint, actor_role, actor, action, subject,
-        payload::text, request_id, trace_id, client_addr, corrects_seq, prev_hash, row_hash
+        coalesce(c.chain_seq, 0), coalesce(c.format, 2)::int, e.seq, e.xid::text, (extract(epoch FROM e.occurred_at) * 1000000)::bigint,
+        e.actor_role, e.actor, e.action, e.subject, e.payload::text, e.request_id, e.trace_id, e.client_addr, e.peer_addr,
+        e.corrects_seq, coalesce(c.prev_hash, ''::bytea), coalesce(c.row_hash, ''::bytea)
         """
 
-    /// Appends one event on `conn` (inside the caller's transaction); returns its chain position.
+    /// Appends one event on `conn` (inside the caller's transaction); returns its `seq` (its chain
+    /// position is given when it is sealed).
     @discardableResult
     public static func append(_ event: NewAuditEvent, on conn: PostgresConnection, logger: Logger) async throws -> Int64 {
         var position: Int64 = 0
-        for try await (chainSeq,) in try await conn.query("""
-            INSERT INTO bm.event_log (actor, action, subject, payload, request_id, trace_id, client_addr, corrects_seq)
+        for try await (seq,) in try await conn.query("""
+            INSERT INTO bm.event_log (actor, action, subject, payload, request_id, trace_id, peer_addr, corrects_seq)
             VALUES (\(event.actor), \(event.action), \(event.subject), \(event.payloadJSON)::jsonb, \(event.requestID),
               \(event.traceID), \(event.clientAddress), \(event.correctsSeq))
-            RETURNING chain_seq
-            """, logger: logger).decode((Int64,).self) { position = chainSeq }
+            RETURNING seq
+            """, logger: logger).decode((Int64,).self) { position = seq }
         return position
+    }
+
+    /// Seals committed events into the chain until none are waiting (at most `rounds` passes of
+    /// `batch` rows); returns how many were sealed and the head position. A concurrent sealer makes
+    /// this return early: its pass covers the same rows. Throws `AuditHeadMismatchError` when the
+    /// database refuses to extend a chain whose head is not its last entry.
+    @discardableResult
+    public func seal(batch: Int = 50_000, rounds: Int = 100) async throws -> (sealed: Int, head: Int64) {
+        var total = 0
+        var head: Int64 = 0
+        for _ in 0..<max(1, rounds) {
+            var more = false
+            for try await (n, h, waiting) in try await database.client.query(
+                "SELECT sealed, head_chain_seq, more_waiting FROM bm.audit_seal(\(batch)::int)",
+                logger: database.logger).decode((Int, Int64, Bool).self) {
+                if n < 0 {
+                    throw AuditHeadMismatchError(detail: "the audit head (position \(h)) is not the last chain entry: sealing stopped; run `bloodmatch audit verify`")
+                }
+                total += n
+                head = h
+                more = waiting && n > 0
+            }
+            if !more { break }
+        }
+        return (total, head)
     }
 
     /// Appends one event in a transaction of its own.
@@ -96,23 +177,25 @@ public struct PostgresAuditLog: Sendable {
 
     /// Events about a subject (exact) or any of several subjects, in chain order.
     public func events(subjects: [String]) async throws -> [AuditEvent] {
-        try await fetch(where: "subject = ANY($1::text[])", bind: subjects)
+        try await fetch(where: "e.subject = ANY($1::text[])", bind: subjects)
     }
 
     /// The event at a chain position.
     public func event(chainSeq: Int64) async throws -> AuditEvent? {
-        try await fetch(where: "chain_seq = $1", bind: chainSeq).first
+        try await fetch(where: "c.chain_seq = $1", bind: chainSeq).first
     }
 
     /// Events whose payload mentions a DIN anywhere (decisions, reservations, issues), in chain order.
     public func events(mentioning din: String) async throws -> [AuditEvent] {
-        try await fetch(where: "payload::text LIKE '%' || $1 || '%'", bind: din)
+        try await fetch(where: "e.action <> 'record.written' AND e.payload::text LIKE '%' || $1 || '%'", bind: din)
     }
 
     private func fetch<B: PostgresEncodable & Sendable>(where condition: String, bind: B) async throws -> [AuditEvent] {
         var binds = PostgresBindings()
         try binds.append(bind)
-        let query = PostgresQuery(unsafeSQL: "SELECT \(Self.columns) FROM bm.event_log WHERE \(condition) ORDER BY chain_seq", binds: binds)
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT \(Self.columns) FROM bm.event_log e LEFT JOIN bm.event_chain c ON c.seq = e.seq WHERE \(condition) ORDER BY e.seq",
+            binds: binds)
         var out: [AuditEvent] = []
         for try await row in try await database.client.query(query, logger: database.logger).decode(Row.self) {
             out.append(Self.event(row))
@@ -120,12 +203,13 @@ public struct PostgresAuditLog: Sendable {
         return out
     }
 
-    typealias Row = (Int64, Int64, Int64, String, String, String, String, String, String?, String?, String?, Int64?, ByteBuffer, ByteBuffer)
+    typealias Row = (Int64, Int, Int64, String?, Int64, String, String, String, String, String, String?, String?, String?, String?,
+                     Int64?, ByteBuffer, ByteBuffer)
 
     static func event(_ r: Row) -> AuditEvent {
-        AuditEvent(chainSeq: r.0, seq: r.1, occurredAtMicros: r.2, actorRole: r.3, actor: r.4, action: r.5, subject: r.6,
-                   payload: r.7, requestID: r.8, traceID: r.9, clientAddress: r.10, correctsSeq: r.11,
-                   prevHash: Array(r.12.readableBytesView), rowHash: Array(r.13.readableBytesView))
+        AuditEvent(chainSeq: r.0, format: r.1, seq: r.2, transactionID: r.3, occurredAtMicros: r.4, actorRole: r.5, actor: r.6,
+                   action: r.7, subject: r.8, payload: r.9, requestID: r.10, traceID: r.11, clientAddress: r.12, peerAddress: r.13,
+                   correctsSeq: r.14, prevHash: Array(r.15.readableBytesView), rowHash: Array(r.16.readableBytesView))
     }
 
     /// The head as the database keeps it.
@@ -136,98 +220,6 @@ public struct PostgresAuditLog: Sendable {
             head = (seq, Array(hash.readableBytesView))
         }
         return head
-    }
-
-    /// Recomputes the chain from `fromChainSeq` (1 = the beginning) to the head, in one read-only
-    /// snapshot, checking every link, every hash, the head, and the given checkpoints.
-    ///
-    /// Starting later than 1 trusts the stored hash of the row before the start; a checkpoint at
-    /// or before the start makes that trust explicit (its hash must match).
-    public func verify(fromChainSeq: Int64 = 1, checkpoints: [AuditCheckpoint] = []) async throws -> AuditVerificationReport {
-        let clock = ContinuousClock.now
-        let logger = database.logger
-        let from = max(1, fromChainSeq)
-        return try await database.client.withConnection { conn in
-            try await database.transaction(on: conn) { conn in
-                _ = try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger).collect()
-                var start: (chainSeq: Int64, hash: [UInt8])?
-                if from > 1 {
-                    for try await (seq, hash) in try await conn.query(
-                        "SELECT chain_seq, row_hash FROM bm.event_log WHERE chain_seq = \(from - 1)",
-                        logger: logger).decode((Int64, ByteBuffer).self) {
-                        start = (seq, Array(hash.readableBytesView))
-                    }
-                    if start == nil { start = (from - 1, AuditChain.genesis) }
-                }
-                var verifier = AuditChainVerifier(start: start, checkpoints: checkpoints)
-                var first: Int64?
-                let rows = try await conn.query(PostgresQuery(
-                    unsafeSQL: "SELECT \(Self.columns) FROM bm.event_log WHERE chain_seq >= \(from) ORDER BY chain_seq"),
-                    logger: logger)
-                for try await row in rows.decode(Row.self) {
-                    if first == nil { first = row.0 }
-                    if !verifier.check(Self.event(row)) { break }
-                }
-                var head: (chainSeq: Int64, hash: [UInt8]) = (0, AuditChain.genesis)
-                for try await (seq, hash) in try await conn.query(
-                    "SELECT chain_seq, row_hash FROM bm.audit_head", logger: logger).decode((Int64, ByteBuffer).self) {
-                    head = (seq, Array(hash.readableBytesView))
-                }
-                if verifier.problem == nil { verifier.finish(head: head) }
-                let elapsed = ContinuousClock.now - clock
-                return AuditVerificationReport(
-                    rowsChecked: verifier.rowsChecked, firstChainSeq: first, lastChainSeq: verifier.last?.chainSeq,
-                    headChainSeq: head.chainSeq, headHash: hex(head.hash), checkpointsGiven: checkpoints.count,
-                    checkpointsMatched: verifier.checkpointsMatched, problem: verifier.problem,
-                    seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-            }
-        }
-    }
-
-    /// The current head as a checkpoint to export, after checking that it is the last row's hash;
-    /// the export itself is also recorded as an event (so the next checkpoint covers it).
-    public func checkpoint(actor: String) async throws -> AuditCheckpoint {
-        let logger = database.logger
-        return try await database.withTransaction { conn in
-            var systemID = ""
-            for try await (id,) in try await conn.query(
-                "SELECT system_identifier::text FROM pg_control_system()", logger: logger).decode((String,).self) { systemID = id }
-            var head: (Int64, [UInt8], Date)?
-            for try await (seq, hash, at) in try await conn.query("""
-                SELECT e.chain_seq, e.row_hash, now() FROM bm.event_log e JOIN bm.audit_head h
-                  ON h.chain_seq = e.chain_seq AND h.row_hash = e.row_hash
-                """, logger: logger).decode((Int64, ByteBuffer, Date).self) {
-                head = (seq, Array(hash.readableBytesView), at)
-            }
-            guard let head else {
-                throw AuditHeadMismatchError(detail: "the head of bm.audit_head is not the hash of any row; run `bloodmatch audit verify`")
-            }
-            let checkpoint = AuditCheckpoint(chainSeq: head.0, rowHash: hex(head.1), takenAt: iso(head.2),
-                                             databaseSystemIdentifier: systemID)
-            try await Self.append(NewAuditEvent(
-                actor: actor, action: "audit.checkpoint", subject: "audit:chain",
-                payloadJSON: #"{"chain_seq":\#(checkpoint.chainSeq),"row_hash":"\#(checkpoint.rowHash)"}"#), on: conn, logger: logger)
-            return checkpoint
-        }
-    }
-}
-
-/// The database's head does not point at a row: the chain was damaged at its end.
-public struct AuditHeadMismatchError: Error, Sendable, CustomStringConvertible {
-    /// What was seen.
-    public var detail: String
-    public var description: String { detail }
-}
-
-extension PostgresAuditLog {
-    /// Streams events with chain positions in `[from, to]` (optionally one subject) to `body`, in chain order.
-    public func export(from: Int64, to: Int64, subject: String?, _ body: (AuditEvent) throws -> Void) async throws {
-        let rows = try await database.client.query("""
-            SELECT \(unescaped: Self.columns) FROM bm.event_log
-            WHERE chain_seq BETWEEN \(from) AND \(to) AND (\(subject)::text IS NULL OR subject = \(subject))
-            ORDER BY chain_seq
-            """, logger: database.logger)
-        for try await row in rows.decode(Row.self) { try body(Self.event(row)) }
     }
 }
 
@@ -243,7 +235,7 @@ extension PostgresAuditLog {
             _ = try await conn.query("SELECT pg_advisory_xact_lock(hashtext(\(subject)))", logger: logger).collect()
             var previous: String?
             for try await (sha,) in try await conn.query("""
-                SELECT payload->>'sha256' FROM bm.event_log WHERE subject = \(subject) ORDER BY chain_seq DESC LIMIT 1
+                SELECT payload->>'sha256' FROM bm.event_log WHERE subject = \(subject) ORDER BY seq DESC LIMIT 1
                 """, logger: logger).decode((String?,).self) { previous = sha }
             guard previous != sha256 else { return false }
             let payload = #"{"path":\#(jsonString(path)),"sha256":"\#(sha256)","version":\#(version.map(jsonString) ?? "null"),"previous_sha256":\#(previous.map(jsonString) ?? "null")}"#
@@ -258,9 +250,12 @@ extension PostgresAuditLog {
     /// Records a verification's result as an `audit.verified` event (what the metrics and the
     /// "audit verification failed" alert read).
     public func recordVerification(_ report: AuditVerificationReport, actor: String) async throws {
-        var payload = #"{"intact":\#(report.isIntact),"rows_checked":\#(report.rowsChecked),"head_chain_seq":\#(report.headChainSeq),"checkpoints_matched":\#(report.checkpointsMatched)"#
+        var payload = #"{"intact":\#(report.isIntact),"rows_checked":\#(report.rowsChecked),"head_chain_seq":\#(report.headChainSeq),"checkpoints_matched":\#(report.checkpointsMatched),"unchained_rows":\#(report.unchainedRows),"records_checked":\#(report.recordsChecked),"record_mismatches":\#(report.recordMismatches.count)"#
         if let p = report.problem {
             payload += #","problem":{"kind":"\#(p.kind.rawValue)","chain_seq":\#(p.chainSeq),"detail":\#(jsonString(p.detail))}"#
+        }
+        if let m = report.recordMismatches.first {
+            payload += #","first_record_mismatch":{"table":\#(jsonString(m.table)),"key":\#(jsonString(m.key)),"field":\#(jsonString(m.field)),"kind":"\#(m.kind)"}"#
         }
         payload += "}"
         try await append(NewAuditEvent(actor: actor, action: "audit.verified", subject: "audit:chain", payloadJSON: payload))

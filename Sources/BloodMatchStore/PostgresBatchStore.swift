@@ -109,6 +109,9 @@ public struct PostgresBatchStore: Sendable {
                     for try await (ok,) in try await conn.query("SELECT pg_try_advisory_xact_lock(hashtext('bloodmatch.batch.record'))",
                                                                 logger: logger).decode((Bool,).self) { locked = ok }
                     guard locked else { throw BatchBusyError() }
+                    // Every event of the run carries the command's request id (else the run key).
+                    _ = try await conn.query("SELECT set_config('bm.request_id', \(AuditContext.requestID ?? runKey), true)",
+                                             logger: logger).collect()
                     for try await (existing,) in try await conn.query("SELECT run_id FROM batch_runs WHERE run_key = \(runKey)",
                                                                       logger: logger).decode((UUID,).self) {
                         return .alreadyRun(runID: existing)
@@ -180,6 +183,20 @@ public struct PostgresBatchStore: Sendable {
                               \(a.map(\.hospitalID))::text[], \(a.map(\.costMinutes))::float8[], \(a.map(\.rationale))::text[])
                               AS x(no, order_id, din, code, centre, hospital, cost, rationale)
                             """, logger: logger)
+                        // The same hold event as any other hold, naming the run, the shipment and the
+                        // order each unit is for, so a unit's trace shows the allocation and the hold.
+                        try await conn.query("""
+                            INSERT INTO event_log (actor, action, subject, payload)
+                            SELECT \(operatorName), 'reservation.made', 'reservation:' || r.reservation_id,
+                              jsonb_build_object('reservation_id', r.reservation_id, 'source', 'batch', 'hospital', r.hospital,
+                                'batch_run_id', r.batch_run_id, 'run_key', \(runKey)::text, 'shipment_no', s.shipment_no, 'centre', s.centre,
+                                'hold_seconds', round(extract(epoch FROM r.held_until - r.created_at))::bigint,
+                                'units', (SELECT jsonb_agg(jsonb_build_object('din', a.din, 'product_code', a.product_code,
+                                            'order_id', a.order_id) ORDER BY a.din, a.product_code)
+                                          FROM batch_allocations a WHERE a.run_id = s.run_id AND a.shipment_no = s.shipment_no))
+                            FROM batch_shipments s JOIN reservations r ON r.reservation_id = s.reservation_id
+                            WHERE s.run_id = \(run)::uuid ORDER BY s.shipment_no
+                            """, logger: logger)
                     }
                     let o = plan.outcomes
                     if !o.isEmpty {
@@ -201,7 +218,10 @@ public struct PostgresBatchStore: Sendable {
                             SELECT \(operatorName), CASE WHEN x.allocated > 0 THEN 'order.allocated' ELSE 'order.unfillable' END,
                               'order:' || x.id,
                               jsonb_build_object('run_id', \(run)::text, 'status', x.status, 'allocated', x.allocated,
-                                'quantity', x.quantity, 'reason', NULLIF(x.reason, ''))
+                                'quantity', x.quantity, 'reason', NULLIF(x.reason, ''),
+                                'units', coalesce((SELECT jsonb_agg(jsonb_build_object('din', a.din, 'product_code', a.product_code,
+                                           'centre', a.centre, 'shipment_no', a.shipment_no) ORDER BY a.din, a.product_code)
+                                         FROM batch_allocations a WHERE a.run_id = \(run)::uuid AND a.order_id = x.id), '[]'::jsonb))
                             FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map(\.quantity))::int[],
                               \(o.map(\.allocated))::int[], \(o.map { $0.reason ?? "" })::text[]) AS x(id, status, quantity, allocated, reason)
                             """, logger: logger)

@@ -161,7 +161,8 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
           INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
             policy_version, index_version, evaluated_at, trace_id)
           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11)
-          RETURNING decision_id, recorded_at
+          -- The request id of the statement's transaction, for the record events its triggers write.
+          RETURNING decision_id, recorded_at, set_config('bm.request_id', $2, true) AS request_setting
         ), units AS (
           INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason, product_code)
           SELECT d.decision_id, x.* FROM d, unnest($12::int[], $13::text[], $14::text[], $15::bool[], $16::text[], $19::text[]) AS x

@@ -92,6 +92,10 @@ public struct DomainHealth: Sendable {
     public var newestSnapshotLoadedAt: Double?
     /// The latest batch allocation run, if any.
     public var latestBatch: BatchRunSummary?
+    /// Committed events the sealer has not yet chained.
+    public var auditUnsealedEvents: Int = 0
+    /// Age of the oldest of them, seconds (0 when none).
+    public var auditOldestUnsealedSeconds: Double = 0
 
     /// Centres whose data is older than their expected interval.
     public var staleCentres: [Centre] { centres.filter(\.isStale) }
@@ -110,8 +114,7 @@ public struct PostgresHealthReader: Sendable {
         try await database.observe("health.read") {
             let logger = database.logger
             return try await database.client.withConnection { conn in
-                try await database.transaction(on: conn) { conn in
-                    _ = try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger).collect()
+                try await database.transaction(on: conn, readOnlySnapshot: true) { conn in
                     var now = 0.0
                     for try await (t,) in try await conn.query("SELECT extract(epoch FROM now())::float8", logger: logger).decode((Double,).self) { now = t }
                     var centres: [DomainHealth.Centre] = []
@@ -142,15 +145,21 @@ public struct PostgresHealthReader: Sendable {
                         """, logger: logger).decode((Int, Int).self) { (held, expired) = (h, e) }
                     var head: Int64 = 0
                     for try await (seq,) in try await conn.query("SELECT chain_seq FROM audit_head", logger: logger).decode((Int64,).self) { head = seq }
+                    var unsealed = (0, 0.0)
+                    for try await (n, age) in try await conn.query("""
+                        SELECT count(*)::int, coalesce(extract(epoch FROM clock_timestamp() - min(e.occurred_at)), 0)::float8
+                        FROM event_log e CROSS JOIN audit_head h
+                        WHERE e.xid >= h.floor_xid AND NOT EXISTS (SELECT 1 FROM event_chain c WHERE c.seq = e.seq)
+                        """, logger: logger).decode((Int, Double).self) { unsealed = (n, age) }
                     var checkpointAt: Double?
                     for try await (t,) in try await conn.query("""
                         SELECT extract(epoch FROM occurred_at)::float8 FROM event_log WHERE action = 'audit.checkpoint'
-                        ORDER BY chain_seq DESC LIMIT 1
+                        ORDER BY seq DESC LIMIT 1
                         """, logger: logger).decode((Double?,).self) { checkpointAt = t }
                     var verification: (Bool, Double)?
                     for try await (ok, t) in try await conn.query("""
                         SELECT (payload->>'intact')::boolean, extract(epoch FROM occurred_at)::float8 FROM event_log
-                        WHERE action = 'audit.verified' ORDER BY chain_seq DESC LIMIT 1
+                        WHERE action = 'audit.verified' ORDER BY seq DESC LIMIT 1
                         """, logger: logger).decode((Bool, Double).self) { verification = (ok, t) }
                     var newest: Double?
                     for try await (t,) in try await conn.query(
@@ -178,7 +187,8 @@ public struct PostgresHealthReader: Sendable {
                 return DomainHealth(databaseTime: now, centres: centres, centresWithoutData: without, activeHeldUnits: held,
                                     expiredHeldUnitsLastHour: expired, auditHeadChainSeq: head, lastCheckpointAt: checkpointAt,
                                     lastVerificationIntact: verification?.0, lastVerificationAt: verification?.1,
-                                    newestSnapshotLoadedAt: newest, latestBatch: batch)
+                                    newestSnapshotLoadedAt: newest, latestBatch: batch, auditUnsealedEvents: unsealed.0,
+                                    auditOldestUnsealedSeconds: unsealed.1)
                 }
             }
         }

@@ -95,7 +95,7 @@ public struct PostgresOrderStore: Sendable {
             throw OrderStoreError.unknownHospital(orderID: bad.orderID, hospital: bad.hospitalID)
         }
         do {
-            try await database.client.withTransaction(logger: logger) { conn in
+            try await database.withTransaction { conn in
                 try await conn.query("""
                     INSERT INTO orders (order_id, hospital, component, abo, rhd, context, quantity, requirements, max_age_days,
                       urgency, needed_by, placed_by, source)
@@ -175,7 +175,7 @@ public struct PostgresOrderStore: Sendable {
     /// Cancels a pending order; false when it is not pending (or not found). Logs `order.cancelled`.
     public func cancel(orderID: String, actor: String, reason: String) async throws -> Bool {
         let logger = database.logger
-        return try await database.client.withTransaction(logger: logger) { conn in
+        return try await database.withTransaction { conn in
             var changed = false
             for try await (_,) in try await conn.query("""
                 UPDATE orders SET status = 'cancelled', status_reason = \(reason), updated_at = clock_timestamp()

@@ -147,9 +147,9 @@ public struct PostgresUnitTrace: Sendable {
             + ["unit:" + din] + codes.map { "unit:" + UnitKey(din: din, productCode: $0).description }
         let audit = PostgresAuditLog(database: database)
         var events = try await audit.events(subjects: subjects)
-        let seen = Set(events.map(\.chainSeq))
-        events += try await audit.events(mentioning: din).filter { !seen.contains($0.chainSeq) }
-        events.sort { $0.chainSeq < $1.chainSeq }
+        let seen = Set(events.map(\.seq))
+        events += try await audit.events(mentioning: din).filter { !seen.contains($0.seq) }
+        events.sort { $0.seq < $1.seq }
         return UnitTrace(din: din, productCode: productCode, productCodes: codes, movements: movements, decisions: decisions,
                          holds: holds, distributions: distributions, fates: fates,
                          conflicts: conflicts.map { (productCode: $0.0, centre: $0.1, otherCentre: $0.2, detectedAt: $0.3) }, events: events)

@@ -2,6 +2,14 @@ import Foundation
 import Logging
 import PostgresNIO
 
+/// The request a unit of work belongs to, for the event log: set once at the edge (a CLI
+/// command, an HTTP request) and written to the transaction's `bm.request_id` setting, which the
+/// event log's trigger copies onto every event that does not carry its own.
+public enum AuditContext {
+    /// The current request id.
+    @TaskLocal public static var requestID: String?
+}
+
 extension Database {
     /// Leases a connection and runs `body` in a transaction on it (see `transaction(on:…)`).
     public func withTransaction<T: Sendable>(
@@ -13,7 +21,8 @@ extension Database {
         }
     }
 
-    /// BEGIN, `body`, COMMIT on one connection; ROLLBACK when `body` throws.
+    /// BEGIN, `body`, COMMIT on one connection; ROLLBACK when `body` throws. `readOnlySnapshot`
+    /// makes it one read-only REPEATABLE READ snapshot.
     ///
     /// Used instead of PostgresNIO's `withTransaction`, which (in 1.33) sends ROLLBACK even when the
     /// server has closed the session, for example `pg_terminate_backend` during COPY: a statement
@@ -24,12 +33,17 @@ extension Database {
     /// `isExpectedRollback` says the error was the caller's own decision to roll back.
     public func transaction<T>(
         on conn: PostgresConnection, isolation: isolated (any Actor)? = #isolation,
+        readOnlySnapshot: Bool = false,
         isExpectedRollback: (any Error) -> Bool = { _ in false },
         _ body: (PostgresConnection) async throws -> sending T
     ) async throws -> sending T {
-        try await control(conn, "BEGIN")
+        try await control(conn, readOnlySnapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" : "BEGIN")
         let value: T
         do {
+            if let requestID = AuditContext.requestID {
+                // Every event of the transaction (record events from triggers too) carries it.
+                _ = try await conn.query("SELECT set_config('bm.request_id', \(requestID), true)", logger: logger).collect()
+            }
             value = try await body(conn)
         } catch {
             if !conn.isClosed { try? await control(conn, "ROLLBACK") }

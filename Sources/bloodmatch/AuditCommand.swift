@@ -6,7 +6,39 @@ import Foundation
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit", abstract: "Verify, anchor and export the tamper-evident event log.",
-        subcommands: [Verify.self, Checkpoint.self, Export.self, Correct.self])
+        subcommands: [Verify.self, Seal.self, Checkpoint.self, Export.self, Correct.self])
+
+    /// Where the checkpoint job writes and `verify` reads by default (meant to be a mount that the
+    /// database host cannot write).
+    static var defaultCheckpointDir: String {
+        ProcessInfo.processInfo.environment["BLOODMATCH_AUDIT_CHECKPOINT_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "var/audit/checkpoints"
+    }
+
+    struct Seal: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Chain the committed events not yet sealed (the service does this every 250 ms; cron every minute).")
+        @Flag(help: "Keep sealing every --interval until stopped.") var follow = false
+        @Option(help: "Seconds between passes with --follow.") var interval: Double = 0.25
+
+        func run() async throws {
+            let logger = makeLogger("bloodmatch.audit")
+            try await runReportingFailures(logger: logger) {
+                let config = try Environment.current.database(role: .app)
+                let (keepGoing, pause) = (follow, interval)
+                try await Database.with(config, logger: logger) { db in
+                    let log = PostgresAuditLog(database: db)
+                    repeat {
+                        let (sealed, head) = try await log.seal()
+                        if sealed > 0 || !keepGoing {
+                            logger.info("audit events sealed", metadata: ["sealed": "\(sealed)", "head_chain_seq": "\(head)"])
+                        }
+                        if !keepGoing { print("sealed \(sealed) events; head is position \(head)") }
+                        if keepGoing { try await Task.sleep(for: .milliseconds(Int(pause * 1000))) }
+                    } while keepGoing
+                }
+            }
+        }
+    }
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -15,25 +47,31 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "Start at this chain position (trusts the row before it unless a checkpoint covers it).") var from: Int64 = 1
         @Option(name: .customLong("checkpoint"), help: "A checkpoint file exported by `audit checkpoint` (repeatable).")
         var checkpoints: [String] = []
-        @Option(help: "Also every checkpoint file (*.json) in this folder.") var checkpointDir: String?
+        @Option(help: "Also every checkpoint file (*.json) in this folder (default: BLOODMATCH_AUDIT_CHECKPOINT_DIR or var/audit/checkpoints, when it exists).")
+        var checkpointDir: String?
+        @Flag(help: "Verify from the newest checkpoint on (its hash must match) instead of from the beginning.") var sinceCheckpoint = false
+        @Option(help: "Fail when a committed event has waited longer than this to be sealed.") var maxUnsealedSeconds: Double = 60
+        @Flag(help: "Do not seal the committed tail first.") var noSeal = false
         @Flag(help: "Print the report as JSON.") var json = false
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.audit")
             try await runReportingFailures(logger: logger) {
-                let marks = try readCheckpoints(checkpoints + checkpointFiles(in: checkpointDir))
+                let marks = try readCheckpoints(checkpoints + checkpointFiles(in: checkpointDir ?? AuditCommand.defaultCheckpointDir))
                 let config = try Environment.current.database(role: .app)
-                let start = from
+                let start = sinceCheckpoint ? (marks.map(\.chainSeq).max() ?? from) : from
+                let (bound, seal) = (maxUnsealedSeconds, !noSeal)
                 let report = try await Database.with(config, logger: logger) { db in
                     let log = PostgresAuditLog(database: db)
-                    let report = try await log.verify(fromChainSeq: start, checkpoints: marks)
+                    let report = try await log.verify(fromChainSeq: start, checkpoints: marks, sealFirst: seal, maxUnchainedSeconds: bound)
                     try await log.recordVerification(report, actor: operatorName())
                     return report
                 }
                 var fields: [String: String] = [
                     "rows_checked": "\(report.rowsChecked)", "head_chain_seq": "\(report.headChainSeq)",
                     "head_hash": report.headHash, "checkpoints_matched": "\(report.checkpointsMatched)",
-                    "seconds": String(format: "%.3f", report.seconds),
+                    "seconds": String(format: "%.3f", report.seconds), "unsealed_events": "\(report.unchainedRows)",
+                    "records_checked": "\(report.recordsChecked)", "record_mismatches": "\(report.recordMismatches.count)",
                 ]
                 if json {
                     var object: [String: Any] = [
@@ -44,19 +82,34 @@ struct AuditCommand: AsyncParsableCommand {
                     if let p = report.problem {
                         object["problem"] = ["kind": p.kind.rawValue, "chain_seq": p.chainSeq, "seq": p.seq as Any, "detail": p.detail]
                     }
+                    object["unsealed_events"] = report.unchainedRows
+                    object["records_checked"] = report.recordsChecked
+                    object["record_mismatches"] = report.recordMismatches.map {
+                        ["table": $0.table, "key": $0.key, "field": $0.field, "kind": $0.kind, "expected": $0.expected as Any,
+                         "actual": $0.actual as Any, "event_seq": $0.eventSeq as Any]
+                    }
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
                     print(String(decoding: data, as: UTF8.self))
-                } else if let p = report.problem {
-                    print("AUDIT CHAIN BROKEN at chain position \(p.chainSeq)\(p.seq.map { " (event seq \($0))" } ?? ""): \(p.kind.rawValue)")
-                    print("  \(p.detail)")
-                    print("  \(report.rowsChecked) rows before it verified; head is position \(report.headChainSeq)")
                 } else {
-                    print("audit chain intact: \(report.rowsChecked) rows verified (positions \(report.firstChainSeq ?? 0)–\(report.lastChainSeq ?? 0)) in \(String(format: "%.2f", report.seconds)) s")
-                    print("head: position \(report.headChainSeq) hash \(report.headHash)")
-                    print("checkpoints: \(report.checkpointsMatched) of \(report.checkpointsGiven) matched")
+                    if let p = report.problem {
+                        print("AUDIT CHAIN BROKEN at chain position \(p.chainSeq)\(p.seq.map { " (event seq \($0))" } ?? ""): \(p.kind.rawValue)")
+                        print("  \(p.detail)")
+                        print("  \(report.rowsChecked) rows before it verified; head is position \(report.headChainSeq)")
+                    } else {
+                        print("audit chain intact: \(report.rowsChecked) rows verified (positions \(report.firstChainSeq ?? 0)–\(report.lastChainSeq ?? 0)) in \(String(format: "%.2f", report.seconds)) s")
+                        print("head: position \(report.headChainSeq) hash \(report.headHash)")
+                        print("checkpoints: \(report.checkpointsMatched) of \(report.checkpointsGiven) matched")
+                    }
+                    print("unsealed: \(report.unchainedRows) events\(report.oldestUnchainedSeconds.map { String(format: ", oldest %.1f s", $0) } ?? "")")
+                    if report.recordMismatches.isEmpty {
+                        print("records: \(report.recordsChecked) covered rows match the chain (\(String(format: "%.2f", report.recordSeconds)) s)")
+                    } else {
+                        print("RECORDS DO NOT MATCH THE CHAIN: \(report.recordMismatches.count) differences in \(report.recordsChecked) covered rows")
+                        for m in report.recordMismatches { print("  \(m)") }
+                    }
                 }
-                if let p = report.problem {
-                    fields["problem"] = p.description
+                if !report.isIntact {
+                    fields["problem"] = report.problem?.description ?? report.recordMismatches.first?.description ?? "unknown"
                     logger.critical("audit chain verification failed", metadata: fields.mapValues { .string($0) })
                     throw ExitStatus.tamperDetected.exitCode
                 }
@@ -84,8 +137,9 @@ struct AuditCommand: AsyncParsableCommand {
                 let config = try Environment.current.database(role: .app)
                 let (checkpoint, report) = try await Database.with(config, logger: logger) { db in
                     let log = PostgresAuditLog(database: db)
-                    // Never anchor a head that does not verify.
-                    let report = try await log.verify(checkpoints: kept)
+                    // Never anchor a head that does not verify; the part before the newest kept
+                    // checkpoint was verified when that checkpoint was written (and must still match it).
+                    let report = try await log.verify(fromChainSeq: kept.map(\.chainSeq).max() ?? 1, checkpoints: kept)
                     try await log.recordVerification(report, actor: operatorName())
                     guard report.isIntact else { return (AuditCheckpoint?.none, report) }
                     return (try await log.checkpoint(actor: operatorName()), report)
@@ -157,7 +211,7 @@ extension AuditCommand {
                         payloadJSON: #"{"note":\#(jsonText(text)),"corrects_action":\#(jsonText(old.action))}"#, correctsSeq: old.seq))
                 }
                 guard let position else { print("no event at chain position \(chainSeq)"); throw ExitStatus.usage.exitCode }
-                print("correction recorded at chain position \(position), pointing at position \(chainSeq)")
+                print("correction recorded as event seq \(position), pointing at chain position \(chainSeq)")
             }
         }
     }

@@ -36,7 +36,6 @@ struct BatchCommand: AsyncParsableCommand {
         @Option(help: "Hours the reservations hold the units.") var holdHours: Double = 24
         @Option(help: "Shipment charge in minutes (default 120).") var shipmentCost: Double?
         @Option(help: "Transfusion policy file.") var policy: String?
-        @Option(help: "Who runs it (recorded).") var operatorName: String = ProcessInfo.processInfo.environment["USER"] ?? "batch"
         @Option(help: "Write the run's metrics here atomically (e.g. var/metrics/batch.prom, for the node exporter's textfile collector).")
         var metricsTextfile: String?
         @Flag(help: "Print the plan as JSON.") var json = false
@@ -60,7 +59,7 @@ struct BatchCommand: AsyncParsableCommand {
                 do {
                     result = try await Database.with(config, logger: logger) { db in
                         try await BatchRunner(database: db, optimiser: optimiser, logger: logger)
-                            .run(runKey: key, operatorName: "operator:\(operatorName)", now: now, holdHours: holdHours)
+                            .run(runKey: key, operatorName: operatorName(), now: now, holdHours: holdHours)
                     }
                 } catch is BatchBusyError {
                     print("another batch run is being recorded; nothing was done")

@@ -8,6 +8,7 @@ struct BloodMatchCommand: AsyncParsableCommand {
         abstract: "Blood-product matching and logistics: find the nearest compatible, available, unexpired units and record why.",
         subcommands: [
             MigrateCommand.self,
+            OperatorCommand.self,
             SitesCommand.self,
             ImportCommand.self,
             IndexCommand.self,

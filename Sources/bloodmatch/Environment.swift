@@ -14,7 +14,9 @@ import Tracing
 /// | `BLOODMATCH_DB_NAME` | the embedded cluster's database name | `bloodmatch` |
 /// | `BLOODMATCH_POLICY` | the transfusion policy file | `Data/policy.json` |
 /// | `BLOODMATCH_LOG_LEVEL` | `trace` … `critical` | `info` |
-/// | `BLOODMATCH_OPERATOR` | who is acting, for the event log | the login name |
+/// | `BLOODMATCH_OPERATOR` | the operator or job login to act as (`bloodmatch operator add`); the database authenticates it and records it on every event | unset: the shared service role, recorded as `role:bloodmatch_app` |
+/// | `BLOODMATCH_OPERATOR_PASSWORD_FILE` | that login's password file | `~/.config/bloodmatch/operators/<login>` |
+/// | `BLOODMATCH_REQUEST_ID` | the request id recorded on every event of this command | generated per command |
 /// | `BLOODMATCH_HOLD_MINUTES` | default length of a reservation hold (operational, 1–4320) | `240` |
 /// | `BLOODMATCH_FAULT` | test-only fault injection, e.g. `kill-after-commit:reserve` | unset |
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector base URL: spans of `serve` and `batch run` are exported to `<it>/v1/traces` | unset: W3C ids only, nothing exported |
@@ -26,6 +28,12 @@ struct Environment: Sendable {
     var databaseName: String
     var logLevel: Logger.Level
     var operatorName: String = "unknown"
+    /// The operator login (`BLOODMATCH_OPERATOR`), if any.
+    var operatorLogin: String?
+    /// Its password file.
+    var operatorPasswordFile: String?
+    /// The request id given for this command, if any.
+    var requestID: String?
     var holdMinutes: String?
     var fault: String?
     var tracing = TracingSettings()
@@ -45,21 +53,52 @@ struct Environment: Sendable {
             socketPath: socketPath,
             databaseName: env["BLOODMATCH_DB_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "bloodmatch",
             logLevel: env["BLOODMATCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info,
-            operatorName: "operator:" + (env["BLOODMATCH_OPERATOR"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? env["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? ProcessInfo.processInfo.userName),
+            operatorName: env["BLOODMATCH_OPERATOR"].flatMap { $0.isEmpty ? nil : "operator:" + $0 } ?? "role:bloodmatch_app",
+            operatorLogin: env["BLOODMATCH_OPERATOR"].flatMap { $0.isEmpty ? nil : $0 },
+            operatorPasswordFile: env["BLOODMATCH_OPERATOR_PASSWORD_FILE"].flatMap { $0.isEmpty ? nil : $0 },
+            requestID: env["BLOODMATCH_REQUEST_ID"].flatMap { $0.isEmpty ? nil : String($0.prefix(128)) },
             holdMinutes: env["BLOODMATCH_HOLD_MINUTES"].flatMap { $0.isEmpty ? nil : $0 },
             fault: env["BLOODMATCH_FAULT"].flatMap { $0.isEmpty ? nil : $0 },
             tracing: TracingSettings(environment: env))
     }()
 
-    /// The database configuration for one role.
-    func database(role: DatabaseConfiguration.Role) throws -> DatabaseConfiguration {
+    /// The database configuration for one role. With an operator login, the application role's
+    /// work is done as that login (authenticated by the server with its password, or by peer or
+    /// certificate where the server is set up so); the schema owner's and the import role's are not.
+    func database(role: DatabaseConfiguration.Role, actAsOperator: Bool = true) throws -> DatabaseConfiguration {
+        var config: DatabaseConfiguration
         if let url = databaseURL {
-            return try DatabaseConfiguration.parse(url: url, role: role)
+            config = try DatabaseConfiguration.parse(url: url, role: role)
+        } else {
+            config = .embedded(socketPath: socketPath, database: databaseName, role: role)
         }
-        return .embedded(socketPath: socketPath, database: databaseName, role: role)
+        if role == .app, actAsOperator, let login = operatorLogin {
+            config.username = login
+            config.setRole = nil
+            let file = operatorPasswordFile ?? Environment.defaultPasswordFile(for: login)
+            if let text = try? String(contentsOfFile: file, encoding: .utf8) {
+                config.password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else if operatorPasswordFile != nil {
+                throw OperatorLoginError(login: login, file: file)
+            }
+        }
+        return config
+    }
+
+    /// Where `operator add` writes a login's password by default.
+    static func defaultPasswordFile(for login: String) -> String {
+        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return home + "/.config/bloodmatch/operators/" + login
     }
 }
+
+/// The operator's password file named by `BLOODMATCH_OPERATOR_PASSWORD_FILE` cannot be read.
+struct OperatorLoginError: Error, CustomStringConvertible {
+    var login: String
+    var file: String
+    var description: String { "cannot read the password of operator '\(login)' from \(file) (BLOODMATCH_OPERATOR_PASSWORD_FILE)" }
+}
+
 
 /// Sets up JSON logging once per process; returns the logger for a command.
 func makeLogger(_ label: String) -> Logger {

@@ -24,7 +24,6 @@ struct HospitalCommand: AsyncParsableCommand {
         @Argument(help: "Hospital site id.") var hospital: String
         @Option(help: "Who the key is for.") var label: String = ""
         @Option(help: "Days until the key expires (1…730).") var expiresInDays: Int = 90
-        @Option(help: "Who is creating it (recorded).") var operatorName: String = ProcessInfo.processInfo.environment["USER"] ?? "operator"
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
@@ -34,11 +33,11 @@ struct HospitalCommand: AsyncParsableCommand {
         func run() async throws {
             let logger = makeLogger("bloodmatch.hospital")
             try await runReportingFailures(logger: logger) {
-                let config = try Environment.current.database(role: .owner)
+                let config = try Environment.current.database(role: .app)
                 let expires = Date().addingTimeInterval(Double(expiresInDays) * 86_400)
                 let (record, token) = try await Database.with(config, logger: logger) { db in
                     try await keyOperation { try await PostgresAPIKeyStore(database: db).create(hospital: hospital, label: label, expiresAt: expires,
-                                                                                           createdBy: "operator:\(operatorName)") }
+                                                                                           createdBy: operatorName()) }
                 }
                 if json {
                     print(#"{"key_id":"\#(record.keyID)","hospital":"\#(record.hospital)","expires_at":"\#(iso(record.expiresAt))","token":"\#(token.text)"}"#)
@@ -58,7 +57,7 @@ struct HospitalCommand: AsyncParsableCommand {
         func run() async throws {
             let logger = makeLogger("bloodmatch.hospital")
             try await runReportingFailures(logger: logger) {
-                let config = try Environment.current.database(role: .owner)
+                let config = try Environment.current.database(role: .app)
                 let keys = try await Database.with(config, logger: logger) { db in try await PostgresAPIKeyStore(database: db).list(hospital: hospital) }
                 let now = Date()
                 print("key_id            hospital    created               expires               state    label")
@@ -74,14 +73,13 @@ struct HospitalCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a key (takes effect on every instance within 5 s).")
         @Argument(help: "Key id (the 16 hex digits after bmk_).") var keyID: String
         @Option(help: "Why (recorded).") var reason: String = ""
-        @Option(help: "Who is revoking it (recorded).") var operatorName: String = ProcessInfo.processInfo.environment["USER"] ?? "operator"
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.hospital")
             try await runReportingFailures(logger: logger) {
-                let config = try Environment.current.database(role: .owner)
+                let config = try Environment.current.database(role: .app)
                 let record = try await Database.with(config, logger: logger) { db in
-                    try await keyOperation { try await PostgresAPIKeyStore(database: db).revoke(keyID: keyID, revokedBy: "operator:\(operatorName)", reason: reason) }
+                    try await keyOperation { try await PostgresAPIKeyStore(database: db).revoke(keyID: keyID, revokedBy: operatorName(), reason: reason) }
                 }
                 print("key \(record.keyID) for \(record.hospital) revoked at \(record.revokedAt.map(iso) ?? "now")")
             }

@@ -31,7 +31,6 @@ struct MatchCommand: AsyncParsableCommand {
     @Option(help: "Request id: a retry with the same id returns the original decision.") var requestID: String?
     @Option(help: "Transfusion policy file.") var policy: String?
     @Option(help: "Index file.") var index: String = IndexCommand.defaultPath
-    @Option(help: "Who is asking (recorded on the decision).") var operatorName: String = ProcessInfo.processInfo.environment["USER"] ?? "dispatcher"
     @Flag(help: "Print the full decision as JSON.") var json = false
 
     func run() async throws {
@@ -48,12 +47,12 @@ struct MatchCommand: AsyncParsableCommand {
             do {
                 let policyPath = RulesCommandSupport.policyPath(policy)
                 let policyVersion = (rules as? CompatibilityPolicy)?.version
-                let actor = "operator:\(operatorName)"
+                let actor = operatorName()
                 answer = try await Database.with(config, logger: logger) { db in
                     try await recordConfiguration(db, policyPath: policyPath, policyVersion: policyVersion, actor: actor)
                     let engine = DecisionEngine(database: db, planner: MatchPlanner(rules: rules, settings: settings, travelTimes: travelTimes),
                                                 index: preloaded, logger: logger)
-                    return try await engine.decide(request, requestedBy: "operator:\(operatorName)", traceID: nil, now: now)
+                    return try await engine.decide(request, requestedBy: operatorName(), traceID: nil, now: now)
                 }
             } catch let error as DatabaseUnavailableError {
                 let decision = MatchPlanner(rules: rules, settings: settings).unableToVerify(id: UUID(), request: request, reason: error.description, now: now)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import BloodMatchStore
 import Logging
 
@@ -30,7 +31,7 @@ struct MigrateCommand: AsyncParsableCommand {
 /// Runs a command body, logging any error as one JSON line and mapping it to an exit status.
 func runReportingFailures(logger: Logger, _ body: () async throws -> Void) async throws {
     do {
-        try await body()
+        try await AuditContext.$requestID.withValue(commandRequestID) { try await body() }
     } catch let error as ExitCode {
         throw error
     } catch let error as CleanExit {
@@ -49,6 +50,9 @@ func runReportingFailures(logger: Logger, _ body: () async throws -> Void) async
     }
 }
 
+/// The request id of this command: `BLOODMATCH_REQUEST_ID`, else one generated for the process.
+let commandRequestID: String = Environment.current.requestID ?? "cli-" + UUID().uuidString.lowercased()
+
 /// The exit status for an error: database trouble is never reported as anything milder.
 func classify(_ error: any Error) -> ExitStatus {
     if error is DatabaseUnavailableError { return .databaseUnavailable }
@@ -64,5 +68,11 @@ protocol ClassifiedError: Error {
 
 /// Human text for an error: its `description`, or the driver's message.
 func describe(_ error: any Error) -> String {
-    String(describing: error)
+    // The server's own words (PSQLError's description hides them); a refused privilege says which
+    // login would be allowed.
+    let message = serverMessage(error)
+    if sqlState(error) == "42501" {
+        return message + " — this needs an operator login in the right group: BLOODMATCH_OPERATOR (`bloodmatch operator add NAME --role dispatcher|supervisor|job`; Data/POLICY.md, \"Who may do what\")"
+    }
+    return message
 }

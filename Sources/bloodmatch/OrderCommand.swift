@@ -27,7 +27,6 @@ struct OrderCommand: AsyncParsableCommand {
         @Option(help: "Urgency: emergency, urgent or routine.") var urgency: String = "routine"
         @Option(help: "Needed by (ISO 8601 with zone).") var neededBy: String?
         @Option(help: "Maximum unit age in days.") var maxAgeDays: Int?
-        @Option(help: "Who places it (recorded).") var operatorName: String = ProcessInfo.processInfo.environment["USER"] ?? "dispatcher"
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.order")
@@ -36,7 +35,7 @@ struct OrderCommand: AsyncParsableCommand {
             let data = Data((OrderFileDecoder.header.joined(separator: ",") + "\n" + line + "\n").utf8)
             let decoded = try OrderCommand.decode(data, file: "command line")
             try await runReportingFailures(logger: logger) {
-                try await OrderCommand.store(decoded, source: "cli", operatorName: operatorName, logger: logger)
+                try await OrderCommand.store(decoded, source: "cli", logger: logger)
                 print("order \(orderID) placed: pending")
             }
         }
@@ -47,14 +46,13 @@ struct OrderCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "import", abstract: "Import an order file (Data/order-format.md), all or nothing.")
         @Argument(help: "Order CSV file.") var file: String
-        @Option(help: "Who imports it (recorded).") var operatorName: String = ProcessInfo.processInfo.environment["USER"] ?? "dispatcher"
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.order")
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
             let decoded = try OrderCommand.decode(data, file: (file as NSString).lastPathComponent)
             try await runReportingFailures(logger: logger) {
-                try await OrderCommand.store(decoded, source: (file as NSString).lastPathComponent, operatorName: operatorName, logger: logger)
+                try await OrderCommand.store(decoded, source: (file as NSString).lastPathComponent, logger: logger)
                 print("\(decoded.count) order(s) imported from \(file): pending")
             }
         }
@@ -96,14 +94,13 @@ struct OrderCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a pending order.")
         @Argument(help: "Order id.") var orderID: String
         @Option(help: "Why.") var reason: String = "cancelled by dispatcher"
-        @Option(help: "Who cancels it (recorded).") var operatorName: String = ProcessInfo.processInfo.environment["USER"] ?? "dispatcher"
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.order")
             try await runReportingFailures(logger: logger) {
                 let config = try Environment.current.database(role: .app)
                 let done = try await Database.with(config, logger: logger) { db in
-                    try await PostgresOrderStore(database: db).cancel(orderID: orderID, actor: "operator:\(operatorName)", reason: reason)
+                    try await PostgresOrderStore(database: db).cancel(orderID: orderID, actor: operatorName(), reason: reason)
                 }
                 guard done else {
                     print("order \(orderID) is not pending (or does not exist); nothing changed")
@@ -124,16 +121,16 @@ struct OrderCommand: AsyncParsableCommand {
         }
     }
 
-    static func store(_ decoded: [DecodedOrder], source: String, operatorName: String, logger: Logger) async throws {
+    static func store(_ decoded: [DecodedOrder], source: String, logger: Logger) async throws {
         let records = decoded.map {
             OrderRecord(orderID: $0.orderID, hospitalID: $0.hospitalID, component: $0.component, group: $0.group, context: $0.context,
                         quantity: $0.quantity, requirements: $0.requirements, maximumUnitAgeDays: $0.maximumUnitAgeDays,
-                        urgency: $0.urgency, neededBy: $0.neededBy, placedBy: "operator:\(operatorName)", source: source)
+                        urgency: $0.urgency, neededBy: $0.neededBy, placedBy: operatorName(), source: source)
         }
         let config = try Environment.current.database(role: .app)
         do {
             try await Database.with(config, logger: logger) { db in
-                try await PostgresOrderStore(database: db).add(records, actor: "operator:\(operatorName)")
+                try await PostgresOrderStore(database: db).add(records, actor: operatorName())
             }
         } catch let error as OrderStoreError {
             print("REFUSED: \(error.description)")

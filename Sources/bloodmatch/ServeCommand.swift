@@ -61,7 +61,9 @@ struct ServeCommand: AsyncParsableCommand {
             } catch {
                 throw ValidationError("--openapi \(openapi): \(error.localizedDescription)")
             }
-            var dbConfig = try Environment.current.database(role: .app)
+            // The service is its own identity (it speaks for the hospitals whose keys it checks),
+            // never an operator's, whatever BLOODMATCH_OPERATOR says.
+            var dbConfig = try Environment.current.database(role: .app, actAsOperator: false)
             dbConfig.maximumConnections = poolSize
             let metrics = ServiceMetrics(registry: ServiceMetrics.bootstrapPrometheus())
             // Pool metrics go through the process-wide MetricsSystem, bootstrapped just above.
@@ -84,8 +86,10 @@ struct ServeCommand: AsyncParsableCommand {
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { await database.run() }
+                    group.addTask { await AuditSealer(database: database).run() }
                     defer { group.cancelAll() }
-                    try await app.runService()
+                    // Each request sets its own request id; none is inherited from the command.
+                    try await AuditContext.$requestID.withValue(nil) { try await app.runService() }
                 }
                 served = .success(())
             } catch {

@@ -74,11 +74,29 @@ struct TraceCommand: AsyncParsableCommand {
             if !t.events.isEmpty {
                 print("Audit events:")
                 for e in t.events {
-                    print("  #\(e.chainSeq)  \(SnapshotWriter.timestampMicros(e.occurredAtMicros))  \(e.action)  \(e.subject)  by \(e.actor) (\(e.actorRole))")
+                    print("  #\(e.seq)\(e.chainSeq == 0 ? " (unsealed)" : "")  \(SnapshotWriter.timestampMicros(e.occurredAtMicros))  \(e.action)  \(e.subject)\(eventContext(e.payload))  by \(e.actor) (\(e.actorRole))\(e.requestID.map { "  request \($0)" } ?? "")")
                 }
             }
         }
     }
+}
+
+/// What an event says about where it belongs: the batch run, shipment, order, source, status and
+/// reason, when its payload names them (e.g. " [batch run cron-…, shipment 2, order DAY-1]").
+func eventContext(_ payload: String) -> String {
+    guard let object = (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any] else { return "" }
+    var parts: [String] = []
+    if let source = object["source"] as? String, source != "batch" { parts.append(source) }
+    if let key = object["run_key"] as? String { parts.append("batch run \(key)") }
+    else if let run = (object["batch_run_id"] ?? object["run_id"]) as? String { parts.append("batch run \(run)") }
+    if let shipment = object["shipment_no"] as? Int { parts.append("shipment \(shipment)") }
+    if let units = object["units"] as? [[String: Any]] {
+        let orders = Set(units.compactMap { $0["order_id"] as? String }).sorted()
+        if !orders.isEmpty { parts.append((orders.count == 1 ? "order " : "orders ") + orders.joined(separator: ", ")) }
+    }
+    if let status = object["status"] as? String { parts.append(status) }
+    if let reason = object["reason"] as? String { parts.append(reason) }
+    return parts.isEmpty ? "" : " [" + parts.joined(separator: ", ") + "]"
 }
 
 func traceJSON(_ t: UnitTrace) -> [String: Any] {

@@ -145,7 +145,7 @@ struct AuditChainTests {
             try await Self.events(test, count: 3)
             for role in [DatabaseConfiguration.Role.app, .importer] {
                 try await test.with(role) { db in
-                    for table in ["event_log", "decisions", "decision_units", "reservations", "distributions", "unit_movements", "audit_head"] {
+                    for table in ["event_log", "event_chain", "decisions", "decision_units", "reservations", "distributions", "unit_movements", "audit_head"] {
                         for sql in ["UPDATE bm.\(table) SET \(table == "audit_head" ? "chain_seq = 0" : "\(Self.someColumn(table)) = \(Self.someColumn(table))")",
                                     "DELETE FROM bm.\(table)", "TRUNCATE bm.\(table)"] {
                             await #expect(throws: (any Error).self, "\(role) ran: \(sql)") {
@@ -167,42 +167,57 @@ struct AuditChainTests {
         case "decision_units": "reason"
         case "reservations": "hospital"
         case "distributions": "consignee"
+        case "event_chain": "format"
         default: "din"
         }
     }
 
     @Test("A superuser's edit, deletion or reordering behind the triggers is named by verify")
     func superuserTampering() async throws {
-        for damage in ["edit", "delete", "reorder", "head", "rewrite"] {
+        for damage in ["edit", "delete", "unlink", "reorder", "head", "rewrite"] {
           do {
             try await TestDatabase.withFresh { test in
                 try await Self.events(test, count: 20)
                 let checkpoint = try await test.with(.app) { try await PostgresAuditLog(database: $0).checkpoint(actor: "test") }
                 try await Self.events(test, count: 3)
+                // A sealed event of this schema's format, well inside the chain.
+                let p = try await test.with(.app) { db in
+                    try await PostgresAuditLog(database: db).seal()
+                    var p: Int64 = 0
+                    for try await (n,) in try await db.client.query("SELECT min(chain_seq) + 5 FROM bm.event_chain WHERE format = 2",
+                                                                     logger: db.logger).decode((Int64,).self) { p = n }
+                    return p
+                }
+                let at = "(SELECT seq FROM bm.event_chain WHERE chain_seq = \(p))"
                 try await Self.admin(test) { db in
                     try await db.withTransaction { conn in
                         _ = try await conn.query("SET LOCAL session_replication_role = replica", logger: db.logger).collect()
                         let sql: String
                         switch damage {
-                        case "edit": sql = #"UPDATE bm.event_log SET payload = '{"i": 7, "text": "edited"}' WHERE chain_seq = 9"#
-                        case "delete": sql = "DELETE FROM bm.event_log WHERE chain_seq = 9"
+                        case "edit": sql = #"UPDATE bm.event_log SET payload = '{"i": 7, "text": "edited"}' WHERE seq = \#(at)"#
+                        case "delete": sql = "DELETE FROM bm.event_log WHERE seq = \(at)"
+                        case "unlink": sql = "DELETE FROM bm.event_chain WHERE chain_seq = \(p)"
                         case "reorder": sql = """
-                            DO $$ BEGIN
-                              UPDATE bm.event_log SET chain_seq = -9 WHERE chain_seq = 9;
-                              UPDATE bm.event_log SET chain_seq = 9 WHERE chain_seq = 12;
-                              UPDATE bm.event_log SET chain_seq = 12 WHERE chain_seq = -9;
+                            DO $$ DECLARE a bigint; b bigint; BEGIN
+                              SELECT seq INTO a FROM bm.event_chain WHERE chain_seq = \(p);
+                              SELECT seq INTO b FROM bm.event_chain WHERE chain_seq = \(p + 3);
+                              UPDATE bm.event_chain SET seq = -a WHERE chain_seq = \(p);
+                              UPDATE bm.event_chain SET seq = a WHERE chain_seq = \(p + 3);
+                              UPDATE bm.event_chain SET seq = b WHERE chain_seq = \(p);
                             END $$
                             """
                         case "head": sql = "UPDATE bm.audit_head SET chain_seq = chain_seq + 1"
                         default:
-                            // Rewrite everything from row 9 on, recomputing each hash as the trigger would.
+                            // Rewrite everything from that row on, recomputing each hash as the sealer would.
                             sql = """
-                                DO $$ DECLARE r bm.event_log; prev bytea; BEGIN
-                                  UPDATE bm.event_log SET payload = '{"rewritten": true}' WHERE chain_seq = 9;
-                                  SELECT row_hash INTO prev FROM bm.event_log WHERE chain_seq = 8;
-                                  FOR r IN SELECT * FROM bm.event_log WHERE chain_seq >= 9 ORDER BY chain_seq LOOP
-                                    r.prev_hash := prev; r.row_hash := sha256(prev || bm.audit_canonical(r)); prev := r.row_hash;
-                                    UPDATE bm.event_log SET prev_hash = r.prev_hash, row_hash = r.row_hash WHERE seq = r.seq;
+                                DO $$ DECLARE r record; e bm.event_log; prev bytea; BEGIN
+                                  UPDATE bm.event_log SET payload = '{"rewritten": true}' WHERE seq = \(at);
+                                  SELECT row_hash INTO prev FROM bm.event_chain WHERE chain_seq = \(p - 1);
+                                  FOR r IN SELECT chain_seq, seq FROM bm.event_chain WHERE chain_seq >= \(p) ORDER BY chain_seq LOOP
+                                    SELECT * INTO e FROM bm.event_log WHERE seq = r.seq;
+                                    UPDATE bm.event_chain SET prev_hash = prev, row_hash = sha256(prev || bm.audit_canonical2(e, r.chain_seq))
+                                      WHERE chain_seq = r.chain_seq;
+                                    SELECT row_hash INTO prev FROM bm.event_chain WHERE chain_seq = r.chain_seq;
                                   END LOOP;
                                   UPDATE bm.audit_head SET row_hash = prev;
                                 END $$
@@ -214,9 +229,10 @@ struct AuditChainTests {
                 let report = try await test.with(.app) { try await PostgresAuditLog(database: $0).verify(checkpoints: [checkpoint]) }
                 let problem = try #require(report.problem, "\(damage) was not detected")
                 switch damage {
-                case "edit": #expect(problem.kind == .contentChanged && problem.chainSeq == 9)
-                case "delete": #expect(problem.kind == .missingRow && problem.chainSeq == 9)
-                case "reorder": #expect(problem.chainSeq == 9 && [.contentChanged, .brokenLink].contains(problem.kind))
+                case "edit": #expect(problem.kind == .contentChanged && problem.chainSeq == p)
+                case "delete": #expect(problem.kind == .eventMissing && problem.chainSeq == p)
+                case "unlink": #expect(problem.kind == .missingRow && problem.chainSeq == p)
+                case "reorder": #expect(problem.chainSeq == p && [.contentChanged, .brokenLink].contains(problem.kind))
                 case "head": #expect(problem.kind == .headMismatch)
                 default: #expect(problem.kind == .checkpointMismatch && problem.chainSeq == checkpoint.chainSeq)
                 }

@@ -130,7 +130,7 @@ struct InventoryImportTests {
         try await test.with(.owner) { db in
             var out: [String] = []
             for try await (action, runID) in try await db.client.query(
-                "SELECT action, payload->>'run_id' FROM bm.event_log WHERE actor = 'import' AND action LIKE 'import.%' ORDER BY seq",
+                "SELECT action, payload->>'run_id' FROM bm.event_log WHERE actor = 'job:bloodmatch_import' AND action LIKE 'import.%' ORDER BY seq",
                 logger: db.logger
             ).decode((String, String).self) { out.append("\(action)#\(runID)") }
             return out

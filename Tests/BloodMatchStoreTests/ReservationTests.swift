@@ -153,7 +153,7 @@ struct ReservationTests {
     @Test("Held units leave the offer at once; release, expiry and issue are recorded and final")
     func lifecycle() async throws {
         try await Self.withStock(count: 4) { test, dins in
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 let store = PostgresReservationStore(database: db)
                 let reader = PostgresInventoryReader(database: db)
                 #expect(try await reader.unavailable(units: dins).isEmpty)

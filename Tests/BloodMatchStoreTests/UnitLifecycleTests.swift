@@ -87,7 +87,7 @@ struct UnitLifecycleTests {
     @Test("One donation's RBC, plasma and platelets: each matched, held and issued on its own; trace and recall show all three")
     func componentsOfOneDonation() async throws {
         try await Self.withStock { test, units, now in
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 let (rbc, plasma, plt) = (units[0], units[1], units[2])
                 #expect(Set([rbc.din, plasma.din, plt.din]).count == 1)
                 let index = try await PostgresInventoryReader(database: db).buildIndex(now: now)
@@ -129,7 +129,7 @@ struct UnitLifecycleTests {
             // The centre quarantines unit 3 and no longer lists unit 4.
             let newer = try Self.stock(now, statuses: [3: .quarantined], drop: [4])
             try await Self.load(test, newer, asOf: now.addingTimeInterval(-60), now: now)
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 let store = PostgresReservationStore(database: db)
                 let shown = try #require(try await store.find(reservationID: held.reservationID))
                 let byKey = Dictionary(uniqueKeysWithValues: shown.units.map { ($0.key, $0) })
@@ -167,7 +167,7 @@ struct UnitLifecycleTests {
             try await Self.load(test, try Self.stock(now, drop: [3]), asOf: now.addingTimeInterval(-60), now: now)
             let moved = try Self.stock(now, centre: "DCB").enumerated().filter { $0.offset == 3 }.map(\.element)
             try await Self.load(test, moved, centre: "DCB", asOf: now.addingTimeInterval(-60), now: now)
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 guard case .blocked(let blocks) = try await PostgresReservationStore(database: db).issue(held.reservationID, units: nil, by: "test", idempotencyKey: "m1") else {
                     Issue.record("a moved unit was issued from its old centre"); return
                 }
@@ -183,7 +183,7 @@ struct UnitLifecycleTests {
             try await test.with(.importer) { db in _ = try await PostgresSiteStore(database: db).upsert(Self.sites, source: "test") }
             let units = try Self.stock(now, expiries: [3: now.addingTimeInterval(3), 4: now.addingTimeInterval(10 * 3600)])
             try await Self.load(test, units, asOf: now.addingTimeInterval(-60), now: now)
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 let store = PostgresReservationStore(database: db)
                 let soon = try await Self.hold(store, "soon", [units[3].key])
                 let short = try await Self.hold(store, "short", [units[4].key])
@@ -212,7 +212,7 @@ struct UnitLifecycleTests {
     @Test("An issue key belongs to one reservation: reusing it for another is refused and the other's unit stays held")
     func issueKeyBelongsToOneReservation() async throws {
         try await Self.withStock { test, units, _ in
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 let store = PostgresReservationStore(database: db)
                 let a = try await Self.hold(store, "ra", [units[3]])
                 let b = try await Self.hold(store, "rb", [units[4]])
@@ -231,7 +231,7 @@ struct UnitLifecycleTests {
     @Test("A consignee without an address cannot be issued to (21 CFR 606.165 names it)")
     func consigneeNeedsAddress() async throws {
         try await Self.withStock { test, units, _ in
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 let store = PostgresReservationStore(database: db)
                 let r = try await Self.hold(store, "na", [units[3]], hospital: "HNA")
                 guard case .blocked(let blocks) = try await store.issue(r.reservationID, units: nil, by: "test", idempotencyKey: "na1") else {
@@ -246,7 +246,7 @@ struct UnitLifecycleTests {
     func receiptFateAndReturn() async throws {
         try await Self.withStock { test, units, now in
             let unit = units[3]
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 let store = PostgresReservationStore(database: db)
                 let life = PostgresUnitLifecycleStore(database: db)
                 await #expect(throws: UnitLifecycleError.self) {
@@ -315,7 +315,7 @@ struct UnitLifecycleTests {
     @Test("The database refuses a fate out of order even from the application role")
     func databaseEnforcesOrder() async throws {
         try await Self.withStock { test, units, _ in
-            try await test.with(.app) { db in
+            try await test.withOperator(.dispatcher) { db in
                 let store = PostgresReservationStore(database: db)
                 let r = try await Self.hold(store, "d1", [units[3]])
                 guard case .issued(let records, _) = try await store.issue(r.reservationID, units: nil, by: "test", idempotencyKey: "di") else {

@@ -30,6 +30,19 @@ public struct TestDatabase: Sendable {
         return config
     }
 
+    /// Runs `body` against a pool logged in as a new operator of `role`'s group (a login of its
+    /// own, authenticated by password; dropped with the database).
+    public func withOperator<T: Sendable>(_ role: OperatorRole, _ body: @Sendable (Database) async throws -> T) async throws -> T {
+        let login = "\(name.dropFirst(3))_\(role.rawValue.prefix(3))\(UUID().uuidString.prefix(4).lowercased())"
+        let password = PostgresOperatorStore.generatePassword()
+        try await with(.owner) { db in try await PostgresOperatorStore(database: db).add(name: login, role: role, password: password) }
+        var config = configuration(role: .app)
+        config.username = login
+        config.password = password
+        config.setRole = nil
+        return try await Database.with(config, logger: logger, body)
+    }
+
     /// Runs `body` against a pool for `role`.
     public func with<T: Sendable>(_ role: DatabaseConfiguration.Role, _ body: @Sendable (Database) async throws -> T) async throws -> T {
         try await Database.with(configuration(role: role), logger: logger, body)
@@ -86,6 +99,15 @@ public struct TestDatabase: Sendable {
     public func drop() async throws {
         try await Database.with(admin, logger: logger) { db in
             try await db.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+            // The operator logins made for this database (`withOperator`).
+            var logins: [String] = []
+            for try await (login,) in try await db.client.query(PostgresQuery(
+                unsafeSQL: "SELECT rolname::text FROM pg_roles WHERE rolname LIKE '\(name.dropFirst(3))\\_%'"), logger: logger).decode((String,).self) {
+                logins.append(login)
+            }
+            for login in logins {
+                try await db.client.query(PostgresQuery(unsafeSQL: "DROP ROLE IF EXISTS \(login)"), logger: logger)
+            }
             return ()
         }
     }

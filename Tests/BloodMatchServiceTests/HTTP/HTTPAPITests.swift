@@ -93,7 +93,7 @@ struct HTTPAPITests {
                 return rows
             }
             #expect(rows.count == 3)
-            #expect(rows[0].0 == "HWOL" && rows[0].1 == "/v1/availability" && rows[0].3 == "req-42")
+            #expect(rows[0].0 == "hospital:HWOL" && rows[0].1 == "/v1/availability" && rows[0].3 == "req-42")
             #expect(rows[0].2.contains(#""status": 200"#) && rows[0].2.contains(#""latency_ms""#) && rows[0].2.contains(#""key_id": ""#))
             #expect(rows[0].2.contains("component=RBC"))
             #expect(rows[1].0 == "anonymous" && rows[1].2.contains(#""status": 401"#))

@@ -31,7 +31,7 @@ struct UnitFateAPITests {
             #expect(early.status == .conflict && early.errorCode == "not_issued", "\(early.text)")
 
             // The dispatcher issues it (CLI / store), then the hospital confirms receipt.
-            let outcome = try await h.test.with(.app) { db in
+            let outcome = try await h.test.withOperator(.dispatcher) { db in
                 try await PostgresReservationStore(database: db).issue(try #require(UUID(uuidString: id)), units: [UnitKey(din: din, productCode: code)],
                                                                        by: "dispatcher", idempotencyKey: "issue-1")
             }

@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+extension PostgresAuditLog {
+    /// Recomputes the chain from `fromChainSeq` (1 = the beginning) to the head, in one read-only
+    /// snapshot: every link, every hash, the head, the given checkpoints; then the unchained tail
+    /// (rows the sealer has not reached: none may be older than `maxUnchainedSeconds`, none may be
+    /// from before its horizon) and every covered record against the event that last wrote it.
+    ///
+    /// With `sealFirst` the committed tail is sealed before the snapshot is taken. Starting later
+    /// than 1 trusts the stored hash of the row before the start; a checkpoint at or before the start
+    /// makes that trust explicit (its hash must match).
+    public func verify(fromChainSeq: Int64 = 1, checkpoints: [AuditCheckpoint] = [], sealFirst: Bool = true,
+                       maxUnchainedSeconds: Double = 60, recordLimit: Int = 100) async throws -> AuditVerificationReport {
+        let clock = ContinuousClock.now
+        // A damaged end is not sealed over; verification then names it.
+        if sealFirst { _ = try? await seal() }
+        let logger = database.logger
+        let from = max(1, fromChainSeq)
+        return try await database.client.withConnection { conn in
+            try await database.transaction(on: conn, readOnlySnapshot: true) { conn in
+                var start: (chainSeq: Int64, hash: [UInt8])?
+                if from > 1 {
+                    for try await (seq, hash) in try await conn.query(
+                        "SELECT chain_seq, row_hash FROM bm.event_chain WHERE chain_seq = \(from - 1)",
+                        logger: logger).decode((Int64, ByteBuffer).self) {
+                        start = (seq, Array(hash.readableBytesView))
+                    }
+                    if start == nil { start = (from - 1, AuditChain.genesis) }
+                }
+                var verifier = AuditChainVerifier(start: start, checkpoints: checkpoints)
+                var first: Int64?
+                let rows = try await conn.query(PostgresQuery(unsafeSQL: """
+                    SELECT (e.seq IS NULL), c.seq, \(Self.columns)
+                    FROM bm.event_chain c LEFT JOIN bm.event_log e ON e.seq = c.seq
+                    WHERE c.chain_seq >= \(from) ORDER BY c.chain_seq
+                    """), logger: logger)
+                for try await row in rows.decode(VerifyRow.self) {
+                    let chained = Self.event(Self.eventRow(row))
+                    if first == nil { first = chained.chainSeq }
+                    if row.0 {
+                        verifier.missingEvent(chainSeq: chained.chainSeq, seq: row.1)
+                        break
+                    }
+                    if !verifier.check(chained) { break }
+                }
+                var head: (chainSeq: Int64, hash: [UInt8]) = (0, AuditChain.genesis)
+                for try await (seq, hash) in try await conn.query(
+                    "SELECT chain_seq, row_hash FROM bm.audit_head", logger: logger).decode((Int64, ByteBuffer).self) {
+                    head = (seq, Array(hash.readableBytesView))
+                }
+                if verifier.problem == nil { verifier.finish(head: head) }
+                var report = AuditVerificationReport(
+                    rowsChecked: verifier.rowsChecked, firstChainSeq: first, lastChainSeq: verifier.last?.chainSeq,
+                    headChainSeq: head.chainSeq, headHash: hex(head.hash), checkpointsGiven: checkpoints.count,
+                    checkpointsMatched: verifier.checkpointsMatched, problem: verifier.problem, seconds: 0)
+                try await Self.checkTail(on: conn, bound: maxUnchainedSeconds, into: &report, logger: logger)
+                let recordClock = ContinuousClock.now
+                try await Self.checkRecords(on: conn, limit: recordLimit, into: &report, logger: logger)
+                report.recordSeconds = Self.seconds(ContinuousClock.now - recordClock)
+                report.seconds = Self.seconds(ContinuousClock.now - clock)
+                return report
+            }
+        }
+    }
+
+    typealias VerifyRow = (Bool, Int64, Int64, Int, Int64?, String?, Int64?, String?, String?, String?, String?, String?, String?,
+                           String?, String?, String?, Int64?, ByteBuffer, ByteBuffer)
+
+    /// The event columns of a verification row; a chain entry whose event is gone reads as empty text.
+    static func eventRow(_ r: VerifyRow) -> Row {
+        (r.2, r.3, r.4 ?? r.1, r.5, r.6 ?? 0, r.7 ?? "", r.8 ?? "", r.9 ?? "", r.10 ?? "", r.11 ?? "", r.12, r.13, r.14, r.15,
+         r.16, r.17, r.18)
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// The rows the sealer has not reached: how many, how old; a problem when one is older than the
+    /// bound or from a transaction before the sealer's horizon (it can never be sealed).
+    static func checkTail(on conn: PostgresConnection, bound: Double, into report: inout AuditVerificationReport,
+                          logger: Logger) async throws {
+        for try await (count, oldest, stranded, oldestSeq) in try await conn.query("""
+            SELECT count(*)::int, extract(epoch FROM clock_timestamp() - min(e.occurred_at))::float8,
+                   min(e.seq) FILTER (WHERE e.xid IS NULL OR e.xid < h.floor_xid), min(e.seq)
+            FROM bm.event_log e CROSS JOIN bm.audit_head h
+            WHERE NOT EXISTS (SELECT 1 FROM bm.event_chain c WHERE c.seq = e.seq)
+            """, logger: logger).decode((Int, Double?, Int64?, Int64?).self) {
+            report.unchainedRows = count
+            report.oldestUnchainedSeconds = oldest
+            guard report.problem == nil else { continue }
+            if let stranded {
+                report.problem = AuditChainProblem(
+                    kind: .unchainedRow, chainSeq: report.headChainSeq, seq: stranded,
+                    detail: "event seq \(stranded) is in no chain entry and is older than the sealer's horizon: it was inserted around the sealer, or its chain entry was deleted")
+            } else if let oldest, oldest > bound, let oldestSeq {
+                report.problem = AuditChainProblem(
+                    kind: .unchainedRow, chainSeq: report.headChainSeq, seq: oldestSeq,
+                    detail: "\(count) events are unsealed, the oldest (seq \(oldestSeq)) for \(Int(oldest)) s, over the \(Int(bound)) s bound: the sealer is not running (`bloodmatch audit seal`)")
+            }
+        }
+    }
+
+    /// Every covered table's rows against the last `record.written` event for each.
+    static func checkRecords(on conn: PostgresConnection, limit: Int, into report: inout AuditVerificationReport,
+                             logger: Logger) async throws {
+        for try await (n,) in try await conn.query("SELECT bm.audit_record_count()", logger: logger).decode((Int,).self) {
+            report.recordsChecked = n
+        }
+        for try await (table, key, field, expected, actual, seq) in try await conn.query("""
+            SELECT table_name, row_key, field, expected, actual, event_seq FROM bm.audit_record_mismatches(\(limit)::int)
+            """, logger: logger).decode((String, String, String, String?, String?, Int64?).self) {
+            report.recordMismatches.append(AuditRecordMismatch(table: table, key: key, field: field, expected: expected,
+                                                               actual: actual, eventSeq: seq))
+        }
+    }
+
+    /// The current head as a checkpoint to export, after checking that it is the last entry's hash;
+    /// the export itself is also recorded as an event (so the next checkpoint covers it).
+    public func checkpoint(actor: String) async throws -> AuditCheckpoint {
+        // What is committed now is sealed first, so the checkpoint covers it.
+        _ = try? await seal()
+        let logger = database.logger
+        return try await database.withTransaction { conn in
+            var systemID = ""
+            for try await (id,) in try await conn.query(
+                "SELECT system_identifier::text FROM pg_control_system()", logger: logger).decode((String,).self) { systemID = id }
+            var head: (Int64, [UInt8], Date)?
+            for try await (seq, hash, at) in try await conn.query("""
+                SELECT c.chain_seq, c.row_hash, now() FROM bm.event_chain c JOIN bm.audit_head h
+                  ON h.chain_seq = c.chain_seq AND h.row_hash = c.row_hash
+                """, logger: logger).decode((Int64, ByteBuffer, Date).self) {
+                head = (seq, Array(hash.readableBytesView), at)
+            }
+            guard let head else {
+                throw AuditHeadMismatchError(detail: "the head of bm.audit_head is not the hash of any chain entry; run `bloodmatch audit verify`")
+            }
+            let checkpoint = AuditCheckpoint(chainSeq: head.0, rowHash: hex(head.1), takenAt: iso(head.2),
+                                             databaseSystemIdentifier: systemID)
+            try await Self.append(NewAuditEvent(
+                actor: actor, action: "audit.checkpoint", subject: "audit:chain",
+                payloadJSON: #"{"chain_seq":\#(checkpoint.chainSeq),"row_hash":"\#(checkpoint.rowHash)"}"#), on: conn, logger: logger)
+            return checkpoint
+        }
+    }
+
+    /// Streams sealed events with chain positions in `[from, to]` (optionally one subject) to
+    /// `body`, in chain order.
+    public func export(from: Int64, to: Int64, subject: String?, _ body: (AuditEvent) throws -> Void) async throws {
+        let rows = try await database.client.query("""
+            SELECT \(unescaped: Self.columns) FROM bm.event_chain c JOIN bm.event_log e ON e.seq = c.seq
+            WHERE c.chain_seq BETWEEN \(from) AND \(to) AND (\(subject)::text IS NULL OR e.subject = \(subject))
+            ORDER BY c.chain_seq
+            """, logger: database.logger)
+        for try await row in rows.decode(Row.self) { try body(Self.event(row)) }
+    }
+}
+
+/// The database's head does not point at a chain entry: the chain was damaged at its end.
+public struct AuditHeadMismatchError: Error, Sendable, CustomStringConvertible {
+    /// What was seen.
+    public var detail: String
+    public var description: String { detail }
+}
