@@ -1,11 +1,13 @@
 -- wrk script for Jobs/bench/http.sh: 90 % GET /v1/availability across components and groups,
 -- 10 % POST /v1/matches with a unique Idempotency-Key. BM_KEY is the bearer token; BM_PATH
 -- replaces the mix with one GET path (the anchor run); BM_DELAY_MS paces each connection
--- (a fixed-rate run); BM_RUN makes idempotency keys unique across runs.
+-- (a fixed-rate run); BM_RUN makes idempotency keys unique across runs; BM_MATCH_ONLY=1 makes every
+-- request a match (Jobs/bench/audit-throughput.sh).
 local key = os.getenv("BM_KEY") or ""
 local only = os.getenv("BM_PATH")
 local pause = tonumber(os.getenv("BM_DELAY_MS") or "0")
 local run = os.getenv("BM_RUN") or tostring(os.time())
+local match_every = os.getenv("BM_MATCH_ONLY") == "1" and 1 or 10
 local components = {"RBC", "RBC", "RBC", "PLT", "PLASMA"}
 local groups = {{"O", "NEG"}, {"O", "POS"}, {"A", "POS"}, {"A", "NEG"}, {"B", "POS"}, {"AB", "POS"}, {"UNKNOWN", "UNKNOWN"}}
 local counter = 0
@@ -23,7 +25,7 @@ function request()
   local auth = {["Authorization"] = "Bearer " .. key}
   if only then return wrk.format("GET", only, auth) end
   local g = groups[(counter % #groups) + 1]
-  if counter % 10 == 0 then
+  if counter % match_every == 0 then
     auth["Content-Type"] = "application/json"
     auth["Idempotency-Key"] = string.format("bench-%s-%s-%d", run, tostring(tid), counter)
     local body = string.format('{"component":"RBC","recipient":{"abo":"%s","rhd":"%s","sex":"male","age":60},"quantity":1}', g[1], g[2])
