@@ -75,9 +75,15 @@ DAY-1,HT1,RBC,O,NEG,,2,,routine,,
 CSV
 as "$disp" "$disp_pw" order import "$work/orders.csv" >"$work/orders.out" 2>&1 || bad orders "$(tail -1 "$work/orders.out")"
 as "$job" "$job_pw" batch run --run-key day-batch >"$work/batch.out" 2>&1 || bad batch "$(tail -1 "$work/batch.out")"
+# A policy change: refused to a dispatcher's match (nothing decided), put in force by a supervisor.
 sed 's/"version": *"\([^"]*\)"/"version": "\1-drill"/' Data/policy.json >"$work/policy.json"
-BLOODMATCH_POLICY="$work/policy.json" as "$sup" "$sup_pw" match --hospital HT1 --component RBC --abo O --rhd NEG --quantity 1 \
-  --index "$work/index.bmidx" --request-id day-m3 >/dev/null 2>&1 || bad policy_change "exit $?"
+BLOODMATCH_POLICY="$work/policy.json" as "$disp" "$disp_pw" match --hospital HT1 --component RBC --abo O --rhd NEG --quantity 1 \
+  --index "$work/index.bmidx" --request-id day-m3-refused >"$work/policy-refused.out" 2>&1 && bad policy_needs_supervisor "a dispatcher changed the policy" \
+  || { grep -q "needs a supervisor" "$work/policy-refused.out" && [ "$(pg "SELECT count(*) FROM bm.decisions WHERE request_id = 'day-m3-refused'")" = 0 ] \
+       && ok policy_needs_supervisor || bad policy_needs_supervisor "$(oneline "$work/policy-refused.out")"; }
+BLOODMATCH_POLICY="$work/policy.json" as "$sup" "$sup_pw" configuration record >"$work/policy.out" 2>&1 || bad policy_change "$(oneline "$work/policy.out")"
+BLOODMATCH_POLICY="$work/policy.json" as "$disp" "$disp_pw" match --hospital HT1 --component RBC --abo O --rhd NEG --quantity 1 \
+  --index "$work/index.bmidx" --request-id day-m3 >/dev/null 2>&1 || bad policy_in_force "exit $?"
 [ "$(pg "SELECT count(*) FROM bm.event_log WHERE action = 'configuration.changed' AND seq > $day_start AND payload->>'path' LIKE '%$work/policy.json'")" -ge 1 ] \
   && ok policy_change_recorded || bad policy_change_recorded "no configuration.changed for the changed policy"
 [ "$(pg "SELECT count(*) FROM bm.distributions WHERE issued_by = 'operator:$disp'")" = 2 ] \

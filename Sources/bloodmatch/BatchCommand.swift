@@ -57,8 +57,11 @@ struct BatchCommand: AsyncParsableCommand {
                 let result: BatchRunResult
                 let started = ContinuousClock.now
                 do {
+                    let (policyPath, policyVersion) = (RulesCommandSupport.policyPath(policy), (optimiser.planner.rules as? CompatibilityPolicy)?.version)
                     result = try await Database.with(config, logger: logger) { db in
-                        try await BatchRunner(database: db, optimiser: optimiser, logger: logger)
+                        // The files this run decides with are the ones in force (a change needs a supervisor).
+                        try await recordConfiguration(db, policyPath: policyPath, policyVersion: policyVersion, actor: operatorName())
+                        return try await BatchRunner(database: db, optimiser: optimiser, logger: logger)
                             .run(runKey: key, operatorName: operatorName(), now: now, holdHours: holdHours)
                     }
                 } catch is BatchBusyError {

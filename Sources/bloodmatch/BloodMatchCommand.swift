@@ -9,6 +9,7 @@ struct BloodMatchCommand: AsyncParsableCommand {
         subcommands: [
             MigrateCommand.self,
             OperatorCommand.self,
+            ConfigurationCommand.self,
             SitesCommand.self,
             ImportCommand.self,
             IndexCommand.self,

@@ -68,6 +68,12 @@ struct ServeCommand: AsyncParsableCommand {
             let metrics = ServiceMetrics(registry: ServiceMetrics.bootstrapPrometheus())
             // Pool metrics go through the process-wide MetricsSystem, bootstrapped just above.
             let database = Database(configuration: dbConfig, logger: logger)
+            // The files this service decides with must be the ones in force: a changed file is
+            // refused by the database until a supervisor records it, and the service does not start.
+            let policyPath = RulesCommandSupport.policyPath(policy)
+            try await Database.with(dbConfig, logger: logger) { db in
+                try await recordConfiguration(db, policyPath: policyPath, policyVersion: (planner.rules as? CompatibilityPolicy)?.version, actor: "service")
+            }
             let preloaded = try? IndexLoader.load(path: index)
             // Decisions reuse an index check, a clock-skew reading and the held-unit set for up to
             // a second; every chosen unit is still re-checked against the database.

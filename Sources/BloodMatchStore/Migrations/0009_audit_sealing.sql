@@ -120,6 +120,16 @@ BEGIN
   IF session_user <> 'bloodmatch_app' THEN NEW.peer_addr := NULL; END IF;
   NEW.request_id := coalesce(NEW.request_id, nullif(current_setting('bm.request_id', true), ''));
   NEW.trace_id := coalesce(NEW.trace_id, nullif(current_setting('bm.trace_id', true), ''));
+  -- A policy or settings file replaces the one in force only by a supervisor's hand: every process
+  -- records the files it loads, and one that finds a different file than the last recorded is
+  -- refused here unless its login is a supervisor (the first file of a new database is recorded
+  -- by whoever loads it: there is nothing in force to change).
+  IF NEW.action = 'configuration.changed' AND NOT pg_has_role(session_user, 'bloodmatch_supervisor', 'MEMBER')
+     AND session_user <> 'bloodmatch_owner'
+     AND EXISTS (SELECT 1 FROM bm.event_log l WHERE l.subject = NEW.subject AND l.action = 'configuration.changed') THEN
+    RAISE EXCEPTION '% differs from the file in force (%): putting it in force needs a supervisor (`bloodmatch configuration record` as one)',
+      NEW.subject, NEW.payload->>'path' USING ERRCODE = 'insufficient_privilege';
+  END IF;
   RETURN NEW;
 END
 $$;
@@ -369,7 +379,7 @@ END $$;
 -- What each role may do, enforced here (Data/POLICY.md, "Who may do what"):
 --   issuing a unit (a distribution record)          dispatcher, supervisor
 --   creating or revoking hospital API keys           supervisor
---   recording a policy or settings change            supervisor, job, the service (each loads its file)
+--   putting a changed policy or settings file in force   supervisor (the event log's trigger)
 --   matching, holding, releasing, orders, receipts   dispatcher, supervisor, job, the service
 --   importing stock                                  job (and the import role)
 REVOKE INSERT ON bm.distributions FROM bloodmatch_app;
