@@ -84,7 +84,7 @@ struct APIMiddleware: RouterMiddleware {
             "parameters": .object(Self.parameters(request).mapValues { .string($0) }), "status": .int(response.status.code),
             "outcome": .string(outcome), "latency_ms": .double(Double(ServiceMetrics.nanoseconds(latency) / 10_000) / 100),
         ]
-        if route == "unmatched" { payload["path"] = .string(String(request.uri.path.prefix(256))) }
+        if route == "unmatched" { payload["path"] = .string(String(AccessRedaction.text(request.uri.path).prefix(256))) }
         let json = ResponseJSON.string(.object(payload))
         services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payloadJSON: json,
                                                       requestID: requestID, traceID: traceID, clientAddress: context.clientAddress))
@@ -139,20 +139,24 @@ struct APIMiddleware: RouterMiddleware {
         }
     }
 
-    /// The caller's request id when it is a short token, otherwise a new one.
+    /// The caller's request id when it is a short token (1…64 printable ASCII characters, no
+    /// quote or backslash) holding no API key, otherwise a new one. It is echoed, logged and
+    /// stored with every row the request writes, so it must be neither long nor a secret.
     static func requestID(_ header: String?) -> String {
         if let header, (1...64).contains(header.utf8.count),
-           header.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+           header.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }),
+           !AccessRedaction.containsKey(header) {
             return header
         }
         return UUID().uuidString.lowercased()
     }
 
-    /// The query and the idempotency key, bounded, for the access record.
+    /// The query, the idempotency key and the body length, redacted (`AccessRedaction`) and then
+    /// bounded, for the access record.
     static func parameters(_ request: Request) -> [String: String] {
         var out: [String: String] = [:]
-        if let query = request.uri.query, !query.isEmpty { out["query"] = String(query.prefix(512)) }
-        if let key = request.headers[.init("Idempotency-Key")!] { out["idempotency_key"] = String(key.prefix(128)) }
+        if let query = request.uri.query, !query.isEmpty { out["query"] = String(AccessRedaction.query(query).prefix(512)) }
+        if let key = request.headers[.init("Idempotency-Key")!] { out["idempotency_key"] = String(AccessRedaction.text(key).prefix(128)) }
         if let length = request.headers[.contentLength] { out["content_length"] = String(length.prefix(20)) }
         return out
     }

@@ -85,4 +85,14 @@ struct APIKeyAuthenticatorTests {
         clock.advance(to: .milliseconds(1_050))
         await #expect(throws: CancellationError.self) { try await authenticator.authenticate(authorization: header, now: Date()) }
     }
+
+    @Test("a request id holding an API key, or too long, or with quotes, is replaced by a generated one")
+    func requestIDs() {
+        #expect(APIMiddleware.requestID("req-42") == "req-42")
+        let key = APIKeyToken.generate().text
+        for bad in [key, "id-\(key.prefix(40))x", String(repeating: "a", count: 65), "a\"b", "a b", ""] {
+            let id = APIMiddleware.requestID(bad)
+            #expect(id != bad && UUID(uuidString: id) != nil, "\(bad)")
+        }
+    }
 }
