@@ -10,7 +10,7 @@ import NIOCore
 import NIOSSL
 import ServiceLifecycle
 
-/// The request context: the body cap, the peer address and, once verified, the caller.
+/// The request context: the body cap, the peer address, the request id and, once verified, the caller.
 public struct APIRequestContext: RequestContext {
     /// Hummingbird's storage.
     public var coreContext: CoreRequestContextStorage
@@ -21,6 +21,9 @@ public struct APIRequestContext: RequestContext {
     /// The request's W3C trace id (32 hex digits), set by `TraceMiddleware`: stored on the access
     /// record and on the decision and reservation rows the request writes.
     public var traceID: String?
+    /// The request's id (its valid `X-Request-ID`, or generated), set by `APIMiddleware`: on the
+    /// access record, the response, and every decision, reservation and unit event it writes.
+    public var requestID: String?
 
     /// Creates a context for one request.
     public init(source: ApplicationRequestContextSource) {

@@ -23,6 +23,8 @@ struct APIMiddleware: RouterMiddleware {
         let requestID = Self.requestID(request.headers[Self.requestIDHeader])
         let traceID = context.traceID
         let route = APIRoute.template(for: request.uri.path) ?? "unmatched"
+        var context = context
+        context.requestID = requestID
         var caller: AuthenticatedCaller?
         var response: Response
 
@@ -68,7 +70,6 @@ struct APIMiddleware: RouterMiddleware {
                                    message: "the service is at its concurrency limit; retry shortly (nothing was done)", headers: [.retryAfter: "1"])
                 }
                 defer { services.budget.release() }
-                var context = context
                 context.caller = verified
                 response = try await next(request, context)
             } else {
