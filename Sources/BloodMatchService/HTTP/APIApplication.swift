@@ -59,12 +59,14 @@ public final class APIServices: Sendable {
     public let metrics: ServiceMetrics
     /// Logger.
     public let logger: Logger
+    /// The wall clock: when each request arrived (tests pass their own).
+    public let now: @Sendable () -> Date
     let sites = SiteDirectory()
     let expiryTables = ExpiryTables()
 
     /// Builds the services over a running pool.
     public init(configuration: APIConfiguration, database: Database, engine: DecisionEngine, planner: MatchPlanner,
-                metrics: ServiceMetrics, logger: Logger) {
+                metrics: ServiceMetrics, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.configuration = configuration
         self.database = database
         self.engine = engine
@@ -80,6 +82,7 @@ public final class APIServices: Sendable {
                                        interval: configuration.accessFlushInterval)
         self.metrics = metrics
         self.logger = logger
+        self.now = now
     }
 }
 

@@ -20,6 +20,7 @@ struct APIMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
+        let requestedAt = services.now()
         let requestID = Self.requestID(request.headers[Self.requestIDHeader])
         let traceID = context.traceID
         let route = APIRoute.template(for: request.uri.path) ?? "unmatched"
@@ -52,7 +53,7 @@ struct APIMiddleware: RouterMiddleware {
             if needsKey {
                 let verified: AuthenticatedCaller
                 do {
-                    verified = try await services.authenticator.authenticate(authorization: request.headers[.authorization], now: Date())
+                    verified = try await services.authenticator.authenticate(authorization: request.headers[.authorization], now: requestedAt)
                 } catch let error as APIError {
                     throw error
                 } catch {
@@ -86,9 +87,9 @@ struct APIMiddleware: RouterMiddleware {
             "outcome": .string(outcome), "latency_ms": .double(Double(ServiceMetrics.nanoseconds(latency) / 10_000) / 100),
         ]
         if route == "unmatched" { payload["path"] = .string(String(AccessRedaction.text(request.uri.path).prefix(256))) }
-        let json = ResponseJSON.string(.object(payload))
-        services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payloadJSON: json,
-                                                      requestID: requestID, traceID: traceID, clientAddress: context.clientAddress))
+        services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payload: payload,
+                                                      requestedAt: requestedAt, requestID: requestID, traceID: traceID,
+                                                      clientAddress: context.clientAddress))
         return finish(response, route: route, request: request, started: started, requestID: requestID)
     }
 

@@ -153,7 +153,20 @@ public final class AccessRecorder: Service, Sendable {
             logger.critical("access record not written at shutdown", metadata: [
                 "actor": "\(record.actor)", "subject": "\(record.subject)", "payload": "\(record.payloadJSON)",
                 "request_id": "\(record.requestID)", "client_addr": "\(record.clientAddress ?? "")",
+                "requested_at": "\(isoUTCMilliseconds(record.requestedAt))",
             ])
         }
+    }
+}
+
+extension AccessRecord {
+    /// A record whose payload carries `requested_at`, the arrival time in UTC with milliseconds,
+    /// taken from `requestedAt` so the two can never disagree.
+    public init(actor: String, subject: String, payload: [String: JSONValue], requestedAt: Date, requestID: String,
+                traceID: String?, clientAddress: String?) {
+        var payload = payload
+        payload["requested_at"] = .string(isoUTCMilliseconds(requestedAt))
+        self.init(actor: actor, subject: subject, payloadJSON: ResponseJSON.string(.object(payload)), requestID: requestID,
+                  traceID: traceID, clientAddress: clientAddress, requestedAt: requestedAt)
     }
 }
