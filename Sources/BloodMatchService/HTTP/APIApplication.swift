@@ -79,7 +79,7 @@ public final class APIServices: Sendable {
         let log = PostgresAccessLog(database: database)
         self.recorder = AccessRecorder(writer: { try await log.append($0) }, logger: logger,
                                        capacity: configuration.accessQueueCapacity, batchSize: configuration.accessBatchSize,
-                                       interval: configuration.accessFlushInterval)
+                                       interval: configuration.accessFlushInterval, now: now)
         self.metrics = metrics
         self.logger = logger
         self.now = now

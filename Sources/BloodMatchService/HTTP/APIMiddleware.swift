@@ -9,7 +9,8 @@ import Logging
 ///
 /// Order matters: a request that cannot be recorded is refused before it does any work; one that
 /// is over a size limit is refused before its key is looked up; work starts only within the
-/// hospital's rate and the global budget.
+/// hospital's rate and the global budget. A refused key that names no existing key (missing,
+/// malformed, unknown) is counted per minute by the recorder rather than recorded one row each.
 struct APIMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let services: APIServices
@@ -27,6 +28,7 @@ struct APIMiddleware: RouterMiddleware {
         var context = context
         context.requestID = requestID
         var caller: AuthenticatedCaller?
+        var authFailure: AuthenticationFailure?
         var response: Response
 
         guard let ticket = services.recorder.reserve() else {
@@ -54,8 +56,9 @@ struct APIMiddleware: RouterMiddleware {
                 let verified: AuthenticatedCaller
                 do {
                     verified = try await services.authenticator.authenticate(authorization: request.headers[.authorization], now: requestedAt)
-                } catch let error as APIError {
-                    throw error
+                } catch let failure as AuthenticationFailure {
+                    authFailure = failure
+                    throw failure.response
                 } catch {
                     throw APIError.unableToVerify(affected: ["api keys"], since: Date(),
                                                   reason: "the API key could not be checked: \(DataGuard.describe(error))")
@@ -79,13 +82,25 @@ struct APIMiddleware: RouterMiddleware {
         } catch {
             response = render(error, route: route)
         }
+        if let authFailure, !authFailure.reason.namesExistingKey {
+            // Anyone can send these in any number: counted per minute, not recorded one by one.
+            services.recorder.count(ticket, FailedAuthenticationTally.Attempt(
+                clientAddress: context.clientAddress, route: route, reason: authFailure.reason, requestedAt: requestedAt,
+                requestID: requestID, keyID: authFailure.keyID))
+            return finish(response, route: route, request: request, started: started, requestID: requestID)
+        }
         let latency = ContinuousClock.now - started
         let outcome = response.headers[Self.outcomeHeader] ?? (response.status.code < 400 ? "ok" : "refused")
         var payload: [String: JSONValue] = [
-            "key_id": .nullable(caller?.keyID), "method": .string(request.method.rawValue),
+            "key_id": .nullable(caller?.keyID ?? authFailure?.keyID), "method": .string(request.method.rawValue),
             "parameters": .object(Self.parameters(request).mapValues { .string($0) }), "status": .int(response.status.code),
             "outcome": .string(outcome), "latency_ms": .double(Double(ServiceMetrics.nanoseconds(latency) / 10_000) / 100),
         ]
+        if let authFailure {
+            // A key that exists, refused: which key and whose, for whoever investigates its use.
+            payload["auth_failure"] = ["reason": .string(authFailure.reason.rawValue), "key_id": .nullable(authFailure.keyID)]
+            payload["key_hospital"] = .nullable(authFailure.keyHospital)
+        }
         if route == "unmatched" { payload["path"] = .string(String(AccessRedaction.text(request.uri.path).prefix(256))) }
         services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payload: payload,
                                                       requestedAt: requestedAt, requestID: requestID, traceID: traceID,

@@ -155,3 +155,7 @@ func isoUTCMilliseconds(_ date: Date) -> String {
     return isoUTC(seconds: seconds).dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
 }
 
+/// ISO 8601 in UTC to the minute (`2026-12-02T10:11Z`) of a minute counted from the epoch.
+func isoUTC(minute: Int64) -> String {
+    isoUTC(seconds: minute * 60).dropLast(4) + "Z"
+}

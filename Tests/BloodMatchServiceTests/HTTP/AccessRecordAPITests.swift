@@ -4,9 +4,13 @@ import BloodMatchStore
 import Foundation
 import HTTPTypes
 import PostgresNIO
+import Synchronization
 import Testing
 
-/// Access records through the hospital API: the request's id and address reach every row it writes.
+/// Access records through the hospital API: each carries the time its request arrived; a refused
+/// key that exists is recorded with its id, reason and hospital, while keys that name nothing are
+/// counted per minute; no secret reaches the log; the request's id and address reach every row it
+/// writes.
 @Suite("Hospital API access records")
 struct AccessRecordAPITests {
     /// One `api.request` row.
@@ -31,7 +35,84 @@ struct AccessRecordAPITests {
         }
     }
 
+    /// The real clock until it is held at an instant.
+    final class HeldClock: Sendable {
+        let held = Mutex<Date?>(nil)
+        func now() -> Date { held.withLock { $0 } ?? Date() }
+        func hold(at date: Date) { held.withLock { $0 = date } }
+    }
+
     static func requestID(_ id: String) -> HTTPFields { [.init("X-Request-ID")!: id] }
+    static let availability = "/v1/availability?component=RBC&abo=O&rhd=NEG"
+
+    @Test("refused keys: an existing key's refusal is one row naming it; unknown and missing keys are counted per minute; no secret is kept")
+    func refusedKeysAndSecrets() async throws {
+        let clock = HeldClock()
+        try await APITestHarness.run(clock: clock.now) { client, h in
+            // The services' clock, held still at a half second just ahead of the real one, so every
+            // request falls in one minute and its arrival time is known to the millisecond.
+            let fixed = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down) + 1.5)
+            clock.hold(at: fixed)
+            let arrival = Date.ISO8601FormatStyle().format(fixed).dropLast() + ".500Z"
+            let minute = Date.ISO8601FormatStyle().format(fixed).prefix(16) + "Z"
+            let revokedKeyID = try #require(AuthenticationFailure.keyID(presentedIn: h.revokedToken))
+            let validKeyID = try #require(AuthenticationFailure.keyID(presentedIn: h.token))
+            let wrongSecret = "bmk_\(validKeyID).\(APIKeyToken.generate().secret)"
+            #expect(try await client.send(Self.availability, token: h.revokedToken, headers: Self.requestID("revoked-1")).status == .unauthorized)
+            #expect(try await client.send(Self.availability, token: wrongSecret, headers: Self.requestID("wrong-1")).status == .unauthorized)
+            let expired = try await client.send(Self.availability, token: h.expiredToken, headers: Self.requestID("expired-1"))
+            #expect(expired.status == .unauthorized && (expired.error["message"] as? String)?.contains("expired") == true)
+            var strangers: [String] = []
+            for i in 0..<20 {
+                let stranger = APIKeyToken.generate()
+                strangers.append(stranger.keyID)
+                let reply = try await client.send(Self.availability, token: stranger.text, headers: Self.requestID("unknown-\(i)"))
+                #expect(reply.status == .unauthorized && reply.error["message"] as? String == "unknown API key")
+            }
+            for i in 0..<5 { _ = try await client.send(Self.availability, headers: Self.requestID("missing-\(i)")) }
+            // A key in the query string and in the path of an unmatched route.
+            let inQuery = try await client.send(Self.availability + "&API_KEY=\(h.token)&note=\(h.otherToken)", token: h.token,
+                                                headers: Self.requestID("query-1"))
+            #expect(inQuery.status == .badRequest)
+            let inPath = try await client.send("/v1/lookup/\(h.token)", token: h.token, headers: Self.requestID("path-1"))
+            #expect(inPath.status == .notFound)
+
+            #expect(await h.services.recorder.flush())
+            let rows = try await Self.accessRows(h)
+            #expect(rows.map(\.requestID) == ["revoked-1", "wrong-1", "expired-1", "query-1", "path-1"])
+            let byID = Dictionary(uniqueKeysWithValues: rows.map { ($0.requestID ?? "", $0) })
+            let revoked = try #require(byID["revoked-1"])
+            #expect(revoked.actor == "anonymous")
+            #expect(revoked.payload["key_id"] as? String == revokedKeyID)
+            #expect(revoked.payload["key_hospital"] as? String == APITestHarness.hospital)
+            #expect(revoked.payload["auth_failure"] as? [String: String] == ["reason": "revoked", "key_id": revokedKeyID])
+            #expect(revoked.payload["requested_at"] as? String == String(arrival))
+            #expect((byID["wrong-1"]?.payload["auth_failure"] as? [String: String])?["reason"] == "wrong_secret")
+            #expect((byID["expired-1"]?.payload["auth_failure"] as? [String: String])?["reason"] == "expired")
+            let query = (byID["query-1"]?.payload["parameters"] as? [String: String])?["query"]
+            let otherKeyID = try #require(AuthenticationFailure.keyID(presentedIn: h.otherToken))
+            #expect(query == "component=RBC&abo=O&rhd=NEG&API_KEY=[redacted]&note=bmk_\(otherKeyID).[redacted]")
+            #expect(byID["path-1"]?.payload["path"] as? String == "/v1/lookup/bmk_\(validKeyID).[redacted]")
+            for token in [h.token, h.otherToken, h.revokedToken, h.expiredToken, wrongSecret] {
+                let secret = String(token.split(separator: ".")[1])
+                #expect(!rows.contains { $0.payloadText.contains(secret) || ($0.requestID ?? "").contains(secret) })
+            }
+
+            // Shutdown closes the open minute: one record per reason, not one per request.
+            #expect(await h.services.recorder.flush(includingOpenMinutes: true))
+            let counted = try await Self.accessRows(h).dropFirst(rows.count)
+            #expect(counted.count == 2)
+            let unknown = try #require(counted.first { $0.payload["reason"] as? String == "unknown" })
+            #expect(unknown.actor == "anonymous" && unknown.subject == "/v1/availability")
+            #expect(unknown.payload["aggregate"] as? Bool == true && unknown.payload["count"] as? Int == 20)
+            #expect(unknown.payload["minute"] as? String == String(minute))
+            #expect(unknown.payload["first_request_id"] as? String == "unknown-0" && unknown.payload["last_request_id"] as? String == "unknown-19")
+            #expect(unknown.payload["key_ids"] as? [String] == Array(strangers.prefix(5)))
+            let missing = try #require(counted.first { $0.payload["reason"] as? String == "missing" })
+            #expect(missing.payload["count"] as? Int == 5 && (missing.payload["key_ids"] as? [String])?.isEmpty == true)
+        }
+    }
+
     @Test("a match, a hold, a receipt and a release write the request's own id and client address on their events", .timeLimit(.minutes(2)))
     func requestIDsReachTheStores() async throws {
         try await APITestHarness.run(live: true) { client, h in
