@@ -117,10 +117,13 @@ public actor DecisionEngine {
     }
 
     /// Answers one request (a `match.decide` span under the current trace; `traceID` is stored on
-    /// the decision row and its event).
-    public func decide(_ request: MatchRequest, requestedBy: String, traceID: String?, now: Date) async throws -> EngineAnswer {
+    /// the decision row and its event). `requestID` and `clientAddress`, the HTTP request's, go on
+    /// the `decision.made` event (without `requestID` it carries the decision's own request id).
+    public func decide(_ request: MatchRequest, requestedBy: String, traceID: String?, requestID: String? = nil,
+                       clientAddress: String? = nil, now: Date) async throws -> EngineAnswer {
         try await withSpan("match.decide") { span in
-            let answer = try await decideUntraced(request, requestedBy: requestedBy, traceID: traceID, now: now)
+            let origin = EventOrigin(requestID: requestID, clientAddress: clientAddress)
+            let answer = try await decideUntraced(request, requestedBy: requestedBy, traceID: traceID, origin: origin, now: now)
             let decision = answer.decision
             if span.isRecording {
                 span.updateAttributes { a in
@@ -141,7 +144,14 @@ public actor DecisionEngine {
         }
     }
 
-    private func decideUntraced(_ request: MatchRequest, requestedBy: String, traceID: String?, now: Date) async throws -> EngineAnswer {
+    /// The HTTP request a decision's event comes from.
+    private struct EventOrigin: Sendable {
+        var requestID: String?
+        var clientAddress: String?
+    }
+
+    private func decideUntraced(_ request: MatchRequest, requestedBy: String, traceID: String?, origin: EventOrigin,
+                                now: Date) async throws -> EngineAnswer {
         // Decisions are stored with whole-second instants (ISO 8601), so evaluate at one.
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
         guard (1...MatchRequest.maximumQuantity).contains(request.quantity) else {
@@ -169,7 +179,7 @@ public actor DecisionEngine {
                     "clock_skew_seconds": "\(skew)", "limit_seconds": "\(clockSkewLimit)"])
                 return try await recordUnverified(
                     request, id: id, reason: String(format: "this host's clock differs from the database's by %.1f s (limit %.0f s): expiry and data age cannot be trusted", skew, clockSkewLimit),
-                    now: now, requestedBy: requestedBy, traceID: traceID)
+                    now: now, requestedBy: requestedBy, traceID: traceID, origin: origin)
             }
             if abs(skew) > clockSkewWarning {
                 logger.warning("clock skew", metadata: ["clock_skew_seconds": "\(skew)", "warning_seconds": "\(clockSkewWarning)"])
@@ -183,14 +193,16 @@ public actor DecisionEngine {
         } catch let error as MatchRequestError {
             throw error
         } catch let error as IndexFileError {
-            return try await recordUnverified(request, id: id, reason: error.description, now: now, requestedBy: requestedBy, traceID: traceID)
+            return try await recordUnverified(request, id: id, reason: error.description, now: now, requestedBy: requestedBy,
+                                              traceID: traceID, origin: origin)
         } catch let error where isConnectionFailure(error) {
             return unverified(request, reason: "database unavailable (\(serverMessage(error)))", now: now)
         }
         do {
             let record = try await Self.encodeOffActor(decision, requestedBy: requestedBy, traceID: traceID)
             let (stored, isNew) = try await withDeadline(deadline) { [database] in
-                try await PostgresDecisionStore(database: database).record(record)
+                try await PostgresDecisionStore(database: database).record(record, requestID: origin.requestID,
+                                                                          clientAddress: origin.clientAddress)
             }
             return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
         } catch let error where isConnectionFailure(error) {
@@ -321,10 +333,13 @@ public actor DecisionEngine {
         return EngineAnswer(decision: decision, recorded: false, isNew: true)
     }
 
-    private func recordUnverified(_ request: MatchRequest, id: UUID, reason: String, now: Date, requestedBy: String, traceID: String?) async throws -> EngineAnswer {
+    private func recordUnverified(_ request: MatchRequest, id: UUID, reason: String, now: Date, requestedBy: String, traceID: String?,
+                                  origin: EventOrigin) async throws -> EngineAnswer {
         let decision = planner.unableToVerify(id: id, request: request, reason: reason, now: now)
         do {
-            let (stored, isNew) = try await PostgresDecisionStore(database: database).record(try Self.encode(decision, requestedBy: requestedBy, traceID: traceID))
+            let (stored, isNew) = try await PostgresDecisionStore(database: database).record(
+                try Self.encode(decision, requestedBy: requestedBy, traceID: traceID), requestID: origin.requestID,
+                clientAddress: origin.clientAddress)
             return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
         } catch {
             return unverified(request, reason: reason, now: now)

@@ -7,7 +7,7 @@ public struct AccessRecord: Sendable, Hashable {
     public var actor: String
     /// The route template (`/v1/matches/{id}`) or `unmatched`.
     public var subject: String
-    /// `{key_id, method, parameters, status, outcome, latency_ms}` as JSON text.
+    /// `{key_id, method, parameters, status, outcome, latency_ms, requested_at, …}` as JSON text.
     public var payloadJSON: String
     /// The request id (`X-Request-ID`, or generated).
     public var requestID: String
@@ -15,15 +15,20 @@ public struct AccessRecord: Sendable, Hashable {
     public var traceID: String?
     /// The peer address.
     public var clientAddress: String?
+    /// When the request arrived, by this host's clock: the payload's `requested_at`. The row's
+    /// `occurred_at` is when its batch was written, which after a database outage can be much later.
+    public var requestedAt: Date
 
     /// Creates a record.
-    public init(actor: String, subject: String, payloadJSON: String, requestID: String, traceID: String?, clientAddress: String?) {
+    public init(actor: String, subject: String, payloadJSON: String, requestID: String, traceID: String?, clientAddress: String?,
+                requestedAt: Date) {
         self.actor = actor
         self.subject = subject
         self.payloadJSON = payloadJSON
         self.requestID = requestID
         self.traceID = traceID
         self.clientAddress = clientAddress
+        self.requestedAt = requestedAt
     }
 }
 

@@ -90,8 +90,10 @@ public struct PostgresDecisionStore: Sendable {
     public init(database: Database) { self.database = database }
 
     /// Records a decision, or returns the one already recorded under the same request id (the
-    /// retry case); `isNew` says which.
-    public func record(_ decision: StoredDecision) async throws -> (decision: StoredDecision, isNew: Bool) {
+    /// retry case); `isNew` says which. `requestID` and `clientAddress` (an HTTP request's) go on
+    /// the `decision.made` event; without `requestID` the event carries the decision's own.
+    public func record(_ decision: StoredDecision, requestID: String? = nil,
+                       clientAddress: String? = nil) async throws -> (decision: StoredDecision, isNew: Bool) {
         try await database.observe("decision.record") {
             let logger = database.logger
             do {
@@ -100,7 +102,9 @@ public struct PostgresDecisionStore: Sendable {
                 // BEGIN…COMMIT conversation. Prepared once per connection: planning it took longer
                 // than running it.
                 var recordedAt = Date()
-                for try await recorded in try await database.client.execute(RecordDecisionStatement(decision), logger: logger) {
+                for try await recorded in try await database.client.execute(
+                    RecordDecisionStatement(decision, eventRequestID: requestID ?? decision.requestID, clientAddress: clientAddress),
+                    logger: logger) {
                     recordedAt = recorded
                 }
                 var stored = decision
@@ -167,25 +171,31 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
           INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason, product_code)
           SELECT d.decision_id, x.* FROM d, unnest($12::int[], $13::text[], $14::text[], $15::bool[], $16::text[], $19::text[]) AS x
         ), event AS (
-          INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id)
-          SELECT $4, 'decision.made', $17, $18::jsonb, $2, $11 FROM d
+          INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, client_addr)
+          SELECT $4, 'decision.made', $17, $18::jsonb, $20, $11, $21 FROM d
         )
         SELECT recorded_at FROM d
         """
     static let bindingDataTypes: [PostgresDataType] = [
         .uuid, .text, .text, .text, .text, .text, .text, .text, .text, .timestamptz, .text,
-        .int8Array, .textArray, .textArray, .boolArray, .textArray, .text, .text, .textArray,
+        .int8Array, .textArray, .textArray, .boolArray, .textArray, .text, .text, .textArray, .text, .text,
     ]
     typealias Row = Date
 
     let decision: StoredDecision
-    init(_ decision: StoredDecision) { self.decision = decision }
+    let eventRequestID: String
+    let clientAddress: String?
+    init(_ decision: StoredDecision, eventRequestID: String, clientAddress: String?) {
+        self.decision = decision
+        self.eventRequestID = eventRequestID
+        self.clientAddress = clientAddress
+    }
 
     func makeBindings() throws -> PostgresBindings {
         let d = decision
         let u = d.units
         let payload = #"{"request_id":\#(jsonString(d.requestID)),"outcome":"\#(d.outcome)","units":\#(u.filter(\.chosen).count)}"#
-        var b = PostgresBindings(capacity: 19)
+        var b = PostgresBindings(capacity: 21)
         b.append(d.decisionID)
         b.append(d.requestID)
         b.append(d.hospital)
@@ -205,6 +215,8 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
         b.append("decision:" + d.decisionID.uuidString.lowercased())
         b.append(payload)
         b.append(u.map(\.productCode))
+        b.append(eventRequestID)
+        b.append(clientAddress)
         return b
     }
 

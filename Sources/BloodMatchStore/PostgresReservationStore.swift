@@ -91,7 +91,8 @@ public struct PostgresReservationStore: Sendable {
                 let payload = #"{"reservation_id":"\#(reservationID.uuidString.lowercased())","source":"\#(request.source.rawValue)","hospital":\#(jsonString(request.hospital)),"units":\#(Self.unitsJSON(units)),"hold_seconds":\#(request.holdSeconds)\#(request.decisionID.map { #","decision_id":"\#($0.uuidString.lowercased())""# } ?? "")\#(request.batchRunID.map { #","batch_run_id":"\#($0.uuidString.lowercased())""# } ?? "")}"#
                 try await PostgresAuditLog.append(NewAuditEvent(
                     actor: request.reservedBy, action: "reservation.made", subject: "reservation:" + reservationID.uuidString.lowercased(),
-                    payloadJSON: payload, requestID: request.requestID ?? request.idempotencyKey, traceID: request.traceID),
+                    payloadJSON: payload, requestID: request.requestID ?? request.idempotencyKey, traceID: request.traceID,
+                    clientAddress: request.clientAddress),
                     on: conn, logger: logger)
             }
         } catch let refused as Refused {
@@ -211,8 +212,9 @@ public struct PostgresReservationStore: Sendable {
     }
 
     /// Releases the still-active units of a hold. Releasing again changes nothing and records nothing.
+    /// `requestID`, `traceID` and `clientAddress` (the HTTP request's) go on the event.
     public func release(_ reservationID: UUID, by actor: String, reason: String, requestID: String? = nil,
-                        traceID: String? = nil) async throws -> Reservation {
+                        traceID: String? = nil, clientAddress: String? = nil) async throws -> Reservation {
         try await database.observe("reservation.release") {
             let logger = database.logger
             try await database.withTransaction { conn in
@@ -225,7 +227,7 @@ public struct PostgresReservationStore: Sendable {
                     try await PostgresAuditLog.append(NewAuditEvent(
                         actor: actor, action: "reservation.released", subject: "reservation:" + reservationID.uuidString.lowercased(),
                         payloadJSON: #"{"units":\#(Self.unitsJSON(released)),"reason":\#(jsonString(reason))}"#,
-                        requestID: requestID, traceID: traceID), on: conn, logger: logger)
+                        requestID: requestID, traceID: traceID, clientAddress: clientAddress), on: conn, logger: logger)
                 }
             }
             guard let stored = try await find(reservationID: reservationID) else { throw ReservationNotFoundError(reservationID: reservationID) }

@@ -67,7 +67,7 @@ public struct PostgresUnitLifecycleStore: Sendable {
     /// key used for anything else is refused.
     public func record(_ event: UnitFateEvent, unit: UnitKey, reason: UnitFateReason?, note: String?, hospital: String?,
                        by actor: String, idempotencyKey: String, requestID: String? = nil,
-                       traceID: String? = nil) async throws -> (UnitFateRecord, isNew: Bool) {
+                       traceID: String? = nil, clientAddress: String? = nil) async throws -> (UnitFateRecord, isNew: Bool) {
         if event.needsReason {
             guard let reason else {
                 throw UnitLifecycleError(unit: unit, kind: .badReason, detail: "a \(event.rawValue) unit needs a reason: "
@@ -134,7 +134,7 @@ public struct PostgresUnitLifecycleStore: Sendable {
                 let payload = #"{"din":\#(jsonString(unit.din)),"product_code":\#(jsonString(unit.productCode)),"distribution_id":"\#(current.id.uuidString.lowercased())","hospital":\#(jsonString(current.consignee))\#(reason.map { #","reason":"\#($0.rawValue)""# } ?? "")}"#
                 try await PostgresAuditLog.append(NewAuditEvent(
                     actor: actor, action: "unit.\(event.rawValue)", subject: "unit:\(unit)", payloadJSON: payload,
-                    requestID: requestID ?? idempotencyKey, traceID: traceID), on: conn, logger: logger)
+                    requestID: requestID ?? idempotencyKey, traceID: traceID, clientAddress: clientAddress), on: conn, logger: logger)
                 guard let stored = try await Self.fates(where: "f.fate_id = $1::uuid", Self.binds(fateID.uuidString), on: conn, logger: logger).first else {
                     throw UnitLifecycleError(unit: unit, kind: .notIssued, detail: "the record just written could not be read back")
                 }

@@ -34,11 +34,13 @@ public struct ReservationRequest: Sendable {
     public var requestID: String?
     /// W3C trace id.
     public var traceID: String?
+    /// The peer address of the HTTP request, for the `reservation.made` event.
+    public var clientAddress: String?
 
     /// Creates a request.
     public init(idempotencyKey: String, source: ReservationSource, decisionID: UUID? = nil, batchRunID: UUID? = nil,
                 hospital: String, reservedBy: String, units: [UnitKey], holdSeconds: Int,
-                requestID: String? = nil, traceID: String? = nil) {
+                requestID: String? = nil, traceID: String? = nil, clientAddress: String? = nil) {
         self.idempotencyKey = idempotencyKey
         self.source = source
         self.decisionID = decisionID
@@ -49,6 +51,7 @@ public struct ReservationRequest: Sendable {
         self.holdSeconds = holdSeconds
         self.requestID = requestID
         self.traceID = traceID
+        self.clientAddress = clientAddress
     }
 
     /// What makes two requests "the same request": a key reused for different content is refused.

@@ -10,7 +10,7 @@ import NIOCore
 import NIOSSL
 import ServiceLifecycle
 
-/// The request context: the body cap, the peer address and, once verified, the caller.
+/// The request context: the body cap, the peer address, the request id and, once verified, the caller.
 public struct APIRequestContext: RequestContext {
     /// Hummingbird's storage.
     public var coreContext: CoreRequestContextStorage
@@ -21,6 +21,9 @@ public struct APIRequestContext: RequestContext {
     /// The request's W3C trace id (32 hex digits), set by `TraceMiddleware`: stored on the access
     /// record and on the decision and reservation rows the request writes.
     public var traceID: String?
+    /// The request's id (its valid `X-Request-ID`, or generated), set by `APIMiddleware`: on the
+    /// access record, the response, and every decision, reservation and unit event it writes.
+    public var requestID: String?
 
     /// Creates a context for one request.
     public init(source: ApplicationRequestContextSource) {
@@ -56,12 +59,14 @@ public final class APIServices: Sendable {
     public let metrics: ServiceMetrics
     /// Logger.
     public let logger: Logger
+    /// The wall clock: when each request arrived (tests pass their own).
+    public let now: @Sendable () -> Date
     let sites = SiteDirectory()
     let expiryTables = ExpiryTables()
 
     /// Builds the services over a running pool.
     public init(configuration: APIConfiguration, database: Database, engine: DecisionEngine, planner: MatchPlanner,
-                metrics: ServiceMetrics, logger: Logger) {
+                metrics: ServiceMetrics, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.configuration = configuration
         self.database = database
         self.engine = engine
@@ -74,9 +79,10 @@ public final class APIServices: Sendable {
         let log = PostgresAccessLog(database: database)
         self.recorder = AccessRecorder(writer: { try await log.append($0) }, logger: logger,
                                        capacity: configuration.accessQueueCapacity, batchSize: configuration.accessBatchSize,
-                                       interval: configuration.accessFlushInterval)
+                                       interval: configuration.accessFlushInterval, now: now)
         self.metrics = metrics
         self.logger = logger
+        self.now = now
     }
 }
 

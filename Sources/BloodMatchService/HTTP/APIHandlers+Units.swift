@@ -80,7 +80,8 @@ extension APIHandlers {
             result = try await answerWithin(services.configuration.requestDeadline) { [event, reason, note] in
                 try await store.record(event, unit: unit, reason: reason, note: note, hospital: caller.hospital,
                                        by: "api:\(caller.hospital):key:\(caller.keyID)", idempotencyKey: "api:\(caller.hospital):\(key)",
-                                       requestID: key, traceID: context.traceID)
+                                       requestID: context.requestID ?? key, traceID: context.traceID,
+                                       clientAddress: context.clientAddress)
             }
         } catch let error as UnitLifecycleError {
             switch error.kind {

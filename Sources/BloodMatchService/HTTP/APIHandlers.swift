@@ -186,7 +186,8 @@ struct APIHandlers: Sendable {
         do {
             answer = try await answerWithin(services.configuration.requestDeadline) { [engine = services.engine] in
                 try await engine.decide(matchRequest, requestedBy: "api:\(caller.hospital):key:\(caller.keyID)",
-                                        traceID: context.traceID, now: Date())
+                                        traceID: context.traceID, requestID: context.requestID, clientAddress: context.clientAddress,
+                                        now: Date())
             }
         } catch let error as MatchRequestError {
             throw APIError.invalid(error.field, error.reason)
@@ -326,8 +327,8 @@ struct APIHandlers: Sendable {
         let units = try wanted.map { try Self.units($0, among: chosen, what: "chosen by decision \(idText.lowercased())") } ?? chosen
         let reservationRequest = ReservationRequest(
             idempotencyKey: "api:\(caller.hospital):\(key)", source: .decision, decisionID: decisionID, hospital: caller.hospital,
-            reservedBy: "api:\(caller.hospital):key:\(caller.keyID)", units: units, holdSeconds: holdMinutes * 60, requestID: key,
-            traceID: context.traceID)
+            reservedBy: "api:\(caller.hospital):key:\(caller.keyID)", units: units, holdSeconds: holdMinutes * 60,
+            requestID: context.requestID ?? key, traceID: context.traceID, clientAddress: context.clientAddress)
         let outcome: ReservationOutcome
         do {
             outcome = try await answerWithin(services.configuration.requestDeadline) { [database = services.database] in
@@ -380,7 +381,7 @@ struct APIHandlers: Sendable {
         do {
             released = try await answerWithin(services.configuration.requestDeadline) {
                 try await store.release(id, by: "api:\(caller.hospital):key:\(caller.keyID)", reason: "released by the hospital through the API",
-                                        traceID: context.traceID)
+                                        requestID: context.requestID, traceID: context.traceID, clientAddress: context.clientAddress)
             }
         } catch {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(),

@@ -16,6 +16,63 @@ public struct AuthenticatedCaller: Sendable, Hashable {
     public var keyID: String
 }
 
+/// A key refused by `APIKeyAuthenticator`: why, and which key it named, for the access record.
+/// The caller sees only `response`, which does not tell an unknown key id from a wrong secret.
+public struct AuthenticationFailure: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Why a key was refused.
+    public enum Reason: String, Sendable, Hashable, CaseIterable {
+        /// No `Authorization` header.
+        case missing
+        /// Not `Bearer bmk_<16 hex>.<43 base64url>`.
+        case malformed
+        /// No key has this id.
+        case unknown
+        /// The key exists; the secret is not its secret.
+        case wrongSecret = "wrong_secret"
+        /// The key exists and has expired.
+        case expired
+        /// The key exists and was revoked.
+        case revoked
+
+        /// Whether the failure names a key that exists: those are recorded one row each; the
+        /// others, which anyone can send in any number, are counted per minute.
+        public var namesExistingKey: Bool { self == .wrongSecret || self == .expired || self == .revoked }
+    }
+
+    /// Why.
+    public var reason: Reason
+    /// The key id the request presented, when its token began `bmk_<16 hex>.` (never the secret).
+    public var keyID: String?
+    /// The hospital the presented key belongs to, when that key exists.
+    public var keyHospital: String?
+    /// What the 401 says.
+    public var message: String
+
+    /// Creates a failure answered by a 401 saying `message`.
+    public init(_ reason: Reason, keyID: String? = nil, keyHospital: String? = nil, message: String) {
+        self.reason = reason
+        self.keyID = keyID
+        self.keyHospital = keyHospital
+        self.message = message
+    }
+
+    /// The 401 the caller receives.
+    public var response: APIError { .unauthenticated(message) }
+
+    /// The reason and the key id presented.
+    public var description: String { "\(reason.rawValue) (key id \(keyID ?? "none"))" }
+
+    /// The key id of a presented token that starts `bmk_<16 lowercase hex>.`, whatever follows.
+    public static func keyID(presentedIn token: some StringProtocol) -> String? {
+        let bytes = Array(token.utf8.prefix(APIKeyToken.prefix.utf8.count + 17))
+        let prefixLength = APIKeyToken.prefix.utf8.count
+        guard bytes.count == prefixLength + 17, bytes[..<prefixLength].elementsEqual(APIKeyToken.prefix.utf8),
+              bytes[prefixLength + 16] == UInt8(ascii: "."),
+              bytes[prefixLength..<(prefixLength + 16)].allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
+        return String(decoding: bytes[prefixLength..<(prefixLength + 16)], as: UTF8.self)
+    }
+}
+
 /// Source of key records (PostgreSQL in production).
 public protocol APIKeyLookup: Sendable {
     /// The key with this id, if any.
@@ -51,25 +108,36 @@ public final class APIKeyAuthenticator: Sendable {
         self.clock = clock
     }
 
-    /// The caller, or an `APIError` (401 for a missing/malformed/unknown/wrong/expired/revoked
-    /// key; a database failure propagates so the caller answers "unable to verify").
+    /// The caller, or an `AuthenticationFailure` saying why the key was refused (its `response`
+    /// is the 401 the caller gets); a database failure propagates so the caller answers "unable
+    /// to verify".
     public func authenticate(authorization: String?, now: Date) async throws -> AuthenticatedCaller {
         guard let authorization, !authorization.isEmpty else {
-            throw APIError.unauthenticated("missing Authorization header; send 'Authorization: Bearer bmk_…'")
+            throw AuthenticationFailure(.missing, message: "missing Authorization header; send 'Authorization: Bearer bmk_…'")
         }
         let parts = authorization.split(separator: " ", maxSplits: 1)
+        let presented = parts.count == 2 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+        let presentedKeyID = AuthenticationFailure.keyID(presentedIn: presented)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw APIError.unauthenticated("the Authorization scheme must be Bearer with a BloodMatch API key")
+            throw AuthenticationFailure(.malformed, keyID: presentedKeyID,
+                                        message: "the Authorization scheme must be Bearer with a BloodMatch API key")
         }
-        guard let token = APIKeyToken(parsing: parts[1].trimmingCharacters(in: .whitespaces)) else {
-            throw APIError.unauthenticated("the API key is malformed")
+        guard let token = APIKeyToken(parsing: presented) else {
+            throw AuthenticationFailure(.malformed, keyID: presentedKeyID, message: "the API key is malformed")
         }
-        let record = try await record(keyID: token.keyID)
-        guard let record, APIKeyToken.constantTimeEqual(record.secretSHA256, token.secretSHA256) else {
-            throw APIError.unauthenticated("unknown API key")
+        guard let record = try await record(keyID: token.keyID) else {
+            throw AuthenticationFailure(.unknown, keyID: token.keyID, message: "unknown API key")
         }
-        if record.revokedAt != nil { throw APIError.unauthenticated("the API key was revoked") }
-        if now >= record.expiresAt { throw APIError.unauthenticated("the API key expired") }
+        // The caller is not told whether the id or the secret was wrong.
+        guard APIKeyToken.constantTimeEqual(record.secretSHA256, token.secretSHA256) else {
+            throw AuthenticationFailure(.wrongSecret, keyID: token.keyID, keyHospital: record.hospital, message: "unknown API key")
+        }
+        if record.revokedAt != nil {
+            throw AuthenticationFailure(.revoked, keyID: token.keyID, keyHospital: record.hospital, message: "the API key was revoked")
+        }
+        if now >= record.expiresAt {
+            throw AuthenticationFailure(.expired, keyID: token.keyID, keyHospital: record.hospital, message: "the API key expired")
+        }
         return AuthenticatedCaller(hospital: record.hospital, keyID: record.keyID)
     }
 

@@ -9,7 +9,8 @@ import Logging
 ///
 /// Order matters: a request that cannot be recorded is refused before it does any work; one that
 /// is over a size limit is refused before its key is looked up; work starts only within the
-/// hospital's rate and the global budget.
+/// hospital's rate and the global budget. A refused key that names no existing key (missing,
+/// malformed, unknown) is counted per minute by the recorder rather than recorded one row each.
 struct APIMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let services: APIServices
@@ -20,10 +21,14 @@ struct APIMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
+        let requestedAt = services.now()
         let requestID = Self.requestID(request.headers[Self.requestIDHeader])
         let traceID = context.traceID
         let route = APIRoute.template(for: request.uri.path) ?? "unmatched"
+        var context = context
+        context.requestID = requestID
         var caller: AuthenticatedCaller?
+        var authFailure: AuthenticationFailure?
         var response: Response
 
         guard let ticket = services.recorder.reserve() else {
@@ -50,9 +55,10 @@ struct APIMiddleware: RouterMiddleware {
             if needsKey {
                 let verified: AuthenticatedCaller
                 do {
-                    verified = try await services.authenticator.authenticate(authorization: request.headers[.authorization], now: Date())
-                } catch let error as APIError {
-                    throw error
+                    verified = try await services.authenticator.authenticate(authorization: request.headers[.authorization], now: requestedAt)
+                } catch let failure as AuthenticationFailure {
+                    authFailure = failure
+                    throw failure.response
                 } catch {
                     throw APIError.unableToVerify(affected: ["api keys"], since: Date(),
                                                   reason: "the API key could not be checked: \(DataGuard.describe(error))")
@@ -68,7 +74,6 @@ struct APIMiddleware: RouterMiddleware {
                                    message: "the service is at its concurrency limit; retry shortly (nothing was done)", headers: [.retryAfter: "1"])
                 }
                 defer { services.budget.release() }
-                var context = context
                 context.caller = verified
                 response = try await next(request, context)
             } else {
@@ -77,17 +82,29 @@ struct APIMiddleware: RouterMiddleware {
         } catch {
             response = render(error, route: route)
         }
+        if let authFailure, !authFailure.reason.namesExistingKey {
+            // Anyone can send these in any number: counted per minute, not recorded one by one.
+            services.recorder.count(ticket, FailedAuthenticationTally.Attempt(
+                clientAddress: context.clientAddress, route: route, reason: authFailure.reason, requestedAt: requestedAt,
+                requestID: requestID, keyID: authFailure.keyID))
+            return finish(response, route: route, request: request, started: started, requestID: requestID)
+        }
         let latency = ContinuousClock.now - started
         let outcome = response.headers[Self.outcomeHeader] ?? (response.status.code < 400 ? "ok" : "refused")
         var payload: [String: JSONValue] = [
-            "key_id": .nullable(caller?.keyID), "method": .string(request.method.rawValue),
+            "key_id": .nullable(caller?.keyID ?? authFailure?.keyID), "method": .string(request.method.rawValue),
             "parameters": .object(Self.parameters(request).mapValues { .string($0) }), "status": .int(response.status.code),
             "outcome": .string(outcome), "latency_ms": .double(Double(ServiceMetrics.nanoseconds(latency) / 10_000) / 100),
         ]
-        if route == "unmatched" { payload["path"] = .string(String(request.uri.path.prefix(256))) }
-        let json = ResponseJSON.string(.object(payload))
-        services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payloadJSON: json,
-                                                      requestID: requestID, traceID: traceID, clientAddress: context.clientAddress))
+        if let authFailure {
+            // A key that exists, refused: which key and whose, for whoever investigates its use.
+            payload["auth_failure"] = ["reason": .string(authFailure.reason.rawValue), "key_id": .nullable(authFailure.keyID)]
+            payload["key_hospital"] = .nullable(authFailure.keyHospital)
+        }
+        if route == "unmatched" { payload["path"] = .string(String(AccessRedaction.text(request.uri.path).prefix(256))) }
+        services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payload: payload,
+                                                      requestedAt: requestedAt, requestID: requestID, traceID: traceID,
+                                                      clientAddress: context.clientAddress))
         return finish(response, route: route, request: request, started: started, requestID: requestID)
     }
 
@@ -139,20 +156,24 @@ struct APIMiddleware: RouterMiddleware {
         }
     }
 
-    /// The caller's request id when it is a short token, otherwise a new one.
+    /// The caller's request id when it is a short token (1…64 printable ASCII characters, no
+    /// quote or backslash) holding no API key, otherwise a new one. It is echoed, logged and
+    /// stored with every row the request writes, so it must be neither long nor a secret.
     static func requestID(_ header: String?) -> String {
         if let header, (1...64).contains(header.utf8.count),
-           header.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+           header.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }),
+           !AccessRedaction.containsKey(header) {
             return header
         }
         return UUID().uuidString.lowercased()
     }
 
-    /// The query and the idempotency key, bounded, for the access record.
+    /// The query, the idempotency key and the body length, redacted (`AccessRedaction`) and then
+    /// bounded, for the access record.
     static func parameters(_ request: Request) -> [String: String] {
         var out: [String: String] = [:]
-        if let query = request.uri.query, !query.isEmpty { out["query"] = String(query.prefix(512)) }
-        if let key = request.headers[.init("Idempotency-Key")!] { out["idempotency_key"] = String(key.prefix(128)) }
+        if let query = request.uri.query, !query.isEmpty { out["query"] = String(AccessRedaction.query(query).prefix(512)) }
+        if let key = request.headers[.init("Idempotency-Key")!] { out["idempotency_key"] = String(AccessRedaction.text(key).prefix(128)) }
         if let length = request.headers[.contentLength] { out["content_length"] = String(length.prefix(20)) }
         return out
     }

@@ -10,6 +10,11 @@ import Synchronization
 /// PostgreSQL failed, there is no slot and the request is answered 503 "unable to verify" before
 /// any work is done. Accepted records are written every `interval` or once `batchSize` are queued,
 /// kept and retried while the database refuses them, and flushed before the service stops.
+///
+/// Failed authentications that name no existing key are not queued one by one: they are counted
+/// in a `FailedAuthenticationTally` (per client address, route, reason and minute) and each count
+/// is queued as one record once its minute has closed, `lateAttemptAllowance` after the minute's
+/// end (a request that arrived in it may still be finishing its key look-up), or at shutdown.
 public final class AccessRecorder: Service, Sendable {
     /// Writes one batch (PostgreSQL in production).
     public typealias Writer = @Sendable ([AccessRecord]) async throws -> Void
@@ -20,6 +25,7 @@ public final class AccessRecorder: Service, Sendable {
         var failingSince: Date?
         var lastError: String?
         var written = 0
+        var tally: FailedAuthenticationTally
         /// One flush at a time: two would write the same batch twice.
         var flushing = false
     }
@@ -38,17 +44,25 @@ public final class AccessRecorder: Service, Sendable {
     /// a write that answered too late but had landed leaves its records twice, with the same
     /// request ids, rather than none.
     public let writeDeadline: Duration
-    private let state = Mutex(State())
+    /// The wall clock, which closes the tally's minutes.
+    let now: @Sendable () -> Date
+    private let state: Mutex<State>
+
+    /// How long after its end a minute's failed authentications are still counted in it.
+    public static let lateAttemptAllowance: TimeInterval = 5
 
     /// Creates a recorder.
     public init(writer: @escaping Writer, logger: Logger, capacity: Int = 20_000, batchSize: Int = 500,
-                interval: Duration = .milliseconds(200), writeDeadline: Duration = .seconds(10)) {
+                interval: Duration = .milliseconds(200), writeDeadline: Duration = .seconds(10),
+                maximumAggregates: Int = 1_000, now: @escaping @Sendable () -> Date = { Date() }) {
         self.writer = writer
         self.logger = logger
         self.capacity = capacity
         self.batchSize = batchSize
         self.interval = interval
         self.writeDeadline = writeDeadline
+        self.now = now
+        self.state = Mutex(State(tally: FailedAuthenticationTally(maximumGroups: maximumAggregates)))
     }
 
     /// A promise to record one request.
@@ -71,6 +85,15 @@ public final class AccessRecorder: Service, Sendable {
         }
     }
 
+    /// Counts a failed authentication that named no existing key, for a reserved slot; it is
+    /// written as part of its group's record when the minute closes.
+    public func count(_ ticket: Ticket, _ attempt: FailedAuthenticationTally.Attempt) {
+        state.withLock { s in
+            s.reserved -= 1
+            s.tally.add(attempt)
+        }
+    }
+
     /// Why records cannot be accepted now, and since when; nil when they can.
     public var refusal: (since: Date, reason: String)? {
         state.withLock { s in
@@ -86,13 +109,21 @@ public final class AccessRecorder: Service, Sendable {
     /// Records written since start.
     public var writtenCount: Int { state.withLock { $0.written } }
 
-    /// Writes queued records, batch by batch; false if a write failed (records are kept).
+    /// Failed authentications counted in minutes not yet closed.
+    public var countedAttempts: Int { state.withLock { $0.tally.attemptCount } }
+
+    /// Queues the counts of closed minutes (every minute with `includingOpenMinutes`), then writes
+    /// queued records, batch by batch; false if a write failed (records are kept).
     @discardableResult
-    public func flush() async -> Bool {
+    public func flush(includingOpenMinutes: Bool = false) async -> Bool {
         while !beginFlush() {
             try? await Task.sleep(for: .milliseconds(5))
         }
         defer { state.withLock { $0.flushing = false } }
+        let closeBefore = FailedAuthenticationTally.minute(of: now().addingTimeInterval(-Self.lateAttemptAllowance))
+        state.withLock { s in
+            s.pending += includingOpenMinutes ? s.tally.closeAll() : s.tally.close(before: closeBefore)
+        }
         while true {
             let batch = state.withLock { Array($0.pending.prefix(batchSize)) }
             if batch.isEmpty { return true }
@@ -141,7 +172,7 @@ public final class AccessRecorder: Service, Sendable {
             backoff = await flush() ? interval : min(backoff * 2, .seconds(5))
         }
         let deadline = ContinuousClock.now + .seconds(10)
-        while !(await flush()) && ContinuousClock.now < deadline {
+        while !(await flush(includingOpenMinutes: true)) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(250))
         }
         let left = state.withLock { s in
@@ -153,7 +184,20 @@ public final class AccessRecorder: Service, Sendable {
             logger.critical("access record not written at shutdown", metadata: [
                 "actor": "\(record.actor)", "subject": "\(record.subject)", "payload": "\(record.payloadJSON)",
                 "request_id": "\(record.requestID)", "client_addr": "\(record.clientAddress ?? "")",
+                "requested_at": "\(isoUTCMilliseconds(record.requestedAt))",
             ])
         }
+    }
+}
+
+extension AccessRecord {
+    /// A record whose payload carries `requested_at`, the arrival time in UTC with milliseconds,
+    /// taken from `requestedAt` so the two can never disagree.
+    public init(actor: String, subject: String, payload: [String: JSONValue], requestedAt: Date, requestID: String,
+                traceID: String?, clientAddress: String?) {
+        var payload = payload
+        payload["requested_at"] = .string(isoUTCMilliseconds(requestedAt))
+        self.init(actor: actor, subject: subject, payloadJSON: ResponseJSON.string(.object(payload)), requestID: requestID,
+                  traceID: traceID, clientAddress: clientAddress, requestedAt: requestedAt)
     }
 }

@@ -139,3 +139,23 @@ func isoUTC(seconds: Int64) -> String {
     out.append(UInt8(ascii: "Z"))
     return String(decoding: out, as: UTF8.self)
 }
+
+/// Whole milliseconds since the epoch, to the nearest (a `Date` holds `…12.345` as a binary
+/// fraction a hair below or above it).
+func epochMilliseconds(_ date: Date) -> Int64 {
+    Int64((date.timeIntervalSince1970 * 1000).rounded())
+}
+
+/// ISO 8601 in UTC with milliseconds (`2026-12-02T10:11:12.345Z`): when a request arrived.
+func isoUTCMilliseconds(_ date: Date) -> String {
+    let milliseconds = epochMilliseconds(date)
+    let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+    let fraction = Int(milliseconds - seconds * 1000)
+    let digits = String(fraction)
+    return isoUTC(seconds: seconds).dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
+}
+
+/// ISO 8601 in UTC to the minute (`2026-12-02T10:11Z`) of a minute counted from the epoch.
+func isoUTC(minute: Int64) -> String {
+    isoUTC(seconds: minute * 60).dropLast(4) + "Z"
+}

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// The key cache: one read per key per TTL under steady use, a background read ahead of expiry,
-/// and a revocation honoured within the TTL. Cache ages are measured on a clock the test moves,
+/// and a revocation honoured within the TTL; each refusal says why and which key it named. Cache ages are measured on a clock the test moves,
 /// so a loaded machine cannot change what is checked.
 struct APIKeyAuthenticatorTests {
     /// Key records in memory, counting reads; `revoke` and `fail` change what later reads see.
@@ -65,7 +65,7 @@ struct APIKeyAuthenticatorTests {
         // The read saw the revocation: requests are refused from then on, with the clock still
         // inside the 2 s TTL of the first read.
         try await Self.waitFor { (try? await authenticator.authenticate(authorization: header, now: Date())) == nil }
-        await #expect(throws: APIError.self) { try await authenticator.authenticate(authorization: header, now: Date()) }
+        await #expect(throws: AuthenticationFailure.self) { try await authenticator.authenticate(authorization: header, now: Date()) }
         #expect(lookup.reads == 2)
     }
 
@@ -85,4 +85,55 @@ struct APIKeyAuthenticatorTests {
         clock.advance(to: .milliseconds(1_050))
         await #expect(throws: CancellationError.self) { try await authenticator.authenticate(authorization: header, now: Date()) }
     }
+
+    /// Why `header` was refused (nil when it was accepted).
+    static func failure(_ authenticator: APIKeyAuthenticator, _ header: String?, now: Date = Date()) async throws -> AuthenticationFailure? {
+        do {
+            _ = try await authenticator.authenticate(authorization: header, now: now)
+            return nil
+        } catch let failure as AuthenticationFailure {
+            return failure
+        }
+    }
+
+    @Test("each refusal names its reason and the key id presented; only an existing key's names its hospital")
+    func refusalReasons() async throws {
+        let (token, lookup, _, authenticator, header) = Self.setUp(ttl: .seconds(60))
+        let id = token.keyID
+        let missing = try await Self.failure(authenticator, nil)
+        #expect(missing?.reason == .missing && missing?.keyID == nil)
+        let basic = try await Self.failure(authenticator, "Basic \(token.text)")
+        #expect(basic?.reason == .malformed && basic?.keyID == id && basic?.keyHospital == nil)
+        let short = try await Self.failure(authenticator, "Bearer bmk_\(id).tooShort")
+        #expect(short?.reason == .malformed && short?.keyID == id)
+        let garbage = try await Self.failure(authenticator, "Bearer hello")
+        #expect(garbage?.reason == .malformed && garbage?.keyID == nil)
+        let stranger = APIKeyToken.generate()
+        let unknown = try await Self.failure(authenticator, "Bearer \(stranger.text)")
+        #expect(unknown?.reason == .unknown && unknown?.keyID == stranger.keyID && unknown?.keyHospital == nil)
+        let wrong = try await Self.failure(authenticator, "Bearer \(APIKeyToken(keyID: id, secret: stranger.secret).text)")
+        #expect(wrong?.reason == .wrongSecret && wrong?.keyID == id && wrong?.keyHospital == "H0001")
+        // The caller is not told which of the id or the secret was wrong.
+        #expect(wrong?.response.message == unknown?.response.message)
+        #expect(wrong?.response.status == .unauthorized)
+        #expect(!(wrong.map { "\($0)" } ?? "").contains(stranger.secret))
+        let expired = try await Self.failure(authenticator, header, now: Date().addingTimeInterval(7200))
+        #expect(expired?.reason == .expired && expired?.keyID == id && expired?.keyHospital == "H0001")
+        #expect(try await Self.failure(authenticator, header) == nil)
+        lookup.revoke(id)
+        let revokedAuthenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(60))
+        let revoked = try await Self.failure(revokedAuthenticator, header)
+        #expect(revoked?.reason == .revoked && revoked?.keyID == id && revoked?.keyHospital == "H0001")
+    }
+
+    @Test("a request id holding an API key, or too long, or with quotes, is replaced by a generated one")
+    func requestIDs() {
+        #expect(APIMiddleware.requestID("req-42") == "req-42")
+        let key = APIKeyToken.generate().text
+        for bad in [key, "id-\(key.prefix(40))x", String(repeating: "a", count: 65), "a\"b", "a b", ""] {
+            let id = APIMiddleware.requestID(bad)
+            #expect(id != bad && UUID(uuidString: id) != nil, "\(bad)")
+        }
+    }
 }
+

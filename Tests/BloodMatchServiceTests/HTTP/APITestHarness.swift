@@ -64,15 +64,17 @@ struct APITestHarness: Sendable {
         return config
     }
 
-    /// Runs `body` with the app on a fresh seeded database.
-    static func run(configure: @Sendable (inout APIConfiguration) -> Void = { _ in },
+    /// Runs `body` with the app on a fresh seeded database; `clock` is the services' wall clock, and
+    /// `live` serves on a loopback socket (so requests have a client address) instead of in process.
+    static func run(configure: @Sendable (inout APIConfiguration) -> Void = { _ in }, clock: @escaping @Sendable () -> Date = { Date() },
+                    live: Bool = false,
                     _ body: @escaping @Sendable (any TestClientProtocol, APITestHarness) async throws -> Void) async throws {
         // At most two throwaway databases from these suites at once: creating and migrating more
         // in parallel with the other suites starves the test server on a 2-core machine.
         await gate.acquire()
         defer { Task { await gate.release() } }
         do {
-            try await runUnwrapped(configure: configure, body)
+            try await runUnwrapped(configure: configure, clock: clock, live: live, body)
         } catch let error as PSQLError {
             throw DatabaseUnavailableError(target: "test", underlying: String(reflecting: error))
         }
@@ -84,7 +86,7 @@ struct APITestHarness: Sendable {
         _ = try? TracingSystem.bootstrap(TracingSettings(), logger: Logger(label: "test.tracing"))
     }()
 
-    static func runUnwrapped(configure: @Sendable (inout APIConfiguration) -> Void,
+    static func runUnwrapped(configure: @Sendable (inout APIConfiguration) -> Void, clock: @escaping @Sendable () -> Date, live: Bool,
                              _ body: @escaping @Sendable (any TestClientProtocol, APITestHarness) async throws -> Void) async throws {
         bootstrapTracing()
         try await TestDatabase.withFresh { test in
@@ -102,17 +104,18 @@ struct APITestHarness: Sendable {
             // Until the expiring key has expired.
             try await Task.sleep(for: .milliseconds(3100))
             var config = try defaultConfiguration()
+            if live { config.port = 0 }
             configure(&config)
             let configuration = config
             try await test.with(.app) { db in
                 let planner = MatchPlanner(rules: try CompatibilityPolicy(jsonData: StockFixture.policyData()), settings: .standard)
                 let engine = DecisionEngine(database: db, planner: planner, index: nil, logger: db.logger)
                 let services = APIServices(configuration: configuration, database: db, engine: engine, planner: planner,
-                                           metrics: ServiceMetrics(registry: PrometheusCollectorRegistry()), logger: db.logger)
+                                           metrics: ServiceMetrics(registry: PrometheusCollectorRegistry()), logger: db.logger, now: clock)
                 let app = try buildApplication(services: services, refreshIndex: false)
                 let harness = APITestHarness(test: test, services: services, token: keys[0], otherToken: keys[1],
                                              expiredToken: keys[2], revokedToken: keys[3])
-                try await app.test(.router) { client in try await body(client, harness) }
+                try await app.test(live ? .live : .router) { client in try await body(client, harness) }
             }
         }
     }
