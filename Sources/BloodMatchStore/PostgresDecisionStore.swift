@@ -166,12 +166,12 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
             policy_version, index_version, evaluated_at, trace_id)
           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11)
           -- The request id of the statement's transaction, for the record events its triggers write.
-          RETURNING decision_id, recorded_at, set_config('bm.request_id', $2, true) AS request_setting
+          RETURNING decision_id, recorded_at, set_config('bm.request_id', $20, true) AS request_setting
         ), units AS (
           INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason, product_code)
           SELECT d.decision_id, x.* FROM d, unnest($12::int[], $13::text[], $14::text[], $15::bool[], $16::text[], $19::text[]) AS x
         ), event AS (
-          INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, client_addr)
+          INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, peer_addr)
           SELECT $4, 'decision.made', $17, $18::jsonb, $20, $11, $21 FROM d
         )
         SELECT recorded_at FROM d

@@ -75,9 +75,9 @@ struct APIMiddleware: RouterMiddleware {
                 }
                 defer { services.budget.release() }
                 context.caller = verified
-                response = try await next(request, context)
+                response = try await AuditContext.$requestID.withValue(requestID) { try await next(request, context) }
             } else {
-                response = try await next(request, context)
+                response = try await AuditContext.$requestID.withValue(requestID) { try await next(request, context) }
             }
         } catch {
             response = render(error, route: route)

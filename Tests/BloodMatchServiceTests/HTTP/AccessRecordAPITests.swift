@@ -27,7 +27,7 @@ struct AccessRecordAPITests {
         try await h.test.with(.owner) { db in
             var rows: [Row] = []
             for try await (actor, subject, payload, request, address) in try await db.client.query("""
-                SELECT actor, subject, payload::text, request_id, client_addr FROM bm.event_log WHERE action = 'api.request' ORDER BY seq
+                SELECT actor, subject, payload::text, request_id, peer_addr FROM bm.event_log WHERE action = 'api.request' ORDER BY seq
                 """, logger: db.logger).decode((String, String, String, String?, String?).self) {
                 rows.append(Row(actor: actor, subject: subject, payloadText: payload, requestID: request, clientAddress: address))
             }
@@ -130,7 +130,7 @@ struct AccessRecordAPITests {
             let reservation = try #require(held.object["reservation_id"] as? String)
             let unit = try #require((held.object["units"] as? [[String: Any]])?.first)
             let din = try #require(unit["din"] as? String), code = try #require(unit["product_code"] as? String)
-            let outcome = try await h.test.with(.app) { db in
+            let outcome = try await h.test.withOperator(.dispatcher) { db in
                 try await PostgresReservationStore(database: db).issue(try #require(UUID(uuidString: reservation)),
                                                                        units: [UnitKey(din: din, productCode: code)],
                                                                        by: "dispatcher", idempotencyKey: "issue-1")
@@ -145,7 +145,7 @@ struct AccessRecordAPITests {
             let events = try await h.test.with(.owner) { db in
                 var out: [String: (String?, String?)] = [:]
                 for try await (action, request, address) in try await db.client.query("""
-                    SELECT action, request_id, client_addr FROM bm.event_log
+                    SELECT action, request_id, peer_addr FROM bm.event_log
                     WHERE action IN ('decision.made', 'reservation.made', 'unit.received', 'reservation.released')
                     """, logger: db.logger).decode((String, String?, String?).self) { out[action] = (request, address) }
                 return out
