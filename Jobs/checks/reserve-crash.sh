@@ -83,8 +83,8 @@ check "distribution export has 2 rows" '[ "$(tail -n +2 "$work/dist.csv" | wc -l
 # --- audit: intact, then a superuser edit behind the triggers is named
 "$bm" audit checkpoint --out "$work/checkpoint.json" >/dev/null
 check "audit verify passes" '"$bm" audit verify --checkpoint "$work/checkpoint.json" >/dev/null'
-target=$(pg -d "$db" -c "SELECT chain_seq FROM bm.event_log WHERE action = 'reservation.made'")
-pg -d "$db" -c "SET session_replication_role = replica; UPDATE bm.event_log SET payload = payload || '{\"hold_seconds\": 1}' WHERE chain_seq = $target" >/dev/null
+target=$(pg -d "$db" -c "SELECT c.chain_seq FROM bm.event_log e JOIN bm.event_chain c ON c.seq = e.seq WHERE e.action = 'reservation.made' ORDER BY 1 LIMIT 1")
+pg -d "$db" -c "SET session_replication_role = replica; UPDATE bm.event_log SET payload = payload || '{\"hold_seconds\": 1}' WHERE seq = (SELECT seq FROM bm.event_chain WHERE chain_seq = $target)" >/dev/null
 set +e; "$bm" audit verify >"$work/verify.out" 2>/dev/null; verify_rc=$?; set -e
 check "audit verify exits 7 after tampering (got $verify_rc)" '[ "$verify_rc" -eq 7 ]'
 check "audit verify names chain position $target" 'grep -q "chain position $target " "$work/verify.out"'
