@@ -96,7 +96,8 @@ let package = Package(
         .testTarget(name: "BloodMatchIngestTests", dependencies: ["BloodMatchIngest"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "BloodMatchStoreTests",
-            dependencies: ["BloodMatchStore", "BloodMatchTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
+            dependencies: ["BloodMatchStore", "BloodMatchTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "BloodMatchServiceTests",

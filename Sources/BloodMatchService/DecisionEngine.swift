@@ -2,6 +2,8 @@ import BloodMatchCore
 import BloodMatchStore
 import Foundation
 import Logging
+import Crypto
+import Synchronization
 import Tracing
 
 /// This host's clock and the database's differ by more than the engine tolerates.
@@ -354,10 +356,29 @@ public actor DecisionEngine {
         return encoder
     }
 
+    /// The last centres' data state encoded, with its JSON and digest: decisions of the same minute
+    /// share it, so it is encoded once rather than with every decision.
+    static let lastDataState = Mutex<(centres: [CentreDataState], json: String, digest: String)?>(nil)
+
+    /// The data state's JSON and SHA-256 (hex), from the cache when it is the last one seen.
+    static func dataState(_ centres: [CentreDataState], encoder: JSONEncoder) throws -> (json: String, digest: String) {
+        if let hit = lastDataState.withLock({ last in last.flatMap { $0.centres == centres ? ($0.json, $0.digest) : nil } }) {
+            return hit
+        }
+        let json = String(decoding: try encoder.encode(centres), as: UTF8.self)
+        let digest = SHA256.hash(data: Data(json.utf8)).lowercaseHex
+        lastDataState.withLock { $0 = (centres, json, digest) }
+        return (json, digest)
+    }
+
     static func encode(_ decision: MatchDecision, requestedBy: String, traceID: String?) throws -> StoredDecision {
         let encoder = makeEncoder()
         let requestJSON = String(decoding: try encoder.encode(decision.request), as: UTF8.self)
-        let rationaleJSON = String(decoding: try encoder.encode(decision), as: UTF8.self)
+        // The centres' data state is stored once per distinct value and named by its digest.
+        let (dataStateJSON, dataStateDigest) = try dataState(decision.centres, encoder: encoder)
+        var slim = decision
+        slim.centres = []
+        let rationaleJSON = String(decoding: try encoder.encode(slim), as: UTF8.self)
         var units = decision.chosen.enumerated().map { i, u in
             DecisionUnit(rank: i + 1, din: u.din, productCode: u.productCode, centre: u.centreID, chosen: true,
                          reason: "rank \(u.rank) \(u.group) at \(u.centreID), \(Int(u.distanceKm.rounded())) km, ETA \(Int(u.etaMinutes.rounded())) min")
@@ -372,13 +393,18 @@ public actor DecisionEngine {
         return StoredDecision(decisionID: decision.decisionID, requestID: decision.request.requestID, hospital: decision.request.hospitalID,
                               requestedBy: requestedBy, outcome: decision.outcome.rawValue, requestJSON: requestJSON,
                               rationaleJSON: rationaleJSON, policyVersion: decision.policyVersion, indexVersion: decision.indexVersion,
-                              evaluatedAt: decision.evaluatedAt, traceID: traceID, units: units)
+                              evaluatedAt: decision.evaluatedAt, traceID: traceID, units: units,
+                              dataStateDigest: dataStateDigest, dataStateJSON: dataStateJSON)
     }
 
     /// Reads a stored decision's full rationale back.
     public static func decode(_ stored: StoredDecision) throws -> MatchDecision {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        return try decoder.decode(MatchDecision.self, from: Data(stored.rationaleJSON.utf8))
+        var decision = try decoder.decode(MatchDecision.self, from: Data(stored.rationaleJSON.utf8))
+        if let centres = stored.dataStateJSON {
+            decision.centres = try decoder.decode([CentreDataState].self, from: Data(centres.utf8))
+        }
+        return decision
     }
 }

@@ -2,6 +2,7 @@ import BloodMatchCore
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// A match decision as stored: the searchable columns plus the full request and rationale as JSON.
 public struct StoredDecision: Sendable, Hashable {
@@ -31,11 +32,17 @@ public struct StoredDecision: Sendable, Hashable {
     public var traceID: String?
     /// Units chosen or considered, in rank order.
     public var units: [DecisionUnit]
+    /// SHA-256 (hex) of the centres' data state the decision was made on, stored once in
+    /// `bm.decision_data_states`; nil for decisions that carry it in their rationale.
+    public var dataStateDigest: String?
+    /// That data state as JSON (written when the database may not have it yet; read back with the decision).
+    public var dataStateJSON: String?
 
     /// Creates a record.
     public init(decisionID: UUID, requestID: String, hospital: String?, requestedBy: String, outcome: String,
                 requestJSON: String, rationaleJSON: String, policyVersion: String, indexVersion: String?,
-                evaluatedAt: Date, recordedAt: Date? = nil, traceID: String? = nil, units: [DecisionUnit]) {
+                evaluatedAt: Date, recordedAt: Date? = nil, traceID: String? = nil, units: [DecisionUnit],
+                dataStateDigest: String? = nil, dataStateJSON: String? = nil) {
         self.decisionID = decisionID
         self.requestID = requestID
         self.hospital = hospital
@@ -49,6 +56,8 @@ public struct StoredDecision: Sendable, Hashable {
         self.recordedAt = recordedAt
         self.traceID = traceID
         self.units = units
+        self.dataStateDigest = dataStateDigest
+        self.dataStateJSON = dataStateJSON
     }
 }
 
@@ -83,6 +92,10 @@ public struct DecisionUnit: Sendable, Hashable {
 
 /// Decisions in PostgreSQL: appended in one transaction with their units and an event, never changed.
 public struct PostgresDecisionStore: Sendable {
+    /// Data states this process has seen stored, per database (`displayName|digest`), so a decision
+    /// names its data state without sending it again.
+    static let knownDataStates = Mutex<Set<String>>([])
+
     /// The pool, as `bloodmatch_app`.
     public let database: Database
 
@@ -102,10 +115,28 @@ public struct PostgresDecisionStore: Sendable {
                 // BEGIN…COMMIT conversation. Prepared once per connection: planning it took longer
                 // than running it.
                 var recordedAt = Date()
-                for try await recorded in try await database.client.execute(
-                    RecordDecisionStatement(decision, eventRequestID: requestID ?? decision.requestID, clientAddress: clientAddress),
-                    logger: logger) {
-                    recordedAt = recorded
+                let stateKey = decision.dataStateDigest.map { database.configuration.displayName + "|" + $0 }
+                let known = stateKey.map { key in Self.knownDataStates.withLock { $0.contains(key) } } ?? true
+                do {
+                    for try await recorded in try await database.client.execute(
+                        RecordDecisionStatement(decision, eventRequestID: requestID ?? decision.requestID, clientAddress: clientAddress,
+                                                sendDataState: !known), logger: logger) {
+                        recordedAt = recorded
+                    }
+                } catch where known && sqlState(error) == "23503" {
+                    // The data state this process wrote before is not in this database (restored, or another
+                    // database): written now with the decision.
+                    for try await recorded in try await database.client.execute(
+                        RecordDecisionStatement(decision, eventRequestID: requestID ?? decision.requestID, clientAddress: clientAddress,
+                                                sendDataState: true), logger: logger) {
+                        recordedAt = recorded
+                    }
+                }
+                if let stateKey {
+                    Self.knownDataStates.withLock { set in
+                        if set.count > 10_000 { set.removeAll() }
+                        set.insert(stateKey)
+                    }
                 }
                 var stored = decision
                 stored.recordedAt = recordedAt
@@ -134,18 +165,20 @@ public struct PostgresDecisionStore: Sendable {
     private func fetch(where column: String, _ value: String) async throws -> StoredDecision? {
         let logger = database.logger
         let sql = """
-            SELECT decision_id, request_id, hospital, requested_by, outcome, request::text, rationale::text, policy_version,
-                   index_version, evaluated_at, recorded_at, trace_id
-            FROM decisions WHERE \(column == "request_id" ? "request_id = $1" : "decision_id = $1::uuid")
+            SELECT d.decision_id, d.request_id, d.hospital, d.requested_by, d.outcome, d.request::text, d.rationale::text, d.policy_version,
+                   d.index_version, d.evaluated_at, d.recorded_at, d.trace_id, d.data_state, s.centres::text
+            FROM decisions d LEFT JOIN decision_data_states s ON s.digest = d.data_state
+            WHERE \(column == "request_id" ? "d.request_id = $1" : "d.decision_id = $1::uuid")
             """
         var binds = PostgresBindings()
         binds.append(value)
         var found: StoredDecision?
         for try await row in try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-            .decode((UUID, String, String?, String, String, String, String, String, String?, Date, Date, String?).self) {
+            .decode((UUID, String, String?, String, String, String, String, String, String?, Date, Date, String?, String?, String?).self) {
             found = StoredDecision(decisionID: row.0, requestID: row.1, hospital: row.2, requestedBy: row.3, outcome: row.4,
                                    requestJSON: row.5, rationaleJSON: row.6, policyVersion: row.7, indexVersion: row.8,
-                                   evaluatedAt: row.9, recordedAt: row.10, traceID: row.11, units: [])
+                                   evaluatedAt: row.9, recordedAt: row.10, traceID: row.11, units: [],
+                                   dataStateDigest: row.12, dataStateJSON: row.13)
         }
         guard var decision = found else { return nil }
         for try await (rank, din, code, centre, chosen, reason) in try await database.client.query(
@@ -161,10 +194,13 @@ public struct PostgresDecisionStore: Sendable {
 /// database's `recorded_at`. Parameter types are stated, so the plan is made once per connection.
 struct RecordDecisionStatement: PostgresPreparedStatement {
     static let sql = """
-        WITH d AS (
+        WITH s AS (
+          INSERT INTO decision_data_states (digest, centres) SELECT $22, $23::jsonb WHERE $23 IS NOT NULL
+          ON CONFLICT (digest) DO NOTHING
+        ), d AS (
           INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
-            policy_version, index_version, evaluated_at, trace_id)
-          VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11)
+            policy_version, index_version, evaluated_at, trace_id, data_state)
+          VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $22)
           -- The request id of the statement's transaction, for the record events its triggers write.
           RETURNING decision_id, recorded_at, set_config('bm.request_id', $20, true) AS request_setting
         ), units AS (
@@ -178,24 +214,26 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
         """
     static let bindingDataTypes: [PostgresDataType] = [
         .uuid, .text, .text, .text, .text, .text, .text, .text, .text, .timestamptz, .text,
-        .int8Array, .textArray, .textArray, .boolArray, .textArray, .text, .text, .textArray, .text, .text,
+        .int8Array, .textArray, .textArray, .boolArray, .textArray, .text, .text, .textArray, .text, .text, .text, .text,
     ]
     typealias Row = Date
 
     let decision: StoredDecision
     let eventRequestID: String
     let clientAddress: String?
-    init(_ decision: StoredDecision, eventRequestID: String, clientAddress: String?) {
+    let sendDataState: Bool
+    init(_ decision: StoredDecision, eventRequestID: String, clientAddress: String?, sendDataState: Bool) {
         self.decision = decision
         self.eventRequestID = eventRequestID
         self.clientAddress = clientAddress
+        self.sendDataState = sendDataState
     }
 
     func makeBindings() throws -> PostgresBindings {
         let d = decision
         let u = d.units
         let payload = #"{"request_id":\#(jsonString(d.requestID)),"outcome":"\#(d.outcome)","units":\#(u.filter(\.chosen).count)}"#
-        var b = PostgresBindings(capacity: 21)
+        var b = PostgresBindings(capacity: 23)
         b.append(d.decisionID)
         b.append(d.requestID)
         b.append(d.hospital)
@@ -217,6 +255,8 @@ struct RecordDecisionStatement: PostgresPreparedStatement {
         b.append(u.map(\.productCode))
         b.append(eventRequestID)
         b.append(clientAddress)
+        b.append(d.dataStateDigest)
+        b.append(sendDataState ? d.dataStateJSON : nil)
         return b
     }
 

@@ -234,6 +234,22 @@ $$
   FROM jsonb_each_text(r) AS x(k, v) WHERE NOT k = ANY (keys)
 $$;
 
+-- The centres' data state (every centre's snapshot, as-of and age at the decision) was 11 KB of each
+-- decision's 14.5 KB rationale, the same for every decision of a minute. It is stored once, by its
+-- SHA-256, and each decision names it; `decision show` and the API put it back into the rationale.
+CREATE TABLE bm.decision_data_states (
+  digest       text PRIMARY KEY CHECK (digest ~ '^[0-9a-f]{64}$'),
+  centres      jsonb NOT NULL,
+  recorded_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TRIGGER decision_data_states_append_only BEFORE UPDATE OR DELETE ON bm.decision_data_states
+  FOR EACH ROW EXECUTE FUNCTION bm.refuse_change();
+CREATE TRIGGER decision_data_states_no_truncate BEFORE TRUNCATE ON bm.decision_data_states
+  FOR EACH STATEMENT EXECUTE FUNCTION bm.refuse_change();
+ALTER TABLE bm.decisions ADD COLUMN data_state text REFERENCES bm.decision_data_states;
+GRANT SELECT, INSERT ON bm.decision_data_states TO bloodmatch_app;
+GRANT SELECT ON bm.decision_data_states TO bloodmatch_import;
+
 -- Which tables are covered, and their keys (what `audit verify` walks).
 CREATE TABLE bm.audited_tables (
   table_name  text PRIMARY KEY,
@@ -241,6 +257,7 @@ CREATE TABLE bm.audited_tables (
 );
 INSERT INTO bm.audited_tables VALUES
   ('decisions', '{decision_id}'),
+  ('decision_data_states', '{digest}'),
   ('decision_units', '{decision_id,rank}'),
   ('reservations', '{reservation_id}'),
   ('reservation_units', '{reservation_id,din,product_code}'),
@@ -255,18 +272,28 @@ INSERT INTO bm.audited_tables VALUES
   ('sites', '{site_id}'),
   ('import_runs', '{run_id}');
 
+-- Written as a loop of simple expressions (whose plans plpgsql keeps) rather than one INSERT … SELECT
+-- over the transition table, which is planned again at every statement: 0.43 ms per one-row
+-- INSERT of a decision instead of 1.07 ms (measured with the national dataset's decisions).
 CREATE FUNCTION bm.audit_records() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = bm, pg_catalog SET TimeZone = 'UTC' SET extra_float_digits = 1 AS
 $$
+DECLARE
+  j jsonb;
+  keys text[] := TG_ARGV::text[];
+  found jsonb[] := '{}';
+  request text;
 BEGIN
-  INSERT INTO bm.event_log (actor, action, subject, request_id, payload)
-  SELECT session_user, 'record.written', 'table:' || TG_TABLE_NAME,
-         coalesce(nullif(current_setting('bm.request_id', true), ''), min(n.j->>'request_id')),
-         jsonb_build_object('table', TG_TABLE_NAME, 'op', lower(TG_OP), 'rows',
-           jsonb_agg(jsonb_build_object('key', bm.audit_record_key(n.j, TG_ARGV::text[]),
-                                        'fields', bm.audit_record_fields(n.j, TG_ARGV::text[]))))
-  FROM (SELECT to_jsonb(r) AS j FROM new_rows r) n
-  HAVING count(*) > 0;
+  FOR j IN SELECT to_jsonb(r) FROM new_rows r LOOP
+    found := found || jsonb_build_object('key', bm.audit_record_key(j, keys), 'fields', bm.audit_record_fields(j, keys));
+    request := coalesce(request, j->>'request_id');
+  END LOOP;
+  IF cardinality(found) > 0 THEN
+    INSERT INTO bm.event_log (actor, action, subject, request_id, payload)
+    VALUES (session_user, 'record.written', 'table:' || TG_TABLE_NAME,
+            coalesce(nullif(current_setting('bm.request_id', true), ''), request),
+            jsonb_build_object('table', TG_TABLE_NAME, 'op', lower(TG_OP), 'rows', to_jsonb(found)));
+  END IF;
   RETURN NULL;
 END
 $$;

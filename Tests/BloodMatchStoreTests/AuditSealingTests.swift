@@ -1,0 +1,164 @@
+import BloodMatchCore
+import BloodMatchStore
+import BloodMatchTestSupport
+import Crypto
+import Foundation
+import PostgresNIO
+import Testing
+
+/// Sealing without a writer lock, the database's say over who acted, and records in the chain.
+@Suite("Audit sealing, identity and records")
+struct AuditSealingTests {
+    /// The one value `sql` returns, as text.
+    static func value(_ db: Database, _ sql: String) async throws -> String? {
+        var out: String?
+        for try await (v,) in try await db.client.query(PostgresQuery(unsafeSQL: "SELECT (\(sql))::text"), logger: db.logger)
+            .decode((String?,).self) { out = v }
+        return out
+    }
+
+    static func superuser(_ test: TestDatabase, _ sql: String) async throws {
+        var config = test.admin
+        config.database = test.name
+        try await Database.with(config, logger: test.logger) { db in
+            try await db.withTransaction { conn in
+                _ = try await conn.query("SET LOCAL session_replication_role = replica", logger: db.logger).collect()
+                _ = try await conn.query(PostgresQuery(unsafeSQL: sql), logger: db.logger).collect()
+            }
+        }
+    }
+
+    @Test("RFC 7677's SCRAM-SHA-256 example: the verifier's server key signs the example exchange as the RFC says")
+    func scramVector() throws {
+        let salt = try #require(Data(base64Encoded: "W22ZaJ0SNY7soEsUEjb6gQ=="))
+        let verifier = ScramVerifier.make(password: "pencil", salt: Array(salt), iterations: 4096)
+        #expect(verifier.hasPrefix("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"))
+        let serverKeyText = try #require(verifier.split(separator: ":").last)
+        let serverKey = try #require(Data(base64Encoded: String(serverKeyText)))
+        let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+        let authMessage = "n=user,r=rOprNGfwEbeRWgbNEkqO,r=\(nonce),s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=\(nonce)"
+        let signature = HMAC<SHA256>.authenticationCode(for: Data(authMessage.utf8), using: SymmetricKey(data: serverKey))
+        #expect(Data(signature).base64EncodedString() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+    }
+
+    @Test("An operator's event is recorded as the operator whatever it claims; seq, time and address are the database's")
+    func identityIsTheDatabases() async throws {
+        try await TestDatabase.withFresh { test in
+            let (login, seq, occurred) = try await test.withOperator(.dispatcher) { db in
+                let login = try await Self.value(db, "SELECT session_user") ?? ""
+                try await db.client.query("""
+                    INSERT INTO bm.event_log (seq, occurred_at, actor_role, actor, action, subject, client_addr)
+                    VALUES (-42, '2001-01-01', 'postgres', 'operator:someone_else', 'note', 'test:impersonation', '10.9.8.7')
+                    """, logger: db.logger)
+                let seq = try await Self.value(db, "SELECT seq FROM bm.event_log WHERE subject = 'test:impersonation'").flatMap { Int64($0) }
+                let occurred = try await Self.value(db, "SELECT extract(year FROM occurred_at)::int FROM bm.event_log WHERE subject = 'test:impersonation'").flatMap { Int($0) }
+                return (login, seq, occurred)
+            }
+            #expect(seq != nil && seq != -42)
+            #expect(occurred != 2001)
+            let row = try await test.with(.owner) { db in
+                var row: (String, String, String?)?
+                for try await r in try await db.client.query(
+                    "SELECT actor, actor_role, client_addr FROM bm.event_log WHERE subject = 'test:impersonation'", logger: db.logger)
+                    .decode((String, String, String?).self) { row = r }
+                return row
+            }
+            #expect(row?.0 == "operator:" + login && row?.1 == login && row?.2 == "local")
+            // The shared service role may speak for a hospital, never for an operator.
+            let claims = try await test.with(.app) { db in
+                let log = PostgresAuditLog(database: db)
+                try await log.append(NewAuditEvent(actor: "hospital:H0001", action: "note", subject: "test:claim-1"))
+                try await log.append(NewAuditEvent(actor: "operator:someone_else", action: "note", subject: "test:claim-2"))
+                return try await log.events(subjects: ["test:claim-1", "test:claim-2"]).map(\.actor)
+            }
+            #expect(claims == ["hospital:H0001", "role:bloodmatch_app"])
+        }
+    }
+
+    @Test("A transaction that commits after later ones is still sealed, once; verify sees every row chained")
+    func lateCommitIsSealed() async throws {
+        try await TestDatabase.withFresh { test in
+            try await test.with(.app) { db in
+                let log = PostgresAuditLog(database: db)
+                try await log.seal()
+                try await db.client.withConnection { slow in
+                    _ = try await slow.query("BEGIN", logger: db.logger).collect()
+                    _ = try await slow.query("INSERT INTO bm.event_log (actor, action, subject) VALUES ('x', 'note', 'test:slow')",
+                                             logger: db.logger).collect()
+                    // Later transactions commit and are sealed while the first is still open.
+                    for i in 0..<5 { try await log.append(NewAuditEvent(actor: "x", action: "note", subject: "test:fast-\(i)")) }
+                    let first = try await log.seal()
+                    #expect(first.sealed >= 5)
+                    _ = try await slow.query("COMMIT", logger: db.logger).collect()
+                }
+                let second = try await log.seal()
+                #expect(second.sealed == 1)
+                #expect(try await log.seal().sealed == 0)
+                let report = try await log.verify(sealFirst: false)
+                #expect(report.isIntact, "\(report.problem?.description ?? "") \(report.recordMismatches)")
+                #expect(report.unchainedRows == 0)
+                let slowChained = try await Self.value(db, """
+                    SELECT count(*) FROM bm.event_chain c JOIN bm.event_log e ON e.seq = c.seq WHERE e.subject = 'test:slow'
+                    """)
+                #expect(slowChained == "1")
+            }
+        }
+    }
+
+    @Test("Concurrent writers and sealers: one unbroken chain, every committed row in it exactly once")
+    func concurrentSealing() async throws {
+        try await TestDatabase.withFresh { test in
+            try await test.with(.app) { db in
+                let log = PostgresAuditLog(database: db)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for w in 0..<6 {
+                        group.addTask {
+                            for i in 0..<40 { try await log.append(NewAuditEvent(actor: "x", action: "note", subject: "test:w\(w)-\(i)")) }
+                        }
+                    }
+                    group.addTask { for _ in 0..<30 { try await log.seal(); try await Task.sleep(for: .milliseconds(5)) } }
+                    group.addTask { for _ in 0..<30 { try await log.seal(); try await Task.sleep(for: .milliseconds(7)) } }
+                    try await group.waitForAll()
+                }
+                let report = try await log.verify()
+                #expect(report.isIntact, "\(report.problem?.description ?? "")")
+                let counts = try await Self.value(db, """
+                    SELECT (SELECT count(*) FROM bm.event_log)::text || '/' || (SELECT count(*) FROM bm.event_chain)::text
+                           || '/' || (SELECT count(DISTINCT seq) FROM bm.event_chain)::text
+                    """)
+                let parts = (counts ?? "").split(separator: "/").map { Int($0) ?? -1 }
+                // Everything but the verification's own event (written after its seal) is chained, once.
+                #expect(parts.count == 3 && parts[1] == parts[2] && parts[0] - parts[1] <= 1, "\(counts ?? "")")
+            }
+        }
+    }
+
+    @Test("A covered record edited behind the triggers is named with its table, row and field; a damaged head is not sealed over")
+    func recordsAndHead() async throws {
+        try await TestDatabase.withFresh { test in
+            try await test.with(.importer) { db in
+                _ = try await PostgresSiteStore(database: db).upsert([
+                    Site(id: "HS1", name: "Sealing Hospital", kind: .hospital, location: GeoPoint(latitude: -33.87, longitude: 151.21),
+                         region: "AU-02", address: "Sydney NSW, Australia"),
+                ], source: "test")
+            }
+            try await Self.superuser(test, "UPDATE bm.sites SET name = 'Forged Hospital' WHERE site_id = 'HS1'")
+            let report = try await test.with(.app) { try await PostgresAuditLog(database: $0).verify() }
+            let mismatch = try #require(report.recordMismatches.first)
+            #expect(mismatch.table == "sites" && mismatch.key == "HS1" && mismatch.field == "name")
+            #expect(mismatch.expected == "Sealing Hospital" && mismatch.actual == "Forged Hospital")
+            #expect(!report.isIntact)
+
+            try await Self.superuser(test, "UPDATE bm.sites SET name = 'Sealing Hospital' WHERE site_id = 'HS1'")
+            try await Self.superuser(test, "UPDATE bm.audit_head SET row_hash = sha256('forged'::bytea)")
+            try await test.with(.app) { db in
+                let log = PostgresAuditLog(database: db)
+                try await log.append(NewAuditEvent(actor: "x", action: "note", subject: "test:after-damage"))
+                await #expect(throws: AuditHeadMismatchError.self) { try await log.seal() }
+                let after = try await log.verify()
+                #expect(after.problem?.kind == .headMismatch)
+                #expect(after.unchainedRows >= 1)
+            }
+        }
+    }
+}
