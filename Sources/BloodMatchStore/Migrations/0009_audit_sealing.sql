@@ -249,16 +249,11 @@ CREATE FUNCTION bm.audit_record_fields(r jsonb, keys text[]) RETURNS jsonb
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS
 $$
 DECLARE
-  k text;
-  v text;
-  out jsonb := '{}';
+  out jsonb;
 BEGIN
-  FOR k, v IN SELECT e.key, e.value FROM jsonb_each_text(r) e LOOP
-    IF NOT k = ANY (keys) THEN
-      out := out || jsonb_build_object(k, CASE WHEN length(v) > 64
-               THEN 'sha256:' || encode(sha256(convert_to(v, 'UTF8')), 'hex') ELSE v END);
-    END IF;
-  END LOOP;
+  SELECT coalesce(jsonb_object_agg(k, CASE WHEN length(v) > 64
+           THEN 'sha256:' || encode(sha256(convert_to(v, 'UTF8')), 'hex') ELSE v END), '{}')
+    INTO out FROM jsonb_each_text(r) AS x(k, v) WHERE NOT k = ANY (keys);
   RETURN out;
 END
 $$;
