@@ -363,6 +363,8 @@ bootstrap_database() {
   done
   # One login for operators and jobs (the CLI switches to the role each command needs, SET ROLE).
   sql+="GRANT bloodmatch_owner, bloodmatch_app, bloodmatch_import TO bloodmatch_ops;"
+  # The owner creates named operator logins (`bloodmatch operator add`, migration 0009's groups).
+  sql+="ALTER ROLE bloodmatch_owner CREATEROLE;"
   psql_primary -d postgres -c "$sql" >/dev/null
   if [ "$(psql_primary -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 ]; then
     psql_primary -d postgres -c "CREATE DATABASE $DB OWNER bloodmatch_owner ENCODING 'UTF8' TEMPLATE template0" >/dev/null

@@ -50,7 +50,7 @@ measure() {  # label binary → one JSON object on stdout
   "$bm" import "$data"/snapshots/*.csv >/dev/null || true
   "$bm" index build --out "$work/$label.bmidx" >/dev/null 2>&1
   local hospital; hospital=$(awk -F, '$3=="hospital"{print $1; exit}' "$data/sites.csv")
-  if "$bm" operator --help >/dev/null 2>&1; then   # named operators: keys are a supervisor's
+  if "$bm" --help 2>/dev/null | grep -q "^  operator "; then   # named operators: keys are a supervisor's
     local op="bench_audit_$$"
     roles+=("$op")
     psql_pg -d postgres -c "DROP ROLE IF EXISTS $op" >/dev/null 2>&1 || true

@@ -31,7 +31,11 @@ seed_data() {
   "$bm" generate --seed $(( $$ % 100000 )) --sites-file "$work/sites.csv" --units "${DRILL_UNITS:-6000}" \
     --as-of "$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)" --out "$work/gen" >/dev/null
   "$bm" import "$work"/gen/snapshots/*.csv >/dev/null || { echo "import failed" >&2; exit 1; }
-  token=$("$bm" hospital key create H9001 --label "$run_id" --expires-in-days 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  # Keys are a supervisor's: a login of this drill's own.
+  "$bm" operator add "ha_sup_$$" --role supervisor --password-file "$work/ha_sup.password" >/dev/null \
+    || { echo "operator add failed" >&2; exit 1; }
+  token=$(BLOODMATCH_OPERATOR="ha_sup_$$" BLOODMATCH_OPERATOR_PASSWORD_FILE="$work/ha_sup.password" \
+    "$bm" hospital key create H9001 --label "$run_id" --expires-in-days 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   [ -n "$token" ] || { echo "no hospital key" >&2; exit 1; }
   psql_primary -d postgres -c "CREATE TABLE IF NOT EXISTS ha_probe (note text, at timestamptz DEFAULT now())" >/dev/null
   # Both instances must see the new snapshot before the load starts (each checks once a second).
@@ -74,4 +78,4 @@ probe_writes() {
   echo "$acked $tries -1"
 }
 
-cleanup_common() { rm -rf "$work"; }
+cleanup_common() { psql_primary -d postgres -c "DROP ROLE IF EXISTS ha_sup_$$" >/dev/null 2>&1; rm -rf "$work"; }
