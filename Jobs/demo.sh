@@ -21,6 +21,13 @@ $bm generate --seed 2026 --sites-file Data/sites.csv --units 6000 --out var/samp
 $bm import var/sample/snapshots/*.csv
 echo "== spatial index"
 $bm index build
+# The sample query is asked by a named dispatcher login (its password in
+# ~/.config/bloodmatch/operators/demo_dispatcher), as every person acting on the system is.
+if [ -z "${DATABASE_URL:-}" ]; then
+  pwfile="${HOME:-/root}/.config/bloodmatch/operators/demo_dispatcher"
+  $bm operator list | grep -q "^demo_dispatcher	" || { rm -f "$pwfile"; $bm operator add demo_dispatcher --role dispatcher; }
+  [ -f "$pwfile" ] && export BLOODMATCH_OPERATOR=demo_dispatcher
+fi
 if $bm help match >/dev/null 2>&1; then
   echo "== Wollongong Hospital (H0001) needs 2 irradiated platelets for an O RhD-negative woman of 34"
   $bm match --hospital H0001 --component PLT --abo O --rhd NEG --quantity 2 --require IRRADIATED \
