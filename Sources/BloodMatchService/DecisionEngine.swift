@@ -297,8 +297,8 @@ public actor DecisionEngine {
         let reader = PostgresInventoryReader(database: database)
         let current = try await reader.currentSnapshots()
         if let index {
-            let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.snapshotID) })
-            let inForce = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.snapshotID) })
+            let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.mark) })
+            let inForce = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.mark) })
             if indexed == inForce {
                 indexCheckedAt = started
                 return (index, false)

@@ -15,6 +15,30 @@ public struct CentreFreshness: Sendable, Hashable, Codable {
     public var importedAt: Date
     /// The expected feed interval in seconds.
     public var expectedIntervalSeconds: Int64
+
+    /// What an index must name for this centre to be current: the snapshot and its `as_of`.
+    public var mark: SnapshotMark { SnapshotMark(snapshotID: snapshotID, asOf: Int64(asOf.timeIntervalSince1970)) }
+}
+
+/// A snapshot as an index names it. The id alone is not enough: every database numbers its
+/// snapshots from 1, so an index file built from another database (a demo, a restore, another
+/// site) would pass as current and offer that database's stock.
+public struct SnapshotMark: Sendable, Hashable {
+    /// The snapshot id.
+    public var snapshotID: Int64
+    /// Its `as_of`, seconds since 1970.
+    public var asOf: Int64
+
+    /// Creates a mark.
+    public init(snapshotID: Int64, asOf: Int64) {
+        self.snapshotID = snapshotID
+        self.asOf = asOf
+    }
+}
+
+extension IndexedCentre {
+    /// The snapshot this centre's part of an index was built from.
+    public var mark: SnapshotMark { SnapshotMark(snapshotID: snapshotID, asOf: asOf) }
 }
 
 /// Reads current stock and snapshot pointers: what the index is built from and checked against.

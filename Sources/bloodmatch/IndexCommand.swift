@@ -89,8 +89,8 @@ struct IndexCurrency {
     }
 
     static func compare(index: InventoryIndex, current: [CentreFreshness]) -> IndexCurrency {
-        let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.snapshotID) })
-        let now = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.snapshotID) })
+        let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.mark) })
+        let now = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.mark) })
         let changed = now.compactMap { centre, snapshot in
             indexed[centre].flatMap { $0 != snapshot ? centre : nil }
         }.sorted()

@@ -50,6 +50,30 @@ struct DecisionEngineTests {
         MatchPlanner(rules: try CompatibilityPolicy(jsonData: StockFixture.policyData()), settings: .standard)
     }
 
+    @Test("an index built from another database with the same snapshot ids is not taken as current")
+    func indexFromAnotherDatabase() async throws {
+        let foreign = try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            return try await test.with(.app) { try await PostgresInventoryReader(database: $0).buildIndex(now: Self.now) }
+        }
+        try await TestDatabase.withFresh { test in
+            // The same centres and snapshot ids, loaded a minute later (another as-of).
+            try await Self.seed(test)
+            try await test.with(.importer) { db in
+                try await db.client.query("UPDATE bm.centre_status SET last_as_of = last_as_of + interval '1 minute'", logger: db.logger)
+            }
+            try await test.with(.app) { db in
+                let own = try await PostgresInventoryReader(database: db).buildIndex(now: Self.now)
+                #expect(own.centres.map(\.snapshotID) == foreign.centres.map(\.snapshotID))
+                #expect(own.version != foreign.version)
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: foreign, logger: db.logger, databaseDeadline: .seconds(30))
+                let answer = try await engine.decide(Self.request("r-foreign"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(answer.decision.outcome == .fulfilled)
+                #expect(answer.decision.indexVersion == own.version)
+            }
+        }
+    }
+
     @Test("a decision is recorded with its units; a retry with the same request id returns the original")
     func recordedAndIdempotent() async throws {
         try await TestDatabase.withFresh { test in

@@ -66,12 +66,14 @@ public struct InventoryIndex: Sendable {
     /// Number of units indexed.
     public var unitCount: Int { expiresAt.count }
 
-    /// A version string naming every centre's snapshot: changes whenever any snapshot changes.
+    /// A version string naming every centre's snapshot (id and as-of, since ids repeat across
+    /// databases): changes whenever any snapshot changes.
     public var version: String {
         var hash = FNV1a64()
         for centre in centres {
             hash.add(centre.siteID)
             hash.add(centre.snapshotID)
+            hash.add(centre.asOf)
         }
         return String(format: "idx-%016llx", hash.value)
     }
