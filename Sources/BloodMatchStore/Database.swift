@@ -99,8 +99,37 @@ public final class Database: Sendable {
                 }
             }
         } catch {
-            throw DatabaseUnavailableError(target: configuration.displayName, underlying: serverMessage(error))
+            // The pool retries a refused login until the deadline and then reports only the time
+            // spent; one direct attempt names the server's reason (a wrong password, no such
+            // database, no pg_hba.conf entry), which is what the operator has to fix.
+            let reason = await refusalReason() ?? serverMessage(error)
+            throw DatabaseUnavailableError(target: configuration.displayName, underlying: reason)
         }
+    }
+
+    /// The server's message when a single direct connection attempt is refused, nil otherwise.
+    func refusalReason() async -> String? {
+        let c = configuration
+        let config: PostgresConnection.Configuration
+        switch c.endpoint {
+        case .socket(let path):
+            config = .init(unixSocketPath: path, username: c.username, password: c.password, database: c.database)
+        case .tcp(let host, let port):
+            // With TLS required the pool's own error stands (no second TLS set-up here).
+            guard !c.requireTLS else { return nil }
+            config = .init(host: host, port: port, username: c.username, password: c.password, database: c.database, tls: .disable)
+        }
+        let logger = self.logger
+        let attempt = try? await withDeadline(.seconds(1)) { () -> String? in
+            do {
+                let conn = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
+                try? await conn.close()
+                return nil
+            } catch let error as PSQLError {
+                return error.serverInfo?[.message]
+            }
+        }
+        return attempt ?? nil
     }
 }
 

@@ -75,6 +75,27 @@ struct AuditSealingTests {
         }
     }
 
+    @Test("A refused login is reported with the server's reason, not only as a timeout")
+    func refusedLoginNamed() async throws {
+        try await TestDatabase.withFresh { test in
+            let login = "\(test.name.dropFirst(3))_refused"
+            try await test.with(.owner) { db in
+                try await PostgresOperatorStore(database: db).add(name: login, role: .dispatcher, password: "right-password-123")
+            }
+            var config = test.configuration(role: .app)
+            config.username = login
+            config.password = "wrong-password"
+            config.setRole = nil
+            config.connectTimeout = .seconds(2)
+            do {
+                try await Database.with(config, logger: test.logger) { _ in }
+                Issue.record("a wrong password was accepted")
+            } catch let error as DatabaseUnavailableError {
+                #expect(error.description.contains("password authentication failed"), "\(error)")
+            }
+        }
+    }
+
     @Test("A transaction that commits after later ones is still sealed, once; verify sees every row chained")
     func lateCommitIsSealed() async throws {
         try await TestDatabase.withFresh { test in
