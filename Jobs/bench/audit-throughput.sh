@@ -5,7 +5,9 @@
 # server is stopped (its access records flushed), the chain is verified, and the decisions stored
 # are counted against the answers acknowledged (2xx): every acknowledged decision must be in the
 # database and in the chain. PREV_BIN runs an earlier build (the previous chain design) through the
-# same steps on its own database, in the same run. Prints one JSON object.
+# same steps on its own database, in the same run; the current build also runs once with each
+# decision written alone (`--decision-group-size 1`), the design before group commit. Prints one
+# JSON object.
 #   Jobs/bench/audit-throughput.sh
 #   PREV_BIN=/path/to/old/bloodmatch Jobs/bench/audit-throughput.sh
 #   SECONDS_PER_RUN=20 POOL=16 SITES=200 UNITS=200000 Jobs/bench/audit-throughput.sh
@@ -13,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 SITES=${SITES:-500}; UNITS=${UNITS:-1000000}; SECS=${SECONDS_PER_RUN:-20}; POOL=${POOL:-16}
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 Jobs/db.sh start >/dev/null 2>&1
 eval "$(Jobs/db.sh env)"
 swift build -c release --product bloodmatch 2>&1 | grep -E "error|Build complete" || true
@@ -40,8 +43,9 @@ run_wrk() {  # seconds connections [env...]
   env BM_KEY="$key" BM_RUN="$(date +%s%N)" "$@" taskset -c "$last_cpu" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s "$lua" "$base/" | sed -n 's/^JSON //p'
 }
 
-measure() {  # label binary → one JSON object on stdout
+measure() {  # label binary [serve options…] → one JSON object on stdout
   local label=$1 bm=$2 db="bm_bench_audit_$1_$$"
+  shift 2
   dbs+=("$db")
   export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
   psql_pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner" >/dev/null
@@ -51,7 +55,7 @@ measure() {  # label binary → one JSON object on stdout
   "$bm" index build --out "$work/$label.bmidx" >/dev/null 2>&1
   local hospital; hospital=$(awk -F, '$3=="hospital"{print $1; exit}' "$data/sites.csv")
   if "$bm" --help 2>/dev/null | grep -q "^  operator "; then   # named operators: keys are a supervisor's
-    local op="bench_audit_$$"
+    local op="bench_audit_${label}_$$"
     roles+=("$op")
     psql_pg -d postgres -c "DROP ROLE IF EXISTS $op" >/dev/null 2>&1 || true
     "$bm" operator add "$op" --role supervisor --password-file "$work/$op.password" >/dev/null
@@ -61,7 +65,7 @@ measure() {  # label binary → one JSON object on stdout
     key=$("$bm" hospital key create "$hospital" --label bench --expires-in-days 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   fi
   "$bm" serve --port "$port" --index "$work/$label.bmidx" --rate-limit 1000000 --rate-burst 1000000 --max-concurrent 256 \
-    --pool-size "$POOL" 2>"$work/$label-serve.log" &
+    --pool-size "$POOL" "$@" 2>"$work/$label-serve.log" &
   server=$!
   for _ in $(seq 1 150); do curl -sf "$base/ready" >/dev/null 2>&1 && break; sleep 0.2; done
   run_wrk 5 16 BM_MATCH_ONLY=1 >"$work/$label-warm.json"
@@ -102,6 +106,7 @@ PY
 
 results=()
 if [ -n "${PREV_BIN:-}" ]; then measure previous "$PREV_BIN" >"$work/previous.out"; results+=("$(cat "$work/previous.out")"); fi
+measure ungrouped "$new" --decision-group-size 1 >"$work/ungrouped.out"; results+=("$(cat "$work/ungrouped.out")")
 measure current "$new" >"$work/current.out"; results+=("$(cat "$work/current.out")")
 python3 - "$SITES" "$UNITS" "$SECS" "$POOL" "${results[@]}" <<'PY'
 import json, sys

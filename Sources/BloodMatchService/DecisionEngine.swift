@@ -58,11 +58,16 @@ public struct EngineAnswer: Sendable {
 /// 1. The index must name the snapshots in force; otherwise it is rebuilt from the database.
 /// 2. The chosen units are re-checked against the database (reserved, removed or held since the
 ///    index was built are excluded and the search runs again).
-/// 3. The decision and its units are written in one statement before the answer is given; a
-///    request id already answered returns the original decision instead.
+/// 3. The decision and its units are written in one statement before the answer is given
+///    (concurrent decisions share the statement and its commit: `groupWriter`); a request id
+///    already answered returns the original decision instead.
 /// Any failure of the database or the index gives `unable_to_verify`, never "no units".
 public actor DecisionEngine {
     let database: Database
+    /// Writes decisions, concurrent ones together (group commit).
+    let writer: CallBatcher<PendingDecision, (decision: StoredDecision, isNew: Bool)>
+    /// Re-checks proposed units against the database, concurrent decisions' together.
+    let recheck: CallBatcher<[UnitKey], Set<UnitKey>>
     let planner: MatchPlanner
     let logger: Logger
     /// How long the database may take for one decision before the answer is "unable to verify".
@@ -86,11 +91,14 @@ public actor DecisionEngine {
     /// The last measured skew, server minus local, in seconds.
     public private(set) var lastClockSkew: Double?
 
-    /// Creates an engine with an optional preloaded index.
+    /// Creates an engine with an optional preloaded index. `groupSize` bounds how many concurrent
+    /// decisions share one write statement and one re-check query (1: each alone).
     public init(database: Database, planner: MatchPlanner, index: InventoryIndex?, logger: Logger,
                 databaseDeadline: Duration = .seconds(5), clockSkewWarning: Double = 2, clockSkewLimit: Double = 30,
-                clock: @escaping @Sendable () -> Date = Date.init, reuseInterval: Duration = .zero) {
+                clock: @escaping @Sendable () -> Date = Date.init, reuseInterval: Duration = .zero, groupSize: Int = 64) {
         self.database = database
+        self.writer = PostgresDecisionStore(database: database).groupWriter(maxBatch: groupSize)
+        self.recheck = PostgresInventoryReader(database: database).groupRecheck(maxBatch: groupSize)
         self.reuseInterval = reuseInterval
         self.clockSkewWarning = clockSkewWarning
         self.clockSkewLimit = clockSkewLimit
@@ -202,9 +210,8 @@ public actor DecisionEngine {
         }
         do {
             let record = try await Self.encodeOffActor(decision, requestedBy: requestedBy, traceID: traceID)
-            let (stored, isNew) = try await withDeadline(deadline) { [database] in
-                try await PostgresDecisionStore(database: database).record(record, requestID: origin.requestID,
-                                                                          clientAddress: origin.clientAddress)
+            let (stored, isNew) = try await withDeadline(deadline) { [writer] in
+                try await writer.call(PendingDecision(record, requestID: origin.requestID, clientAddress: origin.clientAddress))
             }
             return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
         } catch let error where isConnectionFailure(error) {
@@ -232,7 +239,8 @@ public actor DecisionEngine {
         var match = await Self.compute(planner, index, query, now: now)
         var clean = false
         for _ in 0..<8 {
-            let gone = try await reader.unavailable(units: match.chosen.map(\.key))
+            let keys = match.chosen.map(\.key)
+            let gone = keys.isEmpty ? [] : try await recheck.call(keys)
             if gone.isEmpty { clean = true; break }
             excluded.formUnion(gone)
             (query, refused, notes) = planner.query(for: request, destination: destination, excluded: excluded.union(held))
@@ -339,9 +347,9 @@ public actor DecisionEngine {
                                   origin: EventOrigin) async throws -> EngineAnswer {
         let decision = planner.unableToVerify(id: id, request: request, reason: reason, now: now)
         do {
-            let (stored, isNew) = try await PostgresDecisionStore(database: database).record(
+            let (stored, isNew) = try await writer.call(PendingDecision(
                 try Self.encode(decision, requestedBy: requestedBy, traceID: traceID), requestID: origin.requestID,
-                clientAddress: origin.clientAddress)
+                clientAddress: origin.clientAddress))
             return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
         } catch {
             return unverified(request, reason: reason, now: now)

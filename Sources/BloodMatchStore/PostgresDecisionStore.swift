@@ -107,45 +107,78 @@ public struct PostgresDecisionStore: Sendable {
     /// the `decision.made` event; without `requestID` the event carries the decision's own.
     public func record(_ decision: StoredDecision, requestID: String? = nil,
                        clientAddress: String? = nil) async throws -> (decision: StoredDecision, isNew: Bool) {
-        try await database.observe("decision.record") {
-            let logger = database.logger
+        try await record([PendingDecision(decision, requestID: requestID, clientAddress: clientAddress)])[0].get()
+    }
+
+    /// Records several decisions in one statement (one transaction, one commit: the group commit
+    /// `DecisionWriter` makes of concurrent requests), each with its units and its `decision.made`
+    /// event. Returns one result per decision, in order: the decision as stored and whether this
+    /// call made it, or the original when its request id was answered before. A failure of the
+    /// database fails them all; any other failure of the statement is retried one decision at a
+    /// time, so that one bad decision fails alone.
+    public func record(_ pending: [PendingDecision]) async throws -> [Result<(decision: StoredDecision, isNew: Bool), any Error>] {
+        guard !pending.isEmpty else { return [] }
+        return try await database.observe("decision.record") {
             do {
-                // One statement (atomic on its own): the decision, its units and its event in one round
-                // trip, so the audit chain's lock is held for the statement only, not for a
-                // BEGIN…COMMIT conversation. Prepared once per connection: planning it took longer
-                // than running it.
-                var recordedAt = Date()
-                let stateKey = decision.dataStateDigest.map { database.configuration.displayName + "|" + $0 }
-                let known = stateKey.map { key in Self.knownDataStates.withLock { $0.contains(key) } } ?? true
-                do {
-                    for try await recorded in try await database.client.execute(
-                        RecordDecisionStatement(decision, eventRequestID: requestID ?? decision.requestID, clientAddress: clientAddress,
-                                                sendDataState: !known), logger: logger) {
-                        recordedAt = recorded
-                    }
-                } catch where known && sqlState(error) == "23503" {
-                    // The data state this process wrote before is not in this database (restored, or another
-                    // database): written now with the decision.
-                    for try await recorded in try await database.client.execute(
-                        RecordDecisionStatement(decision, eventRequestID: requestID ?? decision.requestID, clientAddress: clientAddress,
-                                                sendDataState: true), logger: logger) {
-                        recordedAt = recorded
+                let recorded = try await insert(pending)
+                var results: [Result<(decision: StoredDecision, isNew: Bool), any Error>] = []
+                results.reserveCapacity(pending.count)
+                for item in pending {
+                    if let at = recorded[item.decision.decisionID] {
+                        var stored = item.decision
+                        stored.recordedAt = at
+                        results.append(.success((stored, true)))
+                    } else {
+                        // Its request id was answered before (or by an earlier decision of this group).
+                        results.append(await capture { () async throws -> (decision: StoredDecision, isNew: Bool) in
+                            guard let existing = try await find(requestID: item.decision.requestID) else {
+                                throw DecisionNotRecordedError(requestID: item.decision.requestID)
+                            }
+                            return (existing, false)
+                        })
                     }
                 }
-                if let stateKey {
-                    Self.knownDataStates.withLock { set in
-                        if set.count > 10_000 { set.removeAll() }
-                        set.insert(stateKey)
-                    }
+                return results
+            } catch where pending.count > 1 && !isConnectionFailure(error) {
+                var results: [Result<(decision: StoredDecision, isNew: Bool), any Error>] = []
+                for item in pending {
+                    results.append(await capture { try await record([item])[0].get() })
                 }
-                var stored = decision
-                stored.recordedAt = recordedAt
-                return (stored, true)
-            } catch where sqlState(error) == "23505" {
-                guard let existing = try await find(requestID: decision.requestID) else { throw error }
-                return (existing, false)
+                return results
             }
         }
+    }
+
+    /// The statement, with the data states this process has not seen stored; again with all of
+    /// them when the database lacks one it was thought to have (restored, or another database).
+    /// Returns `recorded_at` per decision inserted.
+    private func insert(_ pending: [PendingDecision]) async throws -> [UUID: Date] {
+        let logger = database.logger
+        let prefix = database.configuration.displayName + "|"
+        var states: [String: String] = [:]
+        for item in pending {
+            if let digest = item.decision.dataStateDigest, let json = item.decision.dataStateJSON { states[digest] = json }
+        }
+        let unknown = Self.knownDataStates.withLock { known in states.filter { !known.contains(prefix + $0.key) } }
+        func run(_ send: [String: String]) async throws -> [UUID: Date] {
+            var recorded: [UUID: Date] = [:]
+            for try await (id, at) in try await database.client.execute(
+                RecordDecisionsStatement(pending, dataStates: send), logger: logger) {
+                recorded[id] = at
+            }
+            return recorded
+        }
+        let recorded: [UUID: Date]
+        do {
+            recorded = try await run(unknown)
+        } catch where unknown.count < states.count && sqlState(error) == "23503" {
+            recorded = try await run(states)
+        }
+        Self.knownDataStates.withLock { known in
+            if known.count > 10_000 { known.removeAll() }
+            for digest in states.keys { known.insert(prefix + digest) }
+        }
+        return recorded
     }
 
     /// The decision recorded under a request id.
@@ -190,75 +223,3 @@ public struct PostgresDecisionStore: Sendable {
     }
 }
 
-/// The decision, its units and its `decision.made` event in one statement, returning the
-/// database's `recorded_at`. Parameter types are stated, so the plan is made once per connection.
-struct RecordDecisionStatement: PostgresPreparedStatement {
-    static let sql = """
-        WITH s AS (
-          INSERT INTO decision_data_states (digest, centres) SELECT $22, $23::jsonb WHERE $23 IS NOT NULL
-          ON CONFLICT (digest) DO NOTHING
-        ), d AS (
-          INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
-            policy_version, index_version, evaluated_at, trace_id, data_state)
-          VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $22)
-          -- The request id of the statement's transaction, for the record events its triggers write.
-          RETURNING decision_id, recorded_at, set_config('bm.request_id', $20, true) AS request_setting
-        ), units AS (
-          INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason, product_code)
-          SELECT d.decision_id, x.* FROM d, unnest($12::int[], $13::text[], $14::text[], $15::bool[], $16::text[], $19::text[]) AS x
-        ), event AS (
-          INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, peer_addr)
-          SELECT $4, 'decision.made', $17, $18::jsonb, $20, $11, $21 FROM d
-        )
-        SELECT recorded_at FROM d
-        """
-    static let bindingDataTypes: [PostgresDataType] = [
-        .uuid, .text, .text, .text, .text, .text, .text, .text, .text, .timestamptz, .text,
-        .int8Array, .textArray, .textArray, .boolArray, .textArray, .text, .text, .textArray, .text, .text, .text, .text,
-    ]
-    typealias Row = Date
-
-    let decision: StoredDecision
-    let eventRequestID: String
-    let clientAddress: String?
-    let sendDataState: Bool
-    init(_ decision: StoredDecision, eventRequestID: String, clientAddress: String?, sendDataState: Bool) {
-        self.decision = decision
-        self.eventRequestID = eventRequestID
-        self.clientAddress = clientAddress
-        self.sendDataState = sendDataState
-    }
-
-    func makeBindings() throws -> PostgresBindings {
-        let d = decision
-        let u = d.units
-        let payload = #"{"request_id":\#(jsonString(d.requestID)),"outcome":"\#(d.outcome)","units":\#(u.filter(\.chosen).count)}"#
-        var b = PostgresBindings(capacity: 23)
-        b.append(d.decisionID)
-        b.append(d.requestID)
-        b.append(d.hospital)
-        b.append(d.requestedBy)
-        b.append(d.outcome)
-        b.append(d.requestJSON)
-        b.append(d.rationaleJSON)
-        b.append(d.policyVersion)
-        b.append(d.indexVersion)
-        b.append(d.evaluatedAt)
-        b.append(d.traceID)
-        b.append(u.map(\.rank))
-        b.append(u.map(\.din))
-        b.append(u.map(\.centre))
-        b.append(u.map(\.chosen))
-        b.append(u.map(\.reason))
-        b.append("decision:" + d.decisionID.uuidString.lowercased())
-        b.append(payload)
-        b.append(u.map(\.productCode))
-        b.append(eventRequestID)
-        b.append(clientAddress)
-        b.append(d.dataStateDigest)
-        b.append(sendDataState ? d.dataStateJSON : nil)
-        return b
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> Date { try row.decode(Date.self) }
-}

@@ -27,6 +27,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Requests doing work at once (all hospitals).") var maxConcurrent: Int = 64
     @Option(help: "Seconds before an idle connection is closed.") var idleTimeout: Int = 30
     @Option(help: "Database connections in the pool.") var poolSize: Int = 8
+    @Option(help: "Most decisions written in one statement and commit (group commit of concurrent requests; 1 writes each alone).")
+    var decisionGroupSize: Int = 64
     @Option(help: "OpenAPI document served at /openapi.json.") var openapi: String = "Data/openapi.json"
     @Option(help: "Index file to start from (rebuilt from the database when out of date).") var index: String = IndexCommand.defaultPath
     @Option(help: "Transfusion policy file.") var policy: String?
@@ -78,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
             // Decisions reuse an index check, a clock-skew reading and the held-unit set for up to
             // a second; every chosen unit is still re-checked against the database.
             let engine = DecisionEngine(database: database, planner: planner, index: preloaded, logger: logger,
-                                        reuseInterval: .seconds(1))
+                                        reuseInterval: .seconds(1), groupSize: max(1, decisionGroupSize))
             let services = APIServices(configuration: config, database: database, engine: engine, planner: planner,
                                        metrics: metrics, logger: logger)
             let app = try buildApplication(services: services)
