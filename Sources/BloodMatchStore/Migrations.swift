@@ -26,29 +26,22 @@ public struct Migration: Sendable, Hashable {
         self.checksum = SHA256.hash(data: contents).lowercaseHex
     }
 
-    /// Comment lines amended after the file was applied, per version: `(was, now)`, whole lines,
-    /// each a `--` comment. A database that applied the earlier text is accepted when putting the
-    /// `was` lines back gives exactly the checksum it recorded; its record is then moved to the
-    /// amended file, once, with an event. Nothing else about an applied file may change.
-    public static let commentAmendments: [Int: [(was: String, now: String)]] = [
-        // The project's own sources replaced a citation of a file outside the repository; the `was`
-        // text is the applied file's original wording, kept only to verify the recorded checksum.
-        2: [("-- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (RELIABILITY.md §(e)).",
-             "-- microseconds, so neither TimeZone nor DateStyle nor lc_* settings change it (Data/SOURCES.md §S21).")],
+    /// Files whose comment lines were amended after they were applied, per version: the checksum
+    /// databases recorded (`applied`) and the checksum of the amended file (`amended`). A database
+    /// that recorded `applied` is accepted only while the file is exactly the amended one; its
+    /// record is then moved to the amended file, once, with an event. Nothing else about an applied
+    /// file may change. (The earlier text itself is not kept: the pair was checked when the
+    /// amendment was made, by putting the old line back.)
+    public static let commentAmendments: [Int: [(applied: String, amended: String)]] = [
+        // 0002: one comment line's citation of a file outside the repository became Data/SOURCES.md §S21.
+        2: [(applied: "198b048c33b9bde842f1c420e1de1e627a3d7bb1cf94e0dfa2f2cb468c354511",
+             amended: "4532ddd4c956a41447784abad74c4b6a7a7e044ebf94a3b3361746c401674352")],
     ]
 
-    /// The checksum of this file as it was before its comment amendments, if it has any and they
-    /// are all present (nil otherwise).
-    public var checksumBeforeCommentAmendments: String? {
-        guard let amendments = Self.commentAmendments[version], !amendments.isEmpty else { return nil }
-        var text = sql
-        for (was, now) in amendments {
-            guard was.hasPrefix("--"), now.hasPrefix("--"), !was.contains("\n"), !now.contains("\n") else { return nil }
-            let lines = text.components(separatedBy: "\n")
-            guard lines.filter({ $0 == now }).count == 1 else { return nil }
-            text = lines.map { $0 == now ? was : $0 }.joined(separator: "\n")
-        }
-        return SHA256.hash(data: Data(text.utf8)).lowercaseHex
+    /// Whether `recorded`, a checksum a database recorded for this version, is the file before a
+    /// listed comment amendment and this file is exactly the amended one.
+    public func acceptsAmendment(ofRecorded recorded: String) -> Bool {
+        Self.commentAmendments[version, default: []].contains { $0.applied == recorded && $0.amended == checksum }
     }
 
     /// The migrations shipped with this build, in version order.
@@ -158,7 +151,7 @@ public struct MigrationRunner: Sendable {
                         guard let file = known[version] else { throw MigrationError.unknownApplied(version: version, name: name) }
                         guard file.checksum != sum else { continue }
                         // Only listed comment amendments, and only from the exact text that was applied.
-                        guard file.checksumBeforeCommentAmendments == sum else {
+                        guard file.acceptsAmendment(ofRecorded: sum) else {
                             throw MigrationError.changedAfterApply(version: version, name: name, applied: sum, now: file.checksum)
                         }
                         try await conn.query("""

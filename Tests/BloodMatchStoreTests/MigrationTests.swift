@@ -48,14 +48,17 @@ struct MigrationTests {
         }
     }
 
-    @Test("an applied file whose listed comment lines were amended is accepted from its exact earlier text, once, with an event")
+    @Test("an applied file whose listed comment lines were amended is accepted from its exact earlier checksum, once, with an event")
     func commentAmendmentAccepted() async throws {
         try await TestDatabase.withFresh { test in
             let bundled = try Migration.bundled()
             let second = try #require(bundled.first { $0.version == 2 })
             // The checksum databases recorded when they applied 0002 before its comment was amended.
             let applied = "198b048c33b9bde842f1c420e1de1e627a3d7bb1cf94e0dfa2f2cb468c354511"
-            #expect(second.checksumBeforeCommentAmendments == applied)
+            #expect(second.acceptsAmendment(ofRecorded: applied))
+            // The amendment is pinned to the amended file: the same earlier checksum is refused for any other text.
+            let otherText = try #require(Migration(fileName: "0002_\(second.name).sql", contents: Data((second.sql + "\n-- edited").utf8)))
+            #expect(!otherText.acceptsAmendment(ofRecorded: applied))
             @Sendable func stored(_ db: Database) async throws -> (String, Int) {
                 var sum = ""
                 for try await (s,) in try await db.client.query("SELECT sha256 FROM bm_meta.schema_migrations WHERE version = 2",
