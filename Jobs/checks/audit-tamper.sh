@@ -182,9 +182,9 @@ tamper forged_row "distributions row 00000000-0000-0000-0000-00000000f0f0: row_n
 PGPASSWORD=$(cat "$disp_pw") psql -X -qAt -h "$sockdir" -p "$pgport" -U "$disp" -d "$db" \
   -c "INSERT INTO bm.event_log (actor, action, subject, payload) SELECT 'x', 'note', 'drill:filler', jsonb_build_object('n', n) FROM generate_series(1, 150) n" >/dev/null
 "$bm" audit checkpoint --dir "$work/checkpoints" >/dev/null 2>&1 || bad checkpoint2 "exit $?"
-su "CREATE TABLE public.saved_events AS SELECT * FROM bm.event_log; CREATE TABLE public.saved_chain AS SELECT * FROM bm.event_chain; CREATE TABLE public.saved_head AS SELECT * FROM bm.audit_head"
-restore="DELETE FROM bm.event_chain; DELETE FROM bm.event_log; INSERT INTO bm.event_log SELECT * FROM public.saved_events; INSERT INTO bm.event_chain SELECT * FROM public.saved_chain; UPDATE bm.audit_head h SET chain_seq = s.chain_seq, row_hash = s.row_hash, floor_xid = s.floor_xid FROM public.saved_head s"
-resave="DROP TABLE public.saved_events, public.saved_chain, public.saved_head; CREATE TABLE public.saved_events AS SELECT * FROM bm.event_log; CREATE TABLE public.saved_chain AS SELECT * FROM bm.event_chain; CREATE TABLE public.saved_head AS SELECT * FROM bm.audit_head"
+su "CREATE TABLE public.saved_events AS SELECT * FROM bm.event_log; CREATE TABLE public.saved_chain AS SELECT * FROM bm.event_chain; CREATE TABLE public.saved_head AS SELECT * FROM bm.audit_head; CREATE TABLE public.saved_gaps AS SELECT * FROM bm.audit_gaps"
+restore="DELETE FROM bm.event_chain; DELETE FROM bm.event_log; INSERT INTO bm.event_log SELECT * FROM public.saved_events; INSERT INTO bm.event_chain SELECT * FROM public.saved_chain; UPDATE bm.audit_head h SET chain_seq = s.chain_seq, row_hash = s.row_hash, next_seq = s.next_seq FROM public.saved_head s; DELETE FROM bm.audit_gaps; INSERT INTO bm.audit_gaps SELECT * FROM public.saved_gaps"
+resave="DROP TABLE public.saved_events, public.saved_chain, public.saved_head, public.saved_gaps; CREATE TABLE public.saved_events AS SELECT * FROM bm.event_log; CREATE TABLE public.saved_chain AS SELECT * FROM bm.event_chain; CREATE TABLE public.saved_head AS SELECT * FROM bm.audit_head; CREATE TABLE public.saved_gaps AS SELECT * FROM bm.audit_gaps"
 last=$(pg "SELECT max(seq) FROM bm.event_chain")
 tamper last_event_deleted "event_missing" "DELETE FROM bm.event_log WHERE seq = $last" "$restore"
 su "$resave"

@@ -137,7 +137,7 @@ public struct AuditChainProblem: Sendable, Hashable, CustomStringConvertible {
         /// A chain entry points at an event row that is gone: the row was deleted.
         case eventMissing = "event_missing"
         /// An event row is in no chain entry although it should be: older than the sealing bound,
-        /// or from before the sealer's horizon (inserted around the sealer, or its entry deleted).
+        /// or behind the sealer's place without being a gap it waits for (inserted around the sealer, or its entry deleted).
         case unchainedRow = "unchained_row"
         /// A covered record's fields differ from the last event that wrote it, or a covered row has
         /// no event at all, or an event names a row that is gone.

@@ -6,7 +6,7 @@ extension PostgresAuditLog {
     /// Recomputes the chain from `fromChainSeq` (1 = the beginning) to the head, in one read-only
     /// snapshot: every link, every hash, the head, the given checkpoints; then the unchained tail
     /// (rows the sealer has not reached: none may be older than `maxUnchainedSeconds`, none may be
-    /// from before its horizon) and every covered record against the event that last wrote it.
+    /// behind its place unless it is a gap it waits for) and every covered record against the event that last wrote it.
     ///
     /// With `sealFirst` the committed tail is sealed before the snapshot is taken. Starting later
     /// than 1 trusts the stored hash of the row before the start; a checkpoint at or before the start
@@ -79,12 +79,13 @@ extension PostgresAuditLog {
     }
 
     /// The rows the sealer has not reached: how many, how old; a problem when one is older than the
-    /// bound or from a transaction before the sealer's horizon (it can never be sealed).
+    /// bound, or lies behind the sealer's place and is not a gap it waits for (it can never be sealed).
     static func checkTail(on conn: PostgresConnection, bound: Double, into report: inout AuditVerificationReport,
                           logger: Logger) async throws {
         for try await (count, oldest, stranded, oldestSeq) in try await conn.query("""
             SELECT count(*)::int, extract(epoch FROM clock_timestamp() - min(e.occurred_at))::float8,
-                   min(e.seq) FILTER (WHERE e.xid IS NULL OR e.xid < h.floor_xid), min(e.seq)
+                   min(e.seq) FILTER (WHERE e.seq < h.next_seq AND NOT EXISTS (SELECT 1 FROM bm.audit_gaps g WHERE g.seq = e.seq)),
+                   min(e.seq)
             FROM bm.event_log e CROSS JOIN bm.audit_head h
             WHERE NOT EXISTS (SELECT 1 FROM bm.event_chain c WHERE c.seq = e.seq)
             """, logger: logger).decode((Int, Double?, Int64?, Int64?).self) {
@@ -94,7 +95,7 @@ extension PostgresAuditLog {
             if let stranded {
                 report.problem = AuditChainProblem(
                     kind: .unchainedRow, chainSeq: report.headChainSeq, seq: stranded,
-                    detail: "event seq \(stranded) is in no chain entry and is older than the sealer's horizon: it was inserted around the sealer, or its chain entry was deleted")
+                    detail: "event seq \(stranded) is in no chain entry and lies behind the sealer's place without being a gap it waits for: it was inserted around the sealer, or its chain entry was deleted")
             } else if let oldest, oldest > bound, let oldestSeq {
                 report.problem = AuditChainProblem(
                     kind: .unchainedRow, chainSeq: report.headChainSeq, seq: oldestSeq,

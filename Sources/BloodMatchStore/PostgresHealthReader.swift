@@ -144,12 +144,20 @@ public struct PostgresHealthReader: Sendable {
                         FROM reservation_units
                         """, logger: logger).decode((Int, Int).self) { (held, expired) = (h, e) }
                     var head: Int64 = 0
-                    for try await (seq,) in try await conn.query("SELECT chain_seq FROM audit_head", logger: logger).decode((Int64,).self) { head = seq }
+                    var next: Int64 = 1
+                    for try await (seq, n) in try await conn.query("SELECT chain_seq, next_seq FROM audit_head", logger: logger)
+                        .decode((Int64, Int64).self) { (head, next) = (seq, n) }
+                    // What the sealer has still to chain: the rows from its place on, and the gaps it
+                    // waits for, by primary key one row at a time (`OFFSET 0` keeps the subqueries from
+                    // becoming joins that a table without statistics gets planned as whole scans).
                     var unsealed = (0, 0.0)
                     for try await (n, age) in try await conn.query("""
-                        SELECT count(*)::int, coalesce(extract(epoch FROM clock_timestamp() - min(e.occurred_at)), 0)::float8
-                        FROM event_log e CROSS JOIN audit_head h
-                        WHERE e.xid >= h.floor_xid AND NOT EXISTS (SELECT 1 FROM event_chain c WHERE c.seq = e.seq)
+                        SELECT count(*)::int, coalesce(extract(epoch FROM clock_timestamp() - min(x.occurred_at)), 0)::float8
+                        FROM (SELECT e.seq, e.occurred_at FROM event_log e WHERE e.seq >= \(next)
+                              UNION ALL
+                              SELECT e.seq, e.occurred_at FROM audit_gaps g
+                                CROSS JOIN LATERAL (SELECT * FROM event_log e WHERE e.seq = g.seq OFFSET 0) e) x
+                        WHERE NOT EXISTS (SELECT 1 FROM event_chain c WHERE c.seq = x.seq OFFSET 0)
                         """, logger: logger).decode((Int, Double).self) { unsealed = (n, age) }
                     var checkpointAt: Double?
                     for try await (t,) in try await conn.query("""

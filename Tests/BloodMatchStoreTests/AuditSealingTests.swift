@@ -154,6 +154,115 @@ struct AuditSealingTests {
         }
     }
 
+    /// Buffers the seal's function scan touched (its nested queries included), from EXPLAIN's first `Buffers:` line.
+    static func sealBuffers(on conn: PostgresConnection, _ db: Database) async throws -> Int {
+        var lines: [String] = []
+        for try await (line,) in try await conn.query("EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM bm.audit_seal(50000)", logger: db.logger)
+            .decode((String,).self) { lines.append(line) }
+        let buffers = try #require(lines.first { $0.contains("Buffers:") })
+        return buffers.split(separator: " ").compactMap { part -> Int? in
+            let kv = part.split(separator: "=")
+            return kv.count == 2 && (kv[0] == "hit" || kv[0] == "read") ? Int(kv[1]) : nil
+        }.reduce(0, +)
+    }
+
+    @Test("A seal reads only the rows it has not chained, whatever the log's length, a long transaction or the session's plan mode; the late row is chained when it commits")
+    func sealReadsOnlyNewRows() async throws {
+        try await TestDatabase.withFresh { test in
+            try await test.with(.app) { db in
+                try await db.client.query("""
+                    INSERT INTO bm.event_log (actor, action, subject)
+                    SELECT 'anonymous', 'note', 'test:filler-' || g FROM generate_series(1, 20000) AS g
+                    """, logger: db.logger)
+                _ = try await PostgresAuditLog(database: db).seal()
+                let touched: [Int] = try await db.client.withConnection { holder in
+                    // A transaction that stays open with an event of its own: under 0009 it held the
+                    // sealer's floor, and every seal read the whole log again.
+                    _ = try await holder.query("BEGIN", logger: db.logger).collect()
+                    _ = try await holder.query("INSERT INTO bm.event_log (actor, action, subject) VALUES ('anonymous', 'note', 'test:late')",
+                                               logger: db.logger).collect()
+                    let touched: [Int] = try await db.client.withConnection { conn in
+                        // A plan made without the floor's value walked the log from its first row too.
+                        _ = try await conn.query("SET plan_cache_mode = force_generic_plan", logger: db.logger).collect()
+                        var touched: [Int] = []
+                        for round in 0..<4 {
+                            _ = try await conn.query("INSERT INTO bm.event_log (actor, action, subject) VALUES ('anonymous', 'note', \("test:new-\(round)"))",
+                                                     logger: db.logger).collect()
+                            touched.append(try await Self.sealBuffers(on: conn, db))
+                        }
+                        return touched
+                    }
+                    _ = try await holder.query("COMMIT", logger: db.logger).collect()
+                    return touched
+                }
+                // The first pass also loads the catalogue entries the plans need. 0009 read about a
+                // buffer per 32 events of the log (600 or more here) at every pass.
+                #expect(touched.count == 4 && touched.dropFirst().allSatisfy { $0 < 300 }, "buffers touched per seal: \(touched)")
+                _ = try await PostgresAuditLog(database: db).seal()
+                let late = try await Self.value(db, """
+                    SELECT count(*) FROM bm.event_chain c JOIN bm.event_log l USING (seq) WHERE l.subject = 'test:late'
+                    """)
+                #expect(late == "1")
+                let report = try await PostgresAuditLog(database: db).verify()
+                #expect(report.isIntact && report.unchainedRows == 0 && report.rowsChecked > 20_000)
+            }
+        }
+    }
+
+    @Test("A number held by a transaction whose id is newer than a later row's stays a gap until it commits, and its row is chained then")
+    func gapOutlivesAnOlderCommit() async throws {
+        try await TestDatabase.withFresh { test in
+            try await test.with(.app) { db in
+                let log = PostgresAuditLog(database: db)
+                _ = try await log.seal()
+                try await db.client.withConnection { older in
+                    try await db.client.withConnection { holder in
+                        @Sendable func run(_ conn: PostgresConnection, _ sql: String) async throws {
+                            _ = try await conn.query(PostgresQuery(unsafeSQL: sql), logger: db.logger).collect()
+                        }
+                        // `older` gets its transaction id first; `holder` then takes a lower number
+                        // than the row `older` commits.
+                        try await run(older, "BEGIN")
+                        try await run(older, "SELECT pg_current_xact_id()")
+                        try await run(holder, "BEGIN")
+                        try await run(holder, "INSERT INTO bm.event_log (actor, action, subject) VALUES ('anonymous', 'note', 'test:holder')")
+                        try await run(older, "INSERT INTO bm.event_log (actor, action, subject) VALUES ('anonymous', 'note', 'test:older')")
+                        try await run(older, "COMMIT")
+                        for _ in 0..<3 { _ = try await log.seal() }
+                        #expect(try await Self.value(db, "SELECT count(*) FROM bm.audit_gaps") == "1")
+                        try await run(holder, "COMMIT")
+                    }
+                }
+                _ = try await log.seal()
+                let chained = try await Self.value(db, """
+                    SELECT string_agg(l.subject, ',' ORDER BY c.chain_seq) FROM bm.event_chain c JOIN bm.event_log l USING (seq)
+                    WHERE l.subject IN ('test:holder', 'test:older')
+                    """)
+                #expect(chained == "test:older,test:holder")
+                #expect(try await Self.value(db, "SELECT count(*) FROM bm.audit_gaps") == "0")
+                let report = try await log.verify()
+                #expect(report.isIntact && report.unchainedRows == 0)
+            }
+        }
+    }
+
+    @Test("A seal inside a transaction that has already written is refused: its id could not bound the gaps it notes")
+    func sealNeedsAFreshTransaction() async throws {
+        try await TestDatabase.withFresh { test in
+            try await test.with(.app) { db in
+                await #expect(throws: (any Error).self) {
+                    try await db.withTransaction { conn in
+                        _ = try await conn.query("INSERT INTO bm.event_log (actor, action, subject) VALUES ('anonymous', 'note', 'test:first')",
+                                                 logger: db.logger).collect()
+                        _ = try await conn.query("SELECT * FROM bm.audit_seal(10)", logger: db.logger).collect()
+                    }
+                }
+                let kept = try await Self.value(db, "SELECT count(*) FROM bm.event_log WHERE subject = 'test:first'")
+                #expect(kept == "0")
+            }
+        }
+    }
+
     @Test("A covered record edited behind the triggers is named with its table, row and field; a damaged head is not sealed over")
     func recordsAndHead() async throws {
         try await TestDatabase.withFresh { test in

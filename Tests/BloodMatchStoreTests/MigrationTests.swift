@@ -25,6 +25,25 @@ struct MigrationTests {
         }
     }
 
+    @Test("a rationale large enough to be compressed is stored with lz4; the value read back is the one written")
+    func largeValuesUseLZ4() async throws {
+        try await TestDatabase.withFresh { test in
+            let (method, same) = try await test.with(.owner) { db in
+                let value = "jsonb_build_object('notes', (SELECT jsonb_agg(repeat('rationale ', 20) || g) FROM generate_series(1, 200) AS g))"
+                try await db.client.query(PostgresQuery(unsafeSQL: """
+                    INSERT INTO bm.decisions (decision_id, request_id, requested_by, outcome, request, rationale, policy_version, evaluated_at)
+                    VALUES (gen_random_uuid(), 'test:lz4', 'test', 'fulfilled', '{}', \(value), 'test', now())
+                    """), logger: db.logger)
+                var out: (String?, Bool) = (nil, false)
+                for try await row in try await db.client.query(PostgresQuery(unsafeSQL: """
+                    SELECT pg_column_compression(rationale), rationale = \(value) FROM bm.decisions WHERE request_id = 'test:lz4'
+                    """), logger: db.logger).decode((String?, Bool).self) { out = row }
+                return out
+            }
+            #expect(method == "lz4" && same)
+        }
+    }
+
     @Test("a changed applied file is refused and nothing changes")
     func changedFileRefused() async throws {
         try await TestDatabase.withFresh { test in
