@@ -150,7 +150,7 @@ public struct MigrationRunner: Sendable {
                     for (version, (name, sum)) in applied.sorted(by: { $0.key < $1.key }) {
                         guard let file = known[version] else { throw MigrationError.unknownApplied(version: version, name: name) }
                         guard file.checksum != sum else { continue }
-                        // Only listed comment amendments, and only from the exact text that was applied.
+                        // Only listed comment amendments: the exact checksum that was applied, and this file the amended one.
                         guard file.acceptsAmendment(ofRecorded: sum) else {
                             throw MigrationError.changedAfterApply(version: version, name: name, applied: sum, now: file.checksum)
                         }
