@@ -81,7 +81,11 @@ ALTER TABLE bm.audit_head ALTER COLUMN next_seq SET NOT NULL, DROP COLUMN floor_
 -- (still committed), `audit verify` names the damage and the unsealed-age alert fires.
 CREATE OR REPLACE FUNCTION bm.audit_seal(max_rows integer DEFAULT 50000)
   RETURNS TABLE (sealed integer, head_chain_seq bigint, more_waiting boolean)
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = bm, pg_catalog AS
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = bm, pg_catalog
+  -- The rows from `next_seq` on are read through the primary key whatever the planner believes:
+  -- on a log without statistics (new, or between autovacuum runs after a bulk write) it guessed a
+  -- third of the log and chose to scan and sort all of it at every pass.
+  SET enable_seqscan = off AS
 $$
 DECLARE
   h bm.audit_head;
@@ -117,7 +121,8 @@ BEGIN
   last_new := h.next_seq - 1;
   -- Every look-up below goes by primary key, one row at a time: `OFFSET 0` keeps each subquery
   -- from being turned into a join, which, on a table without statistics (audit_gaps is small and
-  -- new), was planned as a scan of the whole log.
+  -- new), was planned as a scan of the whole log; `enable_seqscan = off` (above) keeps the range
+  -- read on the index.
   FOR e IN SELECT x.* FROM (
         SELECT l.* FROM bm.audit_gaps g CROSS JOIN LATERAL (SELECT * FROM bm.event_log l WHERE l.seq = g.seq OFFSET 0) l
         UNION ALL
