@@ -1,11 +1,12 @@
-/// How urgently units are needed; it sets how strongly the matcher prefers ABO/RhD-identical
-/// units over nearer compatible ones (`MatchingSettings.rankPenaltyMinutes`) and whether
-/// emergency-release rules apply.
+/// How urgently units are needed; it sets how much later a better-ranked unit may arrive and still
+/// be preferred (`MatchingSettings.preferenceBandMinutes`; in batch costs, `rankPenaltyMinutes`) and
+/// whether emergency-release rules apply.
 ///
 /// BloodNet orders carry "Urgent" or "Life-Threatening" priority; OBOS has routine, ad-hoc and
 /// emergency (blue-light) deliveries (BloodNet; OBOS; Data/SOURCES.md §S11).
 public enum Urgency: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
-    /// Life-threatening: the nearest compatible unit wins; emergency-release rules may apply.
+    /// Life-threatening: the nearest compatible unit wins against any centre meaningfully farther
+    /// (a 10-minute band by default); emergency-release rules may apply.
     case emergency
     /// Needed soon: compatible units, moderate preference for identical groups.
     case urgent

@@ -27,6 +27,13 @@ enum DecisionPrinter {
                              formatMinutes(u.etaMinutes), timestamp(u.expiresAt), String(u.rank), why])
             }
             out.append(contentsOf: table(header: header, rows: rows))
+            let starts = d.chosen.compactMap(\.bandStartMinutes)
+            if let band = d.settings.preferenceBandMinutes[r.urgency], !starts.isEmpty {
+                var seen: [String] = []
+                for start in starts.map(formatMinutes) where !seen.contains(start) { seen.append(start) }
+                out.append("Order: each unit from the units arriving within \(formatMinutes(band)) of the nearest one left (bands from \(seen.joined(separator: ", "))); "
+                           + "inside a band rank first, then plain before scarce, then first to expire (Data/SOURCES.md §S26).")
+            }
         }
         if !d.rulesApplied.isEmpty {
             out.append("")

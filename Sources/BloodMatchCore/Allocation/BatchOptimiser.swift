@@ -95,7 +95,7 @@ public struct BatchOptimiser: Sendable {
         }
         var quiet = planner.settings
         quiet.rejectedCandidatesKept = 0
-        let matcher = UnitMatcher(index: index, settings: quiet, travelTimes: planner.travelTimes)
+        let matcher = UnitMatcher(index: index, settings: quiet, travelTimes: planner.travelTimes, ordering: .cost)
         let found = matcher.match(query, now: now).chosen
         return OrderCandidates(units: found, truncated: found.count >= limit, notes: notes, noGroup: false,
                                bestRank: query.choices.map(\.rank).min() ?? 1)
@@ -113,7 +113,7 @@ public struct BatchOptimiser: Sendable {
         }
         var quiet = planner.settings
         quiet.rejectedCandidatesKept = 0
-        let matcher = UnitMatcher(index: index, settings: quiet, travelTimes: planner.travelTimes)
+        let matcher = UnitMatcher(index: index, settings: quiet, travelTimes: planner.travelTimes, ordering: .cost)
         for (o, order) in orders.enumerated() where lists[o].truncated && !lists[o].noGroup {
             var request = order.matchRequest
             request.quantity = order.quantity
@@ -813,7 +813,7 @@ public struct BatchOptimiser: Sendable {
         let (query, _, _) = planner.query(for: order.matchRequest, destination: order.destination, excluded: excluded)
         var loud = planner.settings
         loud.rejectedCandidatesKept = 5
-        let match = UnitMatcher(index: index, settings: loud, travelTimes: planner.travelTimes).match(query, now: now)
+        let match = UnitMatcher(index: index, settings: loud, travelTimes: planner.travelTimes, ordering: .cost).match(query, now: now)
         if match.rejected.isEmpty { return "no \(order.component.rawValue) unit of an acceptable group at any centre" }
         return match.rejected.prefix(3).map { "\($0.count) \($0.reason.rawValue) at \($0.centreID) (\($0.detail))" }.joined(separator: "; ")
     }

@@ -13,10 +13,14 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
     public var handlingMinutes: Double
     /// Hours of shelf life a unit must still have when it arrives, per component.
     public var minimumRemainingHoursAtArrival: [Component: Double]
-    /// Minutes of penalty for each preference-rank step below the best, per urgency.
-    ///
-    /// Emergency 0 (nearest compatible wins), routine large (identical group strongly preferred).
+    /// Minutes of penalty for each preference-rank step below the best, per urgency, in the batch
+    /// optimiser's cost (live matches order by `preferenceBandMinutes` instead).
     public var rankPenaltyMinutes: [Urgency: Double]
+    /// Per urgency, how many minutes later than the nearest unit not yet chosen a unit may arrive
+    /// and still be in its band, where preference rank, then plain before scarce, then expiry
+    /// decide (`PreferenceBands`; Data/SOURCES.md §S26). Units at one centre are always in one band.
+    /// Empty in settings recorded before bands existed: such decisions ordered by cost.
+    public var preferenceBandMinutes: [Urgency: Double]
     /// Minutes of penalty for each scarce attribute a unit has that the request did not ask for,
     /// so plain units are used first and scarce stock is conserved (Data/SOURCES.md §S8).
     public var surplusAttributePenaltyMinutes: Double
@@ -29,6 +33,7 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
     public init(
         circuityFactor: Double, speedKmh: Double, handlingMinutes: Double,
         minimumRemainingHoursAtArrival: [Component: Double], rankPenaltyMinutes: [Urgency: Double],
+        preferenceBandMinutes: [Urgency: Double] = [:],
         surplusAttributePenaltyMinutes: Double, allowStaleCentres: Bool, rejectedCandidatesKept: Int
     ) {
         self.circuityFactor = circuityFactor
@@ -36,18 +41,21 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
         self.handlingMinutes = handlingMinutes
         self.minimumRemainingHoursAtArrival = minimumRemainingHoursAtArrival
         self.rankPenaltyMinutes = rankPenaltyMinutes
+        self.preferenceBandMinutes = preferenceBandMinutes
         self.surplusAttributePenaltyMinutes = surplusAttributePenaltyMinutes
         self.allowStaleCentres = allowStaleCentres
         self.rejectedCandidatesKept = rejectedCandidatesKept
     }
 
     /// Defaults: circuity 1.3, 70 km/h, 30 min handling; at least 24 h of life left at arrival
-    /// (48 h for red cells and whole blood); rank steps cost 0 / 60 / 480 min for emergency /
-    /// urgent / routine; 20 min per surplus scarce attribute; stale centres allowed but flagged.
+    /// (48 h for red cells and whole blood); preference bands of 10 / 60 / 480 min for emergency /
+    /// urgent / routine; in the batch cost, rank steps cost 0 / 60 / 480 min and 20 min per surplus
+    /// scarce attribute; stale centres allowed but flagged.
     public static let standard = MatchingSettings(
         circuityFactor: 1.3, speedKmh: 70, handlingMinutes: 30,
         minimumRemainingHoursAtArrival: [.redCells: 48, .platelets: 24, .plasma: 24, .cryoprecipitate: 24, .wholeBlood: 48],
         rankPenaltyMinutes: [.emergency: 0, .urgent: 60, .routine: 480],
+        preferenceBandMinutes: [.emergency: 10, .urgent: 60, .routine: 480],
         surplusAttributePenaltyMinutes: 20, allowStaleCentres: true, rejectedCandidatesKept: 10)
 
     /// The comparison mode of the shared benchmark harness: distance only (ETA = km), strict
@@ -61,6 +69,27 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
     @inline(__always)
     public func travelMinutes(distanceKm: Double) -> Double {
         distanceKm * circuityFactor / speedKmh * 60 + handlingMinutes
+    }
+}
+
+extension MatchingSettings {
+    private enum CodingKeys: String, CodingKey {
+        case circuityFactor, speedKmh, handlingMinutes, minimumRemainingHoursAtArrival, rankPenaltyMinutes,
+             preferenceBandMinutes, surplusAttributePenaltyMinutes, allowStaleCentres, rejectedCandidatesKept
+    }
+
+    /// Decodes settings; those recorded in decisions made before preference bands existed have none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            circuityFactor: try c.decode(Double.self, forKey: .circuityFactor), speedKmh: try c.decode(Double.self, forKey: .speedKmh),
+            handlingMinutes: try c.decode(Double.self, forKey: .handlingMinutes),
+            minimumRemainingHoursAtArrival: try c.decode([Component: Double].self, forKey: .minimumRemainingHoursAtArrival),
+            rankPenaltyMinutes: try c.decode([Urgency: Double].self, forKey: .rankPenaltyMinutes),
+            preferenceBandMinutes: try c.decodeIfPresent([Urgency: Double].self, forKey: .preferenceBandMinutes) ?? [:],
+            surplusAttributePenaltyMinutes: try c.decode(Double.self, forKey: .surplusAttributePenaltyMinutes),
+            allowStaleCentres: try c.decode(Bool.self, forKey: .allowStaleCentres),
+            rejectedCandidatesKept: try c.decode(Int.self, forKey: .rejectedCandidatesKept))
     }
 }
 
@@ -94,6 +123,10 @@ extension MatchingSettings {
                 throw SettingsError(reason: "rankPenaltyMinutes has no value for \(urgency.rawValue)")
             }
             try require((0.0...100_000.0).contains(minutes), "rankPenaltyMinutes.\(urgency.rawValue) \(minutes) is outside 0…100000")
+            guard let band = decoded.preferenceBandMinutes[urgency] else {
+                throw SettingsError(reason: "preferenceBandMinutes has no value for \(urgency.rawValue)")
+            }
+            try require((0.0...10_080.0).contains(band), "preferenceBandMinutes.\(urgency.rawValue) \(band) is outside 0…10080")
         }
         try require((0.0...10_000.0).contains(decoded.surplusAttributePenaltyMinutes), "surplusAttributePenaltyMinutes is outside 0…10000")
         try require((0...100).contains(decoded.rejectedCandidatesKept), "rejectedCandidatesKept is outside 0…100")

@@ -1,99 +1,12 @@
 import Foundation
 
-/// A unit the matcher proposes, with everything the rationale needs.
-public struct ProposedUnit: Sendable, Hashable, Codable {
-    /// Donation identification number.
-    public var din: String
-    /// The centre holding it.
-    public var centreID: String
-    /// ISBT 128 product code.
-    public var productCode: String
-    /// Unit group.
-    public var group: BloodGroup
-    /// Great-circle distance from the centre to the destination.
-    public var distanceKm: Double
-    /// Estimated minutes from dispatch to arrival.
-    public var etaMinutes: Double
-    /// Expiry (seconds since 1970).
-    public var expiresAt: Int64
-    /// Collection (seconds since 1970).
-    public var collectedAt: Int64
-    /// Unit attributes.
-    public var attributes: AttributeSet
-    /// Preference rank of the unit's group (1 = best).
-    public var rank: Int
-    /// Rule flags of the group choice.
-    public var flags: [String]
-    /// The rule that allowed the group.
-    public var rule: String
-    /// Ranking score in minutes (ETA plus penalties); lower is better.
-    public var score: Double
-    /// Whether the centre's data was stale at evaluation: the unit is then not certain.
-    public var staleCentre: Bool
-    /// Age of the centre's data at evaluation, in seconds.
-    public var dataAgeSeconds: Int64
-    /// Whether the unit arrives by the needed-by time (nil when none was given).
-    public var meetsNeededBy: Bool?
-    /// Whether the ETA comes from the measured travel-time matrix (else the great-circle model).
-    public var measuredTravelTime: Bool
-
-    /// The unit's identity (DIN and product code).
-    public var key: UnitKey { UnitKey(din: din, productCode: productCode) }
-}
-
-/// Why a candidate was not chosen.
-public enum CandidateRejection: String, Sendable, Hashable, Codable, CaseIterable {
-    /// Its group is not acceptable for the recipient.
-    case incompatible
-    /// It would expire (or fall below the minimum remaining life) before arrival.
-    case expiredBeforeArrival = "expired_before_arrival"
-    /// It lacks a required attribute.
-    case missingAttribute = "missing_attribute"
-    /// It carries an attribute that may not be substituted for a plain request (washed, HLA-matched, …).
-    case notSubstitutable = "not_substitutable"
-    /// It is older than the request's maximum unit age.
-    case tooOld = "too_old"
-    /// It is reserved or held for review.
-    case reserved
-    /// Its centre's data is stale and policy does not allow stale centres.
-    case staleCentre = "stale_centre"
-    /// Eligible, but other units ranked better.
-    case farther
-}
-
-/// Candidates not chosen, counted per centre and reason with one example.
-public struct RejectedCandidates: Sendable, Hashable, Codable {
-    /// The centre.
-    public var centreID: String
-    /// Why.
-    public var reason: CandidateRejection
-    /// How many units at that centre were rejected for this reason.
-    public var count: Int
-    /// One of them: its DIN.
-    public var exampleDIN: String?
-    /// And its product code (with the DIN, the unit's identity).
-    public var exampleProductCode: String?
-    /// Detail for people (e.g. the group, the missing attribute).
-    public var detail: String
-}
-
-/// The matcher's answer before it is turned into a recorded decision.
-public struct UnitMatch: Sendable, Hashable {
-    /// Chosen units, best first.
-    public var chosen: [ProposedUnit]
-    /// Best rejected candidates with reasons.
-    public var rejected: [RejectedCandidates]
-    /// Centres whose buckets were examined.
-    public var centresVisited: Int
-    /// Units examined.
-    public var unitsExamined: Int
-}
-
 /// The nearest-unit search over an `InventoryIndex`.
 ///
-/// Visits centres in order of ETA and, at each, only the buckets of acceptable groups; keeps the
-/// best `quantity` units by (score, expiry, DIN and product code) and stops once no unvisited centre could beat
-/// the worst of them. Pure: `now` is passed in.
+/// Visits centres in order of ETA and, at each, only the buckets of acceptable groups, collecting
+/// the eligible units that could still be chosen; stops once no unvisited centre could change the
+/// answer. Live matches order by preference band (`PreferenceBands`: the band of the nearest unit,
+/// then rank, plain before scarce, expiry, identity); batch candidates by cost (`Ordering.cost`).
+/// Pure: `now` is passed in.
 public struct UnitMatcher: Sendable {
     /// The index searched.
     public let index: InventoryIndex
@@ -103,14 +16,27 @@ public struct UnitMatcher: Sendable {
     public let distanceOnly: Bool
     /// Measured travel times that replace the great-circle model for the pairs they list.
     public let travelTimes: TravelTimeMatrix
+    /// How the chosen units are ordered.
+    public let ordering: Ordering
+
+    /// How the matcher orders eligible units.
+    public enum Ordering: Sendable, Hashable {
+        /// Live matches: the band of the nearest unit (the urgency's tolerance), then rank, plain
+        /// before scarce, expiry and identity (`PreferenceBands`).
+        case preferenceBands
+        /// Batch candidates: by cost in minutes (ETA plus the urgency's rank penalty and the
+        /// surplus-attribute penalty), then expiry and identity; the optimiser weighs the costs.
+        case cost
+    }
 
     /// Creates a matcher.
     public init(index: InventoryIndex, settings: MatchingSettings, distanceOnly: Bool = false,
-                travelTimes: TravelTimeMatrix = TravelTimeMatrix()) {
+                travelTimes: TravelTimeMatrix = TravelTimeMatrix(), ordering: Ordering = .preferenceBands) {
         self.index = index
         self.settings = settings
         self.distanceOnly = distanceOnly
         self.travelTimes = travelTimes
+        self.ordering = ordering
     }
 
     /// ETA in minutes from a centre to the destination: the measured time plus handling when the
@@ -124,14 +50,12 @@ public struct UnitMatcher: Sendable {
         return settings.travelMinutes(distanceKm: distanceKm)
     }
 
-    private struct Slot {
+    private struct Found {
+        var candidate: PreferenceBands.Candidate
         var score: Double
-        var expires: Int64
-        var position: Int
         var centre: Int
         var choice: Int
         var distance: Double
-        var eta: Double
     }
 
     /// Finds the best units for a query at `now` (seconds since 1970).
@@ -149,23 +73,39 @@ public struct UnitMatcher: Sendable {
 
         let rankPenalty = distanceOnly ? 0 : settings.rankPenaltyMinutes[query.urgency] ?? 0
         let surplusPenalty = distanceOnly ? 0 : settings.surplusAttributePenaltyMinutes
+        let tolerance = distanceOnly ? 0 : settings.preferenceBandMinutes[query.urgency] ?? 0
+        let bands = PreferenceBands(toleranceMinutes: tolerance, usesPreference: !distanceOnly,
+                                    identityPrecedes: { [index] in index.unitPrecedes($0, $1) })
         let bestRank = query.choices.map(\.rank).min() ?? 1
         let marginSeconds = Int64((settings.minimumRemainingHoursAtArrival[query.component] ?? 0) * 3600)
         let baseRequired = query.required.rawValue
         let collectRejections = settings.rejectedCandidatesKept > 0
         var rejections: [RejectedCandidates] = []
 
-        var best: [Slot] = []
-        best.reserveCapacity(quantity + 1)
+        var found: [Found] = []
         var examined = 0
         var visited = 0
 
-        @inline(__always) func precedes(_ a: Slot, _ b: Slot) -> Bool {
+        @inline(__always) func costPrecedes(_ a: Found, _ b: Found) -> Bool {
             if a.score != b.score { return a.score < b.score }
-            if a.expires != b.expires { return a.expires < b.expires }
-            // Same score and expiry: the unit identity (DIN, then product code) only makes the
-            // order reproducible; it carries no clinical preference.
-            return index.unitPrecedes(a.position, b.position)
+            if a.candidate.expires != b.candidate.expires { return a.candidate.expires < b.candidate.expires }
+            return index.unitPrecedes(a.candidate.position, b.candidate.position)
+        }
+        // The chosen units (indices into `found`, best first, with their band's start) and the bound
+        // a later centre's ETA must reach to change nothing: past the last band's end, or (by cost)
+        // where its best unit would cost more than the last chosen.
+        func choose() -> (chosen: [(index: Int, bandStart: Double?)], settledBeyond: Double) {
+            switch ordering {
+            case .preferenceBands:
+                let picked = bands.select(found.map(\.candidate), quantity: quantity)
+                let bound = picked.count == quantity ? picked.last.map { $0.bandStart + tolerance } ?? .infinity : .infinity
+                return (picked.map { ($0.index, distanceOnly ? nil : $0.bandStart) }, bound)
+            case .cost:
+                let picked = found.indices.sorted { costPrecedes(found[$0], found[$1]) }.prefix(quantity)
+                // No unit of a later centre costs less than its ETA plus the best rank's penalty.
+                let bound = picked.count == quantity ? picked.last.map { found[$0].score - Double(bestRank - 1) * rankPenalty } ?? .infinity : .infinity
+                return (picked.map { ($0, nil) }, bound)
+            }
         }
         func note(_ centre: Int, _ reason: CandidateRejection, _ position: Int?, _ detail: String, count: Int = 1) {
             guard collectRejections, count > 0 else { return }
@@ -179,10 +119,11 @@ public struct UnitMatcher: Sendable {
             }
         }
 
+        var chosen: [(index: Int, bandStart: Double?)] = []
+        var settledBeyond = Double.infinity
         for (eta, distance, c) in order {
-            if best.count == quantity, let worst = best.last,
-               eta + Double(bestRank - 1) * rankPenalty > worst.score { break }
-            if quantity == 0 { break }
+            // Every unit from here on arrives strictly after the bound: the answer is settled.
+            if quantity == 0 || eta > settledBeyond { break }
             let centre = centres[c]
             if let only = query.onlyCentreIDs, !only.contains(centre.siteID) { continue }
             let stale = centre.isStale(now: now)
@@ -203,12 +144,12 @@ public struct UnitMatcher: Sendable {
                     note(c, .incompatible, range.isEmpty ? nil : range.lowerBound, "group \(group)", count: range.count)
                 }
             }
+            let before = found.count
             for (k, choice) in query.choices.enumerated() {
                 let required = baseRequired | choice.required.rawValue
                 let exclusive = query.exclusive.rawValue & ~required
                 let scarce = query.scarce.rawValue & ~required
                 let base = eta + Double(choice.rank - 1) * rankPenalty
-                if best.count == quantity, let worst = best.last, base > worst.score { continue }
                 let range = index.bucket(centre: c, component: query.component, group: choice.group)
                 if range.isEmpty { continue }
                 // First unit whose expiry is strictly after the minimum acceptable expiry.
@@ -221,7 +162,9 @@ public struct UnitMatcher: Sendable {
                 if detailed, lo > range.lowerBound {
                     note(c, .expiredBeforeArrival, lo - 1, "group \(choice.group)", count: lo - range.lowerBound)
                 }
-                var plainTaken = 0
+                // In one bucket rank and ETA are the same for every unit, and units come in expiry
+                // order: a unit is beaten by `quantity` already taken with no more surplus attributes.
+                var takenWithSurplus = [Int](repeating: 0, count: 33)
                 var p = lo
                 while p < range.upperBound {
                     examined += 1
@@ -242,51 +185,61 @@ public struct UnitMatcher: Sendable {
                         note(c, .reserved, p, "reserved or held since the index was built")
                         p += 1; continue
                     }
-                    let surplus = (attrs & scarce).nonzeroBitCount
-                    let slot = Slot(score: base + Double(surplus) * surplusPenalty, expires: index.expiresAt[p],
-                                    position: p, centre: c, choice: k, distance: distance, eta: eta)
-                    if best.count < quantity {
-                        let at = best.firstIndex(where: { precedes(slot, $0) }) ?? best.count
-                        best.insert(slot, at: at)
-                    } else if let worst = best.last, precedes(slot, worst) {
-                        let evicted = best.removeLast()
-                        if detailed || collectRejections && evicted.centre == c {
-                            let choice = query.choices[evicted.choice]
-                            note(evicted.centre, .farther, evicted.position, "eligible \(choice.group) (rank \(choice.rank)), ranked after the chosen units")
-                        }
-                        let at = best.firstIndex(where: { precedes(slot, $0) }) ?? best.count
-                        best.insert(slot, at: at)
-                    } else {
-                        if detailed { note(c, .farther, p, "eligible \(choice.group) (rank \(choice.rank)), ranked after the chosen units") }
+                    let surplus = distanceOnly ? 0 : (attrs & scarce).nonzeroBitCount
+                    if takenWithSurplus[0...surplus].reduce(0, +) >= quantity {
+                        if detailed { note(c, .farther, p, "eligible \(choice.group) (rank \(choice.rank)), after \(quantity) of its group here that expire sooner or are plainer") }
                         if surplus == 0 { break }
+                        p += 1; continue
                     }
-                    if surplus == 0 {
-                        plainTaken += 1
-                        // Later units in this bucket expire no earlier and score no better.
-                        if plainTaken >= quantity { break }
-                    }
+                    takenWithSurplus[surplus] += 1
+                    found.append(Found(
+                        candidate: PreferenceBands.Candidate(eta: eta, rank: distanceOnly ? 1 : choice.rank, surplus: surplus,
+                                                             expires: index.expiresAt[p], position: p),
+                        score: base + Double(surplus) * surplusPenalty, centre: c, choice: k, distance: distance))
                     p += 1
                 }
             }
+            if found.count >= quantity, found.count > before {
+                (chosen, settledBeyond) = choose()
+            }
+        }
+        if found.count < quantity { chosen = choose().chosen }
+
+        if collectRejections {
+            let isChosen = Set(chosen.map(\.index))
+            let lastBandEnd = (chosen.last?.bandStart).map { $0 + tolerance }
+            for (i, f) in found.enumerated() where !isChosen.contains(i) {
+                let choice = query.choices[f.choice]
+                let why: String
+                if let end = lastBandEnd, f.candidate.eta > end {
+                    why = "arrives more than \(Int(tolerance)) min after the nearest unit left when the last unit was chosen"
+                } else {
+                    why = ordering == .cost ? "costs more than the chosen units" : "in the band of the chosen units, after them in rank, plainness or expiry"
+                }
+                note(f.centre, .farther, f.candidate.position, "eligible \(choice.group) (rank \(choice.rank)), \(why)")
+            }
         }
 
-        let chosen = best.map { slot -> ProposedUnit in
+        let units = chosen.map { pick -> ProposedUnit in
+            let slot = found[pick.index]
+            let position = slot.candidate.position
             let centre = centres[slot.centre]
             let choice = query.choices[slot.choice]
-            let arrival = now + Int64((slot.eta * 60).rounded(.up))
+            let eta = slot.candidate.eta
+            let arrival = now + Int64((eta * 60).rounded(.up))
             return ProposedUnit(
-                din: index.din(at: slot.position), centreID: centre.siteID,
-                productCode: index.productCodes[Int(index.productCodeIndex[slot.position])],
-                group: choice.group, distanceKm: slot.distance, etaMinutes: distanceOnly ? 0 : slot.eta,
-                expiresAt: slot.expires, collectedAt: index.collectedAt[slot.position],
-                attributes: AttributeSet(rawValue: index.attributes[slot.position]), rank: choice.rank,
-                flags: choice.flags, rule: choice.rule, score: slot.score, staleCentre: centre.isStale(now: now),
-                dataAgeSeconds: centre.dataAgeSeconds(now: now),
+                din: index.din(at: position), centreID: centre.siteID,
+                productCode: index.productCodes[Int(index.productCodeIndex[position])],
+                group: choice.group, distanceKm: slot.distance, etaMinutes: distanceOnly ? 0 : eta,
+                expiresAt: slot.candidate.expires, collectedAt: index.collectedAt[position],
+                attributes: AttributeSet(rawValue: index.attributes[position]), rank: choice.rank,
+                flags: choice.flags, rule: choice.rule, score: slot.score, bandStartMinutes: pick.bandStart,
+                staleCentre: centre.isStale(now: now), dataAgeSeconds: centre.dataAgeSeconds(now: now),
                 meetsNeededBy: query.neededBy.map { arrival <= $0 },
                 measuredTravelTime: !distanceOnly && query.destinationSiteID.flatMap { travelTimes.minutes(from: centre.siteID, to: $0) } != nil)
         }
         let kept = rejections.sorted { ($0.reason == .farther ? 0 : 1, -$0.count) < ($1.reason == .farther ? 0 : 1, -$1.count) }
-        return UnitMatch(chosen: chosen, rejected: Array(kept.prefix(settings.rejectedCandidatesKept)),
+        return UnitMatch(chosen: units, rejected: Array(kept.prefix(settings.rejectedCandidatesKept)),
                          centresVisited: visited, unitsExamined: examined)
     }
 }

@@ -54,12 +54,26 @@ struct MatchingSettingsFileTests {
     }
 
     @Test("values out of range or missing are refused", arguments: [
-        #"{"circuityFactor":0.2,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24,"PLASMA":24,"CRYO":24,"WB":48},"rankPenaltyMinutes":{"emergency":0,"urgent":60,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
-        #"{"circuityFactor":1.3,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24},"rankPenaltyMinutes":{"emergency":0,"urgent":60,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
-        #"{"circuityFactor":1.3,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24,"PLASMA":24,"CRYO":24,"WB":48},"rankPenaltyMinutes":{"emergency":0,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
+        #"{"circuityFactor":0.2,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24,"PLASMA":24,"CRYO":24,"WB":48},"rankPenaltyMinutes":{"emergency":0,"urgent":60,"routine":480},"preferenceBandMinutes":{"emergency":10,"urgent":60,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
+        #"{"circuityFactor":1.3,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24},"rankPenaltyMinutes":{"emergency":0,"urgent":60,"routine":480},"preferenceBandMinutes":{"emergency":10,"urgent":60,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
+        #"{"circuityFactor":1.3,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24,"PLASMA":24,"CRYO":24,"WB":48},"rankPenaltyMinutes":{"emergency":0,"routine":480},"preferenceBandMinutes":{"emergency":10,"urgent":60,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
         #"{"speedKmh":70}"#,
+        #"{"circuityFactor":1.3,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24,"PLASMA":24,"CRYO":24,"WB":48},"rankPenaltyMinutes":{"emergency":0,"urgent":60,"routine":480},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
+        #"{"circuityFactor":1.3,"speedKmh":70,"handlingMinutes":30,"minimumRemainingHoursAtArrival":{"RBC":48,"PLT":24,"PLASMA":24,"CRYO":24,"WB":48},"rankPenaltyMinutes":{"emergency":0,"urgent":60,"routine":480},"preferenceBandMinutes":{"emergency":10,"urgent":60,"routine":20000},"surplusAttributePenaltyMinutes":20,"allowStaleCentres":true,"rejectedCandidatesKept":10}"#,
     ])
     func refused(json: String) {
         #expect(throws: (any Error).self) { try MatchingSettings(jsonData: Data(json.utf8)) }
+    }
+
+    @Test("a settings file without preference bands is refused naming the field; settings recorded in older decisions still decode, with none")
+    func preferenceBandsRequiredInFilesOnly() throws {
+        let old = #"\#(String(decoding: try JSONEncoder().encode(MatchingSettings.standard), as: UTF8.self))"#
+            .replacingOccurrences(of: #""preferenceBandMinutes":{"#, with: #""unused":{"#)
+        #expect(old.contains(#""unused""#))
+        #expect { try MatchingSettings(jsonData: Data(old.utf8)) } throws: { "\($0)".contains("preferenceBandMinutes has no value") }
+        let recorded = try JSONDecoder().decode(MatchingSettings.self, from: Data(old.utf8))
+        #expect(recorded.preferenceBandMinutes.isEmpty && recorded.rankPenaltyMinutes == MatchingSettings.standard.rankPenaltyMinutes)
+        let again = try JSONDecoder().decode(MatchingSettings.self, from: try JSONEncoder().encode(MatchingSettings.standard))
+        #expect(again == .standard)
     }
 }

@@ -47,13 +47,49 @@ struct MatcherFixture {
         return MatcherFixture(centres: centres, units: units, now: now)
     }
 
-    /// The reference: scan every unit, apply every rule, sort by (score, expiry, DIN), take `quantity`.
+    /// One eligible unit as the references see it.
+    struct Eligible {
+        var eta: Double
+        var rank: Int
+        var surplus: Int
+        var score: Double
+        var expires: Int64
+        var din: String
+    }
+
+    /// The reference for live matches: scan every unit, apply every rule, then repeatedly take, from
+    /// the units arriving at most the urgency's band tolerance after the nearest one left, the best
+    /// by (rank, surplus attributes, expiry, DIN); distance only: the nearest, then expiry, then DIN.
     func bruteForce(_ query: UnitQuery, settings: MatchingSettings, distanceOnly: Bool,
                     travelTimes: TravelTimeMatrix = TravelTimeMatrix()) -> [String] {
+        var left = eligible(query, settings: settings, distanceOnly: distanceOnly, travelTimes: travelTimes)
+        let tolerance = distanceOnly ? 0 : settings.preferenceBandMinutes[query.urgency] ?? 0
+        func key(_ e: Eligible) -> (Int, Int, Int64) { distanceOnly ? (0, 0, e.expires) : (e.rank, e.surplus, e.expires) }
+        var out: [String] = []
+        while out.count < query.quantity, let nearest = left.map(\.eta).min() {
+            var best: Int?
+            for (i, e) in left.enumerated() where e.eta <= nearest + tolerance {
+                if let b = best, key(left[b]) < key(e) || key(left[b]) == key(e) && left[b].din.utf8.lexicographicallyPrecedes(e.din.utf8) { continue }
+                best = i
+            }
+            out.append(left.remove(at: best!).din)
+        }
+        return out
+    }
+
+    /// The reference for batch candidates (`UnitMatcher.Ordering.cost`): sort by (cost, expiry, DIN).
+    func bruteForceByCost(_ query: UnitQuery, settings: MatchingSettings) -> [String] {
+        var all = eligible(query, settings: settings, distanceOnly: false, travelTimes: TravelTimeMatrix())
+        all.sort { ($0.score, $0.expires) < ($1.score, $1.expires) || ($0.score, $0.expires) == ($1.score, $1.expires) && $0.din.utf8.lexicographicallyPrecedes($1.din.utf8) }
+        return all.prefix(query.quantity).map(\.din)
+    }
+
+    /// Every unit the rules allow for the query, with its ETA and cost.
+    func eligible(_ query: UnitQuery, settings: MatchingSettings, distanceOnly: Bool, travelTimes: TravelTimeMatrix) -> [Eligible] {
         let byID = Dictionary(uniqueKeysWithValues: centres.map { ($0.siteID, $0) })
         let rankPenalty = distanceOnly ? 0 : settings.rankPenaltyMinutes[query.urgency] ?? 0
         let margin = Int64((settings.minimumRemainingHoursAtArrival[query.component] ?? 0) * 3600)
-        var eligible: [(Double, Int64, String)] = []
+        var eligible: [Eligible] = []
         for unit in units {
             guard unit.status == .available, unit.component == query.component,
                   let choice = query.choices.first(where: { $0.group == unit.group }),
@@ -73,10 +109,9 @@ struct MatcherFixture {
             guard expires > minimum else { continue }
             let surplus = (attrs & query.scarce.rawValue & ~required).nonzeroBitCount
             let score = eta + Double(choice.rank - 1) * rankPenalty + Double(surplus) * (distanceOnly ? 0 : settings.surplusAttributePenaltyMinutes)
-            eligible.append((score, expires, unit.din.value))
+            eligible.append(Eligible(eta: eta, rank: choice.rank, surplus: surplus, score: score, expires: expires, din: unit.din.value))
         }
-        eligible.sort { ($0.0, $0.1) < ($1.0, $1.1) || ($0.0, $0.1) == ($1.0, $1.1) && $0.2.utf8.lexicographicallyPrecedes($1.2.utf8) }
-        return eligible.prefix(query.quantity).map(\.2)
+        return eligible
     }
 
     func randomQuery(_ rng: inout RNG) -> UnitQuery {

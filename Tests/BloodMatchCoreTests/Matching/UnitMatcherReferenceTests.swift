@@ -28,6 +28,19 @@ struct UnitMatcherReferenceTests {
         #expect(mismatches == 0)
     }
 
+    @Test("1,000 random queries ordered by cost, as the batch optimiser asks for candidates: identical answers")
+    func costOrdering() {
+        let settings = MatchingSettings.standard
+        let matcher = UnitMatcher(index: Self.index, settings: settings, ordering: .cost)
+        var rng = MatcherFixture.RNG(seed: 13)
+        var mismatches = 0
+        for _ in 0..<1000 {
+            let query = Self.fixture.randomQuery(&rng)
+            if matcher.match(query, now: Self.fixture.now).chosen.map(\.din) != Self.fixture.bruteForceByCost(query, settings: settings) { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+
     @Test("2,000 random queries in the benchmark's distance-only mode: identical answers")
     func distanceOnly() {
         let matcher = UnitMatcher(index: Self.index, settings: .benchmark, distanceOnly: true)

@@ -1,0 +1,103 @@
+/// The live matcher's order: time first, then preference inside a time band.
+///
+/// A unit is chosen from the band of the nearest unit still unchosen: every eligible unit whose ETA
+/// is at most `toleranceMinutes` later than that nearest one. Inside the band the order is
+/// preference rank (O RhD-negative for non-O recipients and RhD-positive for RhD-negative ones rank
+/// last in the policy), then scarce attributes the request did not ask for (plain units first),
+/// then expiry (first expiring first), then identity (DIN, then product code: reproducible only,
+/// no clinical meaning). The next unit comes from the band of the nearest unit left, and so on.
+/// Units at one centre share an ETA and so always fall in one band. Sources: Data/SOURCES.md §S26.
+///
+/// Pure and independent of the index: candidates come in ETA order, the order the matcher visits
+/// centres in.
+struct PreferenceBands {
+    /// One eligible unit as the selection sees it.
+    struct Candidate {
+        /// Minutes to arrival (the band is measured in these).
+        var eta: Double
+        /// Preference rank of the unit's group, 1 = best.
+        var rank: Int
+        /// Scarce attributes carried that the request did not ask for.
+        var surplus: Int
+        /// Expiry, seconds since 1970.
+        var expires: Int64
+        /// Where the unit is in the index (its identity).
+        var position: Int
+    }
+
+    /// How much later (minutes) a unit may arrive than the nearest unchosen one and still be in its band.
+    var toleranceMinutes: Double
+    /// Whether rank and scarce attributes order the band (false: the shared benchmark's distance-only
+    /// semantics, where the band is one distance and expiry alone orders it).
+    var usesPreference: Bool
+    /// Identity order of two index positions.
+    var identityPrecedes: (Int, Int) -> Bool
+
+    /// Whether `a` is chosen before `b` when both are in the band.
+    @inline(__always)
+    func precedes(_ a: Candidate, _ b: Candidate) -> Bool {
+        if usesPreference {
+            if a.rank != b.rank { return a.rank < b.rank }
+            if a.surplus != b.surplus { return a.surplus < b.surplus }
+        }
+        if a.expires != b.expires { return a.expires < b.expires }
+        return identityPrecedes(a.position, b.position)
+    }
+
+    /// The selection: indices into `candidates` (which must be in non-decreasing ETA order) of the
+    /// chosen units, best first, each with the ETA its band started at.
+    func select(_ candidates: [Candidate], quantity: Int) -> [(index: Int, bandStart: Double)] {
+        guard quantity > 0, !candidates.isEmpty else { return [] }
+        var chosen: [(index: Int, bandStart: Double)] = []
+        chosen.reserveCapacity(min(quantity, candidates.count))
+        var taken = [Bool](repeating: false, count: candidates.count)
+        var heap: [Int] = []
+        var nearest = 0
+        var next = 0
+        while chosen.count < quantity {
+            while nearest < candidates.count && taken[nearest] { nearest += 1 }
+            guard nearest < candidates.count else { break }
+            let start = candidates[nearest].eta
+            let end = start + toleranceMinutes
+            while next < candidates.count && candidates[next].eta <= end {
+                push(&heap, next, candidates)
+                next += 1
+            }
+            let best = pop(&heap, candidates)
+            taken[best] = true
+            chosen.append((best, start))
+        }
+        return chosen
+    }
+
+    // A binary min-heap of candidate indices under `precedes`.
+    private func push(_ heap: inout [Int], _ i: Int, _ c: [Candidate]) {
+        heap.append(i)
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard precedes(c[heap[child]], c[heap[parent]]) else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private func pop(_ heap: inout [Int], _ c: [Candidate]) -> Int {
+        let top = heap[0]
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < heap.count && precedes(c[heap[left]], c[heap[smallest]]) { smallest = left }
+                if right < heap.count && precedes(c[heap[right]], c[heap[smallest]]) { smallest = right }
+                if smallest == parent { break }
+                heap.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return top
+    }
+}
