@@ -8,8 +8,8 @@
 /// no clinical meaning). The next unit comes from the band of the nearest unit left, and so on.
 /// Units at one centre share an ETA and so always fall in one band. Sources: Data/SOURCES.md §S26.
 ///
-/// Pure and independent of the index: candidates come in ETA order, the order the matcher visits
-/// centres in.
+/// Pure: candidates come in ETA order, the order the matcher visits centres in; the index only
+/// gives their identity order.
 struct PreferenceBands {
     /// One eligible unit as the selection sees it.
     struct Candidate {
@@ -30,8 +30,8 @@ struct PreferenceBands {
     /// Whether rank and scarce attributes order the band (false: the shared benchmark's distance-only
     /// semantics, where the band is one distance and expiry alone orders it).
     var usesPreference: Bool
-    /// Identity order of two index positions.
-    var identityPrecedes: (Int, Int) -> Bool
+    /// The index whose positions the candidates name (for the identity order).
+    var index: InventoryIndex
 
     /// Whether `a` is chosen before `b` when both are in the band.
     @inline(__always)
@@ -41,25 +41,38 @@ struct PreferenceBands {
             if a.surplus != b.surplus { return a.surplus < b.surplus }
         }
         if a.expires != b.expires { return a.expires < b.expires }
-        return identityPrecedes(a.position, b.position)
+        return index.unitPrecedes(a.position, b.position)
     }
 
     /// The selection: indices into `candidates` (which must be in non-decreasing ETA order) of the
     /// chosen units, best first, each with the ETA its band started at.
-    func select(_ candidates: [Candidate], quantity: Int) -> [(index: Int, bandStart: Double)] {
+    func select<C: RandomAccessCollection>(_ candidates: C, quantity: Int) -> [(index: Int, bandStart: Double)]
+    where C.Element == Candidate, C.Index == Int {
         guard quantity > 0, !candidates.isEmpty else { return [] }
+        let count = candidates.count
+        if quantity == 1 {
+            // The best of the first band: no bookkeeping needed.
+            let start = candidates[0].eta
+            var best = 0
+            var i = 1
+            while i < count && candidates[i].eta <= start + toleranceMinutes {
+                if precedes(candidates[i], candidates[best]) { best = i }
+                i += 1
+            }
+            return [(best, start)]
+        }
         var chosen: [(index: Int, bandStart: Double)] = []
-        chosen.reserveCapacity(min(quantity, candidates.count))
-        var taken = [Bool](repeating: false, count: candidates.count)
+        chosen.reserveCapacity(min(quantity, count))
+        var taken = [Bool](repeating: false, count: count)
         var heap: [Int] = []
         var nearest = 0
         var next = 0
         while chosen.count < quantity {
-            while nearest < candidates.count && taken[nearest] { nearest += 1 }
-            guard nearest < candidates.count else { break }
+            while nearest < count && taken[nearest] { nearest += 1 }
+            guard nearest < count else { break }
             let start = candidates[nearest].eta
             let end = start + toleranceMinutes
-            while next < candidates.count && candidates[next].eta <= end {
+            while next < count && candidates[next].eta <= end {
                 push(&heap, next, candidates)
                 next += 1
             }
@@ -71,7 +84,7 @@ struct PreferenceBands {
     }
 
     // A binary min-heap of candidate indices under `precedes`.
-    private func push(_ heap: inout [Int], _ i: Int, _ c: [Candidate]) {
+    private func push<C: RandomAccessCollection>(_ heap: inout [Int], _ i: Int, _ c: C) where C.Element == Candidate, C.Index == Int {
         heap.append(i)
         var child = heap.count - 1
         while child > 0 {
@@ -82,7 +95,7 @@ struct PreferenceBands {
         }
     }
 
-    private func pop(_ heap: inout [Int], _ c: [Candidate]) -> Int {
+    private func pop<C: RandomAccessCollection>(_ heap: inout [Int], _ c: C) -> Int where C.Element == Candidate, C.Index == Int {
         let top = heap[0]
         let last = heap.removeLast()
         if !heap.isEmpty {

@@ -50,6 +50,13 @@ public struct UnitMatcher: Sendable {
         return settings.travelMinutes(distanceKm: distanceKm)
     }
 
+    @inline(__always)
+    private static func taken(_ counts: SIMD16<Int32>, upTo surplus: Int) -> Int {
+        var total: Int32 = 0
+        for s in 0...surplus { total &+= counts[s] }
+        return Int(total)
+    }
+
     private struct Found {
         var candidate: PreferenceBands.Candidate
         var score: Double
@@ -74,8 +81,7 @@ public struct UnitMatcher: Sendable {
         let rankPenalty = distanceOnly ? 0 : settings.rankPenaltyMinutes[query.urgency] ?? 0
         let surplusPenalty = distanceOnly ? 0 : settings.surplusAttributePenaltyMinutes
         let tolerance = distanceOnly ? 0 : settings.preferenceBandMinutes[query.urgency] ?? 0
-        let bands = PreferenceBands(toleranceMinutes: tolerance, usesPreference: !distanceOnly,
-                                    identityPrecedes: { [index] in index.unitPrecedes($0, $1) })
+        let bands = PreferenceBands(toleranceMinutes: tolerance, usesPreference: !distanceOnly, index: index)
         let bestRank = query.choices.map(\.rank).min() ?? 1
         let marginSeconds = Int64((settings.minimumRemainingHoursAtArrival[query.component] ?? 0) * 3600)
         let baseRequired = query.required.rawValue
@@ -83,6 +89,7 @@ public struct UnitMatcher: Sendable {
         var rejections: [RejectedCandidates] = []
 
         var found: [Found] = []
+        found.reserveCapacity(min(quantity, 256) * 2 + 8)
         var examined = 0
         var visited = 0
 
@@ -97,7 +104,7 @@ public struct UnitMatcher: Sendable {
         func choose() -> (chosen: [(index: Int, bandStart: Double?)], settledBeyond: Double) {
             switch ordering {
             case .preferenceBands:
-                let picked = bands.select(found.map(\.candidate), quantity: quantity)
+                let picked = bands.select(found.lazy.map(\.candidate), quantity: quantity)
                 let bound = picked.count == quantity ? picked.last.map { $0.bandStart + tolerance } ?? .infinity : .infinity
                 return (picked.map { ($0.index, distanceOnly ? nil : $0.bandStart) }, bound)
             case .cost:
@@ -163,8 +170,9 @@ public struct UnitMatcher: Sendable {
                     note(c, .expiredBeforeArrival, lo - 1, "group \(choice.group)", count: lo - range.lowerBound)
                 }
                 // In one bucket rank and ETA are the same for every unit, and units come in expiry
-                // order: a unit is beaten by `quantity` already taken with no more surplus attributes.
-                var takenWithSurplus = [Int](repeating: 0, count: 33)
+                // order: a unit is beaten by `quantity` already taken with no more surplus attributes
+                // (counted per number of surplus attributes up to 14; more are always kept).
+                var takenWithSurplus = SIMD16<Int32>()
                 var p = lo
                 while p < range.upperBound {
                     examined += 1
@@ -186,12 +194,12 @@ public struct UnitMatcher: Sendable {
                         p += 1; continue
                     }
                     let surplus = distanceOnly ? 0 : (attrs & scarce).nonzeroBitCount
-                    if takenWithSurplus[0...surplus].reduce(0, +) >= quantity {
+                    if surplus < 15, Self.taken(takenWithSurplus, upTo: surplus) >= quantity {
                         if detailed { note(c, .farther, p, "eligible \(choice.group) (rank \(choice.rank)), after \(quantity) of its group here that expire sooner or are plainer") }
                         if surplus == 0 { break }
                         p += 1; continue
                     }
-                    takenWithSurplus[surplus] += 1
+                    takenWithSurplus[min(surplus, 15)] &+= 1
                     found.append(Found(
                         candidate: PreferenceBands.Candidate(eta: eta, rank: distanceOnly ? 1 : choice.rank, surplus: surplus,
                                                              expires: index.expiresAt[p], position: p),
