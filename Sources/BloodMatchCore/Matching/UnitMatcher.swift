@@ -50,13 +50,6 @@ public struct UnitMatcher: Sendable {
         return settings.travelMinutes(distanceKm: distanceKm)
     }
 
-    @inline(__always)
-    private static func taken(_ counts: SIMD16<Int32>, upTo surplus: Int) -> Int {
-        var total: Int32 = 0
-        for s in 0...surplus { total &+= counts[s] }
-        return Int(total)
-    }
-
     private struct Found {
         var candidate: PreferenceBands.Candidate
         var score: Double
@@ -89,6 +82,9 @@ public struct UnitMatcher: Sendable {
         var rejections: [RejectedCandidates] = []
 
         var found: [Found] = []
+        // The `quantity` units found so far that come first in the order (by band key or by cost).
+        var leaders: [Found] = []
+        leaders.reserveCapacity(min(quantity, 256) + 1)
         found.reserveCapacity(min(quantity, 256) * 2 + 8)
         var examined = 0
         var visited = 0
@@ -97,6 +93,9 @@ public struct UnitMatcher: Sendable {
             if a.score != b.score { return a.score < b.score }
             if a.candidate.expires != b.candidate.expires { return a.candidate.expires < b.candidate.expires }
             return index.unitPrecedes(a.candidate.position, b.candidate.position)
+        }
+        @inline(__always) func keyPrecedes(_ a: Found, _ b: Found) -> Bool {
+            ordering == .cost ? costPrecedes(a, b) : bands.precedes(a.candidate, b.candidate)
         }
         // The chosen units (indices into `found`, best first, with their band's start) and the bound
         // a later centre's ETA must reach to change nothing: past the last band's end, or (by cost)
@@ -169,10 +168,6 @@ public struct UnitMatcher: Sendable {
                 if detailed, lo > range.lowerBound {
                     note(c, .expiredBeforeArrival, lo - 1, "group \(choice.group)", count: lo - range.lowerBound)
                 }
-                // In one bucket rank and ETA are the same for every unit, and units come in expiry
-                // order: a unit is beaten by `quantity` already taken with no more surplus attributes
-                // (counted per number of surplus attributes up to 14; more are always kept).
-                var takenWithSurplus = SIMD16<Int32>()
                 var p = lo
                 while p < range.upperBound {
                     examined += 1
@@ -194,16 +189,23 @@ public struct UnitMatcher: Sendable {
                         p += 1; continue
                     }
                     let surplus = distanceOnly ? 0 : (attrs & scarce).nonzeroBitCount
-                    if surplus < 15, Self.taken(takenWithSurplus, upTo: surplus) >= quantity {
-                        if detailed { note(c, .farther, p, "eligible \(choice.group) (rank \(choice.rank)), after \(quantity) of its group here that expire sooner or are plainer") }
+                    let unit = Found(
+                        candidate: PreferenceBands.Candidate(eta: eta, rank: distanceOnly ? 1 : choice.rank, surplus: surplus,
+                                                             expires: index.expiresAt[p], position: p),
+                        score: base + Double(surplus) * surplusPenalty, centre: c, choice: k, distance: distance)
+                    // `quantity` units found so far (none farther) that come first in the order can
+                    // never be passed by this one: in every band it is in, they are too.
+                    if leaders.count == quantity, let last = leaders.last, !keyPrecedes(unit, last) {
+                        if detailed { note(c, .farther, p, "eligible \(choice.group) (rank \(choice.rank)), after \(quantity) nearer or as near that come first") }
+                        // Later units of this bucket expire no sooner and rank the same: beaten too,
+                        // unless they carry fewer scarce attributes.
                         if surplus == 0 { break }
                         p += 1; continue
                     }
-                    takenWithSurplus[min(surplus, 15)] &+= 1
-                    found.append(Found(
-                        candidate: PreferenceBands.Candidate(eta: eta, rank: distanceOnly ? 1 : choice.rank, surplus: surplus,
-                                                             expires: index.expiresAt[p], position: p),
-                        score: base + Double(surplus) * surplusPenalty, centre: c, choice: k, distance: distance))
+                    let at = leaders.firstIndex { keyPrecedes(unit, $0) } ?? leaders.count
+                    leaders.insert(unit, at: at)
+                    if leaders.count > quantity { leaders.removeLast() }
+                    found.append(unit)
                     p += 1
                 }
             }
