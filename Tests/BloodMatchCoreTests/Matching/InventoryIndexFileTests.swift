@@ -67,7 +67,7 @@ struct MatchingSettingsFileTests {
 
     @Test("a settings file without preference bands is refused naming the field; settings recorded in older decisions still decode, with none")
     func preferenceBandsRequiredInFilesOnly() throws {
-        let old = #"\#(String(decoding: try JSONEncoder().encode(MatchingSettings.standard), as: UTF8.self))"#
+        let old = String(decoding: try JSONEncoder().encode(MatchingSettings.standard), as: UTF8.self)
             .replacingOccurrences(of: #""preferenceBandMinutes":{"#, with: #""unused":{"#)
         #expect(old.contains(#""unused""#))
         #expect { try MatchingSettings(jsonData: Data(old.utf8)) } throws: { "\($0)".contains("preferenceBandMinutes has no value") }

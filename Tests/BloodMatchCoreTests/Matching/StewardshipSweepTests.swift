@@ -119,6 +119,8 @@ struct StewardshipSweepTests {
         let settings = MatchingSettings.standard
         let planner = MatchPlanner(rules: policy, settings: settings)
         let national = Self.national
+        try #require(national.fixture.centres.count == 100 && !national.hospitals.isEmpty,
+                     "Data/cities.csv was not found or has fewer than 100 Australian cities")
         let matcher = UnitMatcher(index: national.index, settings: settings, ordering: ordering)
         let byDIN = Dictionary(uniqueKeysWithValues: national.fixture.units.map { ($0.din.value, $0) })
         var findings = Findings()
