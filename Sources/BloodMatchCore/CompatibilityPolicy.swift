@@ -225,6 +225,8 @@ struct PolicyValidator {
     static let childbearingRange = 40...60
     static let paediatricRange = 12...21
     static let neonatalAgeDaysRange = 1...35
+    /// Low-titre whole blood per request: the sources' figure is 2 (HEMATOS); a sanity range.
+    static let lowTitreWholeBloodUnitsRange = 1...10
 
     func validate() throws(PolicyError) {
         guard document.schema == 1 else { throw .unsupportedSchema(document.schema) }
@@ -254,6 +256,9 @@ struct PolicyValidator {
         try check(
             "neonatalRedCellMaximumAgeDays", document.specialRequirements.neonatalRedCellMaximumAgeDays.value,
             Self.neonatalAgeDaysRange)
+        try check(
+            "lowTitreWholeBloodMaximumUnits", document.specialRequirements.lowTitreWholeBloodMaximumUnits.value,
+            Self.lowTitreWholeBloodUnitsRange)
     }
 
     private func validateSources() throws(PolicyError) {
@@ -275,6 +280,8 @@ struct PolicyValidator {
         try cite(
             "specialRequirements.neonatalRedCellMaximumAgeDays",
             document.specialRequirements.neonatalRedCellMaximumAgeDays.source)
+        try cite("specialRequirements.neonatalRequiredAttributes", document.specialRequirements.neonatalRequiredAttributes.source)
+        try cite("specialRequirements.lowTitreWholeBloodMaximumUnits", document.specialRequirements.lowTitreWholeBloodMaximumUnits.source)
         for rule in document.specialRequirements.attributes {
             try cite("specialRequirements.\(rule.attribute.rawValue)", rule.source)
         }

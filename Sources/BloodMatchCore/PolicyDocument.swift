@@ -305,20 +305,31 @@ public struct SpecialRequirementRule: Sendable, Hashable, Codable {
     }
 }
 
-/// Special-requirement rules and the neonatal freshness limit.
+/// Special-requirement rules, what a neonate implies, and the low-titre whole-blood limit.
 public struct SpecialRequirementPolicy: Sendable, Hashable, Codable {
     /// Neonatal red cells must be younger than this many days (LH <5 days).
     public var neonatalRedCellMaximumAgeDays: Sourced<Int>
+    /// Attributes every unit for a neonate must carry, where the attribute's rule applies to the
+    /// component (LB-CMV: CMV-seronegative cellular components for neonates up to 28 days after
+    /// the expected date of delivery; Data/SOURCES.md §S8).
+    public var neonatalRequiredAttributes: Sourced<[UnitAttribute]>
+    /// The most units of low-titre group O whole blood one request may take in emergency release
+    /// before the patient goes over to components (HEMATOS: 2; Data/SOURCES.md §S5).
+    public var lowTitreWholeBloodMaximumUnits: Sourced<Int>
     /// One rule per attribute.
     public var attributes: [SpecialRequirementRule]
 
-    private enum CodingKeys: String, CodingKey, CaseIterable { case neonatalRedCellMaximumAgeDays, attributes }
+    private enum CodingKeys: String, CodingKey, CaseIterable {
+        case neonatalRedCellMaximumAgeDays, neonatalRequiredAttributes, lowTitreWholeBloodMaximumUnits, attributes
+    }
 
     /// Decodes, refusing unknown keys.
     public init(from decoder: any Decoder) throws {
         try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.stringValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         neonatalRedCellMaximumAgeDays = try c.decode(Sourced<Int>.self, forKey: .neonatalRedCellMaximumAgeDays)
+        neonatalRequiredAttributes = try c.decode(Sourced<[UnitAttribute]>.self, forKey: .neonatalRequiredAttributes)
+        lowTitreWholeBloodMaximumUnits = try c.decode(Sourced<Int>.self, forKey: .lowTitreWholeBloodMaximumUnits)
         attributes = try c.decode([SpecialRequirementRule].self, forKey: .attributes)
     }
 }

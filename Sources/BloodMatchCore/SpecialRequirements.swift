@@ -98,8 +98,10 @@ public struct RequirementCheck: Sendable, Hashable, Codable {
 extension CompatibilityPolicy {
     /// Applies the policy to a request's special requirements: adds implied attributes (HLA-matched
     /// platelets irradiated: CBS), waives those not needed for the component (CMV-negative and
-    /// irradiated plasma/cryo: LB-CMV, STARSHIP), marks those impossible for it, and sets the
-    /// neonatal red-cell age limit (LH: under 5 days) unless the request asks for a stricter one.
+    /// irradiated plasma/cryo: LB-CMV, STARSHIP), marks those impossible for it, adds what a
+    /// neonate needs where it applies to the component (CMV-seronegative cellular components:
+    /// LB-CMV), and sets the neonatal red-cell age limit (LH: under 5 days) unless the request asks
+    /// for a stricter one.
     public func resolveRequirements(
         component: Component, requested: AttributeSet, maximumUnitAgeSeconds: Double? = nil, recipient: Recipient
     ) -> ResolvedRequirements {
@@ -108,6 +110,17 @@ extension CompatibilityPolicy {
         var unsatisfiable: [RequirementNote] = []
         var notes: [RequirementNote] = []
         var pending = requested.attributes
+        if recipient.context.isNeonate {
+            let neonatal = document.specialRequirements.neonatalRequiredAttributes
+            for attribute in neonatal.value where !requested.contains(attribute) {
+                // Only where the attribute exists for the component and is needed there.
+                guard let rule = requirementRules[attribute], rule.appliesTo.contains(component),
+                      !rule.notNeededFor.contains(component) else { continue }
+                notes.append(RequirementNote(attribute: attribute, text: "\(attribute.rawValue) added: the recipient is a neonate",
+                                             source: neonatal.source))
+                pending.append(attribute)
+            }
+        }
         var visited = Set<UnitAttribute>()
         while let attribute = pending.popLast() {
             guard visited.insert(attribute).inserted else { continue }

@@ -4,12 +4,17 @@ extension CompatibilityPolicy: MatchRules {
     /// rule and its source, and any attribute the group requires; refused groups with reasons.
     public func groupChoices(component: Component, recipient: Recipient, urgency: Urgency) -> (choices: [GroupChoice], refused: [String]) {
         let result = compatibility(of: component, for: recipient, urgency: urgency)
+        let limit = document.specialRequirements.lowTitreWholeBloodMaximumUnits
         let choices = result.acceptable.compactMap { verdict -> GroupChoice? in
             guard let rank = verdict.rank else { return nil }
             let citation = verdict.rules.first.map { " [\($0.id); \(Self.shortSource($0.source))]" } ?? ""
-            let rule = verdict.reason + citation
+            var rule = verdict.reason + citation
+            // Low-titre group O whole blood given across groups: a limited number per request,
+            // then components (HEMATOS; Data/SOURCES.md §S5).
+            let lowTitreWholeBlood = component == .wholeBlood && verdict.requiredAttributes.contains(.lowTitre)
+            if lowTitreWholeBlood { rule += "; at most \(limit.value) per request, then components [\(Self.shortSource(limit.source))]" }
             return GroupChoice(group: verdict.group, rank: rank, flags: verdict.flagNames, rule: rule,
-                               required: verdict.requiredAttributes)
+                               required: verdict.requiredAttributes, maximumUnits: lowTitreWholeBlood ? limit.value : nil)
         }
         let refused = result.unacceptable.map { "\($0.group): \($0.reason)" }
         return (choices, refused)

@@ -53,6 +53,9 @@ public enum MatchOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     case partial
     /// No compatible, available, unexpired unit with the requirements exists in the data in force.
     case noneCompatibleAvailable = "none_compatible_available"
+    /// Units were found, but none arrives by the deadline (the urgency's time ceiling, or
+    /// `needed_by` when sooner): they are offered marked late, for the requester to decide.
+    case late
     /// The data could not be trusted (database, index or clock): manual review required.
     case unableToVerify = "unable_to_verify"
 }
@@ -111,4 +114,10 @@ public struct MatchDecision: Sendable, Hashable, Codable {
     public var splitAcrossCentres: Bool
     /// Whether any chosen unit comes from a centre whose data is stale (then it is not certain).
     public var includesStaleData: Bool
+    /// The ETA in minutes by which the units should arrive (the urgency's time ceiling, or
+    /// `needed_by` when sooner); nil in decisions made before deadlines existed.
+    public var arrivalDeadlineMinutes: Double? = nil
+    /// True for a what-if: evaluated at an instant given by the caller (`--as-of`) on the stock in
+    /// force now. It is recorded, but can never be reserved or issued. Nil for a live decision.
+    public var whatIf: Bool? = nil
 }

@@ -84,7 +84,11 @@ public struct MatchPlanner: Sendable {
         var request = request
         request.destination = destination
         let nowSeconds = Int64(now.timeIntervalSince1970)
-        let outcome: MatchOutcome = match.chosen.count >= request.quantity ? .fulfilled : match.chosen.isEmpty ? .noneCompatibleAvailable : .partial
+        let deadline = settings.arrivalDeadlineMinutes(urgency: request.urgency, neededBy: query.neededBy, now: nowSeconds)
+        let late = match.chosen.filter { $0.late == true }.count
+        let outcome: MatchOutcome = match.chosen.isEmpty ? .noneCompatibleAvailable
+            : late == match.chosen.count ? .late
+            : match.chosen.count >= request.quantity ? .fulfilled : .partial
         var used: [String] = []
         for unit in match.chosen where !used.contains(unit.centreID) { used.append(unit.centreID) }
         let stale = match.chosen.contains(where: \.staleCentre)
@@ -92,11 +96,18 @@ public struct MatchPlanner: Sendable {
         switch outcome {
         case .fulfilled: summary = "\(match.chosen.count) of \(request.quantity) \(request.component.rawValue) found"
         case .partial: summary = "only \(match.chosen.count) of \(request.quantity) \(request.component.rawValue) found"
+        case .late: summary = "\(match.chosen.count) of \(request.quantity) \(request.component.rawValue) found, none arriving by the deadline"
         case .noneCompatibleAvailable: summary = "no compatible, available \(request.component.rawValue) unit meets the request in the data in force"
         case .unableToVerify: summary = "unable to verify — manual review required"
         }
         if used.count > 1 { summary += ", split across \(used.count) centres (\(used.joined(separator: ", ")))" }
         else if let only = used.first { summary += " at \(only)" }
+        if deadline != nil, late > 0 {
+            let why = Self.deadlineReason(settings: settings, urgency: request.urgency, neededBy: query.neededBy, now: nowSeconds)
+            summary += outcome == .late
+                ? "; LATE: every unit arrives after \(why) — confirm the time with the requester"
+                : "; \(late) LATE: arriving after \(why)"
+        }
         if stale { summary += "; includes units from a centre whose data is stale: confirm by phone before dispatch" }
         return MatchDecision(
             decisionID: id, request: request, evaluatedAt: now, outcome: outcome, summary: summary, unableToVerifyReason: nil,
@@ -107,7 +118,18 @@ public struct MatchPlanner: Sendable {
                                 dataAgeMinutes: Int($0.dataAgeSeconds(now: nowSeconds) / 60), stale: $0.isStale(now: nowSeconds))
             },
             rulesApplied: query.choices, groupsRefused: refused, requirementNotes: notes, chosen: match.chosen,
-            rejected: match.rejected, centresUsed: used, splitAcrossCentres: used.count > 1, includesStaleData: stale)
+            rejected: match.rejected, centresUsed: used, splitAcrossCentres: used.count > 1, includesStaleData: stale,
+            arrivalDeadlineMinutes: deadline)
+    }
+
+    /// What sets the deadline, for people: the urgency's ceiling or the needed-by time.
+    static func deadlineReason(settings: MatchingSettings, urgency: Urgency, neededBy: Int64?, now: Int64) -> String {
+        let ceiling = settings.timeCeilingMinutes[urgency]
+        if let neededBy, ceiling.map({ Double(neededBy - now) / 60 < $0 }) ?? true {
+            let minutes = Int((Double(neededBy - now) / 60).rounded(.down))
+            return minutes < 0 ? "the needed-by time, already \(-minutes) min past" : "the needed-by time (\(minutes) min from now)"
+        }
+        return "the \(urgency.rawValue) time ceiling (\(Int(ceiling ?? 0)) min)"
     }
 
     /// The decision when the data cannot be trusted: never "no units", always manual review.

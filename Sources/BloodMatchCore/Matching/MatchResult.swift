@@ -40,6 +40,9 @@ public struct ProposedUnit: Sendable, Hashable, Codable {
     public var dataAgeSeconds: Int64
     /// Whether the unit arrives by the needed-by time (nil when none was given).
     public var meetsNeededBy: Bool?
+    /// Whether the unit arrives after the deadline: the urgency's time ceiling, or `needed_by` when
+    /// sooner (Data/SOURCES.md §S27). Nil when no deadline applied (older decisions, benchmarks).
+    public var late: Bool? = nil
     /// Whether the ETA comes from the measured travel-time matrix (else the great-circle model).
     public var measuredTravelTime: Bool
 

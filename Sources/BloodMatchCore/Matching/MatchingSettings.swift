@@ -21,6 +21,11 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
     /// decide (`PreferenceBands`; Data/SOURCES.md §S26). Units at one centre are always in one band.
     /// Empty in settings recorded before bands existed: such decisions ordered by cost.
     public var preferenceBandMinutes: [Urgency: Double]
+    /// Per urgency, the longest ETA (minutes) within which units are expected: a unit arriving later
+    /// is offered only marked `late`, and a band that starts in time never reaches past it, so a
+    /// unit in time is never passed over for a better-ranked late one (Data/SOURCES.md §S27). A
+    /// request's `needed_by` tightens it. Empty in settings recorded before ceilings existed.
+    public var timeCeilingMinutes: [Urgency: Double]
     /// Minutes of penalty for each scarce attribute a unit has that the request did not ask for,
     /// so plain units are used first and scarce stock is conserved (Data/SOURCES.md §S8).
     public var surplusAttributePenaltyMinutes: Double
@@ -33,7 +38,7 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
     public init(
         circuityFactor: Double, speedKmh: Double, handlingMinutes: Double,
         minimumRemainingHoursAtArrival: [Component: Double], rankPenaltyMinutes: [Urgency: Double],
-        preferenceBandMinutes: [Urgency: Double] = [:],
+        preferenceBandMinutes: [Urgency: Double] = [:], timeCeilingMinutes: [Urgency: Double] = [:],
         surplusAttributePenaltyMinutes: Double, allowStaleCentres: Bool, rejectedCandidatesKept: Int
     ) {
         self.circuityFactor = circuityFactor
@@ -42,6 +47,7 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
         self.minimumRemainingHoursAtArrival = minimumRemainingHoursAtArrival
         self.rankPenaltyMinutes = rankPenaltyMinutes
         self.preferenceBandMinutes = preferenceBandMinutes
+        self.timeCeilingMinutes = timeCeilingMinutes
         self.surplusAttributePenaltyMinutes = surplusAttributePenaltyMinutes
         self.allowStaleCentres = allowStaleCentres
         self.rejectedCandidatesKept = rejectedCandidatesKept
@@ -49,13 +55,14 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
 
     /// Defaults: circuity 1.3, 70 km/h, 30 min handling; at least 24 h of life left at arrival
     /// (48 h for red cells and whole blood); preference bands of 10 / 60 / 480 min for emergency /
-    /// urgent / routine; in the batch cost, rank steps cost 0 / 60 / 480 min and 20 min per surplus
-    /// scarce attribute; stale centres allowed but flagged.
+    /// urgent / routine; time ceilings of 60 min / 4 h / 24 h; in the batch cost, rank steps cost
+    /// 0 / 60 / 480 min and 20 min per surplus scarce attribute; stale centres allowed but flagged.
     public static let standard = MatchingSettings(
         circuityFactor: 1.3, speedKmh: 70, handlingMinutes: 30,
         minimumRemainingHoursAtArrival: [.redCells: 48, .platelets: 24, .plasma: 24, .cryoprecipitate: 24, .wholeBlood: 48],
         rankPenaltyMinutes: [.emergency: 0, .urgent: 60, .routine: 480],
         preferenceBandMinutes: [.emergency: 10, .urgent: 60, .routine: 480],
+        timeCeilingMinutes: [.emergency: 60, .urgent: 240, .routine: 1440],
         surplusAttributePenaltyMinutes: 20, allowStaleCentres: true, rejectedCandidatesKept: 10)
 
     /// The comparison mode of the shared benchmark harness: distance only (ETA = km), strict
@@ -75,10 +82,11 @@ public struct MatchingSettings: Sendable, Hashable, Codable {
 extension MatchingSettings {
     private enum CodingKeys: String, CodingKey {
         case circuityFactor, speedKmh, handlingMinutes, minimumRemainingHoursAtArrival, rankPenaltyMinutes,
-             preferenceBandMinutes, surplusAttributePenaltyMinutes, allowStaleCentres, rejectedCandidatesKept
+             preferenceBandMinutes, timeCeilingMinutes, surplusAttributePenaltyMinutes, allowStaleCentres, rejectedCandidatesKept
     }
 
-    /// Decodes settings; those recorded in decisions made before preference bands existed have none.
+    /// Decodes settings; those recorded in decisions made before preference bands or time ceilings
+    /// existed have none.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
@@ -87,6 +95,7 @@ extension MatchingSettings {
             minimumRemainingHoursAtArrival: try c.decode([Component: Double].self, forKey: .minimumRemainingHoursAtArrival),
             rankPenaltyMinutes: try c.decode([Urgency: Double].self, forKey: .rankPenaltyMinutes),
             preferenceBandMinutes: try c.decodeIfPresent([Urgency: Double].self, forKey: .preferenceBandMinutes) ?? [:],
+            timeCeilingMinutes: try c.decodeIfPresent([Urgency: Double].self, forKey: .timeCeilingMinutes) ?? [:],
             surplusAttributePenaltyMinutes: try c.decode(Double.self, forKey: .surplusAttributePenaltyMinutes),
             allowStaleCentres: try c.decode(Bool.self, forKey: .allowStaleCentres),
             rejectedCandidatesKept: try c.decode(Int.self, forKey: .rejectedCandidatesKept))
@@ -127,7 +136,13 @@ extension MatchingSettings {
                 throw SettingsError(reason: "preferenceBandMinutes has no value for \(urgency.rawValue)")
             }
             try require((0.0...10_080.0).contains(band), "preferenceBandMinutes.\(urgency.rawValue) \(band) is outside 0…10080")
+            guard let ceiling = decoded.timeCeilingMinutes[urgency] else {
+                throw SettingsError(reason: "timeCeilingMinutes has no value for \(urgency.rawValue)")
+            }
+            try require((1.0...43_200.0).contains(ceiling), "timeCeilingMinutes.\(urgency.rawValue) \(ceiling) is outside 1…43200")
         }
+        let ceilings = Urgency.allCases.sorted().compactMap { decoded.timeCeilingMinutes[$0] }
+        try require(ceilings == ceilings.sorted(), "timeCeilingMinutes must not fall as urgency falls (emergency ≤ urgent ≤ routine): \(ceilings)")
         try require((0.0...10_000.0).contains(decoded.surplusAttributePenaltyMinutes), "surplusAttributePenaltyMinutes is outside 0…10000")
         try require((0...100).contains(decoded.rejectedCandidatesKept), "rejectedCandidatesKept is outside 0…100")
         self = decoded
@@ -137,6 +152,19 @@ extension MatchingSettings {
 import Foundation
 
 extension MatchingSettings {
+    /// The ETA (minutes from `now`) by which a query's units should arrive: the urgency's time
+    /// ceiling, or the request's `needed_by` when that is sooner; nil when neither is set.
+    public func arrivalDeadlineMinutes(urgency: Urgency, neededBy: Int64?, now: Int64) -> Double? {
+        let ceiling = timeCeilingMinutes[urgency]
+        let needed = neededBy.map { Double($0 - now) / 60 }
+        switch (ceiling, needed) {
+        case (nil, nil): return nil
+        case (let c?, nil): return c
+        case (nil, let n?): return n
+        case (let c?, let n?): return min(c, n)
+        }
+    }
+
     /// `minimumRemainingHoursAtArrival` in whole seconds by component code (`RBC`, `PLT`, …), as the
     /// issue re-check takes it.
     public var minimumRemainingSecondsByComponent: [String: Int] {

@@ -8,6 +8,11 @@
 /// no clinical meaning). The next unit comes from the band of the nearest unit left, and so on.
 /// Units at one centre share an ETA and so always fall in one band. Sources: Data/SOURCES.md §S26.
 ///
+/// A band that starts by the arrival deadline (the urgency's time ceiling, or `needed_by`) ends
+/// there: a unit in time is never passed over for a better-ranked one that would be late (§S27).
+/// Units of a limited choice (low-titre group O whole blood: at most 2 per request, §S5) count
+/// against `limit`; once it is reached the rest of them are passed over.
+///
 /// Pure: candidates come in ETA order, the order the matcher visits centres in; the index only
 /// gives their identity order.
 struct PreferenceBands {
@@ -23,6 +28,8 @@ struct PreferenceBands {
         var expires: Int64
         /// Where the unit is in the index (its identity).
         var position: Int
+        /// Whether the unit counts against the selection's `limit` (its choice is limited per request).
+        var limited: Bool = false
     }
 
     /// How much later (minutes) a unit may arrive than the nearest unchosen one and still be in its band.
@@ -32,6 +39,15 @@ struct PreferenceBands {
     var usesPreference: Bool
     /// The index whose positions the candidates name (for the identity order).
     var index: InventoryIndex
+    /// The ETA (minutes) by which units should arrive; a band starting by it ends at it.
+    var deadlineMinutes: Double = .infinity
+
+    /// Where the band that starts at `start` ends.
+    @inline(__always)
+    func bandEnd(start: Double) -> Double {
+        let end = start + toleranceMinutes
+        return start <= deadlineMinutes ? min(end, deadlineMinutes) : end
+    }
 
     /// Whether `a` is chosen before `b` when both are in the band.
     @inline(__always)
@@ -45,17 +61,19 @@ struct PreferenceBands {
     }
 
     /// The selection: indices into `candidates` (which must be in non-decreasing ETA order) of the
-    /// chosen units, best first, each with the ETA its band started at.
-    func select<C: RandomAccessCollection>(_ candidates: C, quantity: Int) -> [(index: Int, bandStart: Double)]
+    /// chosen units, best first, each with the ETA its band started at. At most `limit` of the
+    /// `limited` candidates are chosen.
+    func select<C: RandomAccessCollection>(_ candidates: C, quantity: Int, limit: Int = .max) -> [(index: Int, bandStart: Double)]
     where C.Element == Candidate, C.Index == Int {
         guard quantity > 0, !candidates.isEmpty else { return [] }
         let count = candidates.count
-        if quantity == 1 {
+        if quantity == 1 && limit > 0 {
             // The best of the first band: no bookkeeping needed.
             let start = candidates[0].eta
+            let end = bandEnd(start: start)
             var best = 0
             var i = 1
-            while i < count && candidates[i].eta <= start + toleranceMinutes {
+            while i < count && candidates[i].eta <= end {
                 if precedes(candidates[i], candidates[best]) { best = i }
                 i += 1
             }
@@ -67,17 +85,27 @@ struct PreferenceBands {
         var heap: [Int] = []
         var nearest = 0
         var next = 0
+        var limitedChosen = 0
         while chosen.count < quantity {
-            while nearest < count && taken[nearest] { nearest += 1 }
+            // Limited units past the limit are out of the selection altogether.
+            while nearest < count && (taken[nearest] || candidates[nearest].limited && limitedChosen >= limit) { nearest += 1 }
             guard nearest < count else { break }
             let start = candidates[nearest].eta
-            let end = start + toleranceMinutes
+            let end = bandEnd(start: start)
             while next < count && candidates[next].eta <= end {
                 push(&heap, next, candidates)
                 next += 1
             }
-            let best = pop(&heap, candidates)
+            var best = pop(&heap, candidates)
+            while candidates[best].limited && limitedChosen >= limit {
+                taken[best] = true
+                guard !heap.isEmpty else { best = -1; break }
+                best = pop(&heap, candidates)
+            }
+            // Every unit of the band was a limited one past the limit: the next band.
+            if best < 0 { continue }
             taken[best] = true
+            if candidates[best].limited { limitedChosen += 1 }
             chosen.append((best, start))
         }
         return chosen

@@ -74,7 +74,13 @@ public struct UnitMatcher: Sendable {
         let rankPenalty = distanceOnly ? 0 : settings.rankPenaltyMinutes[query.urgency] ?? 0
         let surplusPenalty = distanceOnly ? 0 : settings.surplusAttributePenaltyMinutes
         let tolerance = distanceOnly ? 0 : settings.preferenceBandMinutes[query.urgency] ?? 0
-        let bands = PreferenceBands(toleranceMinutes: tolerance, usesPreference: !distanceOnly, index: index)
+        // The ETA by which units should arrive (urgency ceiling or needed-by): later units are `late`.
+        let deadline = distanceOnly ? nil : settings.arrivalDeadlineMinutes(urgency: query.urgency, neededBy: query.neededBy, now: now)
+        let bands = PreferenceBands(toleranceMinutes: tolerance, usesPreference: !distanceOnly, index: index,
+                                    deadlineMinutes: deadline ?? .infinity)
+        // Choices limited per request (low-titre group O whole blood) share the smallest limit. The
+        // leaders shortcut below assumes every unit found can be chosen, so it is off with a limit.
+        let limit = query.choices.compactMap(\.maximumUnits).min()
         let bestRank = query.choices.map(\.rank).min() ?? 1
         let marginSeconds = Int64((settings.minimumRemainingHoursAtArrival[query.component] ?? 0) * 3600)
         let baseRequired = query.required.rawValue
@@ -103,11 +109,19 @@ public struct UnitMatcher: Sendable {
         func choose() -> (chosen: [(index: Int, bandStart: Double?)], settledBeyond: Double) {
             switch ordering {
             case .preferenceBands:
-                let picked = bands.select(found.lazy.map(\.candidate), quantity: quantity)
-                let bound = picked.count == quantity ? picked.last.map { $0.bandStart + tolerance } ?? .infinity : .infinity
+                let picked = bands.select(found.lazy.map(\.candidate), quantity: quantity, limit: limit ?? .max)
+                let bound = picked.count == quantity ? picked.last.map { bands.bandEnd(start: $0.bandStart) } ?? .infinity : .infinity
                 return (picked.map { ($0.index, distanceOnly ? nil : $0.bandStart) }, bound)
             case .cost:
-                let picked = found.indices.sorted { costPrecedes(found[$0], found[$1]) }.prefix(quantity)
+                var picked: [Int] = []
+                var limitedLeft = limit ?? .max
+                for i in found.indices.sorted(by: { costPrecedes(found[$0], found[$1]) }) where picked.count < quantity {
+                    if found[i].candidate.limited {
+                        guard limitedLeft > 0 else { continue }
+                        limitedLeft -= 1
+                    }
+                    picked.append(i)
+                }
                 // No unit of a later centre costs less than its ETA plus the best rank's penalty.
                 let bound = picked.count == quantity ? picked.last.map { found[$0].score - Double(bestRank - 1) * rankPenalty } ?? .infinity : .infinity
                 return (picked.map { ($0, nil) }, bound)
@@ -191,11 +205,12 @@ public struct UnitMatcher: Sendable {
                     let surplus = distanceOnly ? 0 : (attrs & scarce).nonzeroBitCount
                     let unit = Found(
                         candidate: PreferenceBands.Candidate(eta: eta, rank: distanceOnly ? 1 : choice.rank, surplus: surplus,
-                                                             expires: index.expiresAt[p], position: p),
+                                                             expires: index.expiresAt[p], position: p,
+                                                             limited: limit != nil && choice.maximumUnits != nil),
                         score: base + Double(surplus) * surplusPenalty, centre: c, choice: k, distance: distance)
                     // `quantity` units found so far (none farther) that come first in the order can
                     // never be passed by this one: in every band it is in, they are too.
-                    if leaders.count == quantity, let last = leaders.last, !keyPrecedes(unit, last) {
+                    if limit == nil, leaders.count == quantity, let last = leaders.last, !keyPrecedes(unit, last) {
                         if detailed { note(c, .farther, p, "eligible \(choice.group) (rank \(choice.rank)), after \(quantity) nearer or as near that come first") }
                         // Later units of this bucket expire no sooner and rank the same: beaten too,
                         // unless they carry fewer scarce attributes.
@@ -217,12 +232,16 @@ public struct UnitMatcher: Sendable {
 
         if collectRejections {
             let isChosen = Set(chosen.map(\.index))
-            let lastBandEnd = (chosen.last?.bandStart).map { $0 + tolerance }
+            let lastBandEnd = (chosen.last?.bandStart).map { bands.bandEnd(start: $0) }
             for (i, f) in found.enumerated() where !isChosen.contains(i) {
                 let choice = query.choices[f.choice]
                 let why: String
-                if let end = lastBandEnd, f.candidate.eta > end {
-                    why = "arrives more than \(Int(tolerance)) min after the nearest unit left when the last unit was chosen"
+                if let limit, choice.maximumUnits != nil, chosen.filter({ found[$0.index].candidate.limited }).count >= limit {
+                    why = "at most \(limit) unit(s) of this kind per request"
+                } else if let end = lastBandEnd, f.candidate.eta > end {
+                    why = end < (chosen.last?.bandStart ?? 0) + tolerance
+                        ? "arrives after the deadline (\(Int(end)) min) while the chosen units arrive by it"
+                        : "arrives more than \(Int(tolerance)) min after the nearest unit left when the last unit was chosen"
                 } else {
                     why = ordering == .cost ? "costs more than the chosen units" : "in the band of the chosen units, after them in rank, plainness or expiry"
                 }
@@ -245,7 +264,7 @@ public struct UnitMatcher: Sendable {
                 attributes: AttributeSet(rawValue: index.attributes[position]), rank: choice.rank,
                 flags: choice.flags, rule: choice.rule, score: slot.score, bandStartMinutes: pick.bandStart,
                 staleCentre: centre.isStale(now: now), dataAgeSeconds: centre.dataAgeSeconds(now: now),
-                meetsNeededBy: query.neededBy.map { arrival <= $0 },
+                meetsNeededBy: query.neededBy.map { arrival <= $0 }, late: deadline.map { eta > $0 },
                 measuredTravelTime: !distanceOnly && query.destinationSiteID.flatMap { travelTimes.minutes(from: centre.siteID, to: $0) } != nil)
         }
         let kept = rejections.sorted { ($0.reason == .farther ? 0 : 1, -$0.count) < ($1.reason == .farther ? 0 : 1, -$1.count) }

@@ -11,14 +11,18 @@ public struct GroupChoice: Sendable, Hashable, Codable {
     /// Attributes a unit of this group must have to be acceptable (e.g. low-titre group O whole
     /// blood for a non-O recipient), on top of the request's own requirements.
     public var required: AttributeSet
+    /// The most units of this choice one request may take (low-titre group O whole blood in
+    /// emergency release: 2, HEMATOS; Data/SOURCES.md §S5); nil for no limit.
+    public var maximumUnits: Int? = nil
 
     /// Creates a choice.
-    public init(group: BloodGroup, rank: Int, flags: [String] = [], rule: String, required: AttributeSet = []) {
+    public init(group: BloodGroup, rank: Int, flags: [String] = [], rule: String, required: AttributeSet = [], maximumUnits: Int? = nil) {
         self.group = group
         self.rank = rank
         self.flags = flags
         self.rule = rule
         self.required = required
+        self.maximumUnits = maximumUnits
     }
 }
 

@@ -55,24 +55,34 @@ struct MatcherFixture {
         var score: Double
         var expires: Int64
         var din: String
+        var limited = false
     }
 
     /// The reference for live matches: scan every unit, apply every rule, then repeatedly take, from
-    /// the units arriving at most the urgency's band tolerance after the nearest one left, the best
-    /// by (rank, surplus attributes, expiry, DIN); distance only: the nearest, then expiry, then DIN.
+    /// the units arriving at most the urgency's band tolerance after the nearest one left (and, when
+    /// that one arrives by the deadline, no later than the deadline), the best by (rank, surplus
+    /// attributes, expiry, DIN); units of limited choices only up to the smallest limit; distance
+    /// only: the nearest, then expiry, then DIN.
     func bruteForce(_ query: UnitQuery, settings: MatchingSettings, distanceOnly: Bool,
                     travelTimes: TravelTimeMatrix = TravelTimeMatrix()) -> [String] {
         var left = eligible(query, settings: settings, distanceOnly: distanceOnly, travelTimes: travelTimes)
         let tolerance = distanceOnly ? 0 : settings.preferenceBandMinutes[query.urgency] ?? 0
+        let deadline = distanceOnly ? .infinity : settings.arrivalDeadlineMinutes(urgency: query.urgency, neededBy: query.neededBy, now: now) ?? .infinity
+        var limitLeft = query.choices.compactMap(\.maximumUnits).min() ?? .max
         func key(_ e: Eligible) -> (Int, Int, Int64) { distanceOnly ? (0, 0, e.expires) : (e.rank, e.surplus, e.expires) }
         var out: [String] = []
-        while out.count < query.quantity, let nearest = left.map(\.eta).min() {
+        while out.count < query.quantity {
+            if limitLeft <= 0 { left.removeAll(where: \.limited) }
+            guard let nearest = left.map(\.eta).min() else { break }
+            let end = nearest <= deadline ? min(nearest + tolerance, deadline) : nearest + tolerance
             var best: Int?
-            for (i, e) in left.enumerated() where e.eta <= nearest + tolerance {
+            for (i, e) in left.enumerated() where e.eta <= end {
                 if let b = best, key(left[b]) < key(e) || key(left[b]) == key(e) && left[b].din.utf8.lexicographicallyPrecedes(e.din.utf8) { continue }
                 best = i
             }
-            out.append(left.remove(at: best!).din)
+            let taken = left.remove(at: best!)
+            if taken.limited { limitLeft -= 1 }
+            out.append(taken.din)
         }
         return out
     }
@@ -81,7 +91,13 @@ struct MatcherFixture {
     func bruteForceByCost(_ query: UnitQuery, settings: MatchingSettings) -> [String] {
         var all = eligible(query, settings: settings, distanceOnly: false, travelTimes: TravelTimeMatrix())
         all.sort { ($0.score, $0.expires) < ($1.score, $1.expires) || ($0.score, $0.expires) == ($1.score, $1.expires) && $0.din.utf8.lexicographicallyPrecedes($1.din.utf8) }
-        return all.prefix(query.quantity).map(\.din)
+        var limitLeft = query.choices.compactMap(\.maximumUnits).min() ?? .max
+        var out: [String] = []
+        for e in all where out.count < query.quantity {
+            if e.limited { guard limitLeft > 0 else { continue }; limitLeft -= 1 }
+            out.append(e.din)
+        }
+        return out
     }
 
     /// Every unit the rules allow for the query, with its ETA and cost.
@@ -109,7 +125,8 @@ struct MatcherFixture {
             guard expires > minimum else { continue }
             let surplus = (attrs & query.scarce.rawValue & ~required).nonzeroBitCount
             let score = eta + Double(choice.rank - 1) * rankPenalty + Double(surplus) * (distanceOnly ? 0 : settings.surplusAttributePenaltyMinutes)
-            eligible.append(Eligible(eta: eta, rank: choice.rank, surplus: surplus, score: score, expires: expires, din: unit.din.value))
+            eligible.append(Eligible(eta: eta, rank: choice.rank, surplus: surplus, score: score, expires: expires, din: unit.din.value,
+                                     limited: choice.maximumUnits != nil))
         }
         return eligible
     }
@@ -124,8 +141,11 @@ struct MatcherFixture {
         let groups = BloodGroup.all.shuffled(using: &rng).prefix(Int(rng.next() % 8) + 1)
         let choices = groups.enumerated().map {
             GroupChoice(group: $0.element, rank: $0.offset / 2 + 1, rule: "test",
-                        required: rng.next() % 6 == 0 ? AttributeSet(.lowTitre) : [])
+                        required: rng.next() % 6 == 0 ? AttributeSet(.lowTitre) : [],
+                        maximumUnits: rng.next() % 8 == 0 ? Int(rng.next() % 3) + 1 : nil)
         }
+        // Some queries are needed sooner than their urgency's ceiling, some by an instant already past.
+        let neededBy: Int64? = rng.next() % 4 == 0 ? now + [-600, 1_800, 5_400, 36_000][Int(rng.next() % 4)] : nil
         var required = AttributeSet()
         if rng.next() % 3 == 0 { required.insert(.irradiated) }
         if rng.next() % 4 == 0 { required.insert(.cmvNegative) }
@@ -134,6 +154,6 @@ struct MatcherFixture {
             destination: destination, component: Component.allCases[Int(rng.next() % 5)], choices: Array(choices),
             required: required, exclusive: AttributeSet([.washed, .hlaMatched]), scarce: AttributeSet([.cmvNegative, .irradiated, .kNegative, .lowTitre]),
             maximumUnitAgeSeconds: rng.next() % 5 == 0 ? 30 * 86_400 : nil, quantity: quantity,
-            urgency: Urgency.allCases[Int(rng.next() % 3)])
+            urgency: Urgency.allCases[Int(rng.next() % 3)], neededBy: neededBy)
     }
 }

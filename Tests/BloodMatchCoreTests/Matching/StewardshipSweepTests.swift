@@ -87,10 +87,14 @@ struct StewardshipSweepTests {
                 for context in contexts {
                     for urgency in Urgency.allCases {
                         for variant in 0..<3 {
+                            // One request in four is needed sooner than its urgency's ceiling (or by an instant already past).
+                            let neededBy: Date? = rng.next() % 4 == 0
+                                ? Date(timeIntervalSince1970: Double(1_800_000_000 + [-600, 1_800, 5_400, 36_000][Int(rng.next() % 4)])) : nil
                             out.append(MatchRequest(
                                 requestID: "sweep-\(out.count)", hospitalID: nil, destination: nil, component: component,
                                 recipient: Recipient(group: group, context: context), quantity: [1, 2, 4][Int(rng.next() % 3)],
-                                requirements: component == .plasma || component == .cryoprecipitate ? [] : requirements[variant], urgency: urgency))
+                                requirements: component == .plasma || component == .cryoprecipitate ? [] : requirements[variant], urgency: urgency,
+                                neededBy: neededBy))
                         }
                     }
                 }
@@ -109,6 +113,9 @@ struct StewardshipSweepTests {
         var hardViolations: [String] = []
         var missingAntiD: [String] = []
         var antiDCases = 0
+        var lateUnits = 0
+        var neonatalCellular = 0
+        var lowTitreWholeBloodAnswers = 0
     }
 
     /// ABO antigens of a group: A = 1, B = 2.
@@ -133,25 +140,47 @@ struct StewardshipSweepTests {
             let chosenDINs = Set(result.chosen.map(\.din))
             let unchosen = eligible.filter { !chosenDINs.contains($0.din) }
             let tolerance = settings.preferenceBandMinutes[request.urgency] ?? 0
+            // The deadline, written out: the urgency's ceiling, or needed-by when sooner.
+            var deadline = settings.timeCeilingMinutes[request.urgency] ?? .infinity
+            if let needed = request.neededBy { deadline = min(deadline, (needed.timeIntervalSince1970 - Double(national.fixture.now)) / 60) }
+            let lowTitreCrossGroup = result.chosen.filter {
+                request.component == .wholeBlood && $0.group.abo == .O && request.recipient.group?.abo != .O
+            }.count
+            if lowTitreCrossGroup > 0 { findings.lowTitreWholeBloodAnswers += 1 }
+            if lowTitreCrossGroup > 2 {
+                findings.hardViolations.append("\(request.requestID): \(lowTitreCrossGroup) low-titre group O whole blood units in one answer (at most 2)")
+            }
             let bestRank = query.choices.map(\.rank).min() ?? 1
             var before = Set<String>()
+            // Units of a limited choice (low-titre group O whole blood) stop being eligible once the
+            // limit is chosen.
+            let limit = query.choices.compactMap(\.maximumUnits).min() ?? .max
+            var limitedChosen = 0
             for unit in result.chosen {
+                let open = limitedChosen < limit
+                let unchosen = unchosen.filter { open || !$0.limited }
                 findings.unitsChosen += 1
                 if unit.rank > bestRank { findings.chosenBelowBestRank += 1 }
                 let label = "\(request.requestID) \(request.component.rawValue) for \(request.recipient.group.map(\.description) ?? "unknown") \(request.urgency.rawValue): \(unit.din) \(unit.group) rank \(unit.rank)"
-                // Stewardship: no better-ranked unit left at the same or a nearer ETA, or in the band.
-                let bandEnd = unit.bandStartMinutes.map { $0 + tolerance } ?? unit.etaMinutes
+                // Stewardship: no better-ranked unit left at the same or a nearer ETA, or in the band
+                // (which, starting by the deadline, ends there).
+                let bandEnd = unit.bandStartMinutes.map { $0 <= deadline ? min($0 + tolerance, deadline) : $0 + tolerance } ?? unit.etaMinutes
+                if unit.late != (unit.etaMinutes > deadline) {
+                    findings.hardViolations.append("\(label): late is \(String(describing: unit.late)) at ETA \(unit.etaMinutes) min, deadline \(deadline)")
+                }
+                if unit.late == true { findings.lateUnits += 1 }
                 if let better = unchosen.first(where: { $0.rank < unit.rank && ($0.eta <= unit.etaMinutes || $0.eta <= bandEnd) }) {
                     findings.bandViolations.append("\(label) while \(better.din) rank \(better.rank) at \(Int(better.eta)) min stays unchosen")
                 }
                 // The claim: the band starts at the nearest eligible unit not chosen before this one.
                 if ordering == .preferenceBands {
-                    let nearest = eligible.filter { !before.contains($0.din) }.map(\.eta).min()
+                    let nearest = eligible.filter { !before.contains($0.din) && (open || !$0.limited) }.map(\.eta).min()
                     if unit.bandStartMinutes != nearest || unit.etaMinutes > bandEnd {
                         findings.falseBandClaims.append("\(label): band from \(unit.bandStartMinutes ?? -1), nearest left \(nearest ?? -1), ETA \(unit.etaMinutes)")
                     }
                 }
                 before.insert(unit.din)
+                if eligible.contains(where: { $0.din == unit.din && $0.limited }) { limitedChosen += 1 }
                 // Hard rules, written out here rather than read from the policy.
                 guard let stock = byDIN[unit.din] else { findings.hardViolations.append("\(label): unknown unit"); continue }
                 let recipient = request.recipient.group
@@ -190,6 +219,11 @@ struct StewardshipSweepTests {
                     }
                 }
                 if !stock.attributes.isSuperset(of: AttributeSet(request.requirements)) { broken.append("lacks \(request.requirements)") }
+                // Neonates get CMV-seronegative cellular components (LB-CMV).
+                if context.isNeonate, [.redCells, .platelets, .wholeBlood].contains(request.component) {
+                    findings.neonatalCellular += 1
+                    if !stock.attributes.contains(.cmvNegative) { broken.append("not CMV-seronegative for a neonate") }
+                }
                 if stock.status != .available { broken.append("not available") }
                 let margin = Int64((settings.minimumRemainingHoursAtArrival[request.component] ?? 0) * 3600)
                 if Int64(stock.expiresAt.timeIntervalSince1970) <= national.fixture.now + Int64((unit.etaMinutes * 60).rounded(.up)) + margin {
@@ -213,7 +247,7 @@ struct StewardshipSweepTests {
     @Test("2,025 requests: no better-ranked unit left in a chosen unit's band, bands as claimed, no hard rule broken, the anti-D flag wherever it applies")
     func sweep() throws {
         let found = try Self.sweep(ordering: .preferenceBands)
-        print(#"{"sweep":"preference_bands","answers":\#(found.answers),"units":\#(found.unitsChosen),"below_best_rank":\#(found.chosenBelowBestRank),"band_violations":\#(found.bandViolations.count),"false_band_claims":\#(found.falseBandClaims.count),"hard_violations":\#(found.hardViolations.count),"anti_d_cases":\#(found.antiDCases),"anti_d_missing":\#(found.missingAntiD.count)}"#)
+        print(#"{"sweep":"preference_bands","answers":\#(found.answers),"units":\#(found.unitsChosen),"below_best_rank":\#(found.chosenBelowBestRank),"band_violations":\#(found.bandViolations.count),"false_band_claims":\#(found.falseBandClaims.count),"hard_violations":\#(found.hardViolations.count),"anti_d_cases":\#(found.antiDCases),"anti_d_missing":\#(found.missingAntiD.count),"late_units":\#(found.lateUnits),"neonatal_cellular_units":\#(found.neonatalCellular),"ltowb_answers":\#(found.lowTitreWholeBloodAnswers)}"#)
         #expect(found.answers >= 2_000)
         // The sweep is not vacuous: many answers use a unit below the best rank (the nearer or the
         // only one), and the anti-D case occurs.
@@ -223,6 +257,9 @@ struct StewardshipSweepTests {
         #expect(found.hardViolations.isEmpty, "\(found.hardViolations.count): \(Set(found.hardViolations.map { $0.split(separator: ":").last ?? "" }))")
         #expect(found.antiDCases > 0)
         #expect(found.missingAntiD.isEmpty, "\(found.missingAntiD.prefix(5))")
+        // The deadline, neonatal and low-titre rules are exercised, not vacuous.
+        #expect(found.lateUnits > 0 && found.neonatalCellular > 0 && found.lowTitreWholeBloodAnswers > 0,
+                "late \(found.lateUnits), neonatal \(found.neonatalCellular), LTOWB answers \(found.lowTitreWholeBloodAnswers)")
     }
 
     @Test("The same sweep ordered by cost, as live matches were before bands (emergency rank penalty 0, ties broken by expiry), leaves better-ranked units in the same fridge: the check finds them")

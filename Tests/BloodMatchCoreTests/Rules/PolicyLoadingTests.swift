@@ -9,7 +9,7 @@ struct PolicyLoadingTests {
 
     @Test func theRepositoryPolicyLoads() throws {
         let policy = try RulesFixture.loadPolicy()
-        #expect(policy.version == "2026.11-1")
+        #expect(policy.version == "2026.12-1")
         #expect(policy.shelfLifeBounds == ShelfLifeBounds.standard)
         #expect(policy.neverSubstitutedAttributes == AttributeSet([.washed, .volumeReduced, .hlaMatched]))
         #expect(policy.scarceAttributes.contains(.cmvNegative))

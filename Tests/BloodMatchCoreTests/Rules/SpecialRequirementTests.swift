@@ -126,10 +126,26 @@ struct SpecialRequirementTests {
     func maximumAge(ageDays: Double, requestedDays: Double?, neonate: Bool, satisfies: Bool) throws {
         let policy = try RulesFixture.loadPolicy()
         let recipient = Recipient(group: BloodGroup(.O, .negative), context: RecipientContext(isNeonate: neonate))
-        let result = check(policy, request: AttributeSet(), unit: AttributeSet(), component: .redCells, ageDays: ageDays,
-                           maximumAgeDays: requestedDays, recipient: recipient)
+        // A neonate's red cells are CMV-seronegative as well (LB-CMV); this test is about age.
+        let result = check(policy, request: AttributeSet(), unit: neonate ? AttributeSet(.cmvNegative) : AttributeSet(), component: .redCells,
+                           ageDays: ageDays, maximumAgeDays: requestedDays, recipient: recipient)
         // (4.0, 7.0, neonate): the neonatal 5-day limit is stricter than the requested 7 days.
         #expect(result.satisfies == satisfies, "\(result.explanation)")
+    }
+
+    @Test("a neonate's red cells, platelets and whole blood must be CMV-seronegative; plasma and cryoprecipitate need not be (LB-CMV)",
+          arguments: Component.allCases)
+    func neonatesGetCMVNegativeCellularComponents(component: Component) throws {
+        let policy = try RulesFixture.loadPolicy()
+        let neonate = Recipient(group: BloodGroup(.O, .negative), context: RecipientContext(isNeonate: true))
+        let resolved = policy.resolveRequirements(component: component, requested: AttributeSet(), recipient: neonate)
+        let cellular = [Component.redCells, .platelets, .wholeBlood].contains(component)
+        #expect(resolved.required.contains(.cmvNegative) == cellular)
+        #expect(resolved.notes.contains { $0.attribute == .cmvNegative && $0.source.contains("LB-CMV") } == cellular)
+        #expect(check(policy, request: AttributeSet(), unit: AttributeSet(), component: component, recipient: neonate).satisfies == !cellular)
+        #expect(check(policy, request: AttributeSet(), unit: AttributeSet(.cmvNegative), component: component, recipient: neonate).satisfies || !cellular)
+        // An adult's plain request still takes a plain unit.
+        #expect(!policy.resolveRequirements(component: component, requested: AttributeSet(), recipient: Self.adult).required.contains(.cmvNegative))
     }
 
     @Test("the neonatal limit does not apply to platelets or plasma")
