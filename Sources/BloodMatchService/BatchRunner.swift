@@ -45,6 +45,19 @@ public struct BatchRunner: Sendable {
         self.logger = logger
     }
 
+    /// A dry run (a what-if): the plan for every pending order at `now` on the stock in force and
+    /// the holds as they are, with nothing recorded or held. A plan at an instant other than the
+    /// present describes no real moment (units expired since, or holds ending in the past), so
+    /// `bloodmatch batch run --as-of` makes one of these, never a run.
+    public func plan(now: Date) async throws -> BatchPlan {
+        let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        let reader = PostgresInventoryReader(database: database)
+        let index = try await reader.buildIndex(now: now)
+        let excluded = try await reader.heldUnits()
+        let orders = try await PostgresOrderStore(database: database).pendingForBatch()
+        return await optimiser.planOnOwnThread(orders: orders, index: index, excluded: excluded, now: now)
+    }
+
     /// Plans and records a run under `runKey` at `now`; reservations hold units for `holdHours`.
     public func run(runKey: String, operatorName: String, now: Date, holdHours: Double = 24, maximumAttempts: Int = 4) async throws -> BatchRunResult {
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))

@@ -129,11 +129,15 @@ public actor DecisionEngine {
     /// Answers one request (a `match.decide` span under the current trace; `traceID` is stored on
     /// the decision row and its event). `requestID` and `clientAddress`, the HTTP request's, go on
     /// the `decision.made` event (without `requestID` it carries the decision's own request id).
+    /// With `whatIf`, `now` is an instant the caller chose: the decision is evaluated there on the
+    /// stock in force, recorded marked as a what-if (never reservable), and refused
+    /// (`MatchRequestError`, field `as_of`) before the oldest snapshot in force.
     public func decide(_ request: MatchRequest, requestedBy: String, traceID: String?, requestID: String? = nil,
-                       clientAddress: String? = nil, now: Date) async throws -> EngineAnswer {
+                       clientAddress: String? = nil, now: Date, whatIf: Bool = false) async throws -> EngineAnswer {
         try await withSpan("match.decide") { span in
             let origin = EventOrigin(requestID: requestID, clientAddress: clientAddress)
-            let answer = try await decideUntraced(request, requestedBy: requestedBy, traceID: traceID, origin: origin, now: now)
+            let answer = try await decideUntraced(request, requestedBy: requestedBy, traceID: traceID, origin: origin, now: now,
+                                                  whatIf: whatIf)
             let decision = answer.decision
             if span.isRecording {
                 span.updateAttributes { a in
@@ -161,7 +165,7 @@ public actor DecisionEngine {
     }
 
     private func decideUntraced(_ request: MatchRequest, requestedBy: String, traceID: String?, origin: EventOrigin,
-                                now: Date) async throws -> EngineAnswer {
+                                now: Date, whatIf: Bool) async throws -> EngineAnswer {
         // Decisions are stored with whole-second instants (ISO 8601), so evaluate at one.
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
         guard (1...MatchRequest.maximumQuantity).contains(request.quantity) else {
@@ -199,7 +203,7 @@ public actor DecisionEngine {
         }
         let decision: MatchDecision
         do {
-            decision = try await withDeadline(deadline) { try await self.evaluate(request, id: id, now: now) }
+            decision = try await withDeadline(deadline) { try await self.evaluate(request, id: id, now: now, whatIf: whatIf) }
         } catch let error as MatchRequestError {
             throw error
         } catch let error as IndexFileError {
@@ -220,9 +224,14 @@ public actor DecisionEngine {
     }
 
     /// Proposal from the index, re-checked against the database until the chosen units hold.
-    private func evaluate(_ request: MatchRequest, id: UUID, now: Date) async throws -> MatchDecision {
+    private func evaluate(_ request: MatchRequest, id: UUID, now: Date, whatIf: Bool) async throws -> MatchDecision {
         let destination = try await resolveDestination(request)
         let index = try await currentIndex(now: now)
+        if whatIf, let oldest = index.centres.min(by: { $0.asOf < $1.asOf }), Int64(now.timeIntervalSince1970) < oldest.asOf {
+            throw MatchRequestError(
+                field: "as_of", value: Self.makeISO(now),
+                reason: "is before the oldest snapshot in force (\(oldest.siteID) as of \(Self.makeISO(Date(timeIntervalSince1970: Double(oldest.asOf))))): the stock then is not known")
+        }
         let reader = PostgresInventoryReader(database: database)
         // Units under an active hold never reach the matcher (issued ones are left out of the index
         // when it is built); the re-check below catches units taken in the moments between.
@@ -253,8 +262,20 @@ public actor DecisionEngine {
         if !excluded.isEmpty {
             notes.append("\(excluded.count) unit(s) proposed by the index were reserved or removed since it was built and were excluded: \(excluded.sorted().prefix(5).map(\.description).joined(separator: ", "))")
         }
-        return planner.decision(id: id, request: request, destination: destination, query: query, refused: refused,
-                                notes: notes, match: match, index: index, now: now)
+        var decision = planner.decision(id: id, request: request, destination: destination, query: query, refused: refused,
+                                        notes: notes, match: match, index: index, now: now)
+        if whatIf {
+            decision.whatIf = true
+            decision.summary = "WHAT-IF at \(Self.makeISO(now)) on the stock in force now (cannot be reserved or issued): " + decision.summary
+        }
+        return decision
+    }
+
+    /// ISO 8601 in UTC, whole seconds.
+    static func makeISO(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
     }
 
     /// The search itself, off the actor: it reads only the immutable index, so concurrent

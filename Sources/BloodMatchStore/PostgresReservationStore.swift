@@ -33,6 +33,9 @@ public struct PostgresReservationStore: Sendable {
                 } catch where sqlState(error) == "23505" && attempt < 5 {
                     // A concurrent request with the same key committed first: the next attempt returns it.
                     continue
+                } catch where sqlState(error) == "BM001" {
+                    // Migration 0011's trigger: the decision is a what-if.
+                    throw WhatIfDecisionError(decisionID: request.decisionID)
                 }
             }
         }

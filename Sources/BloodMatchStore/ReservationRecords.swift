@@ -156,6 +156,18 @@ public enum IssueOutcome: Sendable {
     case blocked([ReservationConflict])
 }
 
+/// The decision is a what-if (evaluated at an instant the caller chose, on the stock in force now):
+/// the database refuses to hold units on its strength, so they can never be issued from it.
+public struct WhatIfDecisionError: Error, Sendable, CustomStringConvertible {
+    /// The decision.
+    public var decisionID: UUID?
+    /// Creates the error.
+    public init(decisionID: UUID?) { self.decisionID = decisionID }
+    public var description: String {
+        "decision \(decisionID.map { $0.uuidString.lowercased() } ?? "?") is a what-if (evaluated with --as-of on the stock in force now): it cannot be reserved or issued; match again without --as-of"
+    }
+}
+
 /// The key was used before for a different request or object.
 public struct IdempotencyKeyReuseError: Error, Sendable, CustomStringConvertible {
     /// The key.

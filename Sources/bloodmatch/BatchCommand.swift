@@ -29,9 +29,11 @@ struct BatchCommand: AsyncParsableCommand {
             commandName: "run", abstract: "Allocate every pending order; write shipments and reservations in one transaction; print the dispatch list.",
             discussion: """
             A run key already recorded returns that run unchanged (cron passes one per slot).
+            --as-of T or --dry-run plans without recording or holding anything (a what-if).
             Exit codes: 0 every order allocated, 3 some orders short (each says why), 5 database unavailable, 6 busy.
             """)
-        @Option(help: "Plan at this instant (ISO 8601 with zone) instead of now.") var asOf: String?
+        @Option(help: "What-if: plan at this instant (ISO 8601 with zone) on the stock in force now; nothing is recorded or held.") var asOf: String?
+        @Flag(help: "Plan now, but record and hold nothing (a what-if).") var dryRun = false
         @Option(help: "Run key: a retry with the same key changes nothing and shows the first run.") var runKey: String?
         @Option(help: "Hours the reservations hold the units.") var holdHours: Double = 24
         @Option(help: "Shipment charge in minutes (default 120).") var shipmentCost: Double?
@@ -54,6 +56,21 @@ struct BatchCommand: AsyncParsableCommand {
                 let optimiser = try BatchCommand.optimiser(policy: policy, shipmentCost: shipmentCost)
                 let key = runKey ?? UUID().uuidString.lowercased()
                 let config = try Environment.current.database(role: .app)
+                if asOf != nil || dryRun {
+                    let plan = try await Database.with(config, logger: logger) { db in
+                        try await BatchRunner(database: db, optimiser: optimiser, logger: logger).plan(now: now)
+                    }
+                    if json {
+                        print(try BatchCommand.json(plan))
+                    } else {
+                        print("WHAT-IF (dry run) at \(SnapshotWriter.timestamp(now)) on the stock in force now: nothing was recorded or held.")
+                        print(BatchPrinter.render(plan, runID: nil, runKey: nil, isNew: true, solveMilliseconds: 0))
+                    }
+                    logger.info("batch what-if", metadata: ["as_of": "\(SnapshotWriter.timestamp(now))", "orders": "\(plan.outcomes.count)",
+                                                            "units": "\(plan.allocations.count)"])
+                    if plan.outcomes.contains(where: { $0.status != .allocated }) { throw ExitStatus.rejected.exitCode }
+                    return
+                }
                 let result: BatchRunResult
                 let started = ContinuousClock.now
                 do {
@@ -286,12 +303,16 @@ func peakResidentMegabytes() -> Int {
 
 /// The dispatch list of a batch plan, for people.
 enum BatchPrinter {
-    static func render(_ plan: BatchPlan, runID: UUID, runKey: String, isNew: Bool, solveMilliseconds: Int) -> String {
+    static func render(_ plan: BatchPlan, runID: UUID?, runKey: String?, isNew: Bool, solveMilliseconds: Int) -> String {
         var lines: [String] = []
         let allocated = plan.outcomes.filter { $0.status == .allocated }.count
         let partial = plan.outcomes.filter { $0.status == .partiallyAllocated }.count
         let none = plan.outcomes.filter { $0.status == .unfillable }.count
-        lines.append("Batch run \(runID.uuidString.lowercased()) (key \(runKey))\(isNew ? "" : " — already run with this key; shown unchanged")")
+        if let runID, let runKey {
+            lines.append("Batch run \(runID.uuidString.lowercased()) (key \(runKey))\(isNew ? "" : " — already run with this key; shown unchanged")")
+        } else {
+            lines.append("Batch plan (not recorded)")
+        }
         lines.append("Planned at \(SnapshotWriter.timestamp(plan.evaluatedAt)); policy \(plan.policyVersion); index \(plan.indexVersion)")
         lines.append("Orders: \(plan.outcomes.count) pending → \(allocated) allocated, \(partial) partially allocated, \(none) unfillable")
         let excess = plan.cost.totalMinutes > 0 ? (plan.greedyCost.totalMinutes / plan.cost.totalMinutes - 1) * 100 : 0

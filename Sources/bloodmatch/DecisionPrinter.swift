@@ -14,6 +14,15 @@ enum DecisionPrinter {
         if d.outcome == .unableToVerify {
             out.append("UNABLE TO VERIFY — MANUAL REVIEW REQUIRED. Do not read this as \"no units\".")
         }
+        if d.whatIf == true {
+            out.append("WHAT-IF: evaluated at \(timestamp(Int64(d.evaluatedAt.timeIntervalSince1970))) on the stock in force when asked; recorded, but it cannot be reserved or issued.")
+        }
+        if let deadline = d.arrivalDeadlineMinutes {
+            let late = d.chosen.filter { $0.late == true }.count
+            out.append("Deadline: units should arrive within \(formatMinutes(max(0, deadline))) (\(r.urgency.rawValue) ceiling \(d.settings.timeCeilingMinutes[r.urgency].map(formatMinutes) ?? "none")"
+                       + (r.neededBy.map { ", needed by \(timestamp(Int64($0.timeIntervalSince1970)))" } ?? "") + ", Data/SOURCES.md §S27)"
+                       + (late > 0 ? "; \(late) of \(d.chosen.count) LATE" : ""))
+        }
         if !d.chosen.isEmpty {
             out.append("")
             let header = ["#", "DIN", "product", "group", "centre", "km", "ETA", "expires (UTC)", "rank", "why"]
@@ -22,7 +31,7 @@ enum DecisionPrinter {
                 var why = u.rule
                 if !u.flags.isEmpty { why += " [" + u.flags.joined(separator: ", ") + "]" }
                 if u.staleCentre { why += " STALE DATA (\(u.dataAgeSeconds / 60) min old): confirm before dispatch" }
-                if u.meetsNeededBy == false { why += " arrives after needed-by" }
+                if u.late == true { why += " LATE: arrives after the deadline" } else if u.meetsNeededBy == false { why += " arrives after needed-by" }
                 rows.append([String(i + 1), u.din, u.productCode, u.group.description, u.centreID, String(format: "%.0f", u.distanceKm),
                              formatMinutes(u.etaMinutes), timestamp(u.expiresAt), String(u.rank), why])
             }

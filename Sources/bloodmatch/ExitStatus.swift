@@ -1,4 +1,5 @@
 import ArgumentParser
+import BloodMatchService
 import BloodMatchStore
 import Foundation
 
@@ -50,6 +51,16 @@ final class CheckedOutput {
 
 extension IdempotencyKeyReuseError: ClassifiedError {
     /// A key reused for another operation or object is refused, never answered with the other's result.
+    var exitStatus: ExitStatus { .rejected }
+}
+
+extension MatchRequestError: ClassifiedError {
+    /// A request that cannot be evaluated as stated (unknown hospital, an --as-of before the data).
+    var exitStatus: ExitStatus { .usage }
+}
+
+extension WhatIfDecisionError: ClassifiedError {
+    /// Nothing may be held on the strength of a what-if.
     var exitStatus: ExitStatus { .rejected }
 }
 

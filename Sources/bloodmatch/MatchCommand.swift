@@ -11,7 +11,11 @@ struct MatchCommand: AsyncParsableCommand {
         abstract: "Find the nearest compatible, available, unexpired units; print why; record the decision.",
         discussion: """
         Example: bloodmatch match --hospital H0001 --component PLT --abo O --rhd NEG --quantity 2 --require IRRADIATED --sex female --age 34
-        Exit codes: 0 fulfilled, 3 partial or none found, 5 unable to verify (manual review), 2 usage.
+        Units arriving after the deadline (the urgency's time ceiling, or --needed-by when sooner) are
+        offered marked LATE; when every unit found is late the outcome is `late`.
+        --as-of T asks a what-if: evaluated at T on the stock in force now, recorded, never reservable;
+        refused (exit 2) before the oldest snapshot in force.
+        Exit codes: 0 fulfilled, 3 partial, late or none found, 5 unable to verify (manual review), 2 usage.
         """)
 
     @Option(help: "Hospital site id (its location is the destination).") var hospital: String?
@@ -27,7 +31,8 @@ struct MatchCommand: AsyncParsableCommand {
     @Option(help: "More recipient context, comma-separated: anti-d, transfusion-dependent, neonate, childbearing, not-childbearing.") var context: String = ""
     @Option(help: "Maximum unit age in days (fresh units for neonates).") var maxAgeDays: Int?
     @Option(help: "Urgency: emergency, urgent or routine.") var urgency: String = "routine"
-    @Option(help: "Evaluate at this instant (ISO 8601 with zone) instead of now.") var asOf: String?
+    @Option(help: "When the units are needed (ISO 8601 with zone); units arriving later are marked LATE.") var neededBy: String?
+    @Option(help: "What-if: evaluate at this instant (ISO 8601 with zone) on the stock in force now; recorded, never reservable.") var asOf: String?
     @Option(help: "Request id: a retry with the same id returns the original decision.") var requestID: String?
     @Option(help: "Transfusion policy file.") var policy: String?
     @Option(help: "Index file.") var index: String = IndexCommand.defaultPath
@@ -52,7 +57,7 @@ struct MatchCommand: AsyncParsableCommand {
                     try await recordConfiguration(db, policyPath: policyPath, policyVersion: policyVersion, actor: actor)
                     let engine = DecisionEngine(database: db, planner: MatchPlanner(rules: rules, settings: settings, travelTimes: travelTimes),
                                                 index: preloaded, logger: logger)
-                    return try await engine.decide(request, requestedBy: operatorName(), traceID: nil, now: now)
+                    return try await engine.decide(request, requestedBy: operatorName(), traceID: nil, now: now, whatIf: asOf != nil)
                 }
             } catch let error as DatabaseUnavailableError {
                 let decision = MatchPlanner(rules: rules, settings: settings).unableToVerify(id: UUID(), request: request, reason: error.description, now: now)
@@ -71,7 +76,7 @@ struct MatchCommand: AsyncParsableCommand {
             ])
             switch answer.decision.outcome {
             case .fulfilled: return
-            case .partial, .noneCompatibleAvailable: throw ExitStatus.rejected.exitCode
+            case .partial, .late, .noneCompatibleAvailable: throw ExitStatus.rejected.exitCode
             case .unableToVerify: throw ExitStatus.databaseUnavailable.exitCode
             }
         }
@@ -112,9 +117,13 @@ struct MatchCommand: AsyncParsableCommand {
             destination = point
         default: throw ValidationError("name --hospital, or --latitude and --longitude (not both)")
         }
+        let needed = try neededBy.map { text in
+            do { return try parseInstant(text) } catch { throw ValidationError("--needed-by \(error)") }
+        }
         return MatchRequest(requestID: requestID ?? "cli-\(UUID().uuidString.lowercased())", hospitalID: hospital,
                             destination: destination, component: component, recipient: recipient, quantity: quantity,
-                            requirements: requirements, maximumUnitAgeDays: maxAgeDays, urgency: urgencyValue)
+                            requirements: requirements, maximumUnitAgeDays: maxAgeDays, urgency: urgencyValue,
+                            neededBy: needed.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) })
     }
 
     func buildContext() throws -> RecipientContext {

@@ -35,7 +35,7 @@ struct ReserveCommand: AsyncParsableCommand {
                 if let uuid = UUID(uuidString: id) { found = try await decisions.find(decisionID: uuid) }
                 if found == nil { found = try await decisions.find(requestID: id) }
                 guard let stored = found else { throw ValidationError("no decision with id or request id '\(id)'") }
-                guard stored.outcome == "fulfilled" || stored.outcome == "partial" else {
+                guard ["fulfilled", "partial", "late"].contains(stored.outcome) else {
                     throw ValidationError("decision \(stored.decisionID.uuidString.lowercased()) has outcome \(stored.outcome): it chose no units to hold")
                 }
                 guard let hospital = stored.hospital else {

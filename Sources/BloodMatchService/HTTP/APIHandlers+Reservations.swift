@@ -48,7 +48,7 @@ extension APIHandlers {
             throw APIError(.forbidden, code: "forbidden", message: "decision \(idText.lowercased()) belongs to another hospital", field: "decision_id")
         }
         let chosen = stored.units.filter(\.chosen).map(\.key)
-        guard stored.outcome == "fulfilled" || stored.outcome == "partial", !chosen.isEmpty else {
+        guard ["fulfilled", "partial", "late"].contains(stored.outcome), !chosen.isEmpty else {
             throw APIError(.conflict, code: "decision_not_reservable", message: "decision outcome \(stored.outcome) chose no units to hold", field: "decision_id")
         }
         let units = try wanted.map { try Self.units($0, among: chosen, what: "chosen by decision \(idText.lowercased())") } ?? chosen
@@ -63,6 +63,8 @@ extension APIHandlers {
             }
         } catch let error as IdempotencyKeyReuseError {
             throw APIError(.conflict, code: "idempotency_key_reused", message: "this Idempotency-Key was used for a different operation (\(error.usedFor))", field: "Idempotency-Key")
+        } catch let error as WhatIfDecisionError {
+            throw APIError(.conflict, code: "what_if_decision", message: error.description, field: "decision_id")
         } catch {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(),
                                           reason: "\(DataGuard.describe(error)); a retry with the same Idempotency-Key returns the reservation if it was made")

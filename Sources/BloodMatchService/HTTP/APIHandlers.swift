@@ -286,6 +286,8 @@ struct APIHandlers: Sendable {
         let prefix = "api:\(d.request.hospitalID ?? ""):"
         var warnings: [String] = []
         if d.includesStaleData { warnings.append("stale data — confirm before dispatch") }
+        let late = d.chosen.filter { $0.late == true }.count
+        if late > 0 { warnings.append("\(late) of \(d.chosen.count) unit(s) arrive after the deadline — confirm the time before dispatch") }
         return [
             "decision_id": .string(d.decisionID.uuidString.lowercased()),
             "idempotency_key": .string(d.request.requestID.hasPrefix(prefix) ? String(d.request.requestID.dropFirst(prefix.count)) : d.request.requestID),
@@ -300,11 +302,12 @@ struct APIHandlers: Sendable {
                  "product_code": .string(u.productCode), "distance_km": .double(round1(u.distanceKm)), "eta_minutes": .double(round1(u.etaMinutes)),
                  "expires_at": .string(isoUTC(seconds: u.expiresAt)),
                  "attributes": .strings(u.attributes.attributes.map(\.rawValue)), "stale_centre": .bool(u.staleCentre),
-                 "data_age_minutes": .int(Int(u.dataAgeSeconds / 60))]
+                 "data_age_minutes": .int(Int(u.dataAgeSeconds / 60)), "late": .bool(u.late == true)]
             }),
             "centres_used": .strings(d.centresUsed),
             "split_across_centres": .bool(d.splitAcrossCentres),
             "includes_stale_data": .bool(d.includesStaleData),
+            "arrival_deadline_minutes": d.arrivalDeadlineMinutes.map { .double(round1($0)) } ?? .null,
             "warnings": .strings(warnings),
             "rationale": [
                 "acceptable_groups": .array(d.rulesApplied.map { ["group": .string($0.group.description), "rank": .int($0.rank), "rule": .string($0.rule)] }),
