@@ -294,7 +294,7 @@ public actor DecisionEngine {
     /// Measures this host's clock against the database's (recorded as `lastClockSkew`); throws
     /// `ClockSkewError` when they differ by more than the limit, since expiry and data age computed
     /// on this host can then not be trusted.
-    func checkClock() async throws {
+    public func checkClock() async throws {
         let skew = try await database.clockSkew(localClock: clock)
         lastClockSkew = skew
         if abs(skew) > clockSkewLimit {

@@ -188,6 +188,28 @@ public struct PostgresInventoryReader: Sendable {
         }
     }
 
+    /// Units no match may choose although the index may still hold them, with their centre,
+    /// component and group: under an active hold, issued, or returned since their centre's
+    /// snapshot. What availability counts leave out.
+    public func heldUnitPlaces() async throws -> [HeldUnit] {
+        try await database.observe("inventory.held_unit_places") {
+            var out: [HeldUnit] = []
+            for try await (din, code, centre, component, abo, rhd) in try await database.client.query("""
+                SELECT r.din, r.product_code, r.centre, r.component, r.abo, r.rhd
+                FROM reservation_units r JOIN reservations h USING (reservation_id)
+                WHERE r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())
+                UNION ALL
+                SELECT r.din, r.product_code, r.centre, r.component, r.abo, r.rhd
+                FROM reservation_units r JOIN centre_status s ON s.centre = r.centre
+                WHERE r.state = 'returned' AND r.state_changed_at >= s.last_as_of
+                """, logger: database.logger).decode((String, String, String, String, String, String).self) {
+                guard let component = Component(rawValue: component), let a = ABO(rawValue: abo), let r = RhD(rawValue: rhd) else { continue }
+                out.append(HeldUnit(key: UnitKey(din: din, productCode: code), centreID: centre, component: component, group: BloodGroup(a, r)))
+            }
+            return out
+        }
+    }
+
     /// Of the given units, those that are no longer offerable: not in a snapshot in force, not
     /// `AVAILABLE` there, expired, current at two centres, held, issued, or returned since.
     public func unavailable(units: [UnitKey]) async throws -> Set<UnitKey> {

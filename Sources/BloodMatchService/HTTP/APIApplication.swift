@@ -63,6 +63,8 @@ public final class APIServices: Sendable {
     public let now: @Sendable () -> Date
     let sites = SiteDirectory()
     let expiryTables = ExpiryTables()
+    /// Held units for availability counts.
+    let heldUnits = HeldUnitDirectory()
 
     /// Builds the services over a running pool.
     public init(configuration: APIConfiguration, database: Database, engine: DecisionEngine, planner: MatchPlanner,

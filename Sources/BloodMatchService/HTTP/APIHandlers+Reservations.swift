@@ -70,6 +70,7 @@ extension APIHandlers {
                                           reason: "\(DataGuard.describe(error)); a retry with the same Idempotency-Key returns the reservation if it was made")
         }
         await services.engine.heldUnitsChanged()
+        services.heldUnits.changed()
         switch outcome {
         case .conflict(let conflicts):
             throw APIError(.conflict, code: "units_unavailable",
@@ -117,6 +118,7 @@ extension APIHandlers {
                                           reason: "\(DataGuard.describe(error)); releasing again is safe")
         }
         await services.engine.heldUnitsChanged()
+        services.heldUnits.changed()
         return json(Self.render(released))
     }
 

@@ -96,7 +96,10 @@ extension APIHandlers {
             throw APIError.unableToVerify(affected: ["units"], since: Date(),
                                           reason: "\(DataGuard.describe(error)); a retry with the same Idempotency-Key returns the record if it was made")
         }
-        if result.0.event == .returned { await services.engine.heldUnitsChanged() }
+        if result.0.event == .returned {
+            await services.engine.heldUnitsChanged()
+            services.heldUnits.changed()
+        }
         var response = json(Self.render(result.0), status: result.isNew ? .created : .ok)
         if !result.isNew { response.headers[.init("Idempotent-Replayed")!] = "true" }
         return response

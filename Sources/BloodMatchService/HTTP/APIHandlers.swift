@@ -99,28 +99,31 @@ struct APIHandlers: Sendable {
         let index = verified.index
         let lookup = MatchRequest(requestID: "availability", hospitalID: caller.hospital, destination: destination, component: component,
                                   recipient: Recipient(group: group), quantity: 1, requirements: requirements, urgency: .routine)
-        let (query, refused, notes) = services.planner.query(for: lookup, destination: destination)
+        let held: [HeldUnit]
+        do {
+            held = try await answerWithin(.seconds(3)) { [services] in try await services.heldUnits.current(database: services.database) }
+        } catch {
+            throw APIError.unableToVerify(affected: ["reservations"], since: Date(), reason: "held units could not be read: \(DataGuard.describe(error))")
+        }
         let seconds = Int64(now.timeIntervalSince1970)
-        // Counts come from per-index data (binary search in expiry-sorted runs), so a lookup costs
-        // about centres × groups × log(units) whatever the stock; only distance and ETA are the caller's.
+        // What a match for the same request could use (the matcher's rules at each centre's ETA, held
+        // units out), counted by binary search in per-index expiry tables: about centres × groups ×
+        // log(units) whatever the stock.
         let tables = services.expiryTables
-        let stock = withSpan("index.lookup") { _ in
-            index.stock(component: component, choices: query.choices.map { (group: $0.group, required: $0.required.union(query.required)) },
-                        now: seconds, destination: destination) { required in
-                tables.table(verified, component: component, required: required)
+        let answer = withSpan("index.lookup") { _ in
+            Availability.answer(index: index, planner: services.planner, request: lookup, destination: destination, held: held, now: now) {
+                tables.table(verified, component: $0, required: $1, excluded: $2)
             }
         }
-        let settings = services.planner.settings
+        let (query, refused, notes) = (answer.query, answer.refused, answer.notes)
         // Ranked first, rendered after: only the centres listed are formatted.
         var listed: [(eta: Double, entry: CentreStock, stale: Bool)] = []
-        listed.reserveCapacity(stock.count)
-        for entry in stock {
+        listed.reserveCapacity(answer.centres.count)
+        for entry in answer.centres {
             let stale = entry.centre.isStale(now: seconds)
             guard entry.total > 0 || stale else { continue }
-            let measured = services.planner.travelTimes.minutes(from: entry.centre.siteID, to: caller.hospital)
-            listed.append((round1(measured ?? settings.travelMinutes(distanceKm: entry.distanceKm)), entry, stale))
+            listed.append((round1(entry.etaMinutes), entry, stale))
         }
-        listed.sort { ($0.eta, $0.entry.centre.siteID) < ($1.eta, $1.entry.centre.siteID) }
         let centres: [JSONValue] = listed.prefix(limit).map { eta, entry, stale in
             var row: [String: JSONValue] = [
                 "centre_id": .string(entry.centre.siteID),
@@ -149,7 +152,7 @@ struct APIHandlers: Sendable {
             "evaluated_at": .string(iso(now)),
             "index_version": .string(verified.version),
             "index_verified_at": .string(iso(verified.verifiedAt)),
-            "counts_note": "counts of available, unexpired units in the snapshots in force; a match re-checks every unit against the database",
+            "counts_note": "units a match for this request could use: acceptable group and requirements, not held or issued, with the component's minimum remaining life on arrival from each centre; a match re-checks every unit against the database",
         ]
         var response = json(body)
         response.headers[APIMiddleware.outcomeHeader] = "listed"

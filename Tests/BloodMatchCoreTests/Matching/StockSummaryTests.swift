@@ -2,100 +2,77 @@
 import Foundation
 import Testing
 
-/// Availability counts from per-index expiry tables equal a brute-force count over the units.
+/// Availability counts are what a match could use: per centre and group they equal the units the
+/// brute-force matcher reference finds eligible for the same query (every rule, each centre's own
+/// arrival threshold), whether counted from expiry tables, the index's buckets or a walk, and
+/// with held units left out.
 struct StockSummaryTests {
-    /// Counts and earliest expiry per centre by scanning every unit.
-    static func bruteForce(_ f: MatcherFixture, component: Component, choices: [(group: BloodGroup, required: AttributeSet)],
-                           now: Int64) -> [String: ([BloodGroup: Int], Int64?)] {
+    /// Eligible units of `query` per centre and group, with the earliest expiry, from the reference.
+    static func reference(_ f: MatcherFixture, _ query: UnitQuery, settings: MatchingSettings, held: Set<String>)
+        -> [String: ([BloodGroup: Int], Int64?)] {
+        let byDIN = Dictionary(uniqueKeysWithValues: f.units.map { ($0.din.value, $0) })
         var out: [String: ([BloodGroup: Int], Int64?)] = [:]
-        for unit in f.units where unit.status == .available && unit.component == component {
-            let expires = Int64(unit.expiresAt.timeIntervalSince1970)
-            guard expires > now, let choice = choices.first(where: { $0.group == unit.group }),
-                  unit.attributes.isSuperset(of: choice.required) else { continue }
+        for e in f.eligible(query, settings: settings, distanceOnly: false, travelTimes: TravelTimeMatrix()) where !held.contains(e.din) {
+            guard let unit = byDIN[e.din] else { continue }
             var entry = out[unit.siteID] ?? ([:], nil)
             entry.0[unit.group, default: 0] += 1
-            entry.1 = min(entry.1 ?? expires, expires)
+            entry.1 = min(entry.1 ?? e.expires, e.expires)
             out[unit.siteID] = entry
         }
         return out
     }
 
-    @Test("table counts equal the walk and a brute-force scan, with and without requirements, as units expire")
-    func tablesMatchBruteForce() {
+    @Test("counts equal the matcher reference's eligible units per centre and group, with tables, without, and with held units left out")
+    func countsAreWhatAMatchCouldUse() {
         let f = MatcherFixture.make(seed: 11, centres: 23, units: 6_000)
         let index = InventoryIndex(centres: f.centres, units: f.units, builtAt: Date(timeIntervalSince1970: Double(f.now)))
-        let destination = GeoPoint(latitude: -33.9, longitude: 151.2)
-        let requirementSets: [AttributeSet] = [AttributeSet(), AttributeSet([.irradiated]), AttributeSet([.irradiated, .cmvNegative]),
-                                              AttributeSet([.washed, .kNegative, .hlaMatched])]
+        var rng = SplitMix64(seed: 5)
         var checked = 0
-        for component in Component.allCases {
-            for required in requirementSets {
-                let table = index.expiryTable(component: component, required: required)
-                for groups in [BloodGroup.all, [BloodGroup.all[0]], Array(BloodGroup.all.prefix(4))] {
-                    // Group-specific extra requirements mix tables of several sets in one query.
-                    let choices = groups.enumerated().map { i, g in (group: g, required: i % 3 == 2 ? required.union(AttributeSet([.lowTitre])) : required) }
-                    for now in [f.now - 100_000, f.now, f.now + 200_000, f.now + 900_000] {
-                        let walked = index.walkedStock(component: component, choices: choices, now: now, destination: destination)
-                        let fast = index.stock(component: component, choices: choices, now: now, destination: destination) { set in
-                            set == required ? table : index.expiryTable(component: component, required: set)
-                        }
-                        let partial = index.stock(component: component, choices: choices, now: now, destination: destination) { _ in nil }
-                        #expect(fast == walked)
-                        #expect(partial == walked)
-                        let expected = Self.bruteForce(f, component: component, choices: choices, now: now)
-                        for entry in fast {
-                            let (counts, earliest) = expected[entry.centre.siteID] ?? ([:], nil)
-                            #expect(entry.unitsByGroup == counts, "\(entry.centre.siteID) \(component) \(required)")
-                            #expect(entry.earliestExpiry == earliest)
-                            checked += entry.total
-                        }
-                    }
-                }
+        var heldChecked = 0
+        for n in 0..<300 {
+            var query = f.randomQuery(&rng)
+            query.quantity = 1
+            let settings: MatchingSettings = n % 3 == 0 ? .standard : {
+                var s = MatchingSettings.standard
+                s.allowStaleCentres = false
+                return s
+            }()
+            let matcher = UnitMatcher(index: index, settings: settings)
+            // Hold a few eligible units (their centre, component and group as the holds table has them).
+            let eligible = f.eligible(query, settings: settings, distanceOnly: false, travelTimes: TravelTimeMatrix())
+            let byDIN = Dictionary(uniqueKeysWithValues: f.units.map { ($0.din.value, $0) })
+            let heldDINs = Set(eligible.prefix(n % 4 == 0 ? 0 : 5).map(\.din))
+            let held = heldDINs.compactMap { byDIN[$0] }.map { HeldUnit(key: $0.key, centreID: $0.siteID, component: $0.component, group: $0.group) }
+            let expected = Self.reference(f, query, settings: settings, held: heldDINs)
+            let walked = matcher.usableStock(query, now: f.now, held: held)
+            let tabled = matcher.usableStock(query, now: f.now, held: held) { component, required, excluded in
+                index.expiryTable(component: component, required: required, excluded: excluded)
             }
+            #expect(walked == tabled)
+            for entry in walked {
+                let (counts, earliest) = expected[entry.centre.siteID] ?? ([:], nil)
+                #expect(entry.unitsByGroup == counts, "query \(n) \(entry.centre.siteID) \(query.component)")
+                #expect(entry.earliestExpiry == earliest, "query \(n) \(entry.centre.siteID)")
+                checked += entry.total
+            }
+            heldChecked += held.count
         }
-        #expect(checked > 10_000)
+        #expect(checked > 10_000 && heldChecked > 500, "\(checked) units counted, \(heldChecked) held")
     }
 
-    @Test("a table built for another component or requirement set is not used")
+    @Test("a table built for another component, requirement set or exclusion set is not used")
     func mismatchedTableIgnored() {
         let f = MatcherFixture.make(seed: 12, centres: 5, units: 1_000)
         let index = InventoryIndex(centres: f.centres, units: f.units, builtAt: Date(timeIntervalSince1970: Double(f.now)))
-        let wrong = index.expiryTable(component: .platelets, required: AttributeSet([.irradiated]))
-        let choices = BloodGroup.all.map { (group: $0, required: AttributeSet([.irradiated])) }
-        let walked = index.walkedStock(component: .redCells, choices: choices, now: f.now, destination: GeoPoint(latitude: 0, longitude: 0))
-        let fast = index.stock(component: .redCells, choices: choices, now: f.now, destination: GeoPoint(latitude: 0, longitude: 0)) { _ in wrong }
-        #expect(fast == walked)
-    }
-}
-
-/// The reference the per-index counts are checked against: a walk over every unit.
-extension InventoryIndex {
-    /// Per-centre counts of available units of `component` in the groups of `choices` that are
-    /// unexpired at `now` and carry every attribute their choice requires, with the distance to
-    /// `destination`. Every
-    /// centre is returned (with zero units where there are none), so callers can show stale
-    /// centres too. Cost: one pass over the matching buckets; no allocation per unit.
-    func walkedStock(component: Component, choices: [(group: BloodGroup, required: AttributeSet)], now: Int64,
-                     destination: GeoPoint) -> [CentreStock] {
-        let target = destination.unitVector
-        var out: [CentreStock] = []
-        out.reserveCapacity(centres.count)
-        for (c, centre) in centres.enumerated() {
-            var counts: [BloodGroup: Int] = [:]
-            var earliest: Int64?
-            for (group, required) in choices {
-                var n = 0
-                for position in bucket(centre: c, component: component, group: group)
-                where expiresAt[position] > now && attributes[position] & required.rawValue == required.rawValue {
-                    n += 1
-                    earliest = min(earliest ?? expiresAt[position], expiresAt[position])
-                }
-                if n > 0 { counts[group] = n }
-            }
-            let cosine = max(-1, min(1, (centreVectors[c] * target).sum()))
-            out.append(CentreStock(centre: centre, unitsByGroup: counts, earliestExpiry: earliest,
-                                   distanceKm: acos(cosine) * GeoPoint.earthRadiusKm))
+        let query = UnitQuery(destination: GeoPoint(latitude: -33.9, longitude: 151.2), component: .redCells,
+                              choices: BloodGroup.all.map { GroupChoice(group: $0, rank: 1, rule: "test") },
+                              required: AttributeSet([.irradiated]), exclusive: AttributeSet([.washed]), quantity: 1, urgency: .routine)
+        let matcher = UnitMatcher(index: index, settings: .standard)
+        let walked = matcher.usableStock(query, now: f.now)
+        for wrong in [index.expiryTable(component: .platelets, required: AttributeSet([.irradiated]), excluded: AttributeSet([.washed])),
+                      index.expiryTable(component: .redCells, required: AttributeSet([.irradiated])),
+                      index.expiryTable(component: .redCells, required: [], excluded: AttributeSet([.washed]))] {
+            #expect(matcher.usableStock(query, now: f.now) { _, _, _ in wrong } == walked)
         }
-        return out
     }
 }
