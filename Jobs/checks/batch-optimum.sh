@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bm=${BLOODMATCH_BIN:-.build/debug/bloodmatch}
 [ -x "$bm" ] || swift build --product bloodmatch
-python3 Jobs/checks/batch_optimum.py --bloodmatch "$bm" --instances "${BATCH_OPTIMUM_INSTANCES:-40}"
+python3 Jobs/checks/batch_optimum.py --bloodmatch "$bm" --instances "${BATCH_OPTIMUM_INSTANCES:-70}" --cut-instances "${BATCH_OPTIMUM_CUT_INSTANCES:-30}"

@@ -31,7 +31,7 @@ public struct BatchContentionError: Error, Sendable, CustomStringConvertible {
 ///
 /// Units reserved or issued are excluded before planning. If a unit is reserved by a live match
 /// between planning and writing (the reservation's unique index says so), nothing is written and
-/// the plan is made again without it; if an order is cancelled meanwhile, it is made again
+/// the plan is made again without it and without every hold made since (read again); if an order is cancelled meanwhile, it is made again
 /// without the order. A run key already recorded returns that run and changes nothing.
 public struct BatchRunner: Sendable {
     let database: Database
@@ -93,7 +93,10 @@ public struct BatchRunner: Sendable {
             case .unitsTaken(let units):
                 logger.notice("units held, issued or no longer in stock since planning; planning again without them",
                               metadata: ["units": "\(units.count)", "attempt": "\(attempt)"])
+                // Live matches keep holding units while the batch plans: exclude every hold made since
+                // the last read, not only the units that clashed, or each attempt clashes again.
                 excluded.formUnion(units)
+                excluded.formUnion(try await reader.heldUnits())
             case .ordersChanged(let ids):
                 logger.notice("orders changed since planning; planning again without them",
                               metadata: ["orders": "\(ids.count)", "attempt": "\(attempt)"])

@@ -203,6 +203,8 @@ public struct PostgresReservationStore: Sendable {
                 actor: actor, action: "reservation.expired", subject: "reservation:" + id.uuidString.lowercased(),
                 payloadJSON: #"{"units":\#(unitsJSON(expired))}"#), on: conn, logger: logger)
         }
+        _ = try await returnOrdersWithNothingHeld(on: conn, reservations: Array(byReservation.keys), actor: actor,
+                                                  why: "its batch hold expired", logger: logger)
         return byReservation.values.reduce(0) { $0 + $1.count }
     }
 
@@ -231,6 +233,8 @@ public struct PostgresReservationStore: Sendable {
                         actor: actor, action: "reservation.released", subject: "reservation:" + reservationID.uuidString.lowercased(),
                         payloadJSON: #"{"units":\#(Self.unitsJSON(released)),"reason":\#(jsonString(reason))}"#,
                         requestID: requestID, traceID: traceID, clientAddress: clientAddress), on: conn, logger: logger)
+                    _ = try await Self.returnOrdersWithNothingHeld(on: conn, reservations: [reservationID], actor: actor,
+                                                                   why: "its batch hold was released (\(reason))", logger: logger)
                 }
             }
             guard let stored = try await find(reservationID: reservationID) else { throw ReservationNotFoundError(reservationID: reservationID) }

@@ -36,6 +36,10 @@ public struct BatchCandidateGraph: Sendable {
     public var edgesByOrder: [Range<Int>]
     /// Whether an order's candidate list was cut at its limit (more eligible units may exist).
     public var truncated: [Bool]
+    /// Per order whose list was cut, the least any unit beyond the cut can cost, in hundredths of a
+    /// minute: the cut's score (the matcher lists the best scores first) less the largest wastage
+    /// credit. Nil where the list holds every eligible unit.
+    public var beyondCost: [Int64?]
     /// Why an order has no acceptable group or requirement (rules' refusals and notes).
     public var ruleNotes: [[String]]
     /// Whether the rules left an order no acceptable group at all.
@@ -84,6 +88,9 @@ public struct BatchOptimiser: Sendable {
         var noGroup: Bool
         /// The best (lowest) rank the rules give any group for this recipient.
         var bestRank: Int
+        /// The score of the last unit the matcher listed when the list was cut at its limit: no
+        /// eligible unit left out scores less.
+        var cutScore: Double? = nil
     }
 
     func candidates(for order: BatchOrder, index: InventoryIndex, excluded: Set<UnitKey>, now: Int64, limit: Int) -> OrderCandidates {
@@ -98,7 +105,8 @@ public struct BatchOptimiser: Sendable {
         let matcher = UnitMatcher(index: index, settings: quiet, travelTimes: planner.travelTimes, ordering: .cost)
         let found = matcher.match(query, now: now).chosen
         return OrderCandidates(units: found, truncated: found.count >= limit, notes: notes, noGroup: false,
-                               bestRank: query.choices.map(\.rank).min() ?? 1)
+                               bestRank: query.choices.map(\.rank).min() ?? 1,
+                               cutScore: found.count >= limit ? found.map(\.score).max() : nil)
     }
 
     /// Adds consolidation candidates to capped lists: for an order whose list was cut at its
@@ -196,8 +204,9 @@ public struct BatchOptimiser: Sendable {
         // Shipment keys use a stable hospital count.
         let h = max(1, hospitals.count)
         for i in edges.indices { edges[i].shipment = unitCentre[edges[i].unit] * h + orderHospital[edges[i].order] }
+        let beyond = lists.map { list in list.cutScore.map { Int64((($0 - settings.wastageCreditMinutes) * Self.scale).rounded(.down)) } }
         return BatchCandidateGraph(
-            orders: orders, units: units, edges: edges, edgesByOrder: ranges, truncated: lists.map(\.truncated),
+            orders: orders, units: units, edges: edges, edgesByOrder: ranges, truncated: lists.map(\.truncated), beyondCost: beyond,
             ruleNotes: lists.map(\.notes), noAcceptableGroup: lists.map(\.noGroup), centres: centres,
             hospitals: hospitals, unitCentre: unitCentre, orderHospital: orderHospital)
     }
@@ -341,16 +350,57 @@ public struct BatchOptimiser: Sendable {
         return (best, exhausted, exhausted ? bestValue : rootBound, nodes)
     }
 
-    /// The lower bound in the units of `BatchCost.totalMinutes` (unit costs plus shipment
-    /// charges, unserved demand apart): the bound less the unserved penalties of the chosen plan.
-    /// It bounds every allocation whose unserved penalties are no larger than the plan's, i.e.
-    /// every allocation serving as much as the plan does.
-    func boundExcludingUnserved(_ graph: BatchCandidateGraph, _ result: Optimised) -> Double {
+    /// A bound in the units of `BatchCost.totalMinutes` (unit costs plus shipment charges,
+    /// unserved demand apart): `bound` less the unserved penalties of `chosen`. It bounds every
+    /// allocation whose unserved penalties are no larger than the plan's, i.e. every allocation
+    /// serving as much as the plan does.
+    func boundExcludingUnserved(_ graph: BatchCandidateGraph, _ bound: Int64, chosen: [Int]) -> Double {
         var filled = [Int](repeating: 0, count: graph.orders.count)
-        for e in result.chosen { filled[graph.edges[e].order] += 1 }
+        for e in chosen { filled[graph.edges[e].order] += 1 }
         var penalties: Int64 = 0
         for (o, order) in graph.orders.enumerated() { penalties += Int64(order.quantity - filled[o]) * penalty(order.urgency) }
-        return Double(result.lowerBound - penalties) / Self.scale
+        return Double(bound - penalties) / Self.scale
+    }
+
+    /// A lower bound on every allocation of the whole problem (every eligible unit, not only the
+    /// candidates), in hundredths of a minute with unserved penalties, and the orders whose
+    /// beyond-the-cut arc carried flow (where a wider list may pay); nil when no list was cut
+    /// (the candidate graph is then the whole problem).
+    ///
+    /// The network is the root relaxation of `branchAndBound` (each shipment charge spread over
+    /// the most units the pair could carry, `relaxedCharges`) plus, for each order whose list was
+    /// cut, an arc straight to the sink at `beyondCost`: no unit beyond the cut costs less (its
+    /// score is no lower than the cut's, lateness only adds, the wastage credit takes at most
+    /// `wastageCreditMinutes`), its shipment is charged nothing and units are not limited. Every
+    /// allocation of the whole problem maps into this network at no more than its true cost, so
+    /// the minimum-cost flow bounds them all (Data/SOURCES.md §S28).
+    func wholeProblemBound(_ graph: BatchCandidateGraph) -> (bound: Int64, beyondUsed: [Int])? {
+        guard graph.beyondCost.contains(where: { $0 != nil }) else { return nil }
+        let charges = relaxedCharges(graph)
+        let orderBase = 2
+        let unitBase = orderBase + graph.orders.count
+        var network = MinCostFlow(nodeCount: unitBase + graph.units.count)
+        var supplies: [(node: Int, amount: Int)] = []
+        var certain: Int64 = 0
+        var beyondArc: [Int: Int] = [:]
+        for (o, order) in graph.orders.enumerated() {
+            guard !graph.edgesByOrder[o].isEmpty else {
+                // No eligible unit at all: unserved whatever is done.
+                certain += Int64(order.quantity) * penalty(order.urgency)
+                continue
+            }
+            network.addArc(from: orderBase + o, to: 1, capacity: order.quantity, cost: penalty(order.urgency))
+            if let beyond = graph.beyondCost[o] {
+                beyondArc[o] = network.addArc(from: orderBase + o, to: 1, capacity: order.quantity, cost: beyond)
+            }
+            supplies.append((orderBase + o, order.quantity))
+        }
+        for edge in graph.edges {
+            network.addArc(from: orderBase + edge.order, to: unitBase + edge.unit, capacity: 1, cost: edge.cost + (charges[edge.shipment] ?? 0))
+        }
+        for u in graph.units.indices { network.addArc(from: unitBase + u, to: 1, capacity: 1, cost: 0) }
+        let (_, cost) = network.solve(supplies: supplies, sink: 1)
+        return (cost + certain, beyondArc.filter { network.flow(on: $0.value) > 0 }.map(\.key).sorted())
     }
 
     /// Drop/add/swap local search over the set of open centre → hospital pairs with the whole flow
@@ -680,6 +730,12 @@ public struct BatchOptimiser: Sendable {
     /// Plans a batch: candidate graph (widened for orders left short), optimisation, greedy
     /// baseline, shipments and per-order outcomes with reasons. `excluded` holds reserved DINs.
     public func plan(orders: [BatchOrder], index: InventoryIndex, excluded: Set<UnitKey>, now: Date) -> BatchPlan {
+        planWithGraph(orders: orders, index: index, excluded: excluded, now: now).plan
+    }
+
+    /// `plan`, with the final candidate graph its candidate-level claims are about.
+    public func planWithGraph(orders: [BatchOrder], index: InventoryIndex, excluded: Set<UnitKey>,
+                              now: Date) -> (plan: BatchPlan, graph: BatchCandidateGraph) {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         var limits = orders.map(initialLimit)
         var lists = orders.indices.map { candidates(for: orders[$0], index: index, excluded: excluded, now: seconds, limit: limits[$0]) }
@@ -699,12 +755,32 @@ public struct BatchOptimiser: Sendable {
             graph = assemble(orders: orders, lists: lists, now: seconds)
             result = optimise(graph)
         }
+        // Claims are about the whole problem: a list cut at its limit may hide better units. On
+        // graphs small enough to search exactly, widen the lists whose beyond-the-cut arc the whole
+        // bound uses, while the plan is above that bound.
+        var whole = wholeProblemBound(graph)
+        for _ in 0..<settings.wideningRounds {
+            guard let w = whole, !w.beyondUsed.isEmpty, graph.edges.count <= settings.exactSearchEdgeLimit,
+                  objective(graph, result.chosen) > w.bound else { break }
+            for o in w.beyondUsed where limits[o] < 4000 {
+                limits[o] = min(limits[o] * 4, 4000)
+                lists[o] = candidates(for: orders[o], index: index, excluded: excluded, now: seconds, limit: limits[o])
+            }
+            addConsolidationCandidates(orders: orders, lists: &lists, index: index, excluded: excluded, now: seconds)
+            graph = assemble(orders: orders, lists: lists, now: seconds)
+            result = optimise(graph)
+            whole = wholeProblemBound(graph)
+        }
         let greedyChosen = greedy(graph)
         var plan = makePlan(graph: graph, chosen: result.chosen, greedy: greedyChosen, rounds: result.rounds,
                             closed: result.closed, index: index, excluded: excluded, now: now)
-        plan.lowerBoundMinutes = boundExcludingUnserved(graph, result)
-        plan.provenOptimal = result.provenOptimal
-        return plan
+        let wholeBound = whole.map { min($0.bound, result.lowerBound) } ?? result.lowerBound
+        plan.lowerBoundMinutes = boundExcludingUnserved(graph, wholeBound, chosen: result.chosen)
+        plan.provenOptimal = objective(graph, result.chosen) <= wholeBound
+        plan.candidateLowerBoundMinutes = boundExcludingUnserved(graph, result.lowerBound, chosen: result.chosen)
+        plan.provenOptimalOverCandidates = result.provenOptimal
+        plan.ordersWithCutLists = graph.beyondCost.filter { $0 != nil }.count
+        return (plan, graph)
     }
 
     /// `plan` on a thread of its own with a large stack, for async callers: the cooperative

@@ -109,9 +109,17 @@ public struct BatchPlan: Sendable, Hashable, Codable {
     public var shipmentsClosedByLocalSearch: Int
     /// Settings used.
     public var settings: BatchSettings
-    /// A proven lower bound on `cost.totalMinutes` over the candidate graph for the same units
-    /// served (absent in plans recorded before it was computed).
+    /// A proven lower bound on `cost.totalMinutes` of every allocation of the whole problem (every
+    /// eligible unit, not only the candidates) serving as many units (absent in plans recorded
+    /// before it was computed; in plans recorded before `ordersWithCutLists` existed, it was a
+    /// bound over the candidate graph only).
     public var lowerBoundMinutes: Double?
-    /// Whether branch and bound proved the plan optimal over the candidate graph.
+    /// Whether the plan is proven optimal over the whole problem: its cost meets `lowerBoundMinutes`.
     public var provenOptimal: Bool?
+    /// A proven lower bound over the candidate graph alone (the units listed per order).
+    public var candidateLowerBoundMinutes: Double? = nil
+    /// Whether branch and bound proved the plan optimal over the candidate graph.
+    public var provenOptimalOverCandidates: Bool? = nil
+    /// Orders whose candidate list was cut at its limit (more eligible units exist beyond it).
+    public var ordersWithCutLists: Int? = nil
 }
