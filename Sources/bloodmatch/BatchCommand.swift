@@ -383,6 +383,14 @@ enum BatchPrinter {
                 lines.append("  \(o.orderID) (\(o.urgency.rawValue)) \(o.allocated) of \(o.quantity): \(o.reason ?? "")")
             }
         }
+        let late = plan.outcomes.filter { $0.status == .allocated && $0.reason != nil }
+        if !late.isEmpty {
+            lines.append("")
+            lines.append("Orders served late:")
+            for o in late.sorted(by: { ($0.urgency, $0.orderID) < ($1.urgency, $1.orderID) }) {
+                lines.append("  \(o.orderID) (\(o.urgency.rawValue)) \(o.allocated) of \(o.quantity): \(o.reason ?? "")")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -186,7 +186,10 @@ public struct BatchOptimiser: Sendable {
                     unitCentre.append(c)
                 }
                 let arrival = Double(now) + unit.etaMinutes * 60
-                let late = order.neededBy.map { max(0, arrival - $0.timeIntervalSince1970) / 60 } ?? 0
+                // Lateness counts from the needed-by time, or from now when that is already past: an
+                // overdue order is served as soon as possible, never priced out of the plan by the
+                // time that passed before it was planned.
+                let late = order.neededBy.map { max(0, arrival - max($0.timeIntervalSince1970, Double(now))) / 60 } ?? 0
                 var credit = 0.0
                 // Only the recipient's best-ranked group earns the credit (LB-ONEG; Data/SOURCES.md §S2).
                 if unit.rank == bestRank, horizon > 0 {
@@ -853,6 +856,7 @@ public struct BatchOptimiser: Sendable {
             let got = filled[o]
             let eligible = graph.edgesByOrder[o].count
             var reason: String?
+            let overdue = order.neededBy.map { Int64($0.timeIntervalSince1970) < seconds } ?? false
             if got < order.quantity {
                 if graph.noAcceptableGroup[o] {
                     reason = "no acceptable unit group or requirement for this recipient: " + graph.ruleNotes[o].joined(separator: "; ")
@@ -864,12 +868,21 @@ public struct BatchOptimiser: Sendable {
                         let h = holder[graph.edges[e].unit]
                         if h >= 0, h != o, !others.contains(graph.orders[h].orderID) { others.append(graph.orders[h].orderID) }
                     }
+                    let free = graph.edgesByOrder[o].filter { holder[graph.edges[$0].unit] < 0 }.count
                     reason = "only \(eligible) eligible unit(s) found\(graph.truncated[o] ? " (list capped)" : "")"
                     if !others.isEmpty {
-                        reason! += "; the others went to orders of equal or higher urgency or with no alternative: " + others.prefix(5).joined(separator: ", ")
+                        reason! += "; \(eligible - free) went to orders of equal or higher urgency or with no alternative: " + others.prefix(5).joined(separator: ", ")
                             + (others.count > 5 ? " and \(others.count - 5) more" : "")
                     }
+                    if free > 0 {
+                        // Should not happen (unserved demand costs more than any unit): say so rather than blame others.
+                        reason! += "; \(free) eligible unit(s) were left unallocated by the optimiser"
+                    }
                 }
+            }
+            if overdue, let neededBy = order.neededBy {
+                let note = "needed by \(Self.isoUTC(neededBy)), already past at planning: \(got > 0 ? "served as soon as possible, late" : "nothing could be served")"
+                reason = reason.map { "\(note); \($0)" } ?? note
             }
             outcomes.append(BatchOrderOutcome(
                 orderID: order.orderID, urgency: order.urgency, quantity: order.quantity, allocated: got,
@@ -884,13 +897,43 @@ public struct BatchOptimiser: Sendable {
             shipmentsClosedByLocalSearch: closed, settings: settings)
     }
 
-    /// Why the matcher found nothing for an order: its most frequent rejection reasons.
+    /// Why the matcher found nothing for an order: the most frequent reasons units of an acceptable
+    /// group were turned down (too old, expiring before arrival, lacking a requirement, held…);
+    /// units of other groups are named only when no unit of an acceptable group exists at all.
     func explainNone(_ order: BatchOrder, index: InventoryIndex, excluded: Set<UnitKey>, now: Int64) -> String {
         let (query, _, _) = planner.query(for: order.matchRequest, destination: order.destination, excluded: excluded)
         var loud = planner.settings
-        loud.rejectedCandidatesKept = 5
+        loud.rejectedCandidatesKept = 100
         let match = UnitMatcher(index: index, settings: loud, travelTimes: planner.travelTimes, ordering: .cost).match(query, now: now)
-        if match.rejected.isEmpty { return "no \(order.component.rawValue) unit of an acceptable group at any centre" }
-        return match.rejected.prefix(3).map { "\($0.count) \($0.reason.rawValue) at \($0.centreID) (\($0.detail))" }.joined(separator: "; ")
+        var totals: [CandidateRejection: Int] = [:]
+        for r in match.rejected where r.reason != .incompatible { totals[r.reason, default: 0] += r.count }
+        guard !totals.isEmpty else {
+            let groups = query.choices.map(\.group.description).joined(separator: ", ")
+            return "no \(order.component.rawValue) unit of an acceptable group (\(groups)) at any centre searched"
+        }
+        let ranked = totals.sorted { ($0.value, $0.key.rawValue) > ($1.value, $1.key.rawValue) }
+        let example = { (reason: CandidateRejection) in match.rejected.first { $0.reason == reason }.map { " (e.g. at \($0.centreID): \($0.detail))" } ?? "" }
+        return ranked.prefix(3).map { "\($0.value) unit(s) of an acceptable group \(Self.words($0.key))\(example($0.key))" }.joined(separator: "; ")
+    }
+
+    /// A rejection reason for people.
+    static func words(_ reason: CandidateRejection) -> String {
+        switch reason {
+        case .incompatible: "of an incompatible group"
+        case .expiredBeforeArrival: "would expire, or fall below the minimum remaining life, before arrival"
+        case .missingAttribute: "lack a required attribute"
+        case .notSubstitutable: "carry an attribute that may not serve this request"
+        case .tooOld: "are older than the maximum unit age"
+        case .reserved: "are held"
+        case .staleCentre: "are at a centre whose data is stale"
+        case .farther: "were farther or ranked after others"
+        }
+    }
+
+    /// ISO 8601 in UTC.
+    static func isoUTC(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
     }
 }

@@ -48,7 +48,7 @@ public enum BatchOrderStatus: String, Sendable, Hashable, Codable, CaseIterable 
     case unfillable
 }
 
-/// One order's outcome with the reason when it is short.
+/// One order's outcome with the reason when it is short or was already overdue when planned.
 public struct BatchOrderOutcome: Sendable, Hashable, Codable {
     /// The order.
     public var orderID: String

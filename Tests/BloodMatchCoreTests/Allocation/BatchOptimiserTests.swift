@@ -149,6 +149,40 @@ import Testing
         #expect(short.reason?.contains("E") == true)
     }
 
+    @Test("A short order names its real cause: units of its group too old for its maximum age, not incompatible groups")
+    func shortOrderNamesMaximumAge() throws {
+        let (optimiser, _) = try Self.optimiser()
+        let here = GeoPoint(latitude: -33.87, longitude: 151.21)
+        let centres = Self.twoCentres(here, GeoPoint(latitude: -33.9, longitude: 151.1))
+        // A+ units 5 days old, and B units the recipient could never take.
+        let units = try (1...4).map { try Self.redCells($0, "DC-A") } + (5...12).map { try Self.redCells($0, "DC-B", BloodGroup(.B, .positive)) }
+        let index = InventoryIndex(centres: centres, units: units, builtAt: Self.now)
+        let order = BatchOrder(orderID: "FRESH", hospitalID: "H1", destination: here, component: .redCells,
+                               recipient: Recipient(group: BloodGroup(.A, .positive), context: .adultMale), quantity: 2,
+                               maximumUnitAgeDays: 3, urgency: .routine, placedAt: Self.now)
+        let plan = optimiser.plan(orders: [order], index: index, excluded: [], now: Self.now)
+        let outcome = try #require(plan.outcomes.first)
+        #expect(outcome.status == .unfillable)
+        #expect(outcome.reason?.contains("older than the maximum unit age") == true, "\(outcome.reason ?? "")")
+        #expect(outcome.reason?.contains("incompatible") == false, "\(outcome.reason ?? "")")
+    }
+
+    @Test("An order whose needed-by passed 60 days before planning is served as soon as possible and says it is late")
+    func overdueOrderIsServedLate() throws {
+        let (optimiser, _) = try Self.optimiser()
+        let here = GeoPoint(latitude: -33.87, longitude: 151.21)
+        let index = InventoryIndex(centres: Self.twoCentres(here, GeoPoint(latitude: -34.4, longitude: 150.9)),
+                                   units: try (1...3).map { try Self.redCells($0, "DC-A") } + [try Self.redCells(4, "DC-B")], builtAt: Self.now)
+        let order = BatchOrder(orderID: "OVERDUE", hospitalID: "H1", destination: here, component: .redCells,
+                               recipient: Recipient(group: BloodGroup(.A, .positive), context: .adultMale), quantity: 2,
+                               urgency: .routine, neededBy: Self.now.addingTimeInterval(-60 * 86_400), placedAt: Self.now.addingTimeInterval(-61 * 86_400))
+        let plan = optimiser.plan(orders: [order], index: index, excluded: [], now: Self.now)
+        let outcome = try #require(plan.outcomes.first)
+        #expect(outcome.status == .allocated && plan.allocations.count == 2)
+        #expect(plan.allocations.allSatisfy { $0.unit.centreID == "DC-A" })
+        #expect(outcome.reason?.contains("already past at planning: served as soon as possible, late") == true, "\(outcome.reason ?? "")")
+    }
+
     /// Branch and bound on small instances: the plan is proven optimal over its candidates (that
     /// bound equals its cost); the whole-problem bound is at most the cost, and "proven optimal"
     /// is claimed exactly when the plan meets it; never worse than the heuristics it starts from.
