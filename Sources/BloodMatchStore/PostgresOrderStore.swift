@@ -155,14 +155,41 @@ public struct PostgresOrderStore: Sendable {
         }
     }
 
-    /// Units ordered since `since` (any status but cancelled), at each ordering hospital: the
-    /// recent demand the wastage report compares stock with.
+    /// Recent demand at each hospital, since `since`, that the wastage report compares stock with:
+    /// - batch orders (any status but cancelled), by recipient group; an order for a recipient of
+    ///   unknown group counts as the groups of the units allocated to it;
+    /// - live match decisions that found units (never what-ifs), by recipient group, or for an
+    ///   unknown group the groups of the units chosen;
+    /// - issues of holds a dispatcher made by hand (neither from a decision nor from an order), by
+    ///   the group of the unit issued.
+    /// An issue that came from a decision or an order is that demand already, so it is not counted again.
     public func recentDemand(since: Date) async throws -> [DemandSample] {
         var out: [DemandSample] = []
         for try await (lat, lon, component, abo, rhd, quantity) in try await database.client.query("""
-            SELECT s.latitude, s.longitude, o.component, coalesce(o.abo, ''), coalesce(o.rhd, ''), sum(o.quantity)::int
-            FROM orders o JOIN sites s ON s.site_id = o.hospital
-            WHERE o.placed_at >= \(since) AND o.status <> 'cancelled'
+            WITH demand AS (
+              SELECT o.hospital, o.component, o.abo, o.rhd, o.quantity AS n
+              FROM orders o WHERE o.placed_at >= \(since) AND o.status <> 'cancelled' AND o.abo IS NOT NULL
+              UNION ALL
+              SELECT o.hospital, o.component, ru.abo, ru.rhd, 1
+              FROM orders o
+                JOIN batch_allocations a ON a.order_id = o.order_id AND a.run_id = o.last_run_id
+                JOIN batch_shipments sh ON sh.run_id = a.run_id AND sh.shipment_no = a.shipment_no
+                JOIN reservation_units ru ON ru.reservation_id = sh.reservation_id AND ru.din = a.din AND ru.product_code = a.product_code
+              WHERE o.placed_at >= \(since) AND o.status <> 'cancelled' AND o.abo IS NULL
+              UNION ALL
+              SELECT d.hospital, d.request->>'component',
+                     coalesce(d.request->'recipient'->'group'->>'abo', u->'group'->>'abo'),
+                     coalesce(d.request->'recipient'->'group'->>'rhd', u->'group'->>'rhd'), 1
+              FROM decisions d CROSS JOIN LATERAL jsonb_array_elements(d.rationale->'chosen') u
+              WHERE d.recorded_at >= \(since) AND d.hospital IS NOT NULL AND d.outcome IN ('fulfilled', 'partial', 'late')
+                AND NOT coalesce((d.rationale->>'whatIf')::boolean, false)
+              UNION ALL
+              SELECT r.hospital, x.component, x.abo, x.rhd, 1
+              FROM distributions x JOIN reservations r ON r.reservation_id = x.reservation_id AND r.source = 'manual'
+              WHERE x.issued_at >= \(since) AND x.corrects IS NULL
+            )
+            SELECT s.latitude, s.longitude, m.component, coalesce(m.abo, ''), coalesce(m.rhd, ''), sum(m.n)::int
+            FROM demand m JOIN sites s ON s.site_id = m.hospital
             GROUP BY 1, 2, 3, 4, 5
             """, logger: database.logger).decode((Double, Double, String, String, String, Int).self) {
             guard let c = Component(rawValue: component) else { continue }

@@ -146,16 +146,24 @@ struct BatchCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wastage",
             abstract: "Units at risk of expiring unused (by centre, component and group, against recent demand) and suggested transfers.",
-            discussion: "Transfers only meet demand of the unit's own group: O-negative is never sent to non-O demand to avoid waste (LB-ONEG; Data/SOURCES.md §S2).")
+            discussion: """
+            Demand: batch orders, live match decisions that found units (never what-ifs) and issues of holds made by hand; a recipient of
+            unknown group counts as the group served. Transfers only meet demand of the unit's own group: O-negative is never sent to
+            non-O demand to avoid waste (LB-ONEG; Data/SOURCES.md §S2); they move only units that arrive with the component's minimum
+            remaining life (Data/matching.json), within the country unless --transfer-scope says otherwise.
+            """)
         @Option(help: "Days of recent orders that make the demand.") var days: Double = 7
         @Option(help: "Evaluate at this instant (ISO 8601 with zone) instead of now.") var asOf: String?
         @Option(help: "Rows to print.") var limit: Int = 40
+        @Option(help: "How far a transfer may go: region, country or any (default country).") var transferScope: String = "country"
         @Flag(help: "JSON.") var json = false
 
         func run() async throws {
             let logger = makeLogger("bloodmatch.batch")
             try await runReportingFailures(logger: logger) {
                 guard (1...365).contains(days) else { throw ValidationError("--days must be 1…365") }
+                guard let scope = TransferScope(rawValue: transferScope) else { throw ValidationError("--transfer-scope must be region, country or any") }
+                let settings = try loadMatchingSettings()
                 let now = try asOf.map(parseInstant) ?? Date()
                 let config = try Environment.current.database(role: .app)
                 let window = days
@@ -164,8 +172,10 @@ struct BatchCommand: AsyncParsableCommand {
                     let index = try await reader.buildIndex(now: now)
                     let held = try await reader.heldUnits()
                     let demand = try await PostgresOrderStore(database: db).recentDemand(since: now.addingTimeInterval(-window * 86_400))
+                    let regions = Dictionary(try await PostgresSiteStore(database: db).all().map { ($0.id, $0.region) }, uniquingKeysWith: { a, _ in a })
                     return WastageReport.build(index: index, held: held, demand: demand, demandDays: window,
-                                               horizonHours: BatchSettings.standard.wastageHorizonHours, now: now)
+                                               horizonHours: BatchSettings.standard.wastageHorizonHours, now: now,
+                                               settings: settings, regions: regions, scope: scope)
                 }
                 if json {
                     let encoder = PostgresBatchStore.encoder()
@@ -179,7 +189,7 @@ struct BatchCommand: AsyncParsableCommand {
                     print("  \(row.centreID)  \(row.component.rawValue) \(row.group)  stock \(row.stock), short-dated \(row.shortDated), at risk \(row.atRisk); " + String(format: "%.1f/day", row.dailyDemand) + ", \(supply)")
                 }
                 if report.rows.isEmpty { print("  none") }
-                print("Suggested transfers (same group only):")
+                print("Suggested transfers (same group only, arriving with the minimum remaining life, within the \(scope.rawValue == "any" ? "network" : scope.rawValue)):")
                 for t in report.transfers { print("  \(t.fromCentreID) → \(t.toCentreID): \(t.units.count) \(t.group) \(t.component.rawValue) — \(t.reason)") }
                 if report.transfers.isEmpty { print("  none") }
             }

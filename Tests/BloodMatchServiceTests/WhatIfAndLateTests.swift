@@ -55,6 +55,27 @@ struct WhatIfAndLateTests {
         }
     }
 
+    @Test("wastage demand counts orders and live decisions that found units, never what-ifs; a recipient of unknown group counts as the group served")
+    func demandCountsLiveDecisionsNotWhatIfs() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Engine.seed(test)
+            try await test.with(.app) { db in
+                let engine = DecisionEngine(database: db, planner: try Engine.planner(), index: nil, logger: db.logger, databaseDeadline: .seconds(30))
+                _ = try await engine.decide(Engine.request("d-live", quantity: 2), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                _ = try await engine.decide(Engine.request("d-what-if", quantity: 3), requestedBy: "operator:test", traceID: nil,
+                                            now: Self.now.addingTimeInterval(-30), whatIf: true)
+                var unknown = Engine.request("d-unknown", quantity: 1)
+                unknown.recipient = Recipient(group: nil, context: RecipientContext(sex: .female, ageYears: 30))
+                _ = try await engine.decide(unknown, requestedBy: "operator:test", traceID: nil, now: Self.now)
+                try await PostgresOrderStore(database: db).add([BatchRunnerTests.order("W1", quantity: 4)], actor: "test")
+                let demand = try await PostgresOrderStore(database: db).recentDemand(since: Date().addingTimeInterval(-3_600))
+                // 2 (live) + 1 (unknown group, served O-negative) + 4 (order); the what-if's 3 are not demand.
+                #expect(demand.filter { $0.group == .oNegative && $0.component == .redCells }.map(\.quantity).reduce(0, +) == 7, "\(demand)")
+                #expect(demand.allSatisfy { $0.group != nil })
+            }
+        }
+    }
+
     @Test("an emergency whose every unit arrives after the 60-min ceiling is recorded as late, with each unit marked, and can still be held")
     func lateIsRecorded() async throws {
         try await TestDatabase.withFresh { test in

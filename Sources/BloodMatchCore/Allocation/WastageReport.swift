@@ -40,6 +40,8 @@ public struct WastageRow: Sendable, Hashable, Codable {
     public var daysOfSupply: Double?
     /// DINs at risk, earliest expiry first.
     public var atRiskUnits: [UnitKey]
+    /// Their expiries (seconds since 1970), in the same order.
+    public var atRiskExpiries: [Int64] = []
 }
 
 /// A suggested move of short-dated units to a centre whose own recipients of the same group are
@@ -59,6 +61,16 @@ public struct TransferSuggestion: Sendable, Hashable, Codable {
     public var reason: String
 }
 
+/// How far a suggested transfer may go.
+public enum TransferScope: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Only between centres of the same region (e.g. `AU-02`).
+    case region
+    /// Only between centres of the same country (the region code before `-`).
+    case country
+    /// Anywhere the unit still arrives in date.
+    case any
+}
+
 /// Units at risk of expiring unused, and transfers that would put them where they are likely to
 /// be used.
 ///
@@ -75,9 +87,14 @@ public struct WastageReport: Sendable, Hashable, Codable {
     public var demandDays: Double
 
     /// Builds the report. `held` are units reserved or allocated (not at risk: they have a use);
-    /// `horizonHours` says what counts as short-dated per component.
+    /// `horizonHours` says what counts as short-dated per component. A transfer moves only units
+    /// that reach the receiving centre (travel time by `settings`' model) with at least the
+    /// component's minimum remaining life (`settings.minimumRemainingHoursAtArrival`), and only to
+    /// a centre within `scope` of the sender (`regions`: centre id → region code; a centre with no
+    /// known region is reached only with `.any`).
     public static func build(index: InventoryIndex, held: Set<UnitKey>, demand: [DemandSample], demandDays: Double,
-                             horizonHours: [Component: Double], now: Date) -> WastageReport {
+                             horizonHours: [Component: Double], now: Date, settings: MatchingSettings = .standard,
+                             regions: [String: String] = [:], scope: TransferScope = .country) -> WastageReport {
         let nowSeconds = Int64(now.timeIntervalSince1970)
         let days = max(demandDays, 1)
         // Each sample counts at its nearest centre.
@@ -105,6 +122,7 @@ public struct WastageReport: Sendable, Hashable, Codable {
                     var stock = 0
                     var shortDated = 0
                     var atRisk: [UnitKey] = []
+                    var atRiskExpiries: [Int64] = []
                     // Buckets are sorted by expiry: the k-th usable unit is used after k / rate days.
                     for p in range {
                         let unit = index.unitKey(at: p)
@@ -113,14 +131,18 @@ public struct WastageReport: Sendable, Hashable, Codable {
                         if lifeSeconds <= horizon {
                             shortDated += 1
                             let usedAfter = rate > 0 ? Double(stock + 1) / rate * 86_400 : Double.infinity
-                            if usedAfter > Double(lifeSeconds) { atRisk.append(unit) }
+                            if usedAfter > Double(lifeSeconds) {
+                                atRisk.append(unit)
+                                atRiskExpiries.append(index.expiresAt[p])
+                            }
                         }
                         stock += 1
                     }
                     guard shortDated > 0 else { continue }
                     rows.append(WastageRow(centreID: centre.siteID, component: component, group: group, stock: stock,
                                            shortDated: shortDated, atRisk: atRisk.count, dailyDemand: rate,
-                                           daysOfSupply: rate > 0 ? Double(stock) / rate : nil, atRiskUnits: atRisk))
+                                           daysOfSupply: rate > 0 ? Double(stock) / rate : nil, atRiskUnits: atRisk,
+                                           atRiskExpiries: atRiskExpiries))
                 }
             }
         }
@@ -130,11 +152,21 @@ public struct WastageReport: Sendable, Hashable, Codable {
         var transfers: [TransferSuggestion] = []
         var absorbed: [String: Int] = [:]
         let centreIndex = Dictionary(uniqueKeysWithValues: index.centres.enumerated().map { ($0.element.siteID, $0.offset) })
+        func within(_ a: String, _ b: String) -> Bool {
+            switch scope {
+            case .any: return true
+            case .region: return regions[a].map { $0 == regions[b] } ?? false
+            case .country:
+                let country = { (id: String) in regions[id].map { String($0.prefix { $0 != "-" }) } }
+                return country(a).map { $0 == country(b) } ?? false
+            }
+        }
         for row in rows where row.atRisk > 0 {
             guard let from = centreIndex[row.centreID] else { continue }
             let horizonDays = (horizonHours[row.component] ?? 0) / 24
-            var best: (centre: Int, units: Int, km: Double)?
-            for (c, centre) in index.centres.enumerated() where c != from {
+            let margin = Int64((settings.minimumRemainingHoursAtArrival[row.component] ?? 0) * 3600)
+            var best: (centre: Int, units: [UnitKey], km: Double, arrival: Int64)?
+            for (c, centre) in index.centres.enumerated() where c != from && within(row.centreID, centre.siteID) {
                 let rate = daily[key(c, row.component, row.group)] ?? 0
                 guard rate > 0 else { continue }
                 let own = index.bucket(centre: c, component: row.component, group: row.group).count
@@ -142,21 +174,31 @@ public struct WastageReport: Sendable, Hashable, Codable {
                 let capacity = Int((rate * horizonDays).rounded(.down)) - own - (absorbed[k] ?? 0)
                 guard capacity > 0 else { continue }
                 let km = index.centres[from].location.distanceKm(to: centre.location)
-                let units = min(capacity, row.atRisk)
-                if best == nil || units > best!.units || units == best!.units && km < best!.km { best = (c, units, km) }
+                // Only units that still have the minimum remaining life when they arrive.
+                let arrival = nowSeconds + Int64((settings.travelMinutes(distanceKm: km) * 60).rounded(.up))
+                let inDate = zip(row.atRiskUnits, row.atRiskExpiries).filter { $0.1 > arrival + margin }.map(\.0)
+                let units = Array(inDate.prefix(capacity))
+                guard !units.isEmpty else { continue }
+                if best == nil || units.count > best!.units.count || units.count == best!.units.count && km < best!.km {
+                    best = (c, units, km, arrival)
+                }
             }
             guard let target = best else { continue }
-            absorbed["\(target.centre)|\(row.component.rawValue)|\(row.group)", default: 0] += target.units
+            absorbed["\(target.centre)|\(row.component.rawValue)|\(row.group)", default: 0] += target.units.count
             let destination = index.centres[target.centre]
-            let count: Int = target.units
+            let count: Int = target.units.count
             let ownDemand: String = String(format: "%.1f", row.dailyDemand)
             let theirDemand: String = String(format: "%.1f", daily[key(target.centre, row.component, row.group)] ?? 0)
             let within: String = String(format: "%.0f h, %.0f km away", horizonHours[row.component] ?? 0, target.km)
+            let firstExpiry = zip(row.atRiskUnits, row.atRiskExpiries).first { $0.0 == target.units[0] }?.1 ?? target.arrival
+            let life: String = String(format: "arriving in %.1f h with at least %.0f h of life left (minimum %.0f h)",
+                                      Double(target.arrival - nowSeconds) / 3600, Double(firstExpiry - target.arrival) / 3600,
+                                      settings.minimumRemainingHoursAtArrival[row.component] ?? 0)
             let reason: String = "\(count) \(row.group) \(row.component.rawValue) would expire unused at \(row.centreID) (\(ownDemand)/day demand); "
-                + "\(destination.siteID) uses \(theirDemand)/day of \(row.group) and has room for them within \(within)"
+                + "\(destination.siteID) uses \(theirDemand)/day of \(row.group) and has room for them within \(within), \(life)"
             transfers.append(TransferSuggestion(
                 fromCentreID: row.centreID, toCentreID: destination.siteID, component: row.component, group: row.group,
-                units: Array(row.atRiskUnits.prefix(count)), reason: reason))
+                units: target.units, reason: reason))
         }
         return WastageReport(rows: rows, transfers: transfers, demandDays: days)
     }
