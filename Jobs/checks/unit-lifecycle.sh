@@ -29,19 +29,6 @@ HL1,Life Hospital,hospital,-33.868800,151.209300,AU-02,"Sydney NSW, Australia"
 CSV
 "$bm" sites import "$work/sites.csv" >/dev/null 2>&1 || bad sites "import failed"
 
-# snapshot NAME CENTRE AS_OF ROWS…: writes NAME.csv and its control record (row count, SHA-256).
-snapshot() {
-  local name=$1 centre=$2 asof=$3; shift 3
-  { echo "din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes"; printf '%s\n' "$@"; } >"$work/$name.csv"
-  python3 - "$work/$name.csv" "$centre" "$asof" <<'PY'
-import hashlib, json, sys
-path, centre, asof = sys.argv[1:]
-data = open(path, 'rb').read()
-rows = data.count(b'\n') - 1
-json.dump({"format": "bloodmatch-inventory/1", "centre": centre, "as_of": asof, "row_count": rows,
-           "sha256": hashlib.sha256(data).hexdigest(), "empty_stock": rows == 0}, open(path[:-4] + ".ctl.json", "w"))
-PY
-}
 col=$(iso '-2 days'); soon=$(iso '+10 days'); later=$(iso '+30 days'); plt=$(iso '+3 days'); frozen=$(iso '+300 days')
 D=T000126000101
 a_rows=("$D,E0336V00,RBC,O,NEG,$col,$soon,DCL1,AVAILABLE,"

@@ -27,15 +27,8 @@ HW1,What-if Hospital,hospital,-33.868800,151.209300,AU-02,"Sydney NSW, Australia
 CSV
 "$bm" sites import "$work/sites.csv" >/dev/null 2>&1 || bad sites "import failed"
 col=$(iso '-2 days'); later=$(iso '+30 days')
-{ echo "din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes"
-  for n in 1 2 3 4; do echo "T00012600020$n,E0382V00,RBC,O,NEG,$col,$later,DCW1,AVAILABLE,"; done; } >"$work/s.csv"
-python3 - "$work/s.csv" "$(iso '-40 minutes')" <<'PY'
-import hashlib, json, sys
-path, asof = sys.argv[1:]
-data = open(path, 'rb').read()
-json.dump({"format": "bloodmatch-inventory/1", "centre": "DCW1", "as_of": asof, "row_count": data.count(b'\n') - 1,
-           "sha256": hashlib.sha256(data).hexdigest(), "empty_stock": False}, open(path[:-4] + ".ctl.json", "w"))
-PY
+rows=(); for n in 1 2 3 4; do rows+=("T00012600020$n,E0382V00,RBC,O,NEG,$col,$later,DCW1,AVAILABLE,"); done
+snapshot s DCW1 "$(iso '-40 minutes')" "${rows[@]}"
 "$bm" import "$work/s.csv" >/dev/null 2>&1 || bad import "exit $?"
 "$bm" index build --out "$work/index.bmidx" >/dev/null 2>&1 || bad index "build failed"
 m() { "$bm" match --hospital HW1 --component RBC --abo O --rhd NEG --index "$work/index.bmidx" "$@"; }

@@ -6,6 +6,7 @@
 #   work     a temporary directory
 #   ok KEY / bad KEY WHY   collect results (`results`, `fail`)
 #   scratch_operator NAME ROLE   act as a new operator login from then on (see below)
+#   snapshot NAME CENTRE AS_OF ROWS…   write $work/NAME.csv and its control record
 # On exit: the script's own `on_cleanup` (stop the processes it started, by pid), then the
 # database is dropped and `work` removed.
 # `scratch_db_check NAME CHECK` does the same for a check: with DATABASE_URL set (no private
@@ -58,3 +59,17 @@ scratch_db_cleanup() {
 psql_pg() { runuser -u postgres -- psql -X -qAt -h "$sockdir" -p "$pgport" "$@"; }
 ok() { results+=("\"$1\":\"ok\""); }
 bad() { results+=("\"$1\":\"FAILED: $2\""); fail=1; }
+
+# snapshot NAME CENTRE AS_OF ROWS…: writes NAME.csv and its control record (row count, SHA-256).
+snapshot() {
+  local name=$1 centre=$2 asof=$3; shift 3
+  { echo "din,product_code,component,abo,rhd,collected_at,expires_at,site_id,status,attributes"; printf '%s\n' "$@"; } >"$work/$name.csv"
+  python3 - "$work/$name.csv" "$centre" "$asof" <<'PY'
+import hashlib, json, sys
+path, centre, asof = sys.argv[1:]
+data = open(path, 'rb').read()
+rows = data.count(b'\n') - 1
+json.dump({"format": "bloodmatch-inventory/1", "centre": centre, "as_of": asof, "row_count": rows,
+           "sha256": hashlib.sha256(data).hexdigest(), "empty_stock": rows == 0}, open(path[:-4] + ".ctl.json", "w"))
+PY
+}

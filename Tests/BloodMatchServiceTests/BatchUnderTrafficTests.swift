@@ -16,28 +16,14 @@ struct BatchUnderTrafficTests {
 
     /// Sydney and Newcastle with 60 O-negative red-cell units each, and the Wollongong hospital.
     static func seed(_ test: TestDatabase) async throws {
-        let sites = [
-            Site(id: "DCSYD", name: "Sydney", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02"),
-            Site(id: "DCNEW", name: "Newcastle", kind: .distributionCentre, location: GeoPoint(latitude: -32.93, longitude: 151.78), region: "AU-02"),
-            Site(id: "HWOL", name: "Wollongong Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02"),
-        ]
-        let dir = StockFixture.temporaryDirectory()
         let collected = now.addingTimeInterval(-5 * 86_400)
-        for (centre, base) in [("DCSYD", 100), ("DCNEW", 300)] {
-            let units = try (0..<60).map {
+        func units(_ centre: String, from base: Int) throws -> [InventoryUnit] {
+            try (0..<60).map {
                 try StockFixture.unit(StockFixture.din(sequence: base + $0), .redCells, .oNegative, at: centre, collected: collected,
                                       expires: now.addingTimeInterval(Double(20 + $0 % 10) * 86_400))
             }
-            try StockFixture.write(units, centre: centre, asOf: now.addingTimeInterval(-60), name: centre, in: dir)
         }
-        try await test.with(.importer) { db in
-            _ = try await PostgresSiteStore(database: db).upsert(sites, source: "test")
-            let importer = PostgresInventoryImporter(database: db)
-            for centre in ["DCSYD", "DCNEW"] {
-                let report = try await importer.importSnapshot(SnapshotSource(csvPath: dir.appendingPathComponent("\(centre).csv").path), now: now)
-                #expect(report.outcome == .loaded)
-            }
-        }
+        try await DecisionEngineTests.load(test, sydney: try units("DCSYD", from: 100), newcastle: try units("DCNEW", from: 300))
     }
 
     @Test("three rounds: a batch of 10 orders planned while 4 dispatchers match and hold one unit at a time is recorded every time; no unit is held twice")

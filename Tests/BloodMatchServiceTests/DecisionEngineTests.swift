@@ -16,18 +16,16 @@ import Testing
 struct DecisionEngineTests {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    /// Two centres (Sydney and Newcastle) and a hospital in Wollongong, with O-negative red cells.
-    static func seed(_ test: TestDatabase) async throws {
-        let sites = [
-            Site(id: "DCSYD", name: "Sydney", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02"),
-            Site(id: "DCNEW", name: "Newcastle", kind: .distributionCentre, location: GeoPoint(latitude: -32.93, longitude: 151.78), region: "AU-02"),
-            Site(id: "HWOL", name: "Wollongong Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02"),
-        ]
+    /// Two centres (Sydney and Newcastle) and a hospital in Wollongong.
+    static let sites = [
+        Site(id: "DCSYD", name: "Sydney", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02"),
+        Site(id: "DCNEW", name: "Newcastle", kind: .distributionCentre, location: GeoPoint(latitude: -32.93, longitude: 151.78), region: "AU-02"),
+        Site(id: "HWOL", name: "Wollongong Hospital", kind: .hospital, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02"),
+    ]
+
+    /// The sites, and each centre's units as its snapshot (as of a minute before `now`).
+    static func load(_ test: TestDatabase, sydney: [InventoryUnit], newcastle: [InventoryUnit]) async throws {
         let dir = StockFixture.temporaryDirectory()
-        let collected = now.addingTimeInterval(-5 * 86_400)
-        let expires = now.addingTimeInterval(30 * 86_400)
-        let sydney = try (1...3).map { try StockFixture.unit(StockFixture.din(sequence: $0), .redCells, .oNegative, at: "DCSYD", collected: collected, expires: expires.addingTimeInterval(Double($0) * 3600)) }
-        let newcastle = try (11...13).map { try StockFixture.unit(StockFixture.din(sequence: $0), .redCells, .oNegative, at: "DCNEW", collected: collected, expires: expires) }
         try StockFixture.write(sydney, centre: "DCSYD", asOf: now.addingTimeInterval(-60), name: "syd", in: dir)
         try StockFixture.write(newcastle, centre: "DCNEW", asOf: now.addingTimeInterval(-60), name: "new", in: dir)
         try await test.with(.importer) { db in
@@ -38,6 +36,15 @@ struct DecisionEngineTests {
                 #expect(report.outcome == .loaded)
             }
         }
+    }
+
+    /// The sites with three O-negative red-cell units at each centre.
+    static func seed(_ test: TestDatabase) async throws {
+        let collected = now.addingTimeInterval(-5 * 86_400)
+        let expires = now.addingTimeInterval(30 * 86_400)
+        let sydney = try (1...3).map { try StockFixture.unit(StockFixture.din(sequence: $0), .redCells, .oNegative, at: "DCSYD", collected: collected, expires: expires.addingTimeInterval(Double($0) * 3600)) }
+        let newcastle = try (11...13).map { try StockFixture.unit(StockFixture.din(sequence: $0), .redCells, .oNegative, at: "DCNEW", collected: collected, expires: expires) }
+        try await load(test, sydney: sydney, newcastle: newcastle)
     }
 
     static func request(_ id: String, quantity: Int = 2) -> MatchRequest {
