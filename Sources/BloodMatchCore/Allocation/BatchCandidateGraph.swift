@@ -68,6 +68,10 @@ extension BatchOptimiser {
         /// The score of the last unit the matcher listed when the list was cut at its limit: no
         /// eligible unit left out scores less.
         var cutScore: Double? = nil
+        /// The soonest any unit left out can arrive (minutes): a score is the ETA plus at most the
+        /// worst rank's penalty and every scarce attribute's, so the ETA is at least the cut's
+        /// score less those.
+        var beyondEarliestETA: Double? = nil
     }
 
     func candidates(for order: BatchOrder, index: InventoryIndex, excluded: Set<UnitKey>, now: Int64, limit: Int) -> OrderCandidates {
@@ -81,9 +85,13 @@ extension BatchOptimiser {
         quiet.rejectedCandidatesKept = 0
         let matcher = UnitMatcher(index: index, settings: quiet, travelTimes: planner.travelTimes, ordering: .cost)
         let found = matcher.match(query, now: now).chosen
+        let cut = found.count >= limit ? found.map(\.score).max() : nil
+        let worstRank = query.choices.map(\.rank).max() ?? 1
+        let penalties = Double(worstRank - 1) * (quiet.rankPenaltyMinutes[query.urgency] ?? 0)
+            + Double(query.scarce.count) * quiet.surplusAttributePenaltyMinutes
         return OrderCandidates(units: found, truncated: found.count >= limit, notes: notes, noGroup: false,
-                               bestRank: query.choices.map(\.rank).min() ?? 1,
-                               cutScore: found.count >= limit ? found.map(\.score).max() : nil)
+                               bestRank: query.choices.map(\.rank).min() ?? 1, cutScore: cut,
+                               beyondEarliestETA: cut.map { max(0, $0 - penalties) })
     }
 
     /// Adds consolidation candidates to capped lists: for an order whose list was cut at its
@@ -184,7 +192,14 @@ extension BatchOptimiser {
         // Shipment keys use a stable hospital count.
         let h = max(1, hospitals.count)
         for i in edges.indices { edges[i].shipment = unitCentre[edges[i].unit] * h + orderHospital[edges[i].order] }
-        let beyond = lists.map { list in list.cutScore.map { Int64((($0 - settings.wastageCreditMinutes) * Self.scale).rounded(.down)) } }
+        // The least a unit beyond an order's cut can cost: the cut's score, less the largest wastage
+        // credit, plus the lateness it cannot avoid when even its soonest possible arrival is late.
+        let beyond = orders.indices.map { o -> Int64? in
+            guard let cut = lists[o].cutScore, let soonest = lists[o].beyondEarliestETA else { return nil }
+            let due = orders[o].neededBy.map { max($0.timeIntervalSince1970, Double(now)) }
+            let late = due.map { max(0, Double(now) + soonest * 60 - $0) / 60 } ?? 0
+            return Int64(((cut - settings.wastageCreditMinutes + settings.latenessWeight * late) * Self.scale).rounded(.down))
+        }
         return BatchCandidateGraph(
             orders: orders, units: units, edges: edges, edgesByOrder: ranges, truncated: lists.map(\.truncated), beyondCost: beyond,
             ruleNotes: lists.map(\.notes), noAcceptableGroup: lists.map(\.noGroup), centres: centres,
