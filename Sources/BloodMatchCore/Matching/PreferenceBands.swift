@@ -18,12 +18,13 @@
 struct PreferenceBands {
     /// One eligible unit as the selection sees it.
     struct Candidate {
+        // Rank and surplus as 32-bit values keep a candidate within 40 bytes with `limited`.
         /// Minutes to arrival (the band is measured in these).
         var eta: Double
         /// Preference rank of the unit's group, 1 = best.
-        var rank: Int
+        var rank: Int32
         /// Scarce attributes carried that the request did not ask for.
-        var surplus: Int
+        var surplus: Int32
         /// Expiry, seconds since 1970.
         var expires: Int64
         /// Where the unit is in the index (its identity).

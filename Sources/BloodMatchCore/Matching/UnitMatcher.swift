@@ -80,7 +80,8 @@ public struct UnitMatcher: Sendable {
                                     deadlineMinutes: deadline ?? .infinity)
         // Choices limited per request (low-titre group O whole blood) share the smallest limit. The
         // leaders shortcut below assumes every unit found can be chosen, so it is off with a limit.
-        let limit = query.choices.compactMap(\.maximumUnits).min()
+        var limit: Int? = nil
+        for choice in query.choices { if let m = choice.maximumUnits { limit = min(limit ?? m, m) } }
         let bestRank = query.choices.map(\.rank).min() ?? 1
         let marginSeconds = Int64((settings.minimumRemainingHoursAtArrival[query.component] ?? 0) * 3600)
         let baseRequired = query.required.rawValue
@@ -204,7 +205,7 @@ public struct UnitMatcher: Sendable {
                     }
                     let surplus = distanceOnly ? 0 : (attrs & scarce).nonzeroBitCount
                     let unit = Found(
-                        candidate: PreferenceBands.Candidate(eta: eta, rank: distanceOnly ? 1 : choice.rank, surplus: surplus,
+                        candidate: PreferenceBands.Candidate(eta: eta, rank: distanceOnly ? 1 : Int32(clamping: choice.rank), surplus: Int32(surplus),
                                                              expires: index.expiresAt[p], position: p,
                                                              limited: limit != nil && choice.maximumUnits != nil),
                         score: base + Double(surplus) * surplusPenalty, centre: c, choice: k, distance: distance)
