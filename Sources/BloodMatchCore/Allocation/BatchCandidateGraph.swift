@@ -97,7 +97,9 @@ extension BatchOptimiser {
     /// Adds consolidation candidates to capped lists: for an order whose list was cut at its
     /// limit, up to its quantity of units from every centre that appears in the lists of its
     /// hospital's orders, so the optimiser can fill the order from a shipment the hospital
-    /// receives anyway even when those units rank after the cut.
+    /// receives anyway even when those units rank after the cut. Units of a choice limited per
+    /// request (low-titre group O whole blood) are added only up to the limit, counting those the
+    /// list holds already, so no allocation can exceed it.
     func addConsolidationCandidates(orders: [BatchOrder], lists: inout [OrderCandidates], index: InventoryIndex,
                                     excluded: Set<UnitKey>, now: Int64) {
         var centresOfHospital: [String: Set<String>] = [:]
@@ -114,9 +116,16 @@ extension BatchOptimiser {
             var present: [String: Int] = [:]
             for unit in lists[o].units { present[unit.centreID, default: 0] += 1 }
             var known = Set(lists[o].units.map(\.key))
+            let limitedGroups = Set(query.choices.filter { $0.maximumUnits != nil }.map(\.group))
+            let limit = query.choices.compactMap(\.maximumUnits).min() ?? .max
+            var limitedListed = lists[o].units.filter { limitedGroups.contains($0.group) }.count
             for centre in (centresOfHospital[order.hospitalID] ?? []).sorted() where (present[centre] ?? 0) < order.quantity {
                 query.onlyCentreIDs = [centre]
                 for unit in matcher.match(query, now: now).chosen where known.insert(unit.key).inserted {
+                    if limitedGroups.contains(unit.group) {
+                        guard limitedListed < limit else { continue }
+                        limitedListed += 1
+                    }
                     lists[o].units.append(unit)
                 }
             }

@@ -149,6 +149,38 @@ import Testing
         #expect(short.reason?.contains("E") == true)
     }
 
+    @Test("Low-titre group O whole blood for an A+ emergency order: at most 2 in a batch plan, even when consolidation candidates from another centre would add more")
+    func lowTitreWholeBloodLimitHoldsInBatches() throws {
+        let (optimiser, _) = try Self.optimiser()
+        let here = GeoPoint(latitude: -33.87, longitude: 151.21)
+        // Low-titre O− whole blood near (DC-A) and a little farther (DC-C); 40 A+ units far (DC-B),
+        // so the A+ order's list is cut; an O− order at the same hospital brings DC-C into its lists.
+        let centres = Self.twoCentres(GeoPoint(latitude: -33.9, longitude: 151.2), GeoPoint(latitude: -34.9, longitude: 150.6))
+            + [IndexedCentre(siteID: "DC-C", location: GeoPoint(latitude: -34.0, longitude: 151.1), snapshotID: 3, asOf: 1_800_000_000 - 60,
+                             expectedIntervalSeconds: 1800)]
+        func wholeBlood(_ n: Int, _ site: String, _ group: BloodGroup, _ attributes: AttributeSet) throws -> InventoryUnit {
+            InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0001V00", component: .wholeBlood, group: group,
+                          collectedAt: Self.now.addingTimeInterval(-86_400), expiresAt: Self.now.addingTimeInterval(20 * 86_400),
+                          siteID: site, status: .available, attributes: attributes)
+        }
+        let units = try (1...5).map { try wholeBlood($0, "DC-A", .oNegative, AttributeSet(.lowTitre)) }
+            + (6...10).map { try wholeBlood($0, "DC-C", .oNegative, AttributeSet(.lowTitre)) }
+            + (11...50).map { try wholeBlood($0, "DC-B", BloodGroup(.A, .positive), []) }
+        let index = InventoryIndex(centres: centres, units: units, builtAt: Self.now)
+        let orders = [
+            BatchOrder(orderID: "WB-A", hospitalID: "H1", destination: here, component: .wholeBlood,
+                       recipient: Recipient(group: BloodGroup(.A, .positive), context: .adultMale), quantity: 4, urgency: .emergency, placedAt: Self.now),
+            BatchOrder(orderID: "WB-O", hospitalID: "H1", destination: here, component: .wholeBlood,
+                       recipient: Recipient(group: .oNegative, context: .adultMale), quantity: 1, urgency: .routine, placedAt: Self.now),
+        ]
+        let (plan, graph) = optimiser.planWithGraph(orders: orders, index: index, excluded: [], now: Self.now)
+        let listed = graph.edges.filter { graph.orders[$0.order].orderID == "WB-A" && graph.units[$0.unit].group.abo == .O }
+        #expect(listed.count <= 2, "\(listed.count) low-titre units listed for the A+ order")
+        let mine = plan.allocations.filter { $0.orderID == "WB-A" }
+        #expect(mine.count == 4)
+        #expect(mine.filter { $0.unit.group.abo == .O }.count <= 2, "\(mine.map(\.unit.group))")
+    }
+
     @Test("A short order names its real cause: units of its group too old for its maximum age, not incompatible groups")
     func shortOrderNamesMaximumAge() throws {
         let (optimiser, _) = try Self.optimiser()
