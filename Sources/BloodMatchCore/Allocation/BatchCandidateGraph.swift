@@ -14,7 +14,7 @@ public struct BatchCandidateGraph: Sendable {
         public var order: Int
         /// Unit position in `units`.
         public var unit: Int
-        /// Cost in hundredths of a minute (score + lateness − wastage credit).
+        /// Cost in hundredths of a minute (urgency weight × score + lateness − wastage credit).
         public var cost: Int64
         /// Shipment key: centre position × hospital count + hospital position.
         public var shipment: Int
@@ -190,7 +190,7 @@ extension BatchOptimiser {
                     let remaining = Double(unit.expiresAt) - arrival
                     credit = settings.wastageCreditMinutes * min(1, max(0, 1 - remaining / horizon))
                 }
-                let minutes = unit.score + settings.latenessWeight * late - credit
+                let minutes = settings.weight(order.urgency) * unit.score + settings.latenessWeight * late - credit
                 edges.append(.init(order: o, unit: u, cost: Int64((minutes * Self.scale).rounded()),
                                    shipment: unitCentre[u] * max(1, orders.count) + orderHospital[o],
                                    lateMinutes: late, wastageCredit: credit, proposal: unit))
@@ -207,7 +207,8 @@ extension BatchOptimiser {
             guard let cut = lists[o].cutScore, let soonest = lists[o].beyondEarliestETA else { return nil }
             let due = orders[o].neededBy.map { max($0.timeIntervalSince1970, Double(now)) }
             let late = due.map { max(0, Double(now) + soonest * 60 - $0) / 60 } ?? 0
-            return Int64(((cut - settings.wastageCreditMinutes + settings.latenessWeight * late) * Self.scale).rounded(.down))
+            let weighted = settings.weight(orders[o].urgency) * cut
+            return Int64(((weighted - settings.wastageCreditMinutes + settings.latenessWeight * late) * Self.scale).rounded(.down))
         }
         return BatchCandidateGraph(
             orders: orders, units: units, edges: edges, edgesByOrder: ranges, truncated: lists.map(\.truncated), beyondCost: beyond,

@@ -107,7 +107,9 @@ extension BatchOptimiser {
                 let minutes = Double(edge.cost) / Self.scale
                 var words = "\(unit.group) rank \(unit.rank) at \(unit.centreID), \(Int(unit.distanceKm.rounded())) km, ETA \(Int(unit.etaMinutes.rounded())) min"
                 words += "; \(unit.rule)"
-                words += String(format: "; cost %.1f min = score %.1f", minutes, unit.score)
+                let weight = settings.weight(graph.orders[edge.order].urgency)
+                words += weight == 1 ? String(format: "; cost %.1f min = score %.1f", minutes, unit.score)
+                    : String(format: "; cost %.1f min = score %.1f × %g (%@)", minutes, unit.score, weight, graph.orders[edge.order].urgency.rawValue)
                 if edge.lateMinutes > 0 { words += String(format: " + lateness %.0f min × %.1f", edge.lateMinutes, settings.latenessWeight) }
                 if edge.wastageCredit > 0 { words += String(format: " − wastage credit %.1f (expires in %.0f h)", edge.wastageCredit, Double(unit.expiresAt - seconds) / 3600) }
                 words += "; shipment \(n + 1) \(centre) → \(hospital) with \(units.count) unit(s)"

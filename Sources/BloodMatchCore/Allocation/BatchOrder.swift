@@ -53,7 +53,8 @@ public struct BatchOrder: Sendable, Hashable, Codable {
 /// Weights of the batch objective, in minutes of courier time; operating choices, not clinical rules.
 ///
 /// Each allocated unit costs its matcher score (ETA plus the rules' rank penalty for a less
-/// preferred group plus the surplus-attribute penalty, `MatchingSettings`), plus lateness, minus
+/// preferred group plus the surplus-attribute penalty, `MatchingSettings`) times its order's
+/// urgency weight (`urgencyWeight`: urgency buys time), plus lateness, minus
 /// a wastage credit for short-dated units; each distinct centre → hospital shipment costs
 /// `shipmentCostMinutes`; each unit of demand left unserved costs `unservedPenaltyMinutes` of its
 /// urgency, so filling orders always comes first and an emergency order is never left short for
@@ -72,6 +73,12 @@ public struct BatchSettings: Sendable, Hashable, Codable {
     public var wastageHorizonHours: [Component: Double]
     /// Minutes of cost per minute a unit arrives after the order's needed-by time.
     public var latenessWeight: Double
+    /// What a minute of an order's unit score weighs, per urgency: an urgent minute counts
+    /// twice a routine one, an emergency minute four times, so of two orders at one hospital
+    /// (whose shipments are the same whichever takes which unit) the more urgent takes the nearer
+    /// unit, and a more urgent order waits less to save a courier run (Data/SOURCES.md §S29).
+    /// Nil in plans recorded before it existed (every weight 1).
+    public var urgencyWeight: [Urgency: Double]? = nil
     /// Cost of one unit of demand left unserved, per urgency (orders of magnitude apart).
     public var unservedPenaltyMinutes: [Urgency: Double]
     /// Candidates kept per unit ordered in the first round (more for orders left short).
@@ -111,10 +118,18 @@ public struct BatchSettings: Sendable, Hashable, Codable {
 
     /// Defaults: a shipment costs 120 min; up to 60 min of wastage credit within 72 h of expiry
     /// (red cells, whole blood), 24 h (platelets), 7 days (plasma, cryoprecipitate); 2 min per
-    /// minute late; unserved units cost 10⁹ / 10⁷ / 10⁵ min (emergency / urgent / routine).
-    public static let standard = BatchSettings(
-        shipmentCostMinutes: 120, wastageCreditMinutes: 60,
-        wastageHorizonHours: [.redCells: 72, .wholeBlood: 72, .platelets: 24, .plasma: 168, .cryoprecipitate: 168],
-        latenessWeight: 2, unservedPenaltyMinutes: [.emergency: 1e9, .urgent: 1e7, .routine: 1e5],
-        candidatesPerUnit: 4, minimumCandidates: 30, wideningRounds: 3, rescalingRounds: 4)
+    /// minute late; unit scores weighted 4 / 2 / 1 and unserved units costing 10⁹ / 10⁷ / 10⁵ min
+    /// (emergency / urgent / routine).
+    public static let standard: BatchSettings = {
+        var s = BatchSettings(
+            shipmentCostMinutes: 120, wastageCreditMinutes: 60,
+            wastageHorizonHours: [.redCells: 72, .wholeBlood: 72, .platelets: 24, .plasma: 168, .cryoprecipitate: 168],
+            latenessWeight: 2, unservedPenaltyMinutes: [.emergency: 1e9, .urgent: 1e7, .routine: 1e5],
+            candidatesPerUnit: 4, minimumCandidates: 30, wideningRounds: 3, rescalingRounds: 4)
+        s.urgencyWeight = [.emergency: 4, .urgent: 2, .routine: 1]
+        return s
+    }()
+
+    /// The weight of `urgency`'s unit scores (1 when not set).
+    public func weight(_ urgency: Urgency) -> Double { urgencyWeight?[urgency] ?? 1 }
 }

@@ -149,6 +149,44 @@ import Testing
         #expect(short.reason?.contains("E") == true)
     }
 
+    /// Pairs of an urgent and a routine order at one hospital where the urgent order's unit
+    /// arrives more than an hour after the routine order's, though each unit was a candidate of
+    /// the other order at no worse rank (a swap keeps the shipments: both orders are at one hospital).
+    static func inversions(_ plan: BatchPlan, _ graph: BatchCandidateGraph) -> Int {
+        var rank: [String: [UnitKey: Int]] = [:]
+        for e in graph.edges { rank[graph.orders[e.order].orderID, default: [:]][graph.units[e.unit].key] = e.proposal.rank }
+        let urgency = Dictionary(uniqueKeysWithValues: graph.orders.map { ($0.orderID, $0.urgency) })
+        let hospital = Dictionary(uniqueKeysWithValues: graph.orders.map { ($0.orderID, $0.hospitalID) })
+        var count = 0
+        for u in plan.allocations where urgency[u.orderID] == .urgent {
+            for r in plan.allocations where urgency[r.orderID] == .routine && hospital[r.orderID] == hospital[u.orderID]
+                && u.unit.etaMinutes > r.unit.etaMinutes + 60 {
+                guard let uTakesR = rank[u.orderID]?[r.unit.key], let rTakesU = rank[r.orderID]?[u.unit.key] else { continue }
+                if uTakesR <= u.unit.rank && rTakesU <= r.unit.rank { count += 1 }
+            }
+        }
+        return count
+    }
+
+    @Test("Urgency buys time: no urgent order's unit arrives more than an hour after a routine order's at the same hospital when they could swap; with every weight 1 such pairs occur")
+    func urgentOrdersGetTheNearerUnits() throws {
+        let (optimiser, _) = try Self.optimiser()
+        var flat = optimiser.settings
+        flat.urgencyWeight = nil
+        let unweighted = BatchOptimiser(planner: optimiser.planner, settings: flat)
+        var weightedInversions = 0, flatInversions = 0
+        for seed in [UInt64(21), 22, 23] {
+            let scenario = BatchScenario.generate(seed: seed, centres: 12, hospitals: 6, units: 3000, orders: 120, maximumQuantity: 4)
+            let (plan, graph) = optimiser.planWithGraph(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now)
+            weightedInversions += Self.inversions(plan, graph)
+            let (flatPlan, flatGraph) = unweighted.planWithGraph(orders: scenario.orders, index: scenario.index, excluded: [], now: scenario.now)
+            flatInversions += Self.inversions(flatPlan, flatGraph)
+        }
+        print(#"{"urgency_inversions":{"weighted":\#(weightedInversions),"every_weight_1":\#(flatInversions)}}"#)
+        #expect(weightedInversions == 0)
+        #expect(flatInversions > 0, "the scenario has no competing urgent and routine orders: the test shows nothing")
+    }
+
     @Test("Low-titre group O whole blood for an A+ emergency order: at most 2 in a batch plan, even when consolidation candidates from another centre would add more")
     func lowTitreWholeBloodLimitHoldsInBatches() throws {
         let (optimiser, _) = try Self.optimiser()
