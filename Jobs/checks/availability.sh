@@ -4,7 +4,7 @@
 #   centre and group for several requests (groups, components, a requirement)
 # - a request whose API total T is 1…99: a match for T + 1 units finds exactly T (nothing counted
 #   that a match would not use: held, issued, or short of the minimum remaining life on arrival)
-# - after those T units are held, both show T fewer, the narrow request 0
+# - after those T units are held, both show T fewer, the narrow request 0; issued, still 0
 # Bounded: about 20 s. Prints one JSON line; exits 1 on failure. Stops only the server it started.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -74,6 +74,12 @@ else
   api "$work/api-after.json" "$@"; cli "$work/cli-after.json" "$@"
   a=$(total "$work/api-after.json"); c=$(total "$work/cli-after.json")
   { [ "$a" = 0 ] && [ "$c" = 0 ]; } && ok held_units_no_longer_counted || bad held_units_no_longer_counted "api $a, cli $c after holding $narrow_total"
+  # Issued (dispatched) they stay out of both counts: the index built before the issue still holds them.
+  rid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reservation_id"])' "$work/r.json" 2>/dev/null)
+  "$bm" reservation issue "$rid" --key avail-issue >"$work/issue.out" 2>&1 || bad issue "exit $?: $(tail -1 "$work/issue.out")"
+  api "$work/api-issued.json" "$@"; cli "$work/cli-issued.json" "$@"
+  { [ "$(total "$work/api-issued.json")" = 0 ] && [ "$(total "$work/cli-issued.json")" = 0 ]; } \
+    && ok issued_units_not_counted || bad issued_units_not_counted "api $(total "$work/api-issued.json"), cli $(total "$work/cli-issued.json") after issuing $narrow_total"
   # A broader request over the same group drops by the same number in both.
   api "$work/api-broad.json" "$1" "$2" "$3"; cli "$work/cli-broad.json" "$1" "$2" "$3"
   before=$(total "$work/api-$1-$2-$3.json" 2>/dev/null || echo "")

@@ -316,7 +316,7 @@ public actor DecisionEngine {
 
     /// The index checked against the snapshots in force now, rebuilt (and installed) when it no
     /// longer names them; `rebuilt` says whether it was.
-    func indexCheckedAgainstSnapshots(now: Date) async throws -> (index: InventoryIndex, rebuilt: Bool) {
+    public func indexCheckedAgainstSnapshots(now: Date) async throws -> (index: InventoryIndex, rebuilt: Bool) {
         try await currentIndexUntraced(now: now, check: true)
     }
 

@@ -189,19 +189,20 @@ public struct PostgresInventoryReader: Sendable {
     }
 
     /// Units no match may choose although the index may still hold them, with their centre,
-    /// component and group: under an active hold, issued, or returned since their centre's
-    /// snapshot. What availability counts leave out.
+    /// component and group: under an active hold, or issued or returned since their centre's
+    /// snapshot (one issued earlier is left out of the index when it is built, so the read stays
+    /// as small as the recent activity, however long the history). What availability counts leave out.
     public func heldUnitPlaces() async throws -> [HeldUnit] {
         try await database.observe("inventory.held_unit_places") {
             var out: [HeldUnit] = []
             for try await (din, code, centre, component, abo, rhd) in try await database.client.query("""
                 SELECT r.din, r.product_code, r.centre, r.component, r.abo, r.rhd
                 FROM reservation_units r JOIN reservations h USING (reservation_id)
-                WHERE r.state = 'issued' OR (r.state = 'active' AND h.held_until > now())
+                WHERE r.state = 'active' AND h.held_until > now()
                 UNION ALL
                 SELECT r.din, r.product_code, r.centre, r.component, r.abo, r.rhd
                 FROM reservation_units r JOIN centre_status s ON s.centre = r.centre
-                WHERE r.state = 'returned' AND r.state_changed_at >= s.last_as_of
+                WHERE r.state IN ('issued', 'returned') AND r.state_changed_at >= s.last_as_of
                 """, logger: database.logger).decode((String, String, String, String, String, String).self) {
                 guard let component = Component(rawValue: component), let a = ABO(rawValue: abo), let r = RhD(rawValue: rhd) else { continue }
                 out.append(HeldUnit(key: UnitKey(din: din, productCode: code), centreID: centre, component: component, group: BloodGroup(a, r)))

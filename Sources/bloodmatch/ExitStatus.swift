@@ -83,8 +83,3 @@ extension ClockSkewError: ClassifiedError {
     /// Expiry and data age cannot be trusted: unable to verify, never an answer.
     var exitStatus: ExitStatus { .databaseUnavailable }
 }
-
-extension APIError: ClassifiedError {
-    /// The service layer's "unable to verify" (index, database or clock) is the CLI's exit 5.
-    var exitStatus: ExitStatus { code == "unable_to_verify" ? .databaseUnavailable : .failure }
-}

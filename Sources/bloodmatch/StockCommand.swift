@@ -52,19 +52,19 @@ struct StockCommand: AsyncParsableCommand {
                                        travelTimes: try loadTravelTimes())
             let preloaded = try? IndexLoader.load(path: index)
             let config = try Environment.current.database(role: .app)
-            let (site, verified, held, now) = try await Database.with(config, logger: logger) { db in
+            let (site, inForce, held, now) = try await Database.with(config, logger: logger) { db in
                 let engine = DecisionEngine(database: db, planner: planner, index: preloaded, logger: logger)
                 // Expiry and data age are this host's: refused when its clock cannot be trusted.
                 try await engine.checkClock()
                 let now = Date()
                 return (try await PostgresInventoryReader(database: db).site(near),
-                        try await DataGuard(engine: engine).verifiedIndex(now: now),
+                        try await engine.indexCheckedAgainstSnapshots(now: now).index,
                         try await PostgresInventoryReader(database: db).heldUnitPlaces(), now)
             }
             guard let site, site.kind == .hospital else { throw ValidationError("--near '\(near)' is not a known hospital") }
             let request = MatchRequest(requestID: "stock", hospitalID: site.id, destination: site.location, component: component,
                                        recipient: Recipient(group: group), quantity: 1, requirements: requirements, urgency: .routine)
-            let answer = Availability.answer(index: verified.index, planner: planner, request: request, destination: site.location,
+            let answer = Availability.answer(index: inForce, planner: planner, request: request, destination: site.location,
                                              held: held, now: now, anyGroup: group == nil)
             let seconds = Int64(now.timeIntervalSince1970)
             let listed = answer.centres.filter { $0.total > 0 || $0.centre.isStale(now: seconds) }.prefix(limit)
@@ -82,7 +82,7 @@ struct StockCommand: AsyncParsableCommand {
                 }
                 let body: [String: Any] = ["hospital_id": site.id, "component": component.rawValue, "centres": rows,
                                            "acceptable_groups": answer.query.choices.map { $0.group.description },
-                                           "evaluated_at": DecisionPrinter.timestamp(seconds), "index_version": verified.version]
+                                           "evaluated_at": DecisionPrinter.timestamp(seconds), "index_version": inForce.version]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
                 return
             }

@@ -98,8 +98,3 @@ public struct APIError: Error, Sendable, HTTPResponseError {
         }
     }
 }
-
-extension APIError: CustomStringConvertible {
-    /// The message, as logs and the CLI show it.
-    public var description: String { message }
-}
