@@ -10,7 +10,16 @@ problem exactly as a mixed-integer programme with HiGHS (scipy.optimize.milp):
     s.t. sum_{e in o} x_e <= q_o      (order quantity)
          sum_{e at u} x_e <= 1        (no unit twice)
          x_e <= y_{p(e)}              (a pair used pays its shipment charge)
+         x_e <= sum_{g at v} x_g      (stewardship: for each edge f = (o, v) of e's order whose unit
+                                       is better-ranked and arrives within e's band, or arrives by
+                                       the order's deadline while e's is late: v must then be used)
+         sum_{limited e in o} x_e <= limit_o
          x, y binary
+
+The stewardship rows are the plan's own rules (Data/SOURCES.md §S30) written out from each edge's
+rank and ETA and each order's band tolerance and deadline; the plan is also checked against them
+directly (no allocation may leave a preferred unit free), and the unconstrained optimum is solved
+too, to show the rules bind (and what they cost).
 
 and asserts that the optimiser's allocation is feasible and serves exactly as many units at each
 urgency as the optimum, that its cost is within 1 % of the optimum (--tolerance) on every
@@ -58,8 +67,67 @@ def objective(inst, chosen):
     return cost + len(pairs) * inst["shipment_cost"], served
 
 
-def exact(inst, only=None):
-    """The optimum over inst's edges, or over those whose (order, unit) is in `only`."""
+def band_end(order, eta):
+    """Where the band of a unit arriving at `eta` ends for `order`: the tolerance later, capped at
+    the deadline when the unit arrives by it."""
+    end = eta + order["band_minutes"]
+    deadline = order["deadline_minutes"]
+    return min(end, deadline) if deadline is not None and eta <= deadline else end
+
+
+def preferences(inst, edges):
+    """The stewardship rules as pairs (e, f) of edge positions of one order: allocating e requires
+    f's unit to be allocated to some order. f is better-ranked and arrives within e's band, or e
+    arrives after the order's deadline and f by it."""
+    orders = {o["id"]: o for o in inst["orders"]}
+    by_order = {}
+    for j, e in enumerate(edges):
+        by_order.setdefault(e["order"], []).append(j)
+    pairs = []
+    for oid, js in by_order.items():
+        order = orders[oid]
+        deadline = order["deadline_minutes"]
+        for j in js:
+            e = edges[j]
+            late = deadline is not None and e["eta"] > deadline
+            end = band_end(order, e["eta"])
+            for k in js:
+                f = edges[k]
+                if k == j:
+                    continue
+                if (f["rank"] < e["rank"] and f["eta"] <= end) or (late and f["eta"] <= deadline):
+                    pairs.append((j, k))
+    return pairs
+
+
+def breaches(inst, chosen):
+    """Allocations that break the stewardship rules: a preferred unit of the same order left free."""
+    edges = inst["edges"]
+    at = {(e["order"], e["unit"]): j for j, e in enumerate(edges)}
+    used = {c["unit"] for c in chosen}
+    orders = {o["id"]: o for o in inst["orders"]}
+    limited_held = {}
+    for c in chosen:
+        if edges[at[(c["order"], c["unit"])]]["limited"]:
+            limited_held[c["order"]] = limited_held.get(c["order"], 0) + 1
+    allocated = {(c["order"], c["unit"]) for c in chosen}
+    out = []
+    for j, k in preferences(inst, edges):
+        e, f = edges[j], edges[k]
+        if (e["order"], e["unit"]) not in allocated or f["unit"] in used:
+            continue
+        limit = orders[e["order"]]["limit"]
+        if f["limited"] and not e["limited"] and limit is not None and limited_held.get(e["order"], 0) >= limit:
+            continue
+        out.append(f"{e['order']}: {e['unit']} rank {e['rank']} at {e['eta']:.0f} min while {f['unit']} rank {f['rank']} "
+                   f"at {f['eta']:.0f} min is free")
+    return out
+
+
+def exact(inst, only=None, stewardship=True):
+    """The optimum over inst's edges, or over those whose (order, unit) is in `only`; with
+    `stewardship`, under the band and deadline rules (over inst's edges, which hold every eligible
+    unit) and the per-request limit of limited units."""
     edges, orders = inst["edges"], inst["orders"]
     if only is not None:
         edges = [e for e in edges if (e["order"], e["unit"]) in only]
@@ -88,6 +156,25 @@ def exact(inst, only=None):
         rows += [r] * len(js); cols += js; vals += [1] * len(js); lb.append(0); ub.append(1); r += 1
     for j, e in enumerate(edges):
         rows += [r, r]; cols += [j, ne + pair_ix[(e["centre"], e["hospital"])]]; vals += [1, -1]; lb.append(-np.inf); ub.append(0); r += 1
+    if stewardship:
+        # At most `limit` limited units per order.
+        for i, o in enumerate(orders):
+            js = [j for j, e in enumerate(edges) if order_ix[e["order"]] == i and e["limited"]]
+            if js and o["limit"] is not None:
+                rows += [r] * len(js); cols += js; vals += [1] * len(js); lb.append(0); ub.append(o["limit"]); r += 1
+        # x_e <= sum of x at f's unit; when f is limited and e is not, the rule lapses once the
+        # order holds its limit: x_e - sum x_f - L_o / limit <= 0.
+        limits = {o["id"]: o["limit"] for o in orders}
+        for j, k in preferences(inst, edges):
+            e, f = edges[j], edges[k]
+            row_cols, row_vals = [j], [1.0]
+            for g in by_unit[unit_ix[f["unit"]]]:
+                row_cols.append(g); row_vals.append(-1.0)
+            if f["limited"] and not e["limited"] and limits[e["order"]] is not None:
+                for g, h in enumerate(edges):
+                    if h["order"] == e["order"] and h["limited"]:
+                        row_cols.append(g); row_vals.append(-1.0 / limits[e["order"]])
+            rows += [r] * len(row_cols); cols += row_cols; vals += row_vals; lb.append(-np.inf); ub.append(0); r += 1
     a = coo_matrix((vals, (rows, cols)), shape=(r, ne + npairs)).tocsr()
     res = milp(c, constraints=LinearConstraint(a, lb, ub), integrality=np.ones(ne + npairs),
                bounds=Bounds(0, 1), options={"time_limit": 60, "mip_rel_gap": 0})
@@ -109,6 +196,7 @@ def main():
     args = ap.parse_args()
     worst, greedy_gaps, failures, misses, gaps, proven = 0.0, [], [], [], [], 0
     beyond_cut, cut_lists, candidate_claims, beyond_initial = 0, 0, 0, 0
+    rule_binds, price, replaced, breached = 0, [], 0, 0
     runs = [(k, False) for k in range(args.first, args.first + args.instances)] + \
            [(k, True) for k in range(args.first, args.first + args.cut_instances)]
     for k, cut in runs:
@@ -121,8 +209,13 @@ def main():
         inst = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         opt_chosen, _ = exact(inst)
         opt_cost, opt_served = objective(inst, opt_chosen)
+        free_chosen, _ = exact(inst, stewardship=False)
+        free_cost, _ = objective(inst, free_chosen)
+        if breaches(inst, free_chosen):
+            rule_binds += 1
+        price.append((opt_cost - free_cost) / max(abs(free_cost), 1))
         plan_edges = {(e["order"], e["unit"]) for e in inst["plan_edges"]}
-        cand_chosen, _ = exact(inst, only=plan_edges)
+        cand_chosen, _ = exact(inst, only=plan_edges, stewardship=False)
         cand_cost, _ = objective(inst, cand_chosen)
         if any((c["order"], c["unit"]) not in plan_edges for c in opt_chosen) and cand_cost > opt_cost + 1:
             beyond_cut += 1
@@ -143,6 +236,11 @@ def main():
         except AssertionError as error:
             failures.append(f"seed {seed}: {error}")
             continue
+        replaced += inst["stewardship_replacements"]
+        ours_breach = breaches(inst, inst["chosen"])
+        if ours_breach:
+            breached += 1
+            failures.append(f"seed {seed}: {len(ours_breach)} allocation(s) break the stewardship rules: {ours_breach[:3]}")
         gap = (our_cost - opt_cost) / max(abs(opt_cost), 1)
         ggap = (greedy_cost - opt_cost) / max(abs(opt_cost), 1)
         greedy_gaps.append(ggap if greedy_served == opt_served else float("nan"))
@@ -181,7 +279,13 @@ def main():
         failures.append(f"{len(misses)} instances above {args.tolerance:.0%}: {misses}")
     if args.cut_instances >= 10 and beyond_initial == 0:
         failures.append("no cut instance has its optimum beyond the orders' initial lists: the family tests nothing")
-    print(json.dumps({"instances": len(runs), "with_cut_lists": cut_lists, "optimum_beyond_the_final_candidates": beyond_cut,
+    if rule_binds == 0:
+        failures.append("the stewardship rules bind on no instance (no unconstrained optimum breaks them): the check tests nothing")
+    print(json.dumps({"instances": len(runs), "with_cut_lists": cut_lists,
+                      "unconstrained_optimum_breaks_stewardship": rule_binds, "plans_breaking_stewardship": breached,
+                      "stewardship_replacements": replaced,
+                      "mean_price_of_stewardship_percent": round(100 * sum(price) / max(1, len(price)), 3),
+                      "worst_price_of_stewardship_percent": round(100 * max(price, default=0), 3), "optimum_beyond_the_final_candidates": beyond_cut,
                       "cut_instances_with_optimum_beyond_initial_lists": beyond_initial,
                       "candidate_claims_checked": candidate_claims, "worst_optimiser_gap_percent": round(worst * 100, 3),
                       "mean_optimiser_gap_percent": round(100 * sum(gaps) / max(1, len(gaps)), 3),

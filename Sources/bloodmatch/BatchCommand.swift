@@ -236,14 +236,25 @@ struct BatchCommand: AsyncParsableCommand {
             let scale = 100.0
             var out: [String: Any] = [:]
             out["shipment_cost"] = Int((optimiser.settings.shipmentCostMinutes * scale).rounded())
-            out["orders"] = scenario.orders.map { o -> [String: Any] in
+            // What the stewardship rules need: per order its band tolerance, deadline and limited
+            // groups (low-titre group O whole blood); per edge the unit's rank and ETA.
+            let seconds = Int64(scenario.now.timeIntervalSince1970)
+            let limited = scenario.orders.map { o -> (groups: Set<BloodGroup>, limit: Int?) in
+                let choices = optimiser.planner.query(for: o.matchRequest, destination: o.destination).0.choices
+                return (Set(choices.filter { $0.maximumUnits != nil }.map(\.group)), choices.compactMap(\.maximumUnits).min())
+            }
+            out["orders"] = scenario.orders.enumerated().map { n, o -> [String: Any] in
                 ["id": o.orderID, "hospital": o.hospitalID, "quantity": o.quantity, "urgency": o.urgency.rawValue,
-                 "penalty": Int(((optimiser.settings.unservedPenaltyMinutes[o.urgency] ?? 1e5) * scale).rounded())]
+                 "penalty": Int(((optimiser.settings.unservedPenaltyMinutes[o.urgency] ?? 1e5) * scale).rounded()),
+                 "band_minutes": optimiser.planner.settings.preferenceBandMinutes[o.urgency] ?? 0,
+                 "deadline_minutes": optimiser.deadlineMinutes(o, now: seconds) ?? NSNull(), "limit": limited[n].limit ?? NSNull()]
             }
             out["edges"] = full.edges.map { e -> [String: Any] in
                 ["order": full.orders[e.order].orderID, "unit": full.units[e.unit].din, "centre": full.units[e.unit].centreID,
-                 "hospital": full.orders[e.order].hospitalID, "cost": e.cost]
+                 "hospital": full.orders[e.order].hospitalID, "cost": e.cost, "rank": e.proposal.rank, "eta": e.proposal.etaMinutes,
+                 "limited": limited[e.order].groups.contains(e.proposal.group)]
             }
+            out["stewardship_replacements"] = plan.stewardshipBreachesRepaired ?? 0
             out["chosen"] = plan.allocations.map { ["order": $0.orderID, "unit": $0.unit.din] }
             out["greedy"] = greedy.map { ["order": full.orders[full.edges[$0].order].orderID, "unit": full.units[full.edges[$0].unit].din] }
             out["optimiser_total_minutes"] = plan.cost.totalMinutes
@@ -305,6 +316,8 @@ struct BatchCommand: AsyncParsableCommand {
                 "candidate_lower_bound_minutes": ((plan.candidateLowerBoundMinutes ?? 0) * 10).rounded() / 10,
                 "gap_to_candidate_lower_bound_percent": plan.candidateLowerBoundMinutes.map { lb in ((plan.cost.totalMinutes - lb) / max(1e-9, lb) * 1000).rounded() / 10 } ?? -1,
                 "orders_with_cut_lists": plan.ordersWithCutLists ?? 0,
+                "stewardship_breaches_repaired": plan.stewardshipBreachesRepaired ?? 0,
+                "late_units": plan.allocations.filter { $0.unit.late == true }.count,
                 "cost_per_unit_served": (plan.cost.totalMinutes / Double(max(1, plan.allocations.count)) * 100).rounded() / 100,
                 "greedy_cost_per_unit_served": (plan.greedyCost.totalMinutes / Double(max(1, requested - plan.greedyCost.unserved.values.reduce(0, +))) * 100).rounded() / 100,
                 "candidate_edges": plan.candidateEdges, "rescaling_rounds": plan.rescalingRounds,
@@ -367,6 +380,9 @@ enum BatchPrinter {
             }
             lines.append(line)
         }
+        if let repaired = plan.stewardshipBreachesRepaired, repaired > 0 {
+            lines.append("Stewardship: \(repaired) allocation(s) of the optimiser's first plan left a better-ranked unit in their band, or a unit in time, free; none in this plan does (Data/SOURCES.md §S30)")
+        }
         if plan.cost.unserved != plan.greedyCost.unserved {
             lines.append("Unserved units: optimiser \(describe(plan.cost.unserved)); greedy \(describe(plan.greedyCost.unserved))")
         }
@@ -378,6 +394,8 @@ enum BatchPrinter {
             lines.append("")
             var head = "Shipment \(shipment.number)  \(shipment.centreID) → \(shipment.hospitalID)  \(shipment.units.count) unit(s)  ETA \(Int(shipment.etaMinutes.rounded())) min"
             if let met = shipment.neededByMet { head += met ? "  needed-by met" : "  LATE for needed-by" }
+            let late = shipment.units.filter { byUnit[$0]?.unit.late == true }.count
+            if late > 0 { head += "  \(late) unit(s) LATE: after the order's deadline" }
             if shipment.staleCentre { head += "  STALE centre data: confirm before dispatch" }
             lines.append(head)
             for unit in shipment.units {

@@ -18,7 +18,8 @@ public struct BatchCandidateGraph: Sendable {
         public var cost: Int64
         /// Shipment key: centre position × hospital count + hospital position.
         public var shipment: Int
-        /// Minutes late against the needed-by time.
+        /// Minutes late against the order's deadline (its urgency's time ceiling, or its needed-by
+        /// time when sooner).
         public var lateMinutes: Double
         /// Wastage credit in minutes.
         public var wastageCredit: Double
@@ -132,6 +133,22 @@ extension BatchOptimiser {
         }
     }
 
+    /// The ETA (minutes from `now`) by which an order's units should arrive: its urgency's time
+    /// ceiling, or its needed-by time when sooner (as in live matches, Data/SOURCES.md §S27), never
+    /// before now. Nil when neither is set.
+    public func deadlineMinutes(_ order: BatchOrder, now: Int64) -> Double? {
+        planner.settings.arrivalDeadlineMinutes(urgency: order.urgency, neededBy: order.neededBy.map { Int64($0.timeIntervalSince1970) },
+                                                now: now).map { max(0, $0) }
+    }
+
+    /// Minutes a unit arriving `etaMinutes` from now is late against the order's deadline.
+    /// Lateness counts from the deadline, or from now when that is already past: an overdue order
+    /// is served as soon as possible, never priced out of the plan by the time that passed before
+    /// it was planned.
+    func lateMinutes(_ order: BatchOrder, etaMinutes: Double, now: Int64) -> Double {
+        deadlineMinutes(order, now: now).map { max(0, etaMinutes - $0) } ?? 0
+    }
+
     func initialLimit(_ order: BatchOrder) -> Int {
         max(order.quantity * settings.candidatesPerUnit, order.quantity + settings.minimumCandidates)
     }
@@ -180,10 +197,7 @@ extension BatchOptimiser {
                     unitCentre.append(c)
                 }
                 let arrival = Double(now) + unit.etaMinutes * 60
-                // Lateness counts from the needed-by time, or from now when that is already past: an
-                // overdue order is served as soon as possible, never priced out of the plan by the
-                // time that passed before it was planned.
-                let late = order.neededBy.map { max(0, arrival - max($0.timeIntervalSince1970, Double(now))) / 60 } ?? 0
+                let late = lateMinutes(order, etaMinutes: unit.etaMinutes, now: now)
                 var credit = 0.0
                 // Only the recipient's best-ranked group earns the credit (LB-ONEG; Data/SOURCES.md §S2).
                 if unit.rank == bestRank, horizon > 0 {
@@ -205,8 +219,7 @@ extension BatchOptimiser {
         // credit, plus the lateness it cannot avoid when even its soonest possible arrival is late.
         let beyond = orders.indices.map { o -> Int64? in
             guard let cut = lists[o].cutScore, let soonest = lists[o].beyondEarliestETA else { return nil }
-            let due = orders[o].neededBy.map { max($0.timeIntervalSince1970, Double(now)) }
-            let late = due.map { max(0, Double(now) + soonest * 60 - $0) / 60 } ?? 0
+            let late = lateMinutes(orders[o], etaMinutes: soonest, now: now)
             let weighted = settings.weight(orders[o].urgency) * cut
             return Int64(((weighted - settings.wastageCreditMinutes + settings.latenessWeight * late) * Self.scale).rounded(.down))
         }

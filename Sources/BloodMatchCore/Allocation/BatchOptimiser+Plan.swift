@@ -9,7 +9,9 @@ extension BatchOptimiser {
         planWithGraph(orders: orders, index: index, excluded: excluded, now: now).plan
     }
 
-    /// `plan`, with the final candidate graph its candidate-level claims are about.
+    /// `plan`, with the candidate graph its candidate-level claims are about (the graph the
+    /// optimiser searched; units the stewardship pass put in place of allocated ones may lie
+    /// outside it).
     public func planWithGraph(orders: [BatchOrder], index: InventoryIndex, excluded: Set<UnitKey>,
                               now: Date) -> (plan: BatchPlan, graph: BatchCandidateGraph) {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
@@ -47,15 +49,32 @@ extension BatchOptimiser {
             result = optimise(graph)
             whole = wholeProblemBound(graph)
         }
-        let greedyChosen = greedy(graph)
-        var plan = makePlan(graph: graph, chosen: result.chosen, greedy: greedyChosen, rounds: result.rounds,
-                            closed: result.closed, index: index, excluded: excluded, now: now)
+        // Stewardship: no allocated unit while a better-ranked one in its band, or one in time for
+        // a late one, is left free (the whole index searched). The bounds stay those of the
+        // searched graph: the rules only remove plans, so a bound on every plan bounds those left.
+        let stewarded = stewardedPlan(orders: orders, lists: &lists, graph: graph, chosen: result.chosen, index: index,
+                                      excluded: excluded, now: seconds)
+        let planGraph = stewarded.graph
+        let chosen = stewarded.chosen
+        var notes: [Int: String] = [:]
+        for (i, before) in stewarded.replaced {
+            let e = planGraph.edges[chosen[i]]
+            let order = orders[e.order]
+            let tolerance = planner.settings.preferenceBandMinutes[order.urgency] ?? 0
+            let why = before.late == true && e.proposal.late != true ? "in time where it was late"
+                : "a better rank within \(Int(tolerance)) min of it"
+            notes[chosen[i]] = "stewardship: in place of \(before.din) (\(before.group) rank \(before.rank) at \(before.centreID), ETA "
+                + "\(Int(before.etaMinutes.rounded())) min), \(why) (Data/SOURCES.md §S30)"
+        }
+        var plan = makePlan(graph: planGraph, chosen: chosen, greedy: stewarded.greedy, rounds: result.rounds,
+                            closed: result.closed, notes: notes, index: index, excluded: excluded, now: now)
         let wholeBound = whole.map { min($0.bound, result.lowerBound) } ?? result.lowerBound
-        plan.lowerBoundMinutes = boundExcludingUnserved(graph, wholeBound, chosen: result.chosen)
-        plan.provenOptimal = objective(graph, result.chosen) <= wholeBound
+        plan.lowerBoundMinutes = boundExcludingUnserved(planGraph, wholeBound, chosen: chosen)
+        plan.provenOptimal = objective(planGraph, chosen) <= wholeBound
         plan.candidateLowerBoundMinutes = boundExcludingUnserved(graph, result.lowerBound, chosen: result.chosen)
-        plan.provenOptimalOverCandidates = result.provenOptimal
+        plan.provenOptimalOverCandidates = result.provenOptimal && stewarded.breaches == 0
         plan.ordersWithCutLists = graph.beyondCost.filter { $0 != nil }.count
+        plan.stewardshipBreachesRepaired = stewarded.breaches
         return (plan, graph)
     }
 
@@ -72,7 +91,7 @@ extension BatchOptimiser {
         }
     }
 
-    func makePlan(graph: BatchCandidateGraph, chosen: [Int], greedy: [Int], rounds: Int, closed: Int,
+    func makePlan(graph: BatchCandidateGraph, chosen: [Int], greedy: [Int], rounds: Int, closed: Int, notes: [Int: String] = [:],
                   index: InventoryIndex, excluded: Set<UnitKey>, now: Date) -> BatchPlan {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         // Shipments: by centre, then hospital.
@@ -112,6 +131,8 @@ extension BatchOptimiser {
                     : String(format: "; cost %.1f min = score %.1f × %g (%@)", minutes, unit.score, weight, graph.orders[edge.order].urgency.rawValue)
                 if edge.lateMinutes > 0 { words += String(format: " + lateness %.0f min × %.1f", edge.lateMinutes, settings.latenessWeight) }
                 if edge.wastageCredit > 0 { words += String(format: " − wastage credit %.1f (expires in %.0f h)", edge.wastageCredit, Double(unit.expiresAt - seconds) / 3600) }
+                if unit.late == true { words += "; LATE: arrives after the deadline" }
+                if let note = notes[e] { words += "; \(note)" }
                 words += "; shipment \(n + 1) \(centre) → \(hospital) with \(units.count) unit(s)"
                 if unit.staleCentre { words += "; STALE centre data (\(unit.dataAgeSeconds / 60) min old): confirm before dispatch" }
                 allocations.append(BatchAllocation(
@@ -122,8 +143,10 @@ extension BatchOptimiser {
         // Outcomes with reasons.
         var filled = [Int](repeating: 0, count: graph.orders.count)
         var holder = [Int](repeating: -1, count: graph.units.count)
+        var lateUnits = [Int](repeating: 0, count: graph.orders.count)
         for e in chosen {
             filled[graph.edges[e].order] += 1
+            if graph.edges[e].proposal.late == true { lateUnits[graph.edges[e].order] += 1 }
             holder[graph.edges[e].unit] = graph.edges[e].order
         }
         var outcomes: [BatchOrderOutcome] = []
@@ -157,6 +180,11 @@ extension BatchOptimiser {
             }
             if overdue, let neededBy = order.neededBy {
                 let note = "needed by \(Self.isoUTC(neededBy)), already past at planning: \(got > 0 ? "served as soon as possible, late" : "nothing could be served")"
+                reason = reason.map { "\(note); \($0)" } ?? note
+            } else if lateUnits[o] > 0 {
+                let why = MatchPlanner.deadlineReason(settings: planner.settings, urgency: order.urgency,
+                                                      neededBy: order.neededBy.map { Int64($0.timeIntervalSince1970) }, now: seconds)
+                let note = "\(lateUnits[o]) of \(got) unit(s) LATE: arriving after \(why); no eligible unit could arrive by it"
                 reason = reason.map { "\(note); \($0)" } ?? note
             }
             outcomes.append(BatchOrderOutcome(

@@ -71,7 +71,8 @@ public struct BatchSettings: Sendable, Hashable, Codable {
     /// Remaining life under which a unit counts as short-dated, per component, in hours; the
     /// credit grows linearly from 0 at this horizon to the full credit at expiry.
     public var wastageHorizonHours: [Component: Double]
-    /// Minutes of cost per minute a unit arrives after the order's needed-by time.
+    /// Minutes of cost per minute a unit arrives after the order's deadline: its urgency's time
+    /// ceiling, or its needed-by time when sooner (`MatchingSettings.timeCeilingMinutes`).
     public var latenessWeight: Double
     /// What a minute of an order's unit score weighs, per urgency: an urgent minute counts
     /// twice a routine one, an emergency minute four times, so of two orders at one hospital
@@ -100,6 +101,10 @@ public struct BatchSettings: Sendable, Hashable, Codable {
     public var exactSearchEdgeLimit: Int = 3000
     /// Most flows branch and bound solves before it stops with the best plan found.
     public var exactSearchNodeLimit: Int = 20000
+    /// Times the plan is optimised again without the allocations the stewardship repair replaced
+    /// (`BatchOptimiser.stewardedPlan`); 0 keeps the first repair. Nil in plans recorded before
+    /// the rounds existed (read as 0).
+    public var stewardshipRounds: Int? = 3
 
     /// Creates settings.
     public init(shipmentCostMinutes: Double, wastageCreditMinutes: Double, wastageHorizonHours: [Component: Double],

@@ -10,7 +10,8 @@ public struct BatchAllocation: Sendable, Hashable, Codable {
     public var unit: ProposedUnit
     /// The unit's cost in the objective, in minutes (score + lateness − wastage credit).
     public var costMinutes: Double
-    /// Minutes late against the order's needed-by time (0 when on time or none given).
+    /// Minutes late against the order's deadline: its urgency's time ceiling, or its needed-by time
+    /// when sooner (0 when on time). `unit.late` says whether it is late at all.
     public var lateMinutes: Double
     /// Wastage credit taken for a short-dated unit, in minutes.
     public var wastageCreditMinutes: Double
@@ -97,7 +98,8 @@ public struct BatchPlan: Sendable, Hashable, Codable {
     /// The optimiser's cost.
     public var cost: BatchCost
     /// The greedy baseline's cost on the same candidates (orders one by one, most urgent first,
-    /// each taking its cheapest remaining units, as independent nearest-unit answers would).
+    /// each taking its cheapest remaining units, as independent nearest-unit answers would), kept
+    /// to the same stewardship rules as the plan (live answers keep them too).
     public var greedyCost: BatchCost
     /// Centres whose data was stale at planning (their units are flagged).
     public var staleCentres: [String]
@@ -122,4 +124,8 @@ public struct BatchPlan: Sendable, Hashable, Codable {
     public var provenOptimalOverCandidates: Bool? = nil
     /// Orders whose candidate list was cut at its limit (more eligible units exist beyond it).
     public var ordersWithCutLists: Int? = nil
+    /// Allocations of the optimiser's first plan that broke the stewardship rules (a better-ranked
+    /// unit free in the band, or a unit in time free for a late one; Data/SOURCES.md §S30), all
+    /// repaired before the plan was made. Nil in plans recorded before the rules applied to batches.
+    public var stewardshipBreachesRepaired: Int? = nil
 }
