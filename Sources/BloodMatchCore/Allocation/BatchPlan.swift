@@ -99,7 +99,8 @@ public struct BatchPlan: Sendable, Hashable, Codable {
     public var cost: BatchCost
     /// The greedy baseline's cost on the same candidates (orders one by one, most urgent first,
     /// each taking its cheapest remaining units, as independent nearest-unit answers would), kept
-    /// to the same stewardship rules as the plan (live answers keep them too).
+    /// to the same stewardship rules as the plan (live answers keep them too); the repair gives a
+    /// unit it frees to an order still short, searching the whole index.
     public var greedyCost: BatchCost
     /// Centres whose data was stale at planning (their units are flagged).
     public var staleCentres: [String]
