@@ -89,7 +89,7 @@ struct BatchRunnerTests {
                 try await PostgresOrderStore(database: db).add([Self.order("A", quantity: 2)], actor: "test")
                 let orders = try await PostgresOrderStore(database: db).pendingForBatch()
                 let index = try await PostgresInventoryReader(database: db).buildIndex(now: Self.now)
-                let plan = await try Self.optimiser().planOnOwnThread(orders: orders, index: index, excluded: [], now: Self.now)
+                let plan = try await Self.optimiser().planOnOwnThread(orders: orders, index: index, excluded: [], now: Self.now)
                 let taken = try #require(plan.allocations.first?.unit.key)
                 // A live reservation takes one planned unit.
                 let hold = UUID()
@@ -127,7 +127,7 @@ struct BatchRunnerTests {
                 try await store.add([Self.order("A", quantity: 1), Self.order("B", quantity: 1)], actor: "test")
                 let orders = try await store.pendingForBatch()
                 let index = try await PostgresInventoryReader(database: db).buildIndex(now: Self.now)
-                let plan = await try Self.optimiser().planOnOwnThread(orders: orders, index: index, excluded: [], now: Self.now)
+                let plan = try await Self.optimiser().planOnOwnThread(orders: orders, index: index, excluded: [], now: Self.now)
                 #expect(try await store.cancel(orderID: "B", actor: "test", reason: "not needed"))
                 let outcome = try await PostgresBatchStore(database: db).record(
                     plan: plan, orders: orders, runID: UUID(), runKey: "k", operatorName: "test", startedAt: Date(),

@@ -54,12 +54,22 @@ public enum StockFixture {
         try write(csv: csv(units), centre: centre, asOf: asOf, rowCount: units.count, name: name, in: directory)
     }
 
-    /// A fresh temporary folder.
+    /// A fresh temporary folder, inside one folder per test process that is removed when the
+    /// process exits (tests wrote thousands of folders into /tmp and left them).
     public static func temporaryDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bm-test-\(UUID().uuidString.prefix(8))")
+        let url = temporaryRoot.appendingPathComponent(String(UUID().uuidString.prefix(8)))
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+
+    /// The process's folder of temporary folders, created once with its removal at exit.
+    static let temporaryRoot: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bm-test-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        temporaryRootPath = url.path
+        atexit { if let path = temporaryRootPath { try? FileManager.default.removeItem(atPath: path) } }
+        return url
+    }()
 
     /// The product code `unit` gives when none is named.
     public static let productCode = "E0382V00"
@@ -103,3 +113,6 @@ public enum StockFixture {
         return (0..<min(count, letters.count)).map { String(code.prefix(6)) + String(letters[$0]) + "0" }
     }
 }
+
+/// The path `StockFixture.temporaryRoot` removes at exit (a C exit handler cannot capture it).
+nonisolated(unsafe) private var temporaryRootPath: String?
