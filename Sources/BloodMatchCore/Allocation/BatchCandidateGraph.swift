@@ -38,8 +38,8 @@ public struct BatchCandidateGraph: Sendable {
     /// Whether an order's candidate list was cut at its limit (more eligible units may exist).
     public var truncated: [Bool]
     /// Per order whose list was cut, the least any unit beyond the cut can cost, in hundredths of a
-    /// minute: the cut's score (the matcher lists the best scores first) less the largest wastage
-    /// credit. Nil where the list holds every eligible unit.
+    /// minute: the cut's score (the matcher lists the best scores first) less the most wastage
+    /// credit a unit of the order's component can earn. Nil where the list holds every eligible unit.
     public var beyondCost: [Int64?]
     /// Why an order has no acceptable group or requirement (rules' refusals and notes).
     public var ruleNotes: [[String]]
@@ -149,6 +149,17 @@ extension BatchOptimiser {
         deadlineMinutes(order, now: now).map { max(0, etaMinutes - $0) } ?? 0
     }
 
+    /// The most wastage credit a unit of `component` can earn: the matcher proposes none that
+    /// arrives with less than the component's minimum remaining life, and the credit grows only as
+    /// the remaining life at arrival falls below the horizon (so platelets, whose 24-h margin
+    /// equals their 24-h horizon, earn none).
+    func maximumWastageCredit(_ component: Component) -> Double {
+        let horizon = settings.wastageHorizonHours[component] ?? 0
+        guard horizon > 0 else { return 0 }
+        let margin = planner.settings.minimumRemainingHoursAtArrival[component] ?? 0
+        return settings.wastageCreditMinutes * min(1, max(0, 1 - margin / horizon))
+    }
+
     func initialLimit(_ order: BatchOrder) -> Int {
         max(order.quantity * settings.candidatesPerUnit, order.quantity + settings.minimumCandidates)
     }
@@ -215,13 +226,15 @@ extension BatchOptimiser {
         // Shipment keys use a stable hospital count.
         let h = max(1, hospitals.count)
         for i in edges.indices { edges[i].shipment = unitCentre[edges[i].unit] * h + orderHospital[edges[i].order] }
-        // The least a unit beyond an order's cut can cost: the cut's score, less the largest wastage
-        // credit, plus the lateness it cannot avoid when even its soonest possible arrival is late.
+        // The least a unit beyond an order's cut can cost: the cut's score, less the most wastage
+        // credit a unit of its component can earn, plus the lateness it cannot avoid when even its
+        // soonest possible arrival is late.
         let beyond = orders.indices.map { o -> Int64? in
             guard let cut = lists[o].cutScore, let soonest = lists[o].beyondEarliestETA else { return nil }
             let late = lateMinutes(orders[o], etaMinutes: soonest, now: now)
             let weighted = settings.weight(orders[o].urgency) * cut
-            return Int64(((weighted - settings.wastageCreditMinutes + settings.latenessWeight * late) * Self.scale).rounded(.down))
+            let credit = maximumWastageCredit(orders[o].component)
+            return Int64(((weighted - credit + settings.latenessWeight * late) * Self.scale).rounded(.down))
         }
         return BatchCandidateGraph(
             orders: orders, units: units, edges: edges, edgesByOrder: ranges, truncated: lists.map(\.truncated), beyondCost: beyond,

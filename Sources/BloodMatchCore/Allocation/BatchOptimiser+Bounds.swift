@@ -91,8 +91,9 @@ extension BatchOptimiser {
     /// The network is the root relaxation of `branchAndBound` (each shipment charge spread over
     /// the most units the pair could carry, `relaxedCharges`) plus, for each order whose list was
     /// cut, an arc straight to the sink at `beyondCost`: no unit beyond the cut costs less (its
-    /// score is no lower than the cut's, lateness only adds, the wastage credit takes at most
-    /// `wastageCreditMinutes`), its shipment is charged nothing and units are not limited. Every
+    /// score is no lower than the cut's, lateness only adds, the wastage credit takes at most what
+    /// a unit arriving with the minimum remaining life earns, `maximumWastageCredit`), its
+    /// shipment is charged nothing and units are not limited. Every
     /// allocation of the whole problem maps into this network at no more than its true cost, so
     /// the minimum-cost flow bounds them all (Data/SOURCES.md §S28).
     func wholeProblemBound(_ graph: BatchCandidateGraph) -> (bound: Int64, beyondUsed: [Int])? {
