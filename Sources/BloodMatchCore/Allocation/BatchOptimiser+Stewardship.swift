@@ -228,14 +228,24 @@ extension BatchOptimiser {
         let planGraph = added ? assemble(orders: orders, lists: lists, now: now) : graph
         var edgeOf: [Int: [UnitKey: Int]] = [:]
         for (e, edge) in planGraph.edges.enumerated() { edgeOf[edge.order, default: [:]][planGraph.units[edge.unit].key] = e }
-        func edges(_ allocations: Allocations) -> [Int] { allocations.map { edgeOf[$0.order]![$0.unit.key]! } }
+        // Every allocation of every attempt was listed above, so each has its edge; an attempt that
+        // had not would be skipped rather than priced wrong.
+        func edges(_ allocations: Allocations) -> [Int]? {
+            var out: [Int] = []
+            for a in allocations {
+                guard let e = edgeOf[a.order]?[a.unit.key] else { return nil }
+                out.append(e)
+            }
+            return out
+        }
         var best: (chosen: [Int], replaced: [Int: ProposedUnit], value: Int64)? = nil
         for attempt in attempts {
-            let chosen = edges(attempt.allocations)
+            guard let chosen = edges(attempt.allocations) else { continue }
             let value = objective(planGraph, chosen)
             if best == nil || value < best!.value { best = (chosen, attempt.replaced, value) }
         }
-        return (planGraph, best!.chosen, edges(greedyFixed), best!.replaced, breaches)
+        guard let best else { return (graph, chosen, greedy(graph), [:], breaches) }
+        return (planGraph, best.chosen, edges(greedyFixed) ?? greedy(planGraph), best.replaced, breaches)
     }
 
     /// Adds `unit` to the lists of the orders of its component that already list a unit of its
