@@ -121,7 +121,12 @@ extension BatchOptimiser {
                 if queries[o] == nil { queries[o] = stewardshipQuery(orders[o], index: index, now: now) }
                 let s = queries[o]!
                 var query = s.query
-                if (limitedHeld[o] ?? 0) >= s.limit { query.choices = query.choices.filter { $0.maximumUnits == nil } }
+                // The limit counts the limited units the order holds already.
+                let limitLeft = s.limit - (limitedHeld[o] ?? 0)
+                if limitLeft <= 0 { query.choices = query.choices.filter { $0.maximumUnits == nil } }
+                for k in query.choices.indices where query.choices[k].maximumUnits != nil {
+                    query.choices[k].maximumUnits = min(query.choices[k].maximumUnits!, limitLeft)
+                }
                 guard !query.choices.isEmpty else { continue }
                 query.quantity = orders[o].quantity - (filled[o] ?? 0)
                 query.excludedUnits = taken

@@ -122,3 +122,35 @@ import Testing
         #expect(unruledBreaches > 0 && repaired > 0, "the scenarios never tempt the optimiser: the test shows nothing")
     }
 }
+
+extension BatchStewardshipTests {
+    @Test("A repair that frees a unit refills a short order without taking low-titre group O whole blood past 2 per request, counting the one it holds")
+    func refillKeepsTheLowTitreLimit() throws {
+        let optimiser = try Self.optimiser()
+        let hospital = GeoPoint(latitude: -33.87, longitude: 151.21)
+        // DC-A 20 km away (ETA 52 min, within the 60-min emergency ceiling), DC-B 100 km (141 min, late).
+        let centres = BatchOptimiserTests.twoCentres(GeoPoint(latitude: -33.87 - 20 / 111.2, longitude: 151.21),
+                                                     GeoPoint(latitude: -33.87 + 100 / 111.2, longitude: 151.21))
+        func wholeBlood(_ n: Int, _ site: String, _ group: BloodGroup, _ attributes: AttributeSet = []) throws -> InventoryUnit {
+            InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0001V00", component: .wholeBlood, group: group,
+                          collectedAt: Self.now.addingTimeInterval(-86_400), expiresAt: Self.now.addingTimeInterval(20 * 86_400),
+                          siteID: site, status: .available, attributes: attributes)
+        }
+        let aPos = BloodGroup(.A, .positive)
+        let units = try (1...4).map { try wholeBlood($0, "DC-A", .oNegative, AttributeSet(.lowTitre)) }
+            + [try wholeBlood(5, "DC-A", aPos), try wholeBlood(6, "DC-B", aPos)]
+        let index = InventoryIndex(centres: centres, units: units, builtAt: Self.now)
+        let order = BatchOrder(orderID: "WB-A", hospitalID: "H1", destination: hospital, component: .wholeBlood,
+                               recipient: Recipient(group: aPos, context: .adultMale), quantity: 4, urgency: .emergency, placedAt: Self.now)
+        let graph = optimiser.candidateGraph(orders: [order], index: index, excluded: [], now: Self.now) { _ in 100 }
+        let proposals = Dictionary(uniqueKeysWithValues: graph.edges.map { ($0.proposal.din, $0.proposal) })
+        // Held: one low-titre O unit, and the late A+ unit at DC-B while DC-A's A+ unit is free.
+        let held = try [BatchScenario.din(1), BatchScenario.din(6)].map { try #require(proposals[$0]) }
+        let (repaired, replaced, _) = optimiser.steward(orders: [order], allocations: held.map { (0, $0) }, index: index, excluded: [],
+                                                        now: Int64(Self.now.timeIntervalSince1970))
+        #expect(!replaced.isEmpty)
+        let lowTitre = repaired.filter { $0.unit.group.abo == .O }.count
+        #expect(lowTitre <= 2, "\(repaired.map { "\($0.unit.din) \($0.unit.group)" })")
+        #expect(repaired.count == 4 && Set(repaired.map(\.unit.key)).count == 4)
+    }
+}
