@@ -24,6 +24,13 @@ import Testing
                       expiresAt: now.addingTimeInterval(86_400 * 20), siteID: site, status: .available, attributes: [])
     }
 
+    /// A whole-blood unit, a day old with 20 days to go.
+    static func wholeBlood(_ n: Int, _ site: String, _ group: BloodGroup, _ attributes: AttributeSet = []) throws -> InventoryUnit {
+        InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0001V00", component: .wholeBlood, group: group,
+                      collectedAt: now.addingTimeInterval(-86_400), expiresAt: now.addingTimeInterval(20 * 86_400),
+                      siteID: site, status: .available, attributes: attributes)
+    }
+
     /// No unit twice; every unit acceptable for its order under the rules; quantities respected;
     /// no short order of higher urgency while a lower-urgency order holds a unit it could take.
     @Test(arguments: [UInt64(1), 2])
@@ -200,14 +207,9 @@ import Testing
         let centres = Self.twoCentres(GeoPoint(latitude: -33.9, longitude: 151.2), GeoPoint(latitude: -34.9, longitude: 150.6))
             + [IndexedCentre(siteID: "DC-C", location: GeoPoint(latitude: -34.0, longitude: 151.1), snapshotID: 3, asOf: 1_800_000_000 - 60,
                              expectedIntervalSeconds: 1800)]
-        func wholeBlood(_ n: Int, _ site: String, _ group: BloodGroup, _ attributes: AttributeSet) throws -> InventoryUnit {
-            InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0001V00", component: .wholeBlood, group: group,
-                          collectedAt: Self.now.addingTimeInterval(-86_400), expiresAt: Self.now.addingTimeInterval(20 * 86_400),
-                          siteID: site, status: .available, attributes: attributes)
-        }
-        let units = try (1...5).map { try wholeBlood($0, "DC-A", .oNegative, AttributeSet(.lowTitre)) }
-            + (6...10).map { try wholeBlood($0, "DC-C", .oNegative, AttributeSet(.lowTitre)) }
-            + (11...50).map { try wholeBlood($0, "DC-B", BloodGroup(.A, .positive), []) }
+        let units = try (1...5).map { try Self.wholeBlood($0, "DC-A", .oNegative, AttributeSet(.lowTitre)) }
+            + (6...10).map { try Self.wholeBlood($0, "DC-C", .oNegative, AttributeSet(.lowTitre)) }
+            + (11...50).map { try Self.wholeBlood($0, "DC-B", BloodGroup(.A, .positive), []) }
         let index = InventoryIndex(centres: centres, units: units, builtAt: Self.now)
         let orders = [
             BatchOrder(orderID: "WB-A", hospitalID: "H1", destination: here, component: .wholeBlood,

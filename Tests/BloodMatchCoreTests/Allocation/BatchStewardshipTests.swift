@@ -131,14 +131,9 @@ extension BatchStewardshipTests {
         // DC-A 20 km away (ETA 52 min, within the 60-min emergency ceiling), DC-B 100 km (141 min, late).
         let centres = BatchOptimiserTests.twoCentres(GeoPoint(latitude: -33.87 - 20 / 111.2, longitude: 151.21),
                                                      GeoPoint(latitude: -33.87 + 100 / 111.2, longitude: 151.21))
-        func wholeBlood(_ n: Int, _ site: String, _ group: BloodGroup, _ attributes: AttributeSet = []) throws -> InventoryUnit {
-            InventoryUnit(din: try DonationNumber(parsing: BatchScenario.din(n)), productCode: "E0001V00", component: .wholeBlood, group: group,
-                          collectedAt: Self.now.addingTimeInterval(-86_400), expiresAt: Self.now.addingTimeInterval(20 * 86_400),
-                          siteID: site, status: .available, attributes: attributes)
-        }
         let aPos = BloodGroup(.A, .positive)
-        let units = try (1...4).map { try wholeBlood($0, "DC-A", .oNegative, AttributeSet(.lowTitre)) }
-            + [try wholeBlood(5, "DC-A", aPos), try wholeBlood(6, "DC-B", aPos)]
+        let units = try (1...4).map { try BatchOptimiserTests.wholeBlood($0, "DC-A", .oNegative, AttributeSet(.lowTitre)) }
+            + [try BatchOptimiserTests.wholeBlood(5, "DC-A", aPos), try BatchOptimiserTests.wholeBlood(6, "DC-B", aPos)]
         let index = InventoryIndex(centres: centres, units: units, builtAt: Self.now)
         let order = BatchOrder(orderID: "WB-A", hospitalID: "H1", destination: hospital, component: .wholeBlood,
                                recipient: Recipient(group: aPos, context: .adultMale), quantity: 4, urgency: .emergency, placedAt: Self.now)
