@@ -44,12 +44,16 @@ public struct EngineAnswer: Sendable {
     public var recorded: Bool
     /// Whether this call made it (false: a retry returned the original).
     public var isNew: Bool
+    /// The `unable_to_verify` decision of the same request id that this one re-evaluates: such an
+    /// answer is never final for its request id, a retry is evaluated again.
+    public var retryOf: UUID?
 
     /// Creates an answer.
-    public init(decision: MatchDecision, recorded: Bool, isNew: Bool) {
+    public init(decision: MatchDecision, recorded: Bool, isNew: Bool, retryOf: UUID? = nil) {
         self.decision = decision
         self.recorded = recorded
         self.isNew = isNew
+        self.retryOf = retryOf
     }
 }
 
@@ -60,7 +64,8 @@ public struct EngineAnswer: Sendable {
 ///    index was built are excluded and the search runs again).
 /// 3. The decision and its units are written in one statement before the answer is given
 ///    (concurrent decisions share the statement and its commit: `groupWriter`); a request id
-///    already answered returns the original decision instead.
+///    already answered returns the original decision instead, unless that answer was
+///    `unable_to_verify`: it is never final, and the retry's decision names it (`retryOf`).
 /// Any failure of the database or the index gives `unable_to_verify`, never "no units".
 public actor DecisionEngine {
     let database: Database
@@ -217,7 +222,7 @@ public actor DecisionEngine {
             let (stored, isNew) = try await withDeadline(deadline) { [writer] in
                 try await writer.call(PendingDecision(record, requestID: origin.requestID, clientAddress: origin.clientAddress))
             }
-            return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
+            return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew, retryOf: stored.retryOf)
         } catch let error where isConnectionFailure(error) {
             return unverified(request, reason: "the decision could not be recorded: database unavailable (\(serverMessage(error))); a retry with the same request id returns it if it was stored", now: now)
         }
@@ -371,7 +376,7 @@ public actor DecisionEngine {
             let (stored, isNew) = try await writer.call(PendingDecision(
                 try Self.encode(decision, requestedBy: requestedBy, traceID: traceID), requestID: origin.requestID,
                 clientAddress: origin.clientAddress))
-            return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew)
+            return EngineAnswer(decision: isNew ? decision : try Self.decode(stored), recorded: true, isNew: isNew, retryOf: stored.retryOf)
         } catch {
             return unverified(request, reason: reason, now: now)
         }

@@ -34,10 +34,13 @@ func capture<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
 }
 
 /// Decisions, their units and their `decision.made` events in one statement (atomic on its own,
-/// one round trip, one commit), returning each inserted decision's id and the database's
-/// `recorded_at`. A decision whose request id is already recorded is skipped (`ON CONFLICT DO
-/// NOTHING`) together with its units and event; the caller reads the original. Parameter types are
-/// stated, so the plan is made once per connection.
+/// one round trip, one commit), returning each inserted decision's id, the database's
+/// `recorded_at` and the unverified attempt it follows (`retry_of`). A decision whose request id
+/// already has a final decision (one that chose or refused units) is skipped (`ON CONFLICT DO
+/// NOTHING` on the final decisions' unique index; an unverified one by `NOT EXISTS`) together with
+/// its units and event; the caller reads the original. An `unable_to_verify` decision is never
+/// final: a retry of its request id is recorded as a new decision naming it in `retry_of`.
+/// Parameter types are stated, so the plan is made once per connection.
 ///
 /// The record events the tables' triggers write cover the whole statement, so they carry the
 /// request ids of every decision in it (space-separated) as their request id.
@@ -49,15 +52,18 @@ struct RecordDecisionsStatement: PostgresPreparedStatement {
           ON CONFLICT (digest) DO NOTHING
         ), d AS (
           INSERT INTO decisions (decision_id, request_id, hospital, requested_by, outcome, request, rationale,
-            policy_version, index_version, evaluated_at, trace_id, data_state)
+            policy_version, index_version, evaluated_at, trace_id, data_state, retry_of)
           SELECT x.id, x.rid, NULLIF(x.h, ''), x.by, x.o, x.req::jsonb, x.rat::jsonb, x.pv, NULLIF(x.iv, ''), x.at,
-                 NULLIF(x.tr, ''), NULLIF(x.ds, '')
+                 NULLIF(x.tr, ''), NULLIF(x.ds, ''),
+                 (SELECT p.decision_id FROM decisions p WHERE p.request_id = x.rid AND p.outcome = 'unable_to_verify'
+                  ORDER BY p.recorded_at DESC LIMIT 1)
           FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                       $11::text[], $12::timestamptz[], $13::text[], $14::text[])
                AS x(id, rid, h, by, o, req, rat, pv, iv, at, tr, ds)
-          ON CONFLICT (request_id) DO NOTHING
+          WHERE NOT EXISTS (SELECT 1 FROM decisions f WHERE f.request_id = x.rid AND f.outcome <> 'unable_to_verify')
+          ON CONFLICT (request_id) WHERE outcome <> 'unable_to_verify' DO NOTHING
           -- The request ids of the statement's transaction, for the record events its triggers write.
-          RETURNING decision_id, recorded_at, set_config('bm.request_id', $15, true) AS request_setting
+          RETURNING decision_id, recorded_at, retry_of, set_config('bm.request_id', $15, true) AS request_setting
         ), units AS (
           INSERT INTO decision_units (decision_id, rank, din, centre, chosen, reason, product_code)
           SELECT x.* FROM unnest($16::uuid[], $17::int[], $18::text[], $19::text[], $20::bool[], $21::text[], $22::text[])
@@ -65,13 +71,15 @@ struct RecordDecisionsStatement: PostgresPreparedStatement {
           WHERE x.id IN (SELECT decision_id FROM d)
         ), event AS (
           INSERT INTO event_log (actor, action, subject, payload, request_id, trace_id, peer_addr)
-          SELECT x.by, 'decision.made', 'decision:' || x.id, x.p::jsonb, x.rid, NULLIF(x.tr, ''), NULLIF(x.peer, '')
+          SELECT x.by, 'decision.made', 'decision:' || x.id,
+                 CASE WHEN d.retry_of IS NULL THEN x.p::jsonb ELSE x.p::jsonb || jsonb_build_object('retry_of', d.retry_of) END,
+                 x.rid, NULLIF(x.tr, ''), NULLIF(x.peer, '')
           FROM unnest($3::uuid[], $6::text[], $23::text[], $24::text[], $13::text[], $25::text[]) WITH ORDINALITY
                AS x(id, by, p, rid, tr, peer, ord)
-          WHERE x.id IN (SELECT decision_id FROM d)
+          JOIN d ON d.decision_id = x.id
           ORDER BY x.ord
         )
-        SELECT decision_id, recorded_at FROM d
+        SELECT decision_id, recorded_at, retry_of FROM d
         """
     static let bindingDataTypes: [PostgresDataType] = [
         .textArray, .textArray,
@@ -80,7 +88,7 @@ struct RecordDecisionsStatement: PostgresPreparedStatement {
         .uuidArray, .int8Array, .textArray, .textArray, .boolArray, .textArray, .textArray,
         .textArray, .textArray, .textArray,
     ]
-    typealias Row = (UUID, Date)
+    typealias Row = (UUID, Date, UUID?)
 
     let pending: [PendingDecision]
     let dataStates: [String: String]
@@ -125,5 +133,5 @@ struct RecordDecisionsStatement: PostgresPreparedStatement {
         return b
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> (UUID, Date) { try row.decode((UUID, Date).self) }
+    func decodeRow(_ row: PostgresRow) throws -> (UUID, Date, UUID?) { try row.decode((UUID, Date, UUID?).self) }
 }

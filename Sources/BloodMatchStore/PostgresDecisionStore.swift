@@ -37,12 +37,15 @@ public struct StoredDecision: Sendable, Hashable {
     public var dataStateDigest: String?
     /// That data state as JSON (written when the database may not have it yet; read back with the decision).
     public var dataStateJSON: String?
+    /// The last `unable_to_verify` decision of the same request id that this one re-evaluates
+    /// (set by the database when the decision is recorded); nil otherwise.
+    public var retryOf: UUID?
 
     /// Creates a record.
     public init(decisionID: UUID, requestID: String, hospital: String?, requestedBy: String, outcome: String,
                 requestJSON: String, rationaleJSON: String, policyVersion: String, indexVersion: String?,
                 evaluatedAt: Date, recordedAt: Date? = nil, traceID: String? = nil, units: [DecisionUnit],
-                dataStateDigest: String? = nil, dataStateJSON: String? = nil) {
+                dataStateDigest: String? = nil, dataStateJSON: String? = nil, retryOf: UUID? = nil) {
         self.decisionID = decisionID
         self.requestID = requestID
         self.hospital = hospital
@@ -58,6 +61,7 @@ public struct StoredDecision: Sendable, Hashable {
         self.units = units
         self.dataStateDigest = dataStateDigest
         self.dataStateJSON = dataStateJSON
+        self.retryOf = retryOf
     }
 }
 
@@ -124,9 +128,10 @@ public struct PostgresDecisionStore: Sendable {
                 var results: [Result<(decision: StoredDecision, isNew: Bool), any Error>] = []
                 results.reserveCapacity(pending.count)
                 for item in pending {
-                    if let at = recorded[item.decision.decisionID] {
+                    if let (at, retryOf) = recorded[item.decision.decisionID] {
                         var stored = item.decision
                         stored.recordedAt = at
+                        stored.retryOf = retryOf
                         results.append(.success((stored, true)))
                     } else {
                         // Its request id was answered before (or by an earlier decision of this group).
@@ -151,8 +156,8 @@ public struct PostgresDecisionStore: Sendable {
 
     /// The statement, with the data states this process has not seen stored; again with all of
     /// them when the database lacks one it was thought to have (restored, or another database).
-    /// Returns `recorded_at` per decision inserted.
-    private func insert(_ pending: [PendingDecision]) async throws -> [UUID: Date] {
+    /// Returns `recorded_at` and `retry_of` per decision inserted.
+    private func insert(_ pending: [PendingDecision]) async throws -> [UUID: (Date, UUID?)] {
         let logger = database.logger
         let prefix = database.configuration.displayName + "|"
         var states: [String: String] = [:]
@@ -160,15 +165,15 @@ public struct PostgresDecisionStore: Sendable {
             if let digest = item.decision.dataStateDigest, let json = item.decision.dataStateJSON { states[digest] = json }
         }
         let unknown = Self.knownDataStates.withLock { known in states.filter { !known.contains(prefix + $0.key) } }
-        func run(_ send: [String: String]) async throws -> [UUID: Date] {
-            var recorded: [UUID: Date] = [:]
-            for try await (id, at) in try await database.client.execute(
+        func run(_ send: [String: String]) async throws -> [UUID: (Date, UUID?)] {
+            var recorded: [UUID: (Date, UUID?)] = [:]
+            for try await (id, at, retryOf) in try await database.client.execute(
                 RecordDecisionsStatement(pending, dataStates: send), logger: logger) {
-                recorded[id] = at
+                recorded[id] = (at, retryOf)
             }
             return recorded
         }
-        let recorded: [UUID: Date]
+        let recorded: [UUID: (Date, UUID?)]
         do {
             recorded = try await run(unknown)
         } catch where unknown.count < states.count && sqlState(error) == "23503" {
@@ -181,7 +186,8 @@ public struct PostgresDecisionStore: Sendable {
         return recorded
     }
 
-    /// The decision recorded under a request id.
+    /// The decision a request id stands for: its final decision (one that chose or refused units),
+    /// or, while it has none, its latest `unable_to_verify` attempt.
     public func find(requestID: String) async throws -> StoredDecision? {
         try await database.observe("decision.find") {
             try await fetch(where: "request_id", requestID)
@@ -199,19 +205,20 @@ public struct PostgresDecisionStore: Sendable {
         let logger = database.logger
         let sql = """
             SELECT d.decision_id, d.request_id, d.hospital, d.requested_by, d.outcome, d.request::text, d.rationale::text, d.policy_version,
-                   d.index_version, d.evaluated_at, d.recorded_at, d.trace_id, d.data_state, s.centres::text
+                   d.index_version, d.evaluated_at, d.recorded_at, d.trace_id, d.data_state, s.centres::text, d.retry_of
             FROM decisions d LEFT JOIN decision_data_states s ON s.digest = d.data_state
             WHERE \(column == "request_id" ? "d.request_id = $1" : "d.decision_id = $1::uuid")
+            ORDER BY d.outcome = 'unable_to_verify', d.recorded_at DESC LIMIT 1
             """
         var binds = PostgresBindings()
         binds.append(value)
         var found: StoredDecision?
         for try await row in try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-            .decode((UUID, String, String?, String, String, String, String, String, String?, Date, Date, String?, String?, String?).self) {
+            .decode((UUID, String, String?, String, String, String, String, String, String?, Date, Date, String?, String?, String?, UUID?).self) {
             found = StoredDecision(decisionID: row.0, requestID: row.1, hospital: row.2, requestedBy: row.3, outcome: row.4,
                                    requestJSON: row.5, rationaleJSON: row.6, policyVersion: row.7, indexVersion: row.8,
                                    evaluatedAt: row.9, recordedAt: row.10, traceID: row.11, units: [],
-                                   dataStateDigest: row.12, dataStateJSON: row.13)
+                                   dataStateDigest: row.12, dataStateJSON: row.13, retryOf: row.14)
         }
         guard var decision = found else { return nil }
         for try await (rank, din, code, centre, chosen, reason) in try await database.client.query(

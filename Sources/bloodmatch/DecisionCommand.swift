@@ -33,7 +33,7 @@ struct DecisionCommand: AsyncParsableCommand {
                     encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
                     print(String(decoding: try encoder.encode(decision), as: UTF8.self))
                 } else {
-                    print(DecisionPrinter.render(decision, recorded: true, isNew: true))
+                    print(DecisionPrinter.render(decision, recorded: true, isNew: true, retryOf: stored.retryOf))
                     print("Recorded \(stored.recordedAt.map { SnapshotWriter.timestamp($0) } ?? "?") by \(stored.requestedBy)")
                 }
             }

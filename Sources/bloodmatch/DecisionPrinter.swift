@@ -3,7 +3,7 @@ import Foundation
 
 /// Renders a decision for a dispatcher: a headline, a table of units, the rules and rejections.
 enum DecisionPrinter {
-    static func render(_ d: MatchDecision, recorded: Bool, isNew: Bool) -> String {
+    static func render(_ d: MatchDecision, recorded: Bool, isNew: Bool, retryOf: UUID? = nil) -> String {
         var out: [String] = []
         let r = d.request
         let recipient = r.recipient.group.map { "a \($0) recipient" } ?? "a recipient of unknown group"
@@ -67,6 +67,9 @@ enum DecisionPrinter {
         }
         out.append("")
         let status = recorded ? (isNew ? "recorded" : "already recorded for this request id (original returned)") : "NOT RECORDED (database unavailable)"
+        if let retryOf {
+            out.append("Re-evaluates decision \(retryOf.uuidString.lowercased()) of this request id, which was unable to verify")
+        }
         out.append("Decision \(d.decisionID.uuidString.lowercased()) — \(status); index \(d.indexVersion ?? "none"), evaluated \(timestamp(Int64(d.evaluatedAt.timeIntervalSince1970)))")
         return out.joined(separator: "\n")
     }

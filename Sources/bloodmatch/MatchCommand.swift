@@ -33,7 +33,7 @@ struct MatchCommand: AsyncParsableCommand {
     @Option(help: "Urgency: emergency, urgent or routine.") var urgency: String = "routine"
     @Option(help: "When the units are needed (ISO 8601 with zone); units arriving later are marked LATE.") var neededBy: String?
     @Option(help: "What-if: evaluate at this instant (ISO 8601 with zone) on the stock in force now; recorded, never reservable.") var asOf: String?
-    @Option(help: "Request id: a retry with the same id returns the original decision.") var requestID: String?
+    @Option(help: "Request id: a retry with the same id returns the original decision (one that was 'unable to verify' is evaluated again).") var requestID: String?
     @Option(help: "Transfusion policy file.") var policy: String?
     @Option(help: "Index file.") var index: String = IndexCommand.defaultPath
     @Flag(help: "Print the full decision as JSON.") var json = false
@@ -68,7 +68,7 @@ struct MatchCommand: AsyncParsableCommand {
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
                 print(String(decoding: try encoder.encode(answer.decision), as: UTF8.self))
             } else {
-                print(DecisionPrinter.render(answer.decision, recorded: answer.recorded, isNew: answer.isNew))
+                print(DecisionPrinter.render(answer.decision, recorded: answer.recorded, isNew: answer.isNew, retryOf: answer.retryOf))
             }
             logger.info("decision", metadata: [
                 "decision_id": "\(answer.decision.decisionID)", "request_id": "\(request.requestID)",

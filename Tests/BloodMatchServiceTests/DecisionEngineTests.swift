@@ -242,6 +242,50 @@ extension DecisionEngineTests {
 }
 
 extension DecisionEngineTests {
+    @Test("an unable-to-verify answer is not final for its request id: a retry is evaluated again, names it, and is then final")
+    func unverifiedRetryIsEvaluatedAgain() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let skewed = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger,
+                                            databaseDeadline: .seconds(60), clock: { Date().addingTimeInterval(120) })
+                let fine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger,
+                                          databaseDeadline: .seconds(60), clock: { Date().addingTimeInterval(1) })
+                let first = try await skewed.decide(Self.request("retry-1"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(first.decision.outcome == .unableToVerify && first.recorded && first.isNew)
+                // The same key again while the fault lasts: a second attempt is recorded, not the first replayed.
+                let second = try await skewed.decide(Self.request("retry-1"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(second.decision.outcome == .unableToVerify && second.isNew)
+                #expect(second.decision.decisionID != first.decision.decisionID)
+                #expect(second.retryOf == first.decision.decisionID)
+                // After the fault: evaluated again, it chooses units and names the last unverified attempt.
+                let third = try await fine.decide(Self.request("retry-1"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(third.decision.outcome == .fulfilled, "\(third.decision.summary)")
+                #expect(third.isNew)
+                #expect(third.retryOf == second.decision.decisionID)
+                // That decision is final: a retry returns it, on a good clock or a bad one.
+                let replay = try await fine.decide(Self.request("retry-1"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(!replay.isNew && replay.decision == third.decision)
+                let replayDuringFault = try await skewed.decide(Self.request("retry-1"), requestedBy: "operator:test", traceID: nil, now: Self.now)
+                #expect(!replayDuringFault.isNew && replayDuringFault.decision == third.decision)
+                // Looking the request id up gives the final decision; every attempt stays recorded.
+                let store = PostgresDecisionStore(database: db)
+                #expect(try await store.find(requestID: "retry-1")?.decisionID == third.decision.decisionID)
+                #expect(try await store.find(decisionID: third.decision.decisionID)?.retryOf == second.decision.decisionID)
+                let rows = try await db.client.query(
+                    "SELECT outcome, count(*)::int FROM bm.decisions WHERE request_id = 'retry-1' GROUP BY outcome ORDER BY outcome",
+                    logger: db.logger).collect().map { try $0.decode((String, Int).self) }
+                #expect(rows.map(\.0) == ["fulfilled", "unable_to_verify"] && rows.map(\.1) == [1, 2])
+                let payload = try await db.client.query(
+                    "SELECT payload->>'retry_of' FROM bm.event_log WHERE action = 'decision.made' AND subject = \("decision:" + third.decision.decisionID.uuidString.lowercased())",
+                    logger: db.logger).collect().map { try $0.decode(String?.self) }
+                #expect(payload == [second.decision.decisionID.uuidString.lowercased()])
+            }
+        }
+    }
+}
+
+extension DecisionEngineTests {
     @Test("the availability guard fails safe on the same clock skew: 503 unable to verify naming the clock, not an index")
     func dataGuardFailsSafeOnClockSkew() async throws {
         try await TestDatabase.withFresh { test in

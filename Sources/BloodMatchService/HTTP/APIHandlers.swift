@@ -213,7 +213,7 @@ struct APIHandlers: Sendable {
             if answer.recorded { response.headers[.location] = "/v1/matches/\(decision.decisionID.uuidString.lowercased())" }
             return response
         }
-        var response = json(Self.render(decision), status: answer.isNew ? .created : .ok)
+        var response = json(Self.render(decision, retryOf: answer.retryOf), status: answer.isNew ? .created : .ok)
         response.headers[.location] = "/v1/matches/\(decision.decisionID.uuidString.lowercased())"
         response.headers[APIMiddleware.outcomeHeader] = decision.outcome.rawValue
         if !answer.isNew { response.headers[.init("Idempotent-Replayed")!] = "true" }
@@ -244,7 +244,7 @@ struct APIHandlers: Sendable {
             throw APIError(.forbidden, code: "forbidden", message: "decision \(id.uuidString.lowercased()) belongs to another hospital", field: "id")
         }
         let decision = try DecisionEngine.decode(stored)
-        var response = json(Self.render(decision))
+        var response = json(Self.render(decision, retryOf: stored.retryOf))
         response.headers[APIMiddleware.outcomeHeader] = decision.outcome.rawValue
         return response
     }
@@ -285,7 +285,7 @@ struct APIHandlers: Sendable {
     // MARK: rendering
 
     /// A decision as hospitals see it: units, centres, ETA, rationale summary; no donor data.
-    static func render(_ d: MatchDecision) -> JSONValue {
+    static func render(_ d: MatchDecision, retryOf: UUID? = nil) -> JSONValue {
         let prefix = "api:\(d.request.hospitalID ?? ""):"
         var warnings: [String] = []
         if d.includesStaleData { warnings.append("stale data — confirm before dispatch") }
@@ -300,6 +300,8 @@ struct APIHandlers: Sendable {
             "component": .string(d.request.component.rawValue),
             "quantity_requested": .int(d.request.quantity),
             "evaluated_at": .string(iso(d.evaluatedAt)),
+            // The unverified answer to the same Idempotency-Key that this decision re-evaluates.
+            "retry_of": .nullable(retryOf?.uuidString.lowercased()),
             "units": .array(d.chosen.map { u -> JSONValue in
                 ["din": .string(u.din), "centre_id": .string(u.centreID), "group": .string(u.group.description),
                  "product_code": .string(u.productCode), "distance_km": .double(round1(u.distanceKm)), "eta_minutes": .double(round1(u.etaMinutes)),
