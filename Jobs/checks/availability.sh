@@ -5,6 +5,9 @@
 # - a request whose API total T is 1…99: a match for T + 1 units finds exactly T (nothing counted
 #   that a match would not use: held, issued, or short of the minimum remaining life on arrival)
 # - after those T units are held, both show T fewer, the narrow request 0; issued, still 0
+# - a distribution centre that has never delivered a snapshot, at the hospital's own place, is
+#   listed by both as "no data — stock unknown, confirm by phone" and named by a match as not checked
+# - `stock` ends by its deadline with exit 5 (unable to verify) while a lock holds the centres' table
 # Bounded: about 20 s. Prints one JSON line; exits 1 on failure. Stops only the server it started.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -90,6 +93,34 @@ else
     [ "$(counts "$work/api-broad.json")" = "$(counts "$work/cli-broad.json")" ] && ok broad_request_agrees_after_hold || bad broad_request_agrees_after_hold "differs"
   fi
 fi
+
+# A centre with no data is never left out: at the hospital's coordinates, no snapshot.
+{ cat Data/sites.csv; echo 'DCNODATA,Centre without data,distribution_centre,-34.425826,150.865021,AU-02,"Wollongong, New South Wales, Australia"'; } >"$work/sites-plus.csv"
+"$bm" sites import "$work/sites-plus.csv" >"$work/sites-plus.out" 2>&1 || bad sites_plus "exit $?: $(tail -1 "$work/sites-plus.out")"
+nodata() { python3 -c 'import json,sys; print(",".join(c["centre_id"] + ":" + c["warning"] for c in json.load(open(sys.argv[1])).get(sys.argv[2], [])))' "$1" "$2" 2>/dev/null; }
+want="DCNODATA:no data — stock unknown, confirm by phone"
+for _ in $(seq 1 20); do api "$work/api-nodata.json" RBC O NEG; [ "$(nodata "$work/api-nodata.json" centres_without_data)" = "$want" ] && break; sleep 0.25; done
+cli "$work/cli-nodata.json" RBC O NEG
+{ [ "$(nodata "$work/api-nodata.json" centres_without_data)" = "$want" ] && [ "$(nodata "$work/cli-nodata.json" centres_without_data)" = "$want" ]; } \
+  && ok centre_without_data_listed || bad centre_without_data_listed "api '$(nodata "$work/api-nodata.json" centres_without_data)' cli '$(nodata "$work/cli-nodata.json" centres_without_data)'"
+"$bm" stock --near H0001 --component RBC --index "$work/index.bmidx" >"$work/stock-nodata.txt" 2>&1
+grep -q "DCNODATA .*NO DATA: no data — stock unknown, confirm by phone" "$work/stock-nodata.txt" && ok stock_table_says_no_data \
+  || bad stock_table_says_no_data "$(grep DCNODATA "$work/stock-nodata.txt" | head -1)"
+curl -s -o "$work/m-nodata.json" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -H 'Idempotency-Key: avail-nodata' \
+  -d '{"component":"RBC","recipient":{"abo":"O","rhd":"NEG","sex":"male","age":60},"quantity":1}' "$base/v1/matches"
+[ "$(nodata "$work/m-nodata.json" centres_not_checked)" = "$want" ] && ok match_names_centre_not_checked \
+  || bad match_names_centre_not_checked "$(head -c 300 "$work/m-nodata.json")"
+
+# `stock` answers by its deadline while a lock holds the centres' table (a paused import, say).
+psql_pg -d "$db" -c "BEGIN; LOCK TABLE bm.centre_status IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(8); COMMIT" >/dev/null 2>&1 &
+locker=$!; servers+=("$locker")
+sleep 0.5
+t0=$(date +%s.%N)
+"$bm" stock --near H0001 --component RBC --index "$work/index.bmidx" --deadline-seconds 2 >"$work/stock-locked.txt" 2>&1; rc=$?
+took=$(python3 -c "import sys; print(round($(date +%s.%N) - $t0, 1))")
+kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null
+{ [ "$rc" = 5 ] && python3 -c "import sys; sys.exit(0 if $took < 5 else 1)"; } && ok "stock_deadline_exit_5_in_${took}s" \
+  || bad stock_deadline "exit $rc after ${took}s: $(tail -1 "$work/stock-locked.txt")"
 
 printf '{"check":"availability","results":{%s},"seconds":%d,"pass":%s}\n' "$(IFS=,; echo "${results[*]}")" \
   $(( $(date +%s) - started )) "$([ "$fail" = 0 ] && echo true || echo false)"

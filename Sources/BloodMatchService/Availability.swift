@@ -3,6 +3,9 @@ import BloodMatchStore
 import Foundation
 import Synchronization
 
+/// What a centre without data says wherever it is listed.
+public let noDataWarning = "no data — stock unknown, confirm by phone"
+
 /// Availability as a match for the same request could use it: one function behind both
 /// `GET /v1/availability` and `bloodmatch stock`, so the two agree on the same data.
 public enum Availability {
@@ -16,6 +19,9 @@ public enum Availability {
         public var notes: [String]
         /// Every centre with its usable units (zero where none), by ETA then centre id.
         public var centres: [CentreStock]
+        /// Distribution centres that have never delivered a snapshot (stock unknown, not zero),
+        /// nearest first: listed whatever the limit, never left out.
+        public var centresWithoutData: [CentreNotChecked]
     }
 
     /// What a match for `request` (quantity aside) could use at `now` from `index`, `held` units
@@ -31,8 +37,12 @@ public enum Availability {
         }
         query.quantity = 1
         let stock = planner.matcher(for: index).usableStock(query, now: Int64(now.timeIntervalSince1970), held: held, table: table)
+        let unknown = index.centresWithoutData
+            .map { CentreNotChecked(centreID: $0.siteID, distanceKm: $0.location.distanceKm(to: destination)) }
+            .sorted { ($0.distanceKm, $0.centreID) < ($1.distanceKm, $1.centreID) }
         return Answer(query: query, refused: refused, notes: notes,
-                      centres: stock.sorted { ($0.etaMinutes, $0.centre.siteID) < ($1.etaMinutes, $1.centre.siteID) })
+                      centres: stock.sorted { ($0.etaMinutes, $0.centre.siteID) < ($1.etaMinutes, $1.centre.siteID) },
+                      centresWithoutData: unknown)
     }
 }
 

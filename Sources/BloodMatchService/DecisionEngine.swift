@@ -329,11 +329,12 @@ public actor DecisionEngine {
         if !check, let index, fresh(indexCheckedAt) { return (index, false) }
         let started = ContinuousClock.now
         let reader = PostgresInventoryReader(database: database)
-        let current = try await reader.currentSnapshots()
+        let current = try await reader.snapshotsInForce()
         if let index {
             let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.mark) })
-            let inForce = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.mark) })
-            if indexed == inForce {
+            let inForce = Dictionary(uniqueKeysWithValues: current.centres.map { ($0.centreID, $0.mark) })
+            // A centre added without data, or one that has since delivered, changes the index too.
+            if indexed == inForce, index.centresWithoutData.map(\.siteID) == current.withoutData {
                 indexCheckedAt = started
                 return (index, false)
             }

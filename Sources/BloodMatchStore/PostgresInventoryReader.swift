@@ -51,22 +51,33 @@ public struct PostgresInventoryReader: Sendable {
 
     /// Every distribution centre with a snapshot in force, and its freshness.
     public func currentSnapshots() async throws -> [CentreFreshness] {
+        try await snapshotsInForce().centres
+    }
+
+    /// Every distribution centre with a snapshot in force and its freshness, and the ids of those
+    /// that have never delivered one (their stock is unknown), in one query: what an index must
+    /// name to be current.
+    public func snapshotsInForce() async throws -> (centres: [CentreFreshness], withoutData: [String]) {
         try await database.observe("inventory.current_snapshots") {
             var out: [CentreFreshness] = []
+            var without: [String] = []
             for try await (centre, snapshot, asOf, importedAt, interval) in try await database.client.query("""
-                SELECT s.centre, s.current_snapshot_id, s.last_as_of, s.last_import_at,
+                SELECT t.site_id, s.current_snapshot_id, s.last_as_of, s.last_import_at,
                        extract(epoch FROM t.expected_feed_interval)::bigint
-                FROM centre_status s JOIN sites t ON t.site_id = s.centre ORDER BY s.centre
-                """, logger: database.logger).decode((String, Int64, Date, Date, Int64).self) {
+                FROM sites t LEFT JOIN centre_status s ON s.centre = t.site_id
+                WHERE t.kind = 'distribution_centre' OR s.centre IS NOT NULL ORDER BY t.site_id
+                """, logger: database.logger).decode((String, Int64?, Date?, Date?, Int64).self) {
+                guard let snapshot, let asOf, let importedAt else { without.append(centre); continue }
                 out.append(CentreFreshness(centreID: centre, snapshotID: snapshot, asOf: asOf, importedAt: importedAt,
                                            expectedIntervalSeconds: interval))
             }
-            return out
+            return (out, without)
         }
     }
 
     /// Builds the spatial index from the snapshots in force, in one repeatable-read transaction so
-    /// the stock and the snapshot pointers agree. DINs current at two centres at once (a transfer
+    /// the stock and the snapshot pointers agree; distribution centres that have never delivered
+    /// a snapshot are carried as centres without data (stock unknown). DINs current at two centres at once (a transfer
     /// in flight) are left out of both: they are held for review, never double counted.
     public func buildIndex(now: Date) async throws -> InventoryIndex {
         try await database.observe("index.build") {
@@ -82,6 +93,14 @@ public struct PostgresInventoryReader: Sendable {
                         """, logger: logger).decode((String, Double, Double, Int64, Date, Int64).self) {
                         centres.append(IndexedCentre(siteID: id, location: GeoPoint(latitude: lat, longitude: lon), snapshotID: snapshot,
                                                      asOf: Int64(asOf.timeIntervalSince1970), expectedIntervalSeconds: interval))
+                    }
+                    var withoutData: [CentreWithoutData] = []
+                    for try await (id, lat, lon) in try await conn.query("""
+                        SELECT t.site_id, t.latitude, t.longitude FROM sites t
+                        WHERE t.kind = 'distribution_centre' AND NOT EXISTS (SELECT 1 FROM centre_status s WHERE s.centre = t.site_id)
+                        ORDER BY t.site_id
+                        """, logger: logger).decode((String, Double, Double).self) {
+                        withoutData.append(CentreWithoutData(siteID: id, location: GeoPoint(latitude: lat, longitude: lon)))
                     }
                     // One row per centre, its units packed into one text (`din,code,kind,collected,expires,attrs`
                     // lines): decoding 100 large values is far cheaper than 900k rows or array elements.
@@ -139,7 +158,7 @@ public struct PostgresInventoryReader: Sendable {
                         logger.error("units left out of the index: their stored row cannot be read", metadata: [
                             "count": "\(unreadable.count)", "examples": "\(unreadable.filter { !$0.isEmpty }.joined(separator: "; "))"])
                     }
-                    return InventoryIndex(centres: centres, units: units, builtAt: now)
+                    return InventoryIndex(centres: centres, units: units, builtAt: now, centresWithoutData: withoutData)
                 }
             }
         }

@@ -65,6 +65,10 @@ enum DecisionPrinter {
         if !stale.isEmpty {
             out.append("Stale centres: " + stale.map { "\($0.centreID) (\($0.dataAgeMinutes) min old)" }.joined(separator: ", "))
         }
+        if let unknown = d.centresNotChecked, !unknown.isEmpty {
+            out.append("Not checked (no data — stock unknown, confirm by phone): "
+                       + unknown.map { "\($0.centreID) (\(Int($0.distanceKm.rounded())) km)" }.joined(separator: ", "))
+        }
         out.append("")
         let status = recorded ? (isNew ? "recorded" : "already recorded for this request id (original returned)") : "NOT RECORDED (database unavailable)"
         if let retryOf {

@@ -51,10 +51,13 @@ struct IndexCommand: AsyncParsableCommand {
                 let index = try IndexLoader.load(path: file)
                 let config = try Environment.current.database(role: .app)
                 let current = try await Database.with(config, logger: logger) { db in
-                    try await PostgresInventoryReader(database: db).currentSnapshots()
+                    try await PostgresInventoryReader(database: db).snapshotsInForce()
                 }
-                let check = IndexCurrency.compare(index: index, current: current)
+                let check = IndexCurrency.compare(index: index, current: current.centres, withoutData: current.withoutData)
                 print("index \(index.version) built \(SnapshotWriter.timestamp(Date(timeIntervalSince1970: Double(index.builtAt)))): \(index.centres.count) centres, \(index.unitCount) units")
+                if !index.centresWithoutData.isEmpty {
+                    print("no data — stock unknown, confirm by phone: \(index.centresWithoutData.map(\.siteID).joined(separator: ", "))")
+                }
                 print(check.isCurrent ? "current: every centre's snapshot matches the database" : "OUT OF DATE: \(check.summary)")
             }
         }
@@ -79,16 +82,19 @@ struct IndexCurrency {
     var changed: [String]
     var missing: [String]
     var extra: [String]
+    /// Whether the centres without data differ from the database's.
+    var withoutDataChanged = false
 
     var summary: String {
         var parts: [String] = []
         if !changed.isEmpty { parts.append("newer snapshots for \(changed.joined(separator: ", "))") }
         if !missing.isEmpty { parts.append("centres not in the index: \(missing.joined(separator: ", "))") }
         if !extra.isEmpty { parts.append("centres no longer in force: \(extra.joined(separator: ", "))") }
+        if withoutDataChanged { parts.append("the centres without data have changed") }
         return parts.joined(separator: "; ")
     }
 
-    static func compare(index: InventoryIndex, current: [CentreFreshness]) -> IndexCurrency {
+    static func compare(index: InventoryIndex, current: [CentreFreshness], withoutData: [String]) -> IndexCurrency {
         let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.mark) })
         let now = Dictionary(uniqueKeysWithValues: current.map { ($0.centreID, $0.mark) })
         let changed = now.compactMap { centre, snapshot in
@@ -96,7 +102,9 @@ struct IndexCurrency {
         }.sorted()
         let missing = now.keys.filter { indexed[$0] == nil }.sorted()
         let extra = indexed.keys.filter { now[$0] == nil }.sorted()
-        return IndexCurrency(isCurrent: changed.isEmpty && missing.isEmpty && extra.isEmpty, changed: changed, missing: missing, extra: extra)
+        let withoutDataChanged = index.centresWithoutData.map(\.siteID) != withoutData
+        return IndexCurrency(isCurrent: changed.isEmpty && missing.isEmpty && extra.isEmpty && !withoutDataChanged, changed: changed,
+                             missing: missing, extra: extra, withoutDataChanged: withoutDataChanged)
     }
 }
 

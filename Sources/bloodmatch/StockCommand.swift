@@ -27,6 +27,7 @@ struct StockCommand: AsyncParsableCommand {
     @Option(help: "Transfusion policy file.") var policy: String?
     @Option(help: "Index file.") var index: String = IndexCommand.defaultPath
     @Flag(help: "Print JSON (the API's centre fields).") var json = false
+    @Option(help: "Seconds the database may take before the answer is 'unable to verify' (exit 5).") var deadlineSeconds: Int = 10
 
     func run() async throws {
         let logger = makeLogger("bloodmatch.stock")
@@ -52,14 +53,18 @@ struct StockCommand: AsyncParsableCommand {
                                        travelTimes: try loadTravelTimes())
             let preloaded = try? IndexLoader.load(path: index)
             let config = try Environment.current.database(role: .app)
-            let (site, inForce, held, now) = try await Database.with(config, logger: logger) { db in
-                let engine = DecisionEngine(database: db, planner: planner, index: preloaded, logger: logger)
-                // Expiry and data age are this host's: refused when its clock cannot be trusted.
-                try await engine.checkClock()
-                let now = Date()
-                return (try await PostgresInventoryReader(database: db).site(near),
-                        try await engine.indexCheckedAgainstSnapshots(now: now).index,
-                        try await PostgresInventoryReader(database: db).heldUnitPlaces(), now)
+            // A database that does not answer (a locked table, a paused server) ends in "unable to
+            // verify" (exit 5) by the deadline, never a wait without end.
+            let (site, inForce, held, now) = try await withDeadline(.seconds(deadlineSeconds)) {
+                try await Database.with(config, logger: logger) { db in
+                    let engine = DecisionEngine(database: db, planner: planner, index: preloaded, logger: logger)
+                    // Expiry and data age are this host's: refused when its clock cannot be trusted.
+                    try await engine.checkClock()
+                    let now = Date()
+                    return (try await PostgresInventoryReader(database: db).site(near),
+                            try await engine.indexCheckedAgainstSnapshots(now: now).index,
+                            try await PostgresInventoryReader(database: db).heldUnitPlaces(), now)
+                }
             }
             guard let site, site.kind == .hospital else { throw ValidationError("--near '\(near)' is not a known hospital") }
             let request = MatchRequest(requestID: "stock", hospitalID: site.id, destination: site.location, component: component,
@@ -80,7 +85,11 @@ struct StockCommand: AsyncParsableCommand {
                         "data_age_minutes": Int(entry.centre.dataAgeSeconds(now: seconds) / 60), "stale": entry.centre.isStale(now: seconds),
                     ]
                 }
+                let unknown: [[String: Any]] = answer.centresWithoutData.map {
+                    ["centre_id": $0.centreID, "distance_km": ($0.distanceKm * 10).rounded() / 10, "status": "no_data", "warning": noDataWarning]
+                }
                 let body: [String: Any] = ["hospital_id": site.id, "component": component.rawValue, "centres": rows,
+                                           "centres_without_data": unknown,
                                            "acceptable_groups": answer.query.choices.map { $0.group.description },
                                            "evaluated_at": DecisionPrinter.timestamp(seconds), "index_version": inForce.version]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
@@ -98,6 +107,11 @@ struct StockCommand: AsyncParsableCommand {
                             + groups.map { String(entry.unitsByGroup[$0] ?? 0) }
                             + [String(entry.total), entry.earliestExpiry.map { DecisionPrinter.timestamp($0) } ?? "-",
                                entry.centre.isStale(now: seconds) ? "STALE: \(age) min old — last known stock" : "\(age) min old"])
+            }
+            // Never left out: a centre that has never delivered a snapshot has unknown stock, not none.
+            for unknown in answer.centresWithoutData {
+                rows.append([unknown.centreID, String(format: "%.0f", unknown.distanceKm), "-"] + groups.map { _ in "?" }
+                            + ["?", "-", "NO DATA: " + noDataWarning])
             }
             for line in DecisionPrinter.table(header: ["centre", "km", "ETA"] + groups.map(\.description) + ["total", "earliest expiry", "data"], rows: rows) {
                 print(line)

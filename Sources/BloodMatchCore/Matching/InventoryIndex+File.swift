@@ -13,8 +13,8 @@ extension InventoryIndex {
     static let magic: [UInt8] = Array("BMINDEX\u{0}".utf8)
 
     /// The index as a compact file: magic, format version, payload length, FNV-1a checksum of the
-    /// payload, then the payload (centres with their snapshot ids, product codes, bucket offsets
-    /// and the unit arrays, little-endian).
+    /// payload, then the payload (centres with their snapshot ids, product codes, bucket offsets,
+    /// the unit arrays, and the centres without data; little-endian).
     public func serialized() -> [UInt8] {
         var payload = ByteWriter()
         payload.int(builtAt)
@@ -36,6 +36,12 @@ extension InventoryIndex {
         payload.array(attributes)
         payload.array(productCodeIndex)
         payload.array(dinBytes)
+        payload.int(UInt32(centresWithoutData.count))
+        for c in centresWithoutData {
+            payload.string(c.siteID)
+            payload.double(c.location.latitude)
+            payload.double(c.location.longitude)
+        }
         var checksum = FNV1a64()
         payload.bytes.withUnsafeBytes { checksum.add($0) }
         var file = ByteWriter()
@@ -82,11 +88,17 @@ extension InventoryIndex {
         let attrs: [UInt64] = try need(reader.array(count: n))
         let codeIndex: [UInt16] = try need(reader.array(count: n))
         let dins: [UInt8] = try need(reader.array(count: n * 13))
+        let withoutDataCount: UInt32 = try need(reader.int())
+        var withoutData: [CentreWithoutData] = []
+        for _ in 0..<withoutDataCount {
+            withoutData.append(CentreWithoutData(
+                siteID: try need(reader.string()), location: GeoPoint(latitude: try need(reader.double()), longitude: try need(reader.double()))))
+        }
         guard offsets.last.map(Int.init) == n, codeIndex.allSatisfy({ Int($0) < codes.count }) else {
             throw IndexFileError(reason: "inconsistent bucket offsets or product codes")
         }
         self.init(centres: centres, offsets: offsets, expiresAt: expires, collectedAt: collected, attributes: attrs,
-                  productCodeIndex: codeIndex, productCodes: codes, dinBytes: dins, builtAt: builtAt)
+                  productCodeIndex: codeIndex, productCodes: codes, dinBytes: dins, builtAt: builtAt, centresWithoutData: withoutData)
     }
 }
 

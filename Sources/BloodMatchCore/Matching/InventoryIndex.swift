@@ -29,6 +29,22 @@ public struct IndexedCentre: Sendable, Hashable, Codable {
     public func isStale(now: Int64) -> Bool { now - asOf > expectedIntervalSeconds }
 }
 
+/// A distribution centre that has never delivered a snapshot: its stock is unknown. It is never left
+/// out of an answer: every match, stock count and availability list names it ("no data — stock
+/// unknown, confirm by phone").
+public struct CentreWithoutData: Sendable, Hashable, Codable {
+    /// Site id.
+    public var siteID: String
+    /// Location.
+    public var location: GeoPoint
+
+    /// Creates an entry.
+    public init(siteID: String, location: GeoPoint) {
+        self.siteID = siteID
+        self.location = location
+    }
+}
+
 /// The spatial index: distribution centres and their available stock, bucketed by centre,
 /// component and ABO/RhD group, each bucket sorted by (expiry, DIN, product code).
 ///
@@ -38,12 +54,15 @@ public struct InventoryIndex: Sendable {
     /// Format version of the serialized index.
     /// Version 2: units are ordered within a bucket by (expiry, DIN, product code), a unit being
     /// its DIN and product code; a version 1 file is refused and the index rebuilt.
-    public static let formatVersion: UInt32 = 2
+    /// Version 3: the centres without data follow the units.
+    public static let formatVersion: UInt32 = 3
     /// Components × groups: buckets per centre.
     static let bucketsPerCentre = Component.allCases.count * 8
 
     /// The centres, in site-id order.
     public let centres: [IndexedCentre]
+    /// Distribution centres with no snapshot in force (never delivered one), in site-id order.
+    public let centresWithoutData: [CentreWithoutData]
     /// Bucket boundaries: bucket b of centre c spans `offsets[c * 40 + b] ..< offsets[c * 40 + b + 1]`.
     let offsets: [Int32]
     /// Expiry instants (seconds since 1970).
@@ -75,6 +94,7 @@ public struct InventoryIndex: Sendable {
             hash.add(centre.snapshotID)
             hash.add(centre.asOf)
         }
+        for centre in centresWithoutData { hash.add("nodata:" + centre.siteID) }
         return String(format: "idx-%016llx", hash.value)
     }
 
@@ -82,7 +102,8 @@ public struct InventoryIndex: Sendable {
     ///
     /// Units that are not `AVAILABLE` are left out (they are never offered); units whose centre is
     /// not in `centres` are left out too.
-    public init(centres: [IndexedCentre], units: [InventoryUnit], builtAt: Date) {
+    /// `centresWithoutData` are carried as they are (their stock is unknown, never zero).
+    public init(centres: [IndexedCentre], units: [InventoryUnit], builtAt: Date, centresWithoutData: [CentreWithoutData] = []) {
         let centres = centres.sorted { $0.siteID < $1.siteID }
         let centreIndex = Dictionary(uniqueKeysWithValues: centres.enumerated().map { ($0.element.siteID, $0.offset) })
         var codes: [String: UInt16] = [:]
@@ -130,12 +151,14 @@ public struct InventoryIndex: Sendable {
         for i in 1..<offsets.count { offsets[i] += offsets[i - 1] }
         self.init(centres: centres, offsets: offsets, expiresAt: expires, collectedAt: collected, attributes: attrs,
                   productCodeIndex: codeIndex, productCodes: codeList, dinBytes: dins,
-                  builtAt: Int64(builtAt.timeIntervalSince1970.rounded(.down)))
+                  builtAt: Int64(builtAt.timeIntervalSince1970.rounded(.down)), centresWithoutData: centresWithoutData)
     }
 
     init(centres: [IndexedCentre], offsets: [Int32], expiresAt: [Int64], collectedAt: [Int64], attributes: [UInt64],
-         productCodeIndex: [UInt16], productCodes: [String], dinBytes: [UInt8], builtAt: Int64) {
+         productCodeIndex: [UInt16], productCodes: [String], dinBytes: [UInt8], builtAt: Int64,
+         centresWithoutData: [CentreWithoutData]) {
         self.centres = centres
+        self.centresWithoutData = centresWithoutData.sorted { $0.siteID < $1.siteID }
         self.offsets = offsets
         self.expiresAt = expiresAt
         self.collectedAt = collectedAt

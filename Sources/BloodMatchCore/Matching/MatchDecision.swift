@@ -74,6 +74,21 @@ public struct CentreDataState: Sendable, Hashable, Codable {
     public var stale: Bool
 }
 
+/// A distribution centre the answer could not check: it has never delivered a snapshot, so its
+/// stock is unknown (not zero).
+public struct CentreNotChecked: Sendable, Hashable, Codable {
+    /// Centre id.
+    public var centreID: String
+    /// Great-circle distance to the destination, km.
+    public var distanceKm: Double
+
+    /// Creates an entry.
+    public init(centreID: String, distanceKm: Double) {
+        self.centreID = centreID
+        self.distanceKm = distanceKm
+    }
+}
+
 /// A recorded answer: everything needed to reconstruct why these units were chosen.
 public struct MatchDecision: Sendable, Hashable, Codable {
     /// Decision id.
@@ -117,6 +132,9 @@ public struct MatchDecision: Sendable, Hashable, Codable {
     /// The ETA in minutes by which the units should arrive (the urgency's time ceiling, or
     /// `needed_by` when sooner); nil in decisions made before deadlines existed.
     public var arrivalDeadlineMinutes: Double? = nil
+    /// Distribution centres that could not be checked (no data — stock unknown), nearest first;
+    /// nil when every centre was checked, and in decisions made before this was recorded.
+    public var centresNotChecked: [CentreNotChecked]? = nil
     /// True for a what-if: evaluated at an instant given by the caller (`--as-of`) on the stock in
     /// force now. It is recorded, but can never be reserved or issued. Nil for a live decision.
     public var whatIf: Bool? = nil

@@ -109,7 +109,16 @@ public struct MatchPlanner: Sendable {
                 : "; \(late) LATE: arriving after \(why)"
         }
         if stale { summary += "; includes units from a centre whose data is stale: confirm by phone before dispatch" }
-        return MatchDecision(
+        // A centre that never delivered a snapshot is not "no units": its stock is unknown.
+        let notChecked = index.centresWithoutData
+            .map { CentreNotChecked(centreID: $0.siteID, distanceKm: ($0.location.distanceKm(to: destination) * 10).rounded() / 10) }
+            .sorted { ($0.distanceKm, $0.centreID) < ($1.distanceKm, $1.centreID) }
+        if !notChecked.isEmpty {
+            summary += "; \(notChecked.count) centre(s) could not be checked (no data — stock unknown, confirm by phone): "
+                + notChecked.prefix(5).map { "\($0.centreID) (\(Int($0.distanceKm.rounded())) km)" }.joined(separator: ", ")
+                + (notChecked.count > 5 ? ", …" : "")
+        }
+        var decision = MatchDecision(
             decisionID: id, request: request, evaluatedAt: now, outcome: outcome, summary: summary, unableToVerifyReason: nil,
             policyVersion: rules.version, settings: settings, indexVersion: index.version,
             indexBuiltAt: Date(timeIntervalSince1970: Double(index.builtAt)),
@@ -120,6 +129,8 @@ public struct MatchPlanner: Sendable {
             rulesApplied: query.choices, groupsRefused: refused, requirementNotes: notes, chosen: match.chosen,
             rejected: match.rejected, centresUsed: used, splitAcrossCentres: used.count > 1, includesStaleData: stale,
             arrivalDeadlineMinutes: deadline)
+        decision.centresNotChecked = notChecked.isEmpty ? nil : notChecked
+        return decision
     }
 
     /// What sets the deadline, for people: the urgency's ceiling or the needed-by time.

@@ -149,6 +149,11 @@ struct APIHandlers: Sendable {
             "notes": .strings(notes),
             "centres": .array(centres),
             "centres_with_stock": .int(listed.count),
+            // Never left out: a centre that has never delivered a snapshot has unknown stock, not none.
+            "centres_without_data": .array(answer.centresWithoutData.map {
+                ["centre_id": .string($0.centreID), "distance_km": .double(round1($0.distanceKm)), "status": "no_data",
+                 "warning": .string(noDataWarning)]
+            }),
             "evaluated_at": .string(iso(now)),
             "index_version": .string(verified.version),
             "index_verified_at": .string(iso(verified.verifiedAt)),
@@ -289,6 +294,9 @@ struct APIHandlers: Sendable {
         let prefix = "api:\(d.request.hospitalID ?? ""):"
         var warnings: [String] = []
         if d.includesStaleData { warnings.append("stale data — confirm before dispatch") }
+        if let unknown = d.centresNotChecked, !unknown.isEmpty {
+            warnings.append("\(unknown.count) centre(s) could not be checked: \(noDataWarning)")
+        }
         let late = d.chosen.filter { $0.late == true }.count
         if late > 0 { warnings.append("\(late) of \(d.chosen.count) unit(s) arrive after the deadline — confirm the time before dispatch") }
         return [
@@ -310,6 +318,10 @@ struct APIHandlers: Sendable {
                  "data_age_minutes": .int(Int(u.dataAgeSeconds / 60)), "late": .bool(u.late == true)]
             }),
             "centres_used": .strings(d.centresUsed),
+            // Centres whose stock is unknown (never delivered a snapshot): the answer could not check them.
+            "centres_not_checked": .array((d.centresNotChecked ?? []).map {
+                ["centre_id": .string($0.centreID), "distance_km": .double(round1($0.distanceKm)), "warning": .string(noDataWarning)]
+            }),
             "split_across_centres": .bool(d.splitAcrossCentres),
             "includes_stale_data": .bool(d.includesStaleData),
             "arrival_deadline_minutes": d.arrivalDeadlineMinutes.map { .double(round1($0)) } ?? .null,

@@ -23,6 +23,30 @@ struct InventoryIndexFileTests {
         }
     }
 
+    @Test("centres without data survive the file, change the version, and every decision names them as not checked")
+    func centresWithoutDataAreCarried() throws {
+        let unknown = [CentreWithoutData(siteID: "DCNODATA", location: Self.fixture.centres[0].location)]
+        let index = InventoryIndex(centres: Self.fixture.centres, units: Self.fixture.units,
+                                   builtAt: Date(timeIntervalSince1970: Double(Self.fixture.now)), centresWithoutData: unknown)
+        #expect(index.version != Self.index.version)
+        let loaded = try InventoryIndex(serialized: index.serialized())
+        #expect(loaded.centresWithoutData == unknown)
+        #expect(loaded.version == index.version)
+        var rng = MatcherFixture.RNG(seed: 2)
+        let query = Self.fixture.randomQuery(&rng)
+        let planner = MatchPlanner(rules: try RulesFixture.loadPolicy(), settings: .standard)
+        let request = MatchRequest(requestID: "r", hospitalID: nil, destination: query.destination, component: query.component,
+                                   recipient: Recipient(group: .oNegative), quantity: 1, requirements: [], urgency: .routine)
+        let match = UnitMatcher(index: loaded, settings: .standard).match(query, now: Self.fixture.now)
+        let decision = planner.decision(id: UUID(), request: request, destination: query.destination, query: query, refused: [], notes: [],
+                                        match: match, index: loaded, now: Date(timeIntervalSince1970: Double(Self.fixture.now)))
+        #expect(decision.centresNotChecked?.map(\.centreID) == ["DCNODATA"])
+        #expect(decision.summary.contains("1 centre(s) could not be checked (no data — stock unknown, confirm by phone): DCNODATA"))
+        let plain = planner.decision(id: UUID(), request: request, destination: query.destination, query: query, refused: [], notes: [],
+                                     match: match, index: Self.index, now: Date(timeIntervalSince1970: Double(Self.fixture.now)))
+        #expect(plain.centresNotChecked == nil)
+    }
+
     @Test("a flipped byte, a truncated file or a foreign file is refused", arguments: ["flip", "truncate", "foreign", "empty"])
     func damagedFilesAreRefused(damage: String) {
         var bytes = Self.index.serialized()

@@ -43,6 +43,36 @@ struct HTTPAPITests {
         }
     }
 
+    @Test("a centre that has never delivered a snapshot is listed as no data by availability and named as not checked by a match")
+    func centreWithoutDataIsNeverLeftOut() async throws {
+        try await APITestHarness.run { client, h in
+            // A distribution centre at the hospital's own coordinates, with no snapshot at all.
+            try await h.test.with(.importer) { db in
+                _ = try await PostgresSiteStore(database: db).upsert([
+                    Site(id: "DCNODATA", name: "No data", kind: .distributionCentre, location: GeoPoint(latitude: -34.42, longitude: 150.89), region: "AU-02"),
+                ], source: "test")
+            }
+            var listed: [[String: Any]] = []
+            for _ in 0..<20 {
+                let reply = try await client.send("/v1/availability?component=RBC&abo=O&rhd=NEG", token: h.token)
+                #expect(reply.status == .ok, "\(reply.text)")
+                listed = reply.object["centres_without_data"] as? [[String: Any]] ?? []
+                if !listed.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(listed.map { $0["centre_id"] as? String } == ["DCNODATA"])
+            #expect(listed.first?["warning"] as? String == "no data — stock unknown, confirm by phone")
+            #expect(listed.first?["distance_km"] as? Double == 0)
+            let match = try await client.send("/v1/matches", .post, token: h.token, body: Self.matchBody)
+            #expect(match.status == .created, "\(match.text)")
+            let notChecked = match.object["centres_not_checked"] as? [[String: Any]] ?? []
+            #expect(notChecked.map { $0["centre_id"] as? String } == ["DCNODATA"])
+            #expect((match.object["summary"] as? String)?.contains("could not be checked (no data — stock unknown, confirm by phone): DCNODATA (0 km)") == true,
+                    "\(match.object["summary"] ?? "")")
+            #expect((match.object["warnings"] as? [String])?.contains { $0.contains("could not be checked") } == true)
+        }
+    }
+
     @Test("a match is recorded; the same Idempotency-Key returns it; another body with that key is refused")
     func matchIdempotency() async throws {
         try await APITestHarness.run { client, h in
