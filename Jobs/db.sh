@@ -8,16 +8,21 @@
 #   Jobs/db.sh psql     open psql on it as the schema owner
 #
 # With DATABASE_URL set, every command here does nothing: that server is used instead.
-# The server listens on a unix socket in .pgdata/ and on 127.0.0.1 only, port BLOODMATCH_DB_PORT
-# (default 54329). Local socket logins use peer authentication mapped to the OS user that created
-# the cluster; TCP logins on 127.0.0.1 need the passwords in .pgdata/credentials (mode 600).
+# The server listens on a unix socket in .pgdata/ and on 127.0.0.1 only. Its port is chosen when
+# the cluster is created (BLOODMATCH_DB_PORT, default 54329) and is fixed from then on: every
+# command reads it back from the cluster's postgresql.conf (or .pgdata/socket-path), so
+# `BLOODMATCH_DB_PORT=54411 Jobs/db.sh start` once, then plain `Jobs/db.sh env|status|psql|stop`,
+# talk to port 54411. A BLOODMATCH_DB_PORT that differs from an existing cluster's port is
+# refused with exit 2 (nothing is done), never silently used. Local socket logins use peer
+# authentication mapped to the OS user that created the cluster; TCP logins on 127.0.0.1 need the
+# passwords in .pgdata/credentials (mode 600).
 # It never deletes a data folder, and it refuses one it did not create.
 # BLOODMATCH_PGDATA_ROOT moves the cluster folder (tests use it for throwaway clusters).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-PORT=${BLOODMATCH_DB_PORT:-54329}
+DEFAULT_PORT=54329
 ROOT=${BLOODMATCH_PGDATA_ROOT:-$here/.pgdata}
 DATA="$ROOT/data"
 MARK="$ROOT/created-by-bloodmatch"
@@ -39,6 +44,35 @@ fi
 if [ $(( ${#SOCK} + 20 )) -gt 100 ]; then
   SOCK="/tmp/bloodmatch-$(printf '%s' "$here" | sha1sum | cut -c1-12)"
 fi
+
+# The port: the one an existing cluster was created with wins; BLOODMATCH_DB_PORT only chooses the
+# port of a cluster about to be created, and must agree with an existing one.
+cluster_port() {  # prints the existing cluster's port, or nothing when there is no cluster
+  [ -f "$DATA/PG_VERSION" ] || return 0
+  local f p found=""
+  for f in "$DATA/postgresql.conf" "$DATA/postgresql.auto.conf"; do  # the last setting wins
+    [ -r "$f" ] || continue
+    p=$(sed -n "s/^[[:space:]]*port[[:space:]]*=[[:space:]]*'\{0,1\}\([0-9][0-9]*\).*/\1/p" "$f" | tail -1)
+    [ -z "$p" ] || found=$p
+  done
+  if [ -z "$found" ] && [ -r "$ROOT/socket-path" ]; then  # data folder unreadable: what start wrote
+    found=$(sed -n 's/.*\.s\.PGSQL\.\([0-9][0-9]*\)$/\1/p' "$ROOT/socket-path" | tail -1)
+  fi
+  printf '%s' "$found"
+}
+existing_port=$(cluster_port)
+if [ -n "$existing_port" ]; then
+  if [ -n "${BLOODMATCH_DB_PORT:-}" ] && [ "$BLOODMATCH_DB_PORT" != "$existing_port" ]; then
+    die "BLOODMATCH_DB_PORT=$BLOODMATCH_DB_PORT, but the cluster in $DATA uses port $existing_port (fixed when it was created); nothing done: unset BLOODMATCH_DB_PORT, or set it to $existing_port, or point BLOODMATCH_PGDATA_ROOT at the cluster you mean" 2
+  fi
+  PORT=$existing_port
+else
+  PORT=${BLOODMATCH_DB_PORT:-$DEFAULT_PORT}
+fi
+case "$PORT" in
+  ''|*[!0-9]*) die "BLOODMATCH_DB_PORT must be a port number (1-65535), not '$PORT'" 2 ;;
+esac
+{ [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ]; } || die "BLOODMATCH_DB_PORT must be a port number (1-65535), not '$PORT'" 2
 
 owner=$(id -un)
 run_pg() {  # run a server binary as the unprivileged cluster owner (initdb refuses root)
@@ -71,7 +105,11 @@ init_cluster() {
     [ "$v" = 15 ] || die "$DATA holds a PostgreSQL $v cluster, not 15; refusing to start or change it (dump and move it away yourself)"
     return 0
   fi
-  say info "creating the private cluster in $DATA (data checksums on)"
+  # The port is fixed from here on: refuse a busy one before creating anything.
+  if port_in_use; then
+    die "port $PORT on 127.0.0.1 is in use by another program; set BLOODMATCH_DB_PORT to a free port (nothing was created)" 3
+  fi
+  say info "creating the private cluster in $DATA (port $PORT, data checksums on)"
   mkdir -p "$ROOT" "$SOCK"
   touch "$MARK"
   local u; u=$(pg_user)
@@ -167,7 +205,7 @@ start() {
       fi
     fi
     if port_in_use; then
-      die "port $PORT on 127.0.0.1 is in use by another program; set BLOODMATCH_DB_PORT to a free port (the cluster's port is fixed at creation: $(grep '^port' "$DATA/postgresql.conf" | tail -1))" 3
+      die "port $PORT on 127.0.0.1 is in use by another program; this cluster's port was fixed when it was created (port = $PORT in $DATA/postgresql.conf): stop that program, or change the port in that file" 3
     fi
     mkdir -p "$SOCK"; chown "$(pg_user)" "$SOCK"
     run_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null \
@@ -189,7 +227,7 @@ case "${1:-}" in
     fi ;;
   status)
     if [ -f "$DATA/PG_VERSION" ] && running; then echo "running: port $PORT socket $SOCK data $DATA"
-    else echo "not running (data: $DATA)"; exit 3; fi ;;
+    else echo "not running (port $PORT, data: $DATA)"; exit 3; fi ;;
   env)
     echo "export BLOODMATCH_DB_SOCKET='$SOCK/.s.PGSQL.$PORT'"
     echo "export BLOODMATCH_DB_NAME='$DB'" ;;
