@@ -40,6 +40,14 @@ struct DomainMetricsTests {
         return nil
     }
 
+    /// The metric names of `page` whose `# TYPE` line has no `# HELP` line.
+    static func withoutHelp(_ page: String) -> [String] {
+        let lines = page.split(separator: "\n")
+        let typed = lines.filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] }
+        let helped = Set(lines.filter { $0.hasPrefix("# HELP ") && $0.split(separator: " ").count > 3 }.map { $0.split(separator: " ")[2] })
+        return typed.filter { !helped.contains($0) }.map(String.init)
+    }
+
     @Test("a stale centre, rejected rows and a lost database show in the metrics and the log")
     func failuresAreVisible() async throws {
         try await TestDatabase.withFresh { test in
@@ -79,6 +87,10 @@ struct DomainMetricsTests {
             #expect(Self.value(page, #"bloodmatch_centre_last_import_rows{centre="DCB",result="rejected"}"#) == 1)
             #expect(Self.value(page, #"bloodmatch_centre_last_import_rows{centre="DCB",result="accepted"}"#) == 150)
             #expect(abs(Self.value(page, "bloodmatch_clock_skew_seconds") ?? 99) < 2)
+            // Every metric says what it measures.
+            #expect(page.contains("# HELP bloodmatch_centres_without_data Distribution centres that have never delivered a snapshot"))
+            #expect(Self.withoutHelp(page).isEmpty, "no # HELP: \(Self.withoutHelp(page))")
+            #expect(page.contains("# TYPE bloodmatch_database_up gauge"))
             let stale = lines.lines.withLock { $0.first { $0.1 == "stale centres" } }
             #expect(stale?.0 == .warning)
             #expect(stale?.2["centres"] == "DCA")
@@ -112,7 +124,7 @@ struct DomainMetricsTests {
     func poolMetrics() async throws {
         try await TestDatabase.withFresh { test in
             let registry = PrometheusCollectorRegistry()
-            let factory = PrometheusMetricsFactory(registry: registry)
+            let factory = HelpfulMetricsFactory(registry: registry, durationBuckets: ServiceMetrics.durationBuckets)
             var config = test.configuration(role: .app)
             config.maximumConnections = 3
             let database = Database(configuration: config, logger: test.logger, metricsFactory: factory)
@@ -129,6 +141,7 @@ struct DomainMetricsTests {
             }
             var page = String(decoding: registry.emitToBuffer(), as: UTF8.self)
             #expect(Self.value(page, "bloodmatch_db_pool_max_connections") == 3)
+            #expect(Self.withoutHelp(page).isEmpty, "no # HELP: \(Self.withoutHelp(page))")
             #expect(Self.value(page, "bloodmatch_db_operations_in_flight") == 0)
             #expect(Self.value(page, "bloodmatch_db_operations_waiting") == 0)
             #expect(Self.value(page, "bloodmatch_db_operation_duration_seconds_count", labels: [#"operation="ping""#]) == 1, "\(page)")

@@ -31,7 +31,12 @@ struct APIMiddleware: RouterMiddleware {
         var authFailure: AuthenticationFailure?
         var response: Response
 
-        guard let ticket = services.recorder.reserve() else {
+        let ticket = services.recorder.reserve()
+        // Probes and scrapes (/health, /ready, /metrics, /openapi.json) read no hospital's data:
+        // they answer whether or not their access record can be written, so the monitoring
+        // works during the very outage it watches. They are recorded whenever records can be.
+        let operational = route != "unmatched" && !route.hasPrefix("/v1/")
+        if ticket == nil, !operational {
             let refusal = services.recorder.refusal ?? (Date(), "access records cannot be written")
             response = APIError.unableToVerify(affected: ["access records"], since: refusal.since, reason: refusal.reason).makeResponse()
             services.logger.error("request refused: it could not be recorded", metadata: [
@@ -81,6 +86,10 @@ struct APIMiddleware: RouterMiddleware {
             }
         } catch {
             response = render(error, route: route)
+        }
+        guard let ticket else {
+            // An operational route answered while access records cannot be written.
+            return finish(response, route: route, request: request, started: started, requestID: requestID)
         }
         if let authFailure, !authFailure.reason.namesExistingKey {
             // Anyone can send these in any number: counted per minute, not recorded one by one.

@@ -9,24 +9,24 @@ import Prometheus
 public struct ServiceMetrics: Sendable {
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
-    let factory: PrometheusMetricsFactory
+    let factory: HelpfulMetricsFactory
 
-    /// Metrics on `registry`.
+    /// Buckets of every duration histogram, 1 ms to 10 s.
+    public static let durationBuckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                                              .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                              .milliseconds(2500), .seconds(5), .seconds(10)]
+
+    /// Metrics on `registry`, each with its `# HELP` text (`MetricHelp`).
     public init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
-        var factory = PrometheusMetricsFactory(registry: registry)
-        let buckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-                                   .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
-                                   .milliseconds(2500), .seconds(5), .seconds(10)]
-        factory.defaultDurationHistogramBuckets = buckets
-        self.factory = factory
+        self.factory = HelpfulMetricsFactory(registry: registry, durationBuckets: Self.durationBuckets)
     }
 
     /// The one process-wide bootstrap: a Prometheus registry behind swift-metrics. Call once, at
     /// start-up of `serve`, before anything records a metric.
     public static func bootstrapPrometheus() -> PrometheusCollectorRegistry {
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(HelpfulMetricsFactory(registry: registry, durationBuckets: durationBuckets))
         return registry
     }
 

@@ -42,6 +42,24 @@ struct FailSafeTests {
             Self.expectUnableToVerify(match, "\(match.text)")
             let ready = try await client.send("/ready")
             Self.expectUnableToVerify(ready, "\(ready.text)")
+            // Once access records cannot be written, hospitals' requests are refused; probes and
+            // scrapes read no hospital's data and still answer, so the monitoring sees the outage.
+            var refusing = false
+            for _ in 0..<80 {
+                if h.services.recorder.refusal != nil { refusing = true; break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(refusing, "the access records never failed while the database was stopped")
+            let refused = try await client.send(Self.availability, token: h.token)
+            Self.expectUnableToVerify(refused, "\(refused.text)")
+            #expect((refused.error["affected"] as? [String]) == ["access records"], "\(refused.text)")
+            let health = try await client.send("/health")
+            #expect(health.status == .ok, "\(health.text)")
+            let scrape = try await client.send("/metrics")
+            #expect(scrape.status == .ok, "\(scrape.text)")
+            #expect(scrape.text.contains(#"bloodmatch_unable_to_verify_total{route="/v1/availability"}"#))
+            let notReady = try await client.send("/ready")
+            Self.expectUnableToVerify(notReady, "\(notReady.text)")
 
             try await Database.with(h.test.admin, logger: h.test.logger) { admin in
                 try await admin.client.query(PostgresQuery(unsafeSQL: "ALTER DATABASE \(name) ALLOW_CONNECTIONS true"), logger: admin.logger)

@@ -145,6 +145,8 @@ struct HTTPAPITests {
             #expect(page.text.contains(#"bloodmatch_http_requests_total{route="/v1/availability",method="GET",status="400"} 1"#))
             #expect(page.text.contains(#"bloodmatch_matches_total{outcome="fulfilled"} 1"#))
             #expect(page.text.contains("bloodmatch_match_duration_seconds_bucket"))
+            #expect(page.text.contains("# HELP bloodmatch_http_requests_total HTTP requests answered, by route template, method and status."))
+            #expect(DomainMetricsTests.withoutHelp(page.text).isEmpty, "no # HELP: \(DomainMetricsTests.withoutHelp(page.text))")
         }
     }
 
