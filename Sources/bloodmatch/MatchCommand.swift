@@ -19,8 +19,9 @@ struct MatchCommand: AsyncParsableCommand {
         """)
 
     @Option(help: "Hospital site id (its location is the destination).") var hospital: String?
-    @Option(help: "Destination latitude, when no hospital is named.") var latitude: Double?
-    @Option(help: "Destination longitude, when no hospital is named.") var longitude: Double?
+    // `.unconditional`: a negative coordinate (`--latitude -33.87`) is a value, not an option.
+    @Option(parsing: .unconditional, help: "Destination latitude, when no hospital is named.") var latitude: Double?
+    @Option(parsing: .unconditional, help: "Destination longitude, when no hospital is named.") var longitude: Double?
     @Option(help: "Component: RBC, PLT, PLASMA, CRYO or WB.") var component: String
     @Option(help: "Recipient ABO group: O, A, B, AB, or UNKNOWN.") var abo: String
     @Option(help: "Recipient RhD: POS, NEG, or UNKNOWN.") var rhd: String

@@ -45,6 +45,9 @@ func runReportingFailures(logger: Logger, _ body: () async throws -> Void) async
             // Said on standard output too, where a person reads answers: an empty table must never
             // be the only sign that nothing could be checked.
             print("UNABLE TO VERIFY — manual review required: \(describe(error))")
+        } else {
+            // A person reads standard error too: the JSON log line is for machines.
+            FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
         }
         throw status.exitCode
     }
