@@ -92,12 +92,12 @@ public final class Database: Sendable {
 
     /// Checks that the server answers within the connect timeout; throws `DatabaseUnavailableError`.
     public func ping() async throws {
-        if case .socket(let path) = configuration.endpoint, !FileManager.default.fileExists(atPath: path) {
-            // Said at once: waiting out the connect timeout for a socket that is not there helps nobody.
-            throw DatabaseUnavailableError(target: configuration.displayName, underlying: await refusalReason() ?? "no server socket at \(path)")
-        }
         do {
             _ = try await observe("ping") {
+                if case .socket(let path) = configuration.endpoint, !FileManager.default.fileExists(atPath: path) {
+                    // Said at once: waiting out the connect timeout for a socket that is not there helps nobody.
+                    throw DatabaseUnavailableError(target: configuration.displayName, underlying: "no server socket at \(path)")
+                }
                 try await withDeadline(configuration.connectTimeout) { [client, logger] in
                     try await client.query("SELECT 1", logger: logger)
                 }

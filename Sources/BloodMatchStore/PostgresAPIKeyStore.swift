@@ -183,6 +183,17 @@ public struct PostgresAPIKeyStore: Sendable {
         }
     }
 
+    /// The ids of every key that exists (no secrets): lets the service refuse a key id that
+    /// names no key without a query per request.
+    public func allKeyIDs() async throws -> Set<String>? {
+        try await database.observe("api_key.ids") {
+            var ids: Set<String> = []
+            for try await (id,) in try await database.client.query("SELECT key_id FROM api_keys", logger: database.logger)
+                .decode((String,).self) { ids.insert(id) }
+            return ids
+        }
+    }
+
     /// Every key, or one hospital's, newest first.
     public func list(hospital: String?) async throws -> [APIKeyRecord] {
         var out: [APIKeyRecord] = []

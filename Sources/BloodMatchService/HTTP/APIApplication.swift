@@ -51,8 +51,10 @@ public final class APIServices: Sendable {
     public let authenticator: APIKeyAuthenticator
     /// Per-hospital rate limit.
     public let rateLimiter: RateLimiter
-    /// Bound on requests in flight.
+    /// Bound on requests in flight, with each hospital's share.
     public let budget: ConcurrencyBudget
+    /// Failed authentications per client address: charged only when a key is refused.
+    public let failureLimiter: RateLimiter
     /// Access records.
     public let recorder: AccessRecorder
     /// Metrics.
@@ -77,7 +79,8 @@ public final class APIServices: Sendable {
                                    deadline: min(configuration.requestDeadline, .seconds(4)))
         self.authenticator = APIKeyAuthenticator(lookup: PostgresAPIKeyStore(database: database), cacheTTL: configuration.keyCacheTTL)
         self.rateLimiter = RateLimiter(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
-        self.budget = ConcurrencyBudget(limit: configuration.maximumConcurrentRequests)
+        self.budget = ConcurrencyBudget(limit: configuration.maximumConcurrentRequests, perKeyLimit: configuration.maximumConcurrentPerHospital)
+        self.failureLimiter = RateLimiter(rate: configuration.failedAuthenticationRate, burst: configuration.failedAuthenticationBurst)
         let log = PostgresAccessLog(database: database)
         self.recorder = AccessRecorder(writer: { try await log.append($0) }, logger: logger,
                                        capacity: configuration.accessQueueCapacity, batchSize: configuration.accessBatchSize,

@@ -26,6 +26,17 @@ public struct APIConfiguration: Sendable {
     public var rateLimitBurst: Double = 40
     /// Requests doing work at once, all hospitals together; past it: 503 with Retry-After.
     public var maximumConcurrentRequests: Int = 64
+    /// Requests doing work at once for one hospital (nil: a quarter of `maximumConcurrentRequests`);
+    /// past it: 503 `overloaded` for that hospital only.
+    public var maximumConcurrentPerHospital: Int?
+    /// The longest a request body may take to arrive, whole; past it: 408 and the connection closed.
+    public var bodyDeadline: Duration = .seconds(10)
+    /// Failed authentications (no key, malformed, unknown) per second allowed from one client
+    /// address; past it (and the burst), that address's requests are refused 429 before their key
+    /// is looked at.
+    public var failedAuthenticationRate: Double = 5
+    /// Burst of failed authentications from one client address.
+    public var failedAuthenticationBurst: Double = 20
     /// How long an index check against the snapshots in force is reused.
     public var indexVerificationInterval: Duration = .seconds(1)
     /// How long a looked-up API key is reused (a revocation takes effect within this).

@@ -33,6 +33,8 @@ public struct AuthenticationFailure: Error, Sendable, Hashable, CustomStringConv
         case expired
         /// The key exists and was revoked.
         case revoked
+        /// Not looked at: its client address sent too many refused keys just before.
+        case throttled
 
         /// Whether the failure names a key that exists: those are recorded one row each; the
         /// others, which anyone can send in any number, are counted per minute.
@@ -77,6 +79,13 @@ public struct AuthenticationFailure: Error, Sendable, Hashable, CustomStringConv
 public protocol APIKeyLookup: Sendable {
     /// The key with this id, if any.
     func find(keyID: String) async throws -> APIKeyRecord?
+    /// The id of every key that exists, or nil when the source cannot list them.
+    func allKeyIDs() async throws -> Set<String>?
+}
+
+extension APIKeyLookup {
+    /// Not listed: every key id is looked up on its own.
+    public func allKeyIDs() async throws -> Set<String>? { nil }
 }
 
 extension PostgresAPIKeyStore: APIKeyLookup {}
@@ -86,6 +95,12 @@ extension PostgresAPIKeyStore: APIKeyLookup {}
 /// `cacheTTL` on every instance. Expiry is checked on every request. A record in use is read again
 /// in the background once it is half its `cacheTTL` old, so a busy key never waits for the
 /// database (measured: requests that found their record expired waited 13 ms on average under load).
+///
+/// Key ids that name no key cost no query each: the ids of every key are listed (no secrets) and
+/// an id not among them is refused at once. The list is read again when it is older than
+/// `cacheTTL`, or when an id is missing from it and it is over `directoryRefresh` old (a key just
+/// created elsewhere), so a flood of random ids costs at most one query per `directoryRefresh`.
+/// Only keys that exist are cached, so such a flood cannot push real keys out of the cache.
 public final class APIKeyAuthenticator: Sendable {
     let lookup: any APIKeyLookup
     /// How long a looked-up key record is reused.
@@ -99,13 +114,61 @@ public final class APIKeyAuthenticator: Sendable {
 
     private let cache = Mutex<[String: Entry]>([:])
     private let clock: @Sendable () -> ContinuousClock.Instant
+    /// The ids of every key, when the lookup can list them, and when they were read.
+    private let directory = Mutex<(ids: Set<String>, at: ContinuousClock.Instant)?>(nil)
+    /// One directory read at a time; others wait for it rather than query again.
+    private let directoryRead = Mutex<Task<Set<String>?, any Error>?>(nil)
+    /// How old the directory must be before an id missing from it causes a new read.
+    public let directoryRefresh: Duration
+    /// Directory reads so far (for tests and the flood check).
+    public var directoryReads: Int { directoryReadCount.withLock { $0 } }
+    private let directoryReadCount = Mutex(0)
 
     /// Creates an authenticator; `clock` measures cache ages (tests pass their own).
-    public init(lookup: any APIKeyLookup, cacheTTL: Duration = .seconds(5),
+    public init(lookup: any APIKeyLookup, cacheTTL: Duration = .seconds(5), directoryRefresh: Duration = .seconds(1),
                 clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.lookup = lookup
         self.cacheTTL = cacheTTL
+        self.directoryRefresh = directoryRefresh
         self.clock = clock
+    }
+
+    /// Whether `authorization` presents the id of a key that exists, by the directory as last read
+    /// (no query): a throttled address may still use a real key.
+    public func presentsKnownKey(_ authorization: String?) -> Bool {
+        guard let authorization, let space = authorization.firstIndex(of: " "),
+              let id = AuthenticationFailure.keyID(presentedIn: authorization[authorization.index(after: space)...]) else { return false }
+        return directory.withLock { $0?.ids.contains(id) ?? false }
+    }
+
+    /// Whether `keyID` may name a key: false only when the directory, read recently enough, lacks it.
+    private func mayExist(_ keyID: String) async throws -> Bool {
+        let now = clock()
+        let known = directory.withLock { $0 }
+        if let known, now - known.at < cacheTTL {
+            if known.ids.contains(keyID) { return true }
+            if now - known.at < directoryRefresh { return false }
+        }
+        guard let ids = try await readDirectory() else { return true }
+        return ids.contains(keyID)
+    }
+
+    /// Reads the directory once for all concurrent callers.
+    private func readDirectory() async throws -> Set<String>? {
+        let task: Task<Set<String>?, any Error> = directoryRead.withLock { running in
+            if let running { return running }
+            let started = clock()
+            let task = Task { [self] () throws -> Set<String>? in
+                defer { directoryRead.withLock { $0 = nil } }
+                directoryReadCount.withLock { $0 += 1 }
+                let ids = try await answerWithin(.seconds(2)) { [lookup] in try await lookup.allKeyIDs() }
+                if let ids { directory.withLock { $0 = (ids, started) } }
+                return ids
+            }
+            running = task
+            return task
+        }
+        return try await task.value
     }
 
     /// The caller, or an `AuthenticationFailure` saying why the key was refused (its `response`
@@ -125,7 +188,7 @@ public final class APIKeyAuthenticator: Sendable {
         guard let token = APIKeyToken(parsing: presented) else {
             throw AuthenticationFailure(.malformed, keyID: presentedKeyID, message: "the API key is malformed")
         }
-        guard let record = try await record(keyID: token.keyID) else {
+        guard try await mayExist(token.keyID), let record = try await record(keyID: token.keyID) else {
             throw AuthenticationFailure(.unknown, keyID: token.keyID, message: "unknown API key")
         }
         // The caller is not told whether the id or the secret was wrong.
@@ -173,8 +236,10 @@ public final class APIKeyAuthenticator: Sendable {
         let started = clock()
         let fresh = try await answerWithin(.seconds(2)) { [lookup] in try await lookup.find(keyID: keyID) }
         cache.withLock { cache in
-            if cache.count > 10_000 { cache.removeAll() }
-            cache[keyID] = Entry(record: fresh, fetchedAt: started)
+            // Only keys that exist are kept (their number is bounded by the keys issued); entries
+            // past their TTL go first when the cache is large.
+            if cache.count > 10_000 { cache = cache.filter { started - $0.value.fetchedAt < cacheTTL } }
+            if fresh != nil || cache.count < 10_000 { cache[keyID] = Entry(record: fresh, fetchedAt: started) }
         }
         return fresh
     }

@@ -4,13 +4,17 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// The gate every request passes: access-record slot, size limits, key, rate limit, concurrency
-/// budget; then error rendering, metrics and the access record itself.
+/// The gate every request passes: access-record slot, size limits, the client address's failed
+/// authentications, key, rate limit, body, concurrency budget; then error rendering, metrics and
+/// the access record itself.
 ///
 /// Order matters: a request that cannot be recorded is refused before it does any work; one that
-/// is over a size limit is refused before its key is looked up; work starts only within the
-/// hospital's rate and the global budget. A refused key that names no existing key (missing,
-/// malformed, unknown) is counted per minute by the recorder rather than recorded one row each.
+/// is over a size limit is refused before its key is looked up; an address whose keys keep
+/// failing is refused before its next key is looked at; the body arrives whole (within its
+/// deadline) before a slot of the budget is taken, so a slow sender holds no slot; work starts only
+/// within the hospital's rate, its share of the budget and the budget. A refused key that names no
+/// existing key (missing, malformed, unknown, or refused for its address) is counted per minute by
+/// the recorder rather than recorded one row each.
 struct APIMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let services: APIServices
@@ -58,11 +62,23 @@ struct APIMiddleware: RouterMiddleware {
             // Unknown paths under /v1 need a key too, so they reveal nothing to strangers.
             let needsKey = route == "unmatched" ? request.uri.path.hasPrefix("/v1") : route.hasPrefix("/v1/")
             if needsKey {
+                // An address whose keys keep failing is refused before its next key costs a look-up,
+                // unless that key's id is one that exists (a hospital behind the same address).
+                let address = context.clientAddress ?? "local"
+                if let wait = services.failureLimiter.wait(address),
+                   !services.authenticator.presentsKnownKey(request.headers[.authorization]) {
+                    authFailure = AuthenticationFailure(.throttled, keyID: AuthenticationFailure.keyID(presentedIn: Self.token(request)),
+                                                        message: "too many failed authentications from this address")
+                    throw APIError(.tooManyRequests, code: "too_many_failed_authentications",
+                                   message: "too many requests with a missing or refused API key from this address; retry after \(wait) s",
+                                   headers: [.retryAfter: String(wait)])
+                }
                 let verified: AuthenticatedCaller
                 do {
                     verified = try await services.authenticator.authenticate(authorization: request.headers[.authorization], now: requestedAt)
                 } catch let failure as AuthenticationFailure {
                     authFailure = failure
+                    _ = services.failureLimiter.acquire(address)
                     throw failure.response
                 } catch {
                     throw APIError.unableToVerify(affected: ["api keys"], since: Date(),
@@ -74,11 +90,22 @@ struct APIMiddleware: RouterMiddleware {
                                    message: "over \(Int(services.rateLimiter.rate)) requests per second for \(verified.hospital); retry after \(wait) s",
                                    headers: [.retryAfter: String(wait)])
                 }
-                guard services.budget.tryAcquire() else {
+                // The whole body first, within its deadline: a slow sender holds no slot of the budget.
+                var request = request
+                if Self.methodsWithBody.contains(request.method) {
+                    request = try await collectBody(request)
+                }
+                switch services.budget.tryAcquire(verified.hospital) {
+                case nil: break
+                case .full:
                     throw APIError(.serviceUnavailable, code: "overloaded",
                                    message: "the service is at its concurrency limit; retry shortly (nothing was done)", headers: [.retryAfter: "1"])
+                case .shareTaken:
+                    throw APIError(.tooManyRequests, code: "concurrency_share_taken",
+                                   message: "\(verified.hospital) already has \(services.budget.perKeyLimit) requests working at once, its share; retry shortly (nothing was done)",
+                                   headers: [.retryAfter: "1"])
                 }
-                defer { services.budget.release() }
+                defer { services.budget.release(verified.hospital) }
                 context.caller = verified
                 response = try await AuditContext.$requestID.withValue(requestID) { try await next(request, context) }
             } else {
@@ -115,6 +142,34 @@ struct APIMiddleware: RouterMiddleware {
                                                       requestedAt: requestedAt, requestID: requestID, traceID: traceID,
                                                       clientAddress: context.clientAddress))
         return finish(response, route: route, request: request, started: started, requestID: requestID)
+    }
+
+    /// Methods whose body is read before the work starts.
+    static let methodsWithBody: Set<HTTPRequest.Method> = [.post, .put, .patch]
+
+    /// The bearer token presented, or "".
+    static func token(_ request: Request) -> Substring {
+        guard let value = request.headers[.authorization], let space = value.firstIndex(of: " ") else { return "" }
+        return value[value.index(after: space)...]
+    }
+
+    /// `request` with its whole body read (up to the size limit) within the body deadline; past the
+    /// deadline 408 and the connection closed, past the size 413.
+    private func collectBody(_ request: Request) async throws -> Request {
+        let body = request.body
+        let limit = services.configuration.maximumBodyBytes
+        let deadline = services.configuration.bodyDeadline
+        let buffer: ByteBuffer
+        do {
+            buffer = try await withDeadline(deadline) { try await body.collect(upTo: limit) }
+        } catch is DeadlineExceededError {
+            throw APIError(.requestTimeout, code: "body_timeout",
+                           message: "the request body did not arrive whole within \(deadline); nothing was done", field: "body",
+                           headers: [.connection: "close"])
+        }
+        var request = request
+        request.body = .init(buffer: buffer)
+        return request
     }
 
     private func finish(_ response: Response, route: String, request: Request, started: ContinuousClock.Instant, requestID: String) -> Response {

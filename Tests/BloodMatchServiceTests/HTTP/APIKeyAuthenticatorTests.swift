@@ -137,3 +137,100 @@ struct APIKeyAuthenticatorTests {
     }
 }
 
+
+/// Floods of key ids that name no key: refused without a query each, and unable to push real keys
+/// out of the cache.
+struct APIKeyDirectoryTests {
+    /// Records in memory that can also be listed, counting both kinds of read.
+    final class ListingLookup: APIKeyLookup {
+        let state: Mutex<(records: [String: APIKeyRecord], finds: Int, lists: Int)>
+        init(_ records: [APIKeyRecord]) { state = Mutex((Dictionary(uniqueKeysWithValues: records.map { ($0.keyID, $0) }), 0, 0)) }
+        func find(keyID: String) async throws -> APIKeyRecord? { state.withLock { $0.finds += 1; return $0.records[keyID] } }
+        func allKeyIDs() async throws -> Set<String>? { state.withLock { $0.lists += 1; return Set($0.records.keys) } }
+        func add(_ record: APIKeyRecord) { state.withLock { $0.records[record.keyID] = record } }
+        var counts: (finds: Int, lists: Int) { state.withLock { ($0.finds, $0.lists) } }
+    }
+
+    static func record(_ token: APIKeyToken) -> APIKeyRecord {
+        APIKeyRecord(keyID: token.keyID, hospital: "H0001", secretSHA256: token.secretSHA256, label: "test",
+                     createdAt: Date(), expiresAt: Date().addingTimeInterval(3600), revokedAt: nil)
+    }
+
+    @Test("10,000 random key ids cost one listing and no look-up each; the real key keeps working; a new key is found after the refresh")
+    func randomKeyFlood() async throws {
+        let real = APIKeyToken.generate()
+        let lookup = ListingLookup([Self.record(real)])
+        let clock = APIKeyAuthenticatorTests.ManualClock()
+        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(5), directoryRefresh: .seconds(1), clock: clock.now)
+        _ = try await authenticator.authenticate(authorization: "Bearer \(real.text)", now: Date())
+        var refused = 0
+        for _ in 0..<10_000 {
+            do {
+                _ = try await authenticator.authenticate(authorization: "Bearer \(APIKeyToken.generate().text)", now: Date())
+            } catch let failure as AuthenticationFailure where failure.reason == .unknown {
+                refused += 1
+            }
+        }
+        #expect(refused == 10_000)
+        #expect(lookup.counts.finds == 1, "only the real key was looked up")
+        #expect(lookup.counts.lists == 1)
+        #expect(try await authenticator.authenticate(authorization: "Bearer \(real.text)", now: Date()).hospital == "H0001")
+        #expect(lookup.counts.finds == 1, "the real key stayed cached through the flood")
+        #expect(authenticator.presentsKnownKey("Bearer \(real.text)"))
+        #expect(!authenticator.presentsKnownKey("Bearer \(APIKeyToken.generate().text)"))
+
+        // A key created elsewhere: refused while the listing is under a second old, found after.
+        let fresh = APIKeyToken.generate()
+        lookup.add(Self.record(fresh))
+        await #expect(throws: AuthenticationFailure.self) {
+            try await authenticator.authenticate(authorization: "Bearer \(fresh.text)", now: Date())
+        }
+        clock.advance(to: .milliseconds(1_100))
+        #expect(try await authenticator.authenticate(authorization: "Bearer \(fresh.text)", now: Date()).keyID == fresh.keyID)
+        #expect(lookup.counts.lists == 2)
+    }
+
+    @Test("concurrent ids missing from a stale listing share one read of it")
+    func oneListingForConcurrentMisses() async throws {
+        let lookup = ListingLookup([Self.record(APIKeyToken.generate())])
+        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(5), directoryRefresh: .seconds(1))
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<200 {
+                group.addTask { _ = try? await authenticator.authenticate(authorization: "Bearer \(APIKeyToken.generate().text)", now: Date()) }
+            }
+        }
+        #expect(lookup.counts.finds == 0)
+        #expect(lookup.counts.lists <= 2, "\(lookup.counts.lists) listings")
+    }
+}
+
+/// The concurrency budget's per-hospital share and the failure limiter's peek.
+struct LimitsTests {
+    @Test("one hospital holds at most its share; others still get slots; the whole budget still bounds all")
+    func perHospitalShare() {
+        let budget = ConcurrencyBudget(limit: 8, perKeyLimit: 2)
+        #expect(budget.tryAcquire("A") == nil)
+        #expect(budget.tryAcquire("A") == nil)
+        #expect(budget.tryAcquire("A") == .shareTaken)
+        for _ in 0..<2 { #expect(budget.tryAcquire("B") == nil) }
+        for _ in 0..<2 { #expect(budget.tryAcquire("C") == nil) }
+        for _ in 0..<2 { #expect(budget.tryAcquire("D") == nil) }
+        #expect(budget.tryAcquire("E") == .full)
+        budget.release("A")
+        #expect(budget.current("A") == 1)
+        #expect(budget.tryAcquire("A") == nil)
+        #expect(ConcurrencyBudget(limit: 64).perKeyLimit == 16)
+    }
+
+    @Test("wait looks without taking; acquire takes")
+    func limiterPeek() {
+        let limiter = RateLimiter(rate: 1, burst: 2)
+        let now = ContinuousClock.now
+        #expect(limiter.wait("x", now: now) == nil)
+        #expect(limiter.acquire("x", now: now) == nil)
+        #expect(limiter.wait("x", now: now) == nil)
+        #expect(limiter.acquire("x", now: now) == nil)
+        #expect(limiter.wait("x", now: now) == 1)
+        #expect(limiter.wait("x", now: now + .seconds(1)) == nil)
+    }
+}

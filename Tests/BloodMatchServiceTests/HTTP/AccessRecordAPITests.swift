@@ -113,6 +113,34 @@ struct AccessRecordAPITests {
         }
     }
 
+    @Test("an address whose keys keep failing gets 429 before its next key is looked at, counted per minute; a real key from it still works")
+    func failedAuthenticationsThrottledPerAddress() async throws {
+        try await APITestHarness.run(configure: { $0.failedAuthenticationBurst = 5; $0.failedAuthenticationRate = 0.01 }) { client, h in
+            let before = try await Self.accessRows(h).count
+            var statuses: [Int] = []
+            for i in 0..<12 {
+                let reply = try await client.send(Self.availability, token: APIKeyToken.generate().text, headers: Self.requestID("flood-\(i)"))
+                statuses.append(reply.status.code)
+                if reply.status == .tooManyRequests {
+                    #expect(reply.errorCode == "too_many_failed_authentications" && reply.headers[.retryAfter] != nil, "\(reply.text)")
+                }
+            }
+            #expect(statuses == Array(repeating: 401, count: 5) + Array(repeating: 429, count: 7), "\(statuses)")
+            // A hospital behind the same address, with a key that exists, is not locked out.
+            let real = try await client.send(Self.availability, token: h.token, headers: Self.requestID("real-1"))
+            #expect(real.status == .ok, "\(real.text)")
+            #expect(await h.services.recorder.flush(includingOpenMinutes: true))
+            let rows = try await Self.accessRows(h).dropFirst(before)
+            // Twelve refusals became two records (unknown × 5, throttled × 7) and the real request one.
+            let counts = rows.compactMap { row -> String? in
+                guard let reason = row.payload["reason"] as? String, let count = row.payload["count"] as? Int else { return nil }
+                return "\(reason)=\(count)"
+            }.sorted()
+            #expect(counts == ["throttled=7", "unknown=5"], "\(counts)")
+            #expect(rows.count == 3, "\(rows.map(\.requestID))")
+        }
+    }
+
     // The limit catches a hang, not slowness: every HTTP test of the run starts at once, and on a
     // loaded 2-core machine each takes up to ~160 s of wall time (about 5 s alone).
     @Test("a match, a hold, a receipt and a release write the request's own id and client address on their events", .timeLimit(.minutes(5)))
