@@ -25,6 +25,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Sustained requests per second per hospital.") var rateLimit: Double = 20
     @Option(help: "Burst per hospital.") var rateBurst: Double = 40
     @Option(help: "Requests doing work at once (all hospitals).") var maxConcurrent: Int = 64
+    @Option(help: "Requests doing work at once for one hospital (default: a quarter of --max-concurrent); past it 429.")
+    var maxConcurrentPerHospital: Int?
+    @Option(help: "Seconds a request body may take to arrive whole; past it 408 and the connection is closed.") var bodyDeadline: Int = 10
+    @Option(help: "Refused keys (missing, malformed, unknown) per second allowed from one client address before its requests are refused 429.")
+    var failedAuthRate: Double = 5
+    @Option(help: "Burst of refused keys from one client address.") var failedAuthBurst: Double = 20
     @Option(help: "Seconds before an idle connection is closed.") var idleTimeout: Int = 30
     @Option(help: "Database connections in the pool.") var poolSize: Int = 8
     @Option(help: "Most decisions written in one statement and commit (group commit of concurrent requests; 1 writes each alone).")
@@ -36,8 +42,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port \(port) is not 1…65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together") }
-        guard rateLimit > 0, rateBurst >= 1, maxConcurrent >= 1, idleTimeout >= 1, poolSize >= 1 else {
-            throw ValidationError("--rate-limit, --rate-burst, --max-concurrent, --idle-timeout and --pool-size must be positive")
+        guard rateLimit > 0, rateBurst >= 1, maxConcurrent >= 1, idleTimeout >= 1, poolSize >= 1, bodyDeadline >= 1,
+              failedAuthRate > 0, failedAuthBurst >= 1, (maxConcurrentPerHospital ?? 1) >= 1 else {
+            throw ValidationError("--rate-limit, --rate-burst, --max-concurrent, --max-concurrent-per-hospital, --idle-timeout, --pool-size, --body-deadline, --failed-auth-rate and --failed-auth-burst must be positive")
         }
     }
 
@@ -57,6 +64,10 @@ struct ServeCommand: AsyncParsableCommand {
             config.rateLimitPerSecond = rateLimit
             config.rateLimitBurst = rateBurst
             config.maximumConcurrentRequests = maxConcurrent
+            config.maximumConcurrentPerHospital = maxConcurrentPerHospital
+            config.bodyDeadline = .seconds(bodyDeadline)
+            config.failedAuthenticationRate = failedAuthRate
+            config.failedAuthenticationBurst = failedAuthBurst
             config.idleTimeout = .seconds(idleTimeout)
             do {
                 config.openAPIDocument = try Data(contentsOf: URL(fileURLWithPath: openapi))

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Check: no hospital and no anonymous caller can take the API from another hospital.
+# `bloodmatch serve` with its default limits on a throwaway database; one hospital (the victim)
+# sends paced availability lookups (20 per second, latency from the scheduled start) alone for its
+# baseline, then during each attack, measured in the same run:
+# - slow bodies: another hospital opens 80 POST /v1/matches, 50 ms apart (within its rate limit),
+#   that announce 200 bytes and send one byte every 2 s (more than the whole budget of 64): each is
+#   answered 408 at the body deadline (10 s), and the victim's lookups all succeed
+# - a 10x flood: that hospital sends 200 requests per second (its limit is 20): mostly 429, and
+#   the victim's lookups all succeed
+# - random keys: 300 requests per second for 10 s, each with a new unknown key, from the victim's
+#   own address: refused (401, then 429 for the address), the event log grows by a bounded number
+#   of rows (one per reason per minute, not one per request), and the victim's lookups all succeed
+# Bar, per attack: the victim's p99 within 2x its baseline p99.
+# Bounded: about 70 s. Prints one JSON line; exits 1 on failure. Stops only the processes it started.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source Jobs/lib/scratch-db.bash
+server=""; pids=()
+on_cleanup() {
+  local p; for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+}
+scratch_db_check check_isolation api-isolation
+export BLOODMATCH_LOG_LEVEL=error
+started=$(date +%s)
+load() { timeout 60 python3 Jobs/checks/api_isolation.py "$@"; }
+field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=d
+for k in sys.argv[2].split("."): v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else v)' "$1" "$2" 2>/dev/null; }
+
+"$bm" migrate >/dev/null 2>&1 || bad migrate "exit $?"
+scratch_operator check supervisor >/dev/null || bad operator "could not add a supervisor"
+"$bm" sites import Data/sites.csv >/dev/null 2>&1
+"$bm" generate --seed 3 --sites-file Data/sites.csv --units 3000 --out "$work/gen" >/dev/null 2>&1
+"$bm" import "$work"/gen/snapshots/*.csv >/dev/null 2>&1
+"$bm" index build --out "$work/index.bmidx" >/dev/null 2>&1
+key() { "$bm" hospital key create "$1" --label isolation --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'; }
+victim=$(key H0001); attacker=$(key H0002)
+port=$(( 18600 + RANDOM % 100 )); while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$(( 18600 + RANDOM % 100 )); done
+"$bm" serve --port "$port" --index "$work/index.bmidx" 2>"$work/serve.log" &
+server=$!
+for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$port/ready" >/dev/null && ok ready || bad ready "$(tail -2 "$work/serve.log")"
+
+load victim "$port" "$victim" 20 3 >/dev/null          # warm-up
+load victim "$port" "$victim" 20 8 >"$work/baseline.json"
+base=$(field "$work/baseline.json" p99_ms)
+[ "$(field "$work/baseline.json" statuses.200)" = 160 ] && ok "baseline_p99_${base}ms" || bad baseline "$(cat "$work/baseline.json")"
+
+# judge NAME FILE: every lookup 200, p99 within 2x the baseline.
+judge() {
+  local p99; p99=$(field "$2" p99_ms)
+  if [ "$(field "$2" statuses.200)" = 160 ] && python3 -c "import sys; sys.exit(0 if $p99 <= 2 * $base else 1)"; then
+    ok "$1_victim_p99_${p99}ms"
+  else
+    bad "$1_victim" "p99 ${p99} ms against baseline ${base} ms: $(cat "$2")"
+  fi
+}
+
+# Slow bodies: 80 connections from the other hospital, past the whole budget.
+load slow "$port" "$attacker" 80 17 >"$work/slow.json" & pids+=($!); slow_pid=$!
+sleep 4
+load victim "$port" "$victim" 20 8 >"$work/victim-slow.json"
+wait "$slow_pid"
+judge slow_bodies "$work/victim-slow.json"
+answered=$(field "$work/slow.json" statuses.408)
+{ [ "$answered" = 80 ] && python3 -c "import sys; sys.exit(0 if $(field "$work/slow.json" answered_after_s.max) <= 16 else 1)"; } \
+  && ok "slow_bodies_80_answered_408_by_$(field "$work/slow.json" answered_after_s.max)s" || bad slow_bodies_408 "$(cat "$work/slow.json")"
+
+# A 10x flood from the other hospital.
+load flood "$port" "$attacker" 200 10 >"$work/flood.json" & pids+=($!); flood_pid=$!
+sleep 1
+load victim "$port" "$victim" 20 8 >"$work/victim-flood.json"
+wait "$flood_pid"
+judge flood "$work/victim-flood.json"
+limited=$(field "$work/flood.json" statuses.429)
+[ "${limited:-0}" -ge 1500 ] && ok "flood_${limited}_of_2000_refused_429" || bad flood_refused "$(cat "$work/flood.json")"
+
+# Random keys from the victim's own address; the event log's growth is counted after the server
+# has flushed its open minutes at shutdown.
+anon() { psql_pg -d "$db" -c "SELECT count(*) FROM bm.event_log WHERE action = 'api.request' AND actor = 'anonymous'"; }
+before=$(anon)
+load random "$port" 300 10 >"$work/random.json" & pids+=($!); random_pid=$!
+sleep 1
+load victim "$port" "$victim" 20 8 >"$work/victim-random.json"
+wait "$random_pid"
+judge random_keys "$work/victim-random.json"
+refused=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["statuses"]; print(s.get("401",0)+s.get("429",0))' "$work/random.json")
+[ "$refused" = 3000 ] && ok "random_keys_3000_refused" || bad random_keys_refused "$(cat "$work/random.json")"
+kill -TERM "$server"; wait "$server" 2>/dev/null; server=""
+grown=$(( $(anon) - before ))
+[ "$grown" -le 6 ] && ok "event_log_grew_${grown}_rows_for_3000_refused" || bad event_log_growth "$grown rows for 3000 refused requests"
+
+printf '{"check":"api-isolation","results":{%s},"seconds":%d,"pass":%s}\n' "$(IFS=,; echo "${results[*]}")" \
+  $(( $(date +%s) - started )) "$([ "$fail" = 0 ] && echo true || echo false)"
+exit "$fail"
