@@ -5,6 +5,7 @@
   api_isolation.py flood   PORT KEY RPS SECONDS            -> JSON: statuses (one hospital's requests)
   api_isolation.py random  PORT RPS SECONDS                -> JSON: statuses (a new random key each request)
   api_isolation.py slow    PORT KEY CONNECTIONS SECONDS    -> JSON: statuses and when each answer came
+  api_isolation.py decide  PORT KEY RPS SECONDS            -> JSON: as victim, for POST /v1/matches
 
 Requests start on a fixed schedule (RPS), each on a free keep-alive connection or a new one, and
 latency is measured from the scheduled start, so a stalled server shows as latency rather than
@@ -22,11 +23,19 @@ import time
 PATH = "/v1/availability?component=RBC&abo=O&rhd=NEG"
 
 
+MATCH = (b'{"component":"RBC","recipient":{"abo":"O","rhd":"POS","sex":"male","age":60},'
+         b'"quantity":1,"urgency":"routine"}')
+
+
 async def request(reader, writer, port, key, path=PATH):
-    head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    if path == "match":
+        head = (f"POST /v1/matches HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f"Idempotency-Key: {os.urandom(12).hex()}\r\nContent-Length: {len(MATCH)}\r\n")
+    else:
+        head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
     if key:
         head += f"Authorization: Bearer {key}\r\n"
-    writer.write((head + "\r\n").encode())
+    writer.write((head + "\r\n").encode() + (MATCH if path == "match" else b""))
     await writer.drain()
     status_line = await reader.readline()
     if not status_line:
@@ -46,7 +55,7 @@ async def request(reader, writer, port, key, path=PATH):
     return status, close
 
 
-async def paced(port, rps, seconds, key_for):
+async def paced(port, rps, seconds, key_for, path=PATH):
     idle, latencies, statuses = [], [], {}
     start = time.monotonic()
 
@@ -56,7 +65,7 @@ async def paced(port, rps, seconds, key_for):
         try:
             if conn is None:
                 conn = await asyncio.open_connection("127.0.0.1", port)
-            status, close = await asyncio.wait_for(request(*conn, port, key_for()), 10)
+            status, close = await asyncio.wait_for(request(*conn, port, key_for(), path), 10)
             latencies.append((time.monotonic() - scheduled) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
             if close:
@@ -124,6 +133,9 @@ def main():
     if mode in ("victim", "flood"):
         key, rps, seconds = sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
         result = asyncio.run(paced(port, rps, seconds, lambda: key))
+    elif mode == "decide":
+        key, rps, seconds = sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+        result = asyncio.run(paced(port, rps, seconds, lambda: key, "match"))
     elif mode == "random":
         rps, seconds = float(sys.argv[3]), float(sys.argv[4])
         result = asyncio.run(paced(port, rps, seconds, random_key))

@@ -69,6 +69,9 @@ public struct EngineAnswer: Sendable {
 /// Any failure of the database or the index gives `unable_to_verify`, never "no units".
 public actor DecisionEngine {
     let database: Database
+    /// The pool of index checks and rebuilds, site reads and clock readings (`database` unless
+    /// given): a stalled write path cannot hold up the lookups that need the index checked.
+    let readDatabase: Database
     /// Writes decisions, concurrent ones together (group commit).
     let writer: CallBatcher<PendingDecision, (decision: StoredDecision, isNew: Bool)>
     /// Re-checks proposed units against the database, concurrent decisions' together.
@@ -98,10 +101,11 @@ public actor DecisionEngine {
 
     /// Creates an engine with an optional preloaded index. `groupSize` bounds how many concurrent
     /// decisions share one write statement and one re-check query (1: each alone).
-    public init(database: Database, planner: MatchPlanner, index: InventoryIndex?, logger: Logger,
+    public init(database: Database, readDatabase: Database? = nil, planner: MatchPlanner, index: InventoryIndex?, logger: Logger,
                 databaseDeadline: Duration = .seconds(5), clockSkewWarning: Double = 2, clockSkewLimit: Double = 30,
                 clock: @escaping @Sendable () -> Date = Date.init, reuseInterval: Duration = .zero, groupSize: Int = 64) {
         self.database = database
+        self.readDatabase = readDatabase ?? database
         self.writer = PostgresDecisionStore(database: database).groupWriter(maxBatch: groupSize)
         self.recheck = PostgresInventoryReader(database: database).groupRecheck(maxBatch: groupSize)
         self.reuseInterval = reuseInterval
@@ -300,7 +304,7 @@ public actor DecisionEngine {
     /// `ClockSkewError` when they differ by more than the limit, since expiry and data age computed
     /// on this host can then not be trusted.
     public func checkClock() async throws {
-        let skew = try await database.clockSkew(localClock: clock)
+        let skew = try await readDatabase.clockSkew(localClock: clock)
         lastClockSkew = skew
         if abs(skew) > clockSkewLimit {
             logger.critical("clock skew beyond the limit; answering unable to verify", metadata: [
@@ -328,7 +332,7 @@ public actor DecisionEngine {
     private func currentIndexUntraced(now: Date, check: Bool) async throws -> (InventoryIndex, Bool) {
         if !check, let index, fresh(indexCheckedAt) { return (index, false) }
         let started = ContinuousClock.now
-        let reader = PostgresInventoryReader(database: database)
+        let reader = PostgresInventoryReader(database: readDatabase)
         let current = try await reader.snapshotsInForce()
         if let index {
             let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.mark) })
@@ -349,7 +353,7 @@ public actor DecisionEngine {
     private func resolveDestination(_ request: MatchRequest) async throws -> GeoPoint {
         if let hospital = request.hospitalID {
             if let cached = hospitals[hospital] { return cached }
-            let sites = try await PostgresSiteStore(database: database).all()
+            let sites = try await PostgresSiteStore(database: readDatabase).all()
             for site in sites where site.kind == .hospital { hospitals[site.id] = site.location }
             guard let location = hospitals[hospital] else {
                 throw MatchRequestError(field: "hospital", value: hospital, reason: "not a known hospital")

@@ -32,8 +32,8 @@ public final class Database: Sendable {
     public let observer: DatabaseObserver
 
     /// Builds the pool; it does nothing until `run()` is running. Pool metrics go to
-    /// `metricsFactory` (the process-wide `MetricsSystem` when nil).
-    public init(configuration: DatabaseConfiguration, logger: Logger, metricsFactory: (any MetricsFactory)? = nil) {
+    /// `metricsFactory` (the process-wide `MetricsSystem` when nil), labelled with `pool`.
+    public init(configuration: DatabaseConfiguration, logger: Logger, metricsFactory: (any MetricsFactory)? = nil, pool: String = "main") {
         var config: PostgresClient.Configuration
         switch configuration.endpoint {
         case .socket(let path):
@@ -60,7 +60,7 @@ public final class Database: Sendable {
         self.client = PostgresClient(configuration: config, backgroundLogger: background)
         self.configuration = configuration
         self.logger = logger
-        self.observer = DatabaseObserver(maximumConnections: configuration.maximumConnections, factory: metricsFactory)
+        self.observer = DatabaseObserver(maximumConnections: configuration.maximumConnections, factory: metricsFactory, pool: pool)
     }
 
     /// Runs `body` as the named database operation: counted in the pool metrics, timed, and a

@@ -21,16 +21,17 @@ public final class DatabaseObserver: Sendable {
     private let inFlightGauge: CoreMetrics.Gauge
     private let waitingGauge: CoreMetrics.Gauge
 
-    /// Records through `factory` (the process-wide `MetricsSystem` when nil).
-    public init(maximumConnections: Int, factory: (any MetricsFactory)? = nil) {
+    /// Records through `factory` (the process-wide `MetricsSystem` when nil); the pool gauges carry
+    /// `pool` (a service has one pool for writes, `main`, and one for lookups, `lookup`).
+    public init(maximumConnections: Int, factory: (any MetricsFactory)? = nil, pool: String = "main") {
         let factory = factory ?? MetricsSystem.factory
         self.factory = factory
         self.maximumConnections = maximumConnections
-        inFlightGauge = Gauge(label: "bloodmatch_db_operations_in_flight", dimensions: [], factory: factory)
-        waitingGauge = Gauge(label: "bloodmatch_db_operations_waiting", dimensions: [], factory: factory)
+        inFlightGauge = Gauge(label: "bloodmatch_db_operations_in_flight", dimensions: [("pool", pool)], factory: factory)
+        waitingGauge = Gauge(label: "bloodmatch_db_operations_waiting", dimensions: [("pool", pool)], factory: factory)
         inFlightGauge.record(0)
         waitingGauge.record(0)
-        Gauge(label: "bloodmatch_db_pool_max_connections", dimensions: [], factory: factory).record(Double(maximumConnections))
+        Gauge(label: "bloodmatch_db_pool_max_connections", dimensions: [("pool", pool)], factory: factory).record(Double(maximumConnections))
     }
 
     /// Runs `body` as the database operation `operation` (a short static name such as

@@ -32,7 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
     var failedAuthRate: Double = 5
     @Option(help: "Burst of refused keys from one client address.") var failedAuthBurst: Double = 20
     @Option(help: "Seconds before an idle connection is closed.") var idleTimeout: Int = 30
-    @Option(help: "Database connections in the pool.") var poolSize: Int = 8
+    @Option(help: "Database connections in the pool of writes (decisions, holds, access records).") var poolSize: Int = 8
+    @Option(help: "Database connections in the pool of lookups (keys, held units, index checks, reads), which writes cannot take.")
+    var lookupPoolSize: Int = 4
     @Option(help: "Most decisions written in one statement and commit (group commit of concurrent requests; 1 writes each alone).")
     var decisionGroupSize: Int = 64
     @Option(help: "OpenAPI document served at /openapi.json.") var openapi: String = "Data/openapi.json"
@@ -42,9 +44,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port \(port) is not 1…65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together") }
-        guard rateLimit > 0, rateBurst >= 1, maxConcurrent >= 1, idleTimeout >= 1, poolSize >= 1, bodyDeadline >= 1,
+        guard rateLimit > 0, rateBurst >= 1, maxConcurrent >= 1, idleTimeout >= 1, poolSize >= 1, lookupPoolSize >= 1, bodyDeadline >= 1,
               failedAuthRate > 0, failedAuthBurst >= 1, (maxConcurrentPerHospital ?? 1) >= 1 else {
-            throw ValidationError("--rate-limit, --rate-burst, --max-concurrent, --max-concurrent-per-hospital, --idle-timeout, --pool-size, --body-deadline, --failed-auth-rate and --failed-auth-burst must be positive")
+            throw ValidationError("--rate-limit, --rate-burst, --max-concurrent, --max-concurrent-per-hospital, --idle-timeout, --pool-size, --lookup-pool-size, --body-deadline, --failed-auth-rate and --failed-auth-burst must be positive")
         }
     }
 
@@ -81,6 +83,9 @@ struct ServeCommand: AsyncParsableCommand {
             let metrics = ServiceMetrics(registry: ServiceMetrics.bootstrapPrometheus())
             // Pool metrics go through the process-wide MetricsSystem, bootstrapped just above.
             let database = Database(configuration: dbConfig, logger: logger)
+            var lookupConfig = dbConfig
+            lookupConfig.maximumConnections = lookupPoolSize
+            let lookupDatabase = Database(configuration: lookupConfig, logger: logger, pool: "lookup")
             // The files this service decides with must be the ones in force: a changed file is
             // refused by the database until a supervisor records it, and the service does not start.
             let policyPath = RulesCommandSupport.policyPath(policy)
@@ -90,9 +95,9 @@ struct ServeCommand: AsyncParsableCommand {
             let preloaded = try? IndexLoader.load(path: index)
             // Decisions reuse an index check, a clock-skew reading and the held-unit set for up to
             // a second; every chosen unit is still re-checked against the database.
-            let engine = DecisionEngine(database: database, planner: planner, index: preloaded, logger: logger,
+            let engine = DecisionEngine(database: database, readDatabase: lookupDatabase, planner: planner, index: preloaded, logger: logger,
                                         reuseInterval: .seconds(1), groupSize: max(1, decisionGroupSize))
-            let services = APIServices(configuration: config, database: database, engine: engine, planner: planner,
+            let services = APIServices(configuration: config, database: database, lookupDatabase: lookupDatabase, engine: engine, planner: planner,
                                        metrics: metrics, logger: logger)
             let app = try buildApplication(services: services)
             logger.info("serving", metadata: ["address": "\(tlsCert == nil ? "http" : "https")://\(host):\(port)",
@@ -105,6 +110,7 @@ struct ServeCommand: AsyncParsableCommand {
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { await database.run() }
+                    group.addTask { await lookupDatabase.run() }
                     group.addTask { await AuditSealer(database: database).run() }
                     defer { group.cancelAll() }
                     // Each request sets its own request id; none is inherited from the command.

@@ -140,10 +140,10 @@ struct DomainMetricsTests {
                 }
             }
             var page = String(decoding: registry.emitToBuffer(), as: UTF8.self)
-            #expect(Self.value(page, "bloodmatch_db_pool_max_connections") == 3)
+            #expect(Self.value(page, #"bloodmatch_db_pool_max_connections{pool="main"}"#) == 3)
             #expect(Self.withoutHelp(page).isEmpty, "no # HELP: \(Self.withoutHelp(page))")
-            #expect(Self.value(page, "bloodmatch_db_operations_in_flight") == 0)
-            #expect(Self.value(page, "bloodmatch_db_operations_waiting") == 0)
+            #expect(Self.value(page, #"bloodmatch_db_operations_in_flight{pool="main"}"#) == 0)
+            #expect(Self.value(page, #"bloodmatch_db_operations_waiting{pool="main"}"#) == 0)
             #expect(Self.value(page, "bloodmatch_db_operation_duration_seconds_count", labels: [#"operation="ping""#]) == 1, "\(page)")
             #expect(Self.value(page, "bloodmatch_db_operation_duration_seconds_count", labels: [#"operation="sites.all""#]) == 1)
             #expect(Self.value(page, "bloodmatch_db_errors_total", labels: [#"operation="test.refused""#, #"kind="query""#]) == 1)

@@ -41,6 +41,9 @@ public final class APIServices: Sendable {
     public let configuration: APIConfiguration
     /// The pool (role `bloodmatch_app`).
     public let database: Database
+    /// The pool of lookups (keys, held units, sites, index checks, reads of decisions and holds):
+    /// writes cannot take its connections, so a stalled write path does not stall lookups.
+    public let lookupDatabase: Database
     /// Matching and recording.
     public let engine: DecisionEngine
     /// Rules, settings and travel times.
@@ -51,8 +54,11 @@ public final class APIServices: Sendable {
     public let authenticator: APIKeyAuthenticator
     /// Per-hospital rate limit.
     public let rateLimiter: RateLimiter
-    /// Bound on requests in flight, with each hospital's share.
+    /// Bound on requests in flight that write (POST, DELETE), with each hospital's share.
     public let budget: ConcurrencyBudget
+    /// Bound on lookups in flight (GET), with each hospital's share: stalled writes cannot take
+    /// the slots lookups need.
+    public let lookupBudget: ConcurrencyBudget
     /// Failed authentications per client address: charged only when a key is refused.
     public let failureLimiter: RateLimiter
     /// Access records.
@@ -69,17 +75,20 @@ public final class APIServices: Sendable {
     let heldUnits = HeldUnitDirectory()
 
     /// Builds the services over a running pool.
-    public init(configuration: APIConfiguration, database: Database, engine: DecisionEngine, planner: MatchPlanner,
-                metrics: ServiceMetrics, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    /// `lookupDatabase` defaults to `database` (one pool for everything, as in tests).
+    public init(configuration: APIConfiguration, database: Database, lookupDatabase: Database? = nil, engine: DecisionEngine,
+                planner: MatchPlanner, metrics: ServiceMetrics, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.configuration = configuration
         self.database = database
+        self.lookupDatabase = lookupDatabase ?? database
         self.engine = engine
         self.planner = planner
         self.dataGuard = DataGuard(engine: engine, interval: configuration.indexVerificationInterval,
                                    deadline: min(configuration.requestDeadline, .seconds(4)))
-        self.authenticator = APIKeyAuthenticator(lookup: PostgresAPIKeyStore(database: database), cacheTTL: configuration.keyCacheTTL)
+        self.authenticator = APIKeyAuthenticator(lookup: PostgresAPIKeyStore(database: lookupDatabase ?? database), cacheTTL: configuration.keyCacheTTL)
         self.rateLimiter = RateLimiter(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)
         self.budget = ConcurrencyBudget(limit: configuration.maximumConcurrentRequests, perKeyLimit: configuration.maximumConcurrentPerHospital)
+        self.lookupBudget = ConcurrencyBudget(limit: configuration.maximumConcurrentRequests, perKeyLimit: configuration.maximumConcurrentPerHospital)
         self.failureLimiter = RateLimiter(rate: configuration.failedAuthenticationRate, burst: configuration.failedAuthenticationBurst)
         let log = PostgresAccessLog(database: database)
         self.recorder = AccessRecorder(writer: { try await log.append($0) }, logger: logger,
@@ -148,7 +157,7 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
         refresher.onRebuild = { index, duration in metrics.indexRebuilt(index, duration: duration) }
         app.addServices(IndexRefresherService(refresher: refresher))
     }
-    app.addServices(DomainMetricsService(metrics: services.metrics, database: services.database, engine: services.engine,
+    app.addServices(DomainMetricsService(metrics: services.metrics, database: services.lookupDatabase, engine: services.engine,
                                          interval: .seconds(15), logger: services.logger))
     return app
 }

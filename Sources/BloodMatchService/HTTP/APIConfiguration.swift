@@ -24,7 +24,8 @@ public struct APIConfiguration: Sendable {
     public var rateLimitPerSecond: Double = 20
     /// Burst per hospital.
     public var rateLimitBurst: Double = 40
-    /// Requests doing work at once, all hospitals together; past it: 503 with Retry-After.
+    /// Requests doing work at once, all hospitals together, for lookups (GET) and for writes each;
+    /// past it: 503 with Retry-After.
     public var maximumConcurrentRequests: Int = 64
     /// Requests doing work at once for one hospital (nil: a quarter of `maximumConcurrentRequests`);
     /// past it: 503 `overloaded` for that hospital only.

@@ -37,7 +37,7 @@ extension APIHandlers {
         let holdMinutes = try hold.get() ?? 240
         let stored: StoredDecision?
         do {
-            stored = try await answerWithin(.seconds(3)) { [database = services.database] in
+            stored = try await answerWithin(.seconds(3)) { [database = services.lookupDatabase] in
                 try await PostgresDecisionStore(database: database).find(decisionID: decisionID)
             }
         } catch {

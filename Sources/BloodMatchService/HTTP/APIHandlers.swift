@@ -38,7 +38,7 @@ struct APIHandlers: Sendable {
 
     private func ready() async throws -> Response {
         do {
-            try await answerWithin(.seconds(2)) { [database = services.database] in try await database.ping() }
+            try await answerWithin(.seconds(2)) { [database = services.lookupDatabase] in try await database.ping() }
         } catch {
             throw APIError.unableToVerify(affected: ["inventory", "decisions", "access records"], since: await services.dataGuard.failing ?? Date(),
                                           reason: "database unreachable")
@@ -101,7 +101,7 @@ struct APIHandlers: Sendable {
                                   recipient: Recipient(group: group), quantity: 1, requirements: requirements, urgency: .routine)
         let held: [HeldUnit]
         do {
-            held = try await answerWithin(.seconds(3)) { [services] in try await services.heldUnits.current(database: services.database) }
+            held = try await answerWithin(.seconds(3)) { [services] in try await services.heldUnits.current(database: services.lookupDatabase) }
         } catch {
             throw APIError.unableToVerify(affected: ["reservations"], since: Date(), reason: "held units could not be read: \(DataGuard.describe(error))")
         }
@@ -167,7 +167,7 @@ struct APIHandlers: Sendable {
     private func hospitalLocation(_ hospital: String) async throws -> GeoPoint {
         let location: GeoPoint?
         do {
-            location = try await services.sites.location(of: hospital, database: services.database)
+            location = try await services.sites.location(of: hospital, database: services.lookupDatabase)
         } catch {
             throw APIError.unableToVerify(affected: ["sites"], since: Date(), reason: "the hospital's location could not be read: \(DataGuard.describe(error))")
         }
@@ -238,7 +238,7 @@ struct APIHandlers: Sendable {
         guard let id = UUID(uuidString: text) else { throw APIError.invalid("id", "must be a decision id (UUID)") }
         let stored: StoredDecision?
         do {
-            stored = try await answerWithin(.seconds(3)) { [database = services.database] in
+            stored = try await answerWithin(.seconds(3)) { [database = services.lookupDatabase] in
                 try await PostgresDecisionStore(database: database).find(decisionID: id)
             }
         } catch {

@@ -95,17 +95,19 @@ struct APIMiddleware: RouterMiddleware {
                 if Self.methodsWithBody.contains(request.method) {
                     request = try await collectBody(request)
                 }
-                switch services.budget.tryAcquire(verified.hospital) {
+                // Lookups and writes have budgets of their own, so stalled writes cannot take a lookup's slot.
+                let budget = request.method == .get || request.method == .head ? services.lookupBudget : services.budget
+                switch budget.tryAcquire(verified.hospital) {
                 case nil: break
                 case .full:
                     throw APIError(.serviceUnavailable, code: "overloaded",
                                    message: "the service is at its concurrency limit; retry shortly (nothing was done)", headers: [.retryAfter: "1"])
                 case .shareTaken:
                     throw APIError(.tooManyRequests, code: "concurrency_share_taken",
-                                   message: "\(verified.hospital) already has \(services.budget.perKeyLimit) requests working at once, its share; retry shortly (nothing was done)",
+                                   message: "\(verified.hospital) already has \(budget.perKeyLimit) requests of this kind working at once, its share; retry shortly (nothing was done)",
                                    headers: [.retryAfter: "1"])
                 }
-                defer { services.budget.release(verified.hospital) }
+                defer { budget.release(verified.hospital) }
                 context.caller = verified
                 response = try await AuditContext.$requestID.withValue(requestID) { try await next(request, context) }
             } else {
