@@ -130,6 +130,12 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
         router.on(RouterPath(route.path), method: route.method) { request, context in
             try await handlers.handle(route, request: request, context: context)
         }
+        // HEAD on every GET route: the same answer, its body dropped by the middleware.
+        if route.method == .get {
+            router.on(RouterPath(route.path), method: .head) { request, context in
+                try await handlers.handle(route, request: request, context: context)
+            }
+        }
     }
     let configuration = services.configuration
     var http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(ServiceMetrics.nanoseconds(configuration.idleTimeout)))
@@ -140,9 +146,14 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
         let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
         tls.minimumTLSVersion = .tlsv12
-        server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
+        // TLS 1.2: forward-secret AEAD suites only (ECDHE with AES-GCM or ChaCha20-Poly1305), as
+        // RFC 9325 §4.2 recommends; TLS 1.3's suites are all of that kind already.
+        tls.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                                 .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                                 .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256]
+        server = try .tls(http1Server(http1), tlsConfiguration: tls)
     } else {
-        server = .http1(configuration: http1)
+        server = http1Server(http1)
     }
     var app = Application(router: router, server: server,
                           configuration: .init(address: .hostname(configuration.host, port: configuration.port),
@@ -167,5 +178,13 @@ struct IndexRefresherService: Service {
     let refresher: IndexRefresher
     func run() async throws {
         await cancelWhenGracefulShutdown { await refresher.run() }
+    }
+}
+
+/// HTTP/1 with `HTTP1KeepAliveHandler`: a request that does not ask to keep its connection has it
+/// closed after the answer.
+func http1Server(_ configuration: HTTP1Channel.Configuration) -> HTTPServerBuilder {
+    HTTPServerBuilder { responder in
+        KeepAliveRespectingHTTP1Channel(base: HTTP1Channel(responder: responder, configuration: configuration))
     }
 }

@@ -31,6 +31,14 @@ struct APIMiddleware: RouterMiddleware {
         let route = APIRoute.template(for: request.uri.path) ?? "unmatched"
         var context = context
         context.requestID = requestID
+        // HEAD is GET without the body (RFC 9110 §9.3.2): answered by the GET route, body dropped.
+        var request = request
+        let isHead = request.method == .head && route != "unmatched" && APIRoute.methods(on: route).contains(.get)
+        if isHead {
+            var head = request.head
+            head.method = .get
+            request = Request(head: head, body: request.body)
+        }
         var caller: AuthenticatedCaller?
         var authFailure: AuthenticationFailure?
         var response: Response
@@ -47,10 +55,11 @@ struct APIMiddleware: RouterMiddleware {
                 "request_id": "\(requestID)", "route": "\(route)", "method": "\(request.method.rawValue)",
                 "client_addr": "\(context.clientAddress ?? "")", "reason": "\(refusal.reason)",
             ])
-            return finish(response, route: route, request: request, started: started, requestID: requestID)
+            return finish(response, route: route, request: request, started: started, requestID: requestID, isHead: isHead)
         }
         do {
             try checkSizes(request)
+            try checkEncodings(request)
             if route != "unmatched" {
                 // Any other method on a known path, standard or not (TRACE, QUERY…), is 405.
                 let allowed = APIRoute.methods(on: route)
@@ -118,14 +127,14 @@ struct APIMiddleware: RouterMiddleware {
         }
         guard let ticket else {
             // An operational route answered while access records cannot be written.
-            return finish(response, route: route, request: request, started: started, requestID: requestID)
+            return finish(response, route: route, request: request, started: started, requestID: requestID, isHead: isHead)
         }
         if let authFailure, !authFailure.reason.namesExistingKey {
             // Anyone can send these in any number: counted per minute, not recorded one by one.
             services.recorder.count(ticket, FailedAuthenticationTally.Attempt(
                 clientAddress: context.clientAddress, route: route, reason: authFailure.reason, requestedAt: requestedAt,
                 requestID: requestID, keyID: authFailure.keyID))
-            return finish(response, route: route, request: request, started: started, requestID: requestID)
+            return finish(response, route: route, request: request, started: started, requestID: requestID, isHead: isHead)
         }
         let latency = ContinuousClock.now - started
         let outcome = response.headers[Self.outcomeHeader] ?? (response.status.code < 400 ? "ok" : "refused")
@@ -143,7 +152,7 @@ struct APIMiddleware: RouterMiddleware {
         services.recorder.commit(ticket, AccessRecord(actor: caller?.hospital ?? "anonymous", subject: route, payload: payload,
                                                       requestedAt: requestedAt, requestID: requestID, traceID: traceID,
                                                       clientAddress: context.clientAddress))
-        return finish(response, route: route, request: request, started: started, requestID: requestID)
+        return finish(response, route: route, request: request, started: started, requestID: requestID, isHead: isHead)
     }
 
     /// Methods whose body is read before the work starts.
@@ -168,21 +177,52 @@ struct APIMiddleware: RouterMiddleware {
             throw APIError(.requestTimeout, code: "body_timeout",
                            message: "the request body did not arrive whole within \(deadline); nothing was done", field: "body",
                            headers: [.connection: "close"])
+        } catch let error as any HTTPResponseError {
+            throw error   // over the size limit: 413
+        } catch {
+            // A malformed chunk, a client that stopped mid-body: the client's fault, not a 5xx.
+            throw APIError(.badRequest, code: "unreadable_body",
+                           message: "the request body could not be read whole (malformed chunked encoding, or the client stopped sending); nothing was done",
+                           field: "body", headers: [.connection: "close"])
         }
         var request = request
         request.body = .init(buffer: buffer)
         return request
     }
 
-    private func finish(_ response: Response, route: String, request: Request, started: ContinuousClock.Instant, requestID: String) -> Response {
+    private func finish(_ response: Response, route: String, request: Request, started: ContinuousClock.Instant, requestID: String,
+                        isHead: Bool) -> Response {
         var response = response
         response.headers[Self.requestIDHeader] = requestID
+        if services.configuration.tlsCertificatePath != nil {
+            // Browsers and clients that honour it never fall back to plain HTTP (RFC 6797).
+            response.headers[.strictTransportSecurity] = "max-age=31536000"
+        }
+        if isHead {
+            // The GET answer's status and headers, its length, no body.
+            response.body = ResponseBody(contentLength: response.body.contentLength) { writer in try await writer.finish(nil) }
+        }
         services.metrics.request(route: route, method: request.method.rawValue, status: Int(response.status.code),
                                  duration: ContinuousClock.now - started)
         if response.headers[Self.outcomeHeader] == "unable_to_verify" {
             services.metrics.unableToVerify(route: route)
         }
         return response
+    }
+
+    /// A body in an encoding the API does not decode is refused, never read as if it were plain:
+    /// `Content-Encoding` other than identity 415, `Transfer-Encoding` other than chunked 501.
+    private func checkEncodings(_ request: Request) throws {
+        if let encoding = request.headers[.contentEncoding]?.trimmingCharacters(in: .whitespaces).lowercased(),
+           !encoding.isEmpty, encoding != "identity" {
+            throw APIError(.unsupportedMediaType, code: "unsupported_content_encoding",
+                           message: "Content-Encoding '\(encoding.prefix(40))' is not accepted; send the body unencoded", field: "Content-Encoding")
+        }
+        if let transfer = request.headers[.transferEncoding]?.trimmingCharacters(in: .whitespaces).lowercased(), transfer != "chunked" {
+            throw APIError(.notImplemented, code: "unsupported_transfer_encoding",
+                           message: "Transfer-Encoding '\(transfer.prefix(40))' is not implemented; only chunked is", field: "Transfer-Encoding",
+                           headers: [.connection: "close"])
+        }
     }
 
     private func checkSizes(_ request: Request) throws {
