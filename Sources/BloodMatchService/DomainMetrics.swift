@@ -33,6 +33,11 @@ extension ServiceMetrics {
             gauge("bloodmatch_centre_last_import_rows", Double(c.lastRunAccepted), centre + [("result", "accepted")])
             gauge("bloodmatch_centre_last_import_rows", Double(c.lastRunRejected), centre + [("result", "rejected")])
         }
+        // Centres without a snapshot in force, and failed runs whose centre is not known (a feed
+        // that failed before its control record arrived) as centre="unknown".
+        for (centre, failed) in health.failedRunsLastHourWithoutSnapshot.sorted(by: { $0.key < $1.key }) {
+            gauge("bloodmatch_centre_failed_imports_last_hour", Double(failed), [("centre", centre)])
+        }
         gauge("bloodmatch_stale_centres", Double(health.staleCentres.count))
         gauge("bloodmatch_centres_without_data", Double(health.centresWithoutData.count))
         gauge("bloodmatch_reservations_active_units", Double(health.activeHeldUnits))

@@ -100,7 +100,7 @@ public enum MetricHelp {
         "bloodmatch_centre_data_age_seconds": "Age of each centre's snapshot in force, seconds.",
         "bloodmatch_centre_expected_interval_seconds": "Each centre's expected feed interval, seconds: older data is stale.",
         "bloodmatch_centre_last_load_timestamp_seconds": "When each centre's snapshot in force was loaded, Unix time.",
-        "bloodmatch_centre_failed_imports_last_hour": "Each centre's imports refused in the last hour.",
+        "bloodmatch_centre_failed_imports_last_hour": "Each centre's imports refused or failed, feeds not fetched included, in the last hour (centre=\"unknown\": runs whose centre is not known).",
         "bloodmatch_centre_last_import_rows": "Rows of each centre's last import, by result (accepted, rejected).",
         "bloodmatch_stale_centres": "Distribution centres whose data is older than their expected feed interval.",
         "bloodmatch_centres_without_data": "Distribution centres that have never delivered a snapshot: their stock is unknown.",

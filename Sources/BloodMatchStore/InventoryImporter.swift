@@ -21,6 +21,10 @@ public enum ImportOutcome: String, Sendable, Codable {
     /// The server refused the load (a constraint, a lock timeout); nothing changed and the file
     /// may be retried. Losing the connection is not an outcome: it is thrown as unavailability.
     case failed
+    /// A feed (`import --url`) could not be fetched: unreachable, no complete answer by the
+    /// deadline, a certificate that does not verify, refused credentials, a body over the cap.
+    /// Nothing was read into the database; the centre keeps its snapshot in force.
+    case fetchFailed = "fetch_failed"
 }
 
 /// What an import did, for the log line, the exit code and the dispatcher.

@@ -97,6 +97,14 @@ public struct DomainHealth: Sendable {
     /// Age of the oldest of them, seconds (0 when none).
     public var auditOldestUnsealedSeconds: Double = 0
 
+    /// Failed or refused runs in the last hour of each distribution centre with no snapshot in
+    /// force, and under `unknownCentre` those whose centre is not known (a feed that failed before
+    /// its control record arrived, a control record that could not be read). Holds every such
+    /// centre and `unknownCentre` even at 0, so a gauge published from it goes back to 0.
+    public var failedRunsLastHourWithoutSnapshot: [String: Int] = [:]
+    /// The key of runs without a known centre in `failedRunsLastHourWithoutSnapshot`.
+    public static let unknownCentre = "unknown"
+
     /// Centres whose data is older than their expected interval.
     public var staleCentres: [Centre] { centres.filter(\.isStale) }
 }
@@ -108,6 +116,10 @@ public struct PostgresHealthReader: Sendable {
 
     /// Creates the reader.
     public init(database: Database) { self.database = database }
+
+    /// The outcomes a failed-import count counts: refused, failed or replayed snapshots, and feeds
+    /// that could not be fetched.
+    static let failedOutcomes = "('refused', 'failed', 'replay_refused', 'fetch_failed')"
 
     /// Reads the current health.
     public func read() async throws -> DomainHealth {
@@ -122,7 +134,7 @@ public struct PostgresHealthReader: Sendable {
                         SELECT s.centre, extract(epoch FROM now() - s.last_as_of)::float8, extract(epoch FROM t.expected_feed_interval)::float8,
                                extract(epoch FROM s.last_import_at)::float8,
                                coalesce(l.rows_accepted, 0), coalesce(l.rows_rejected, 0), coalesce(l.outcome, 'none'),
-                               (SELECT count(*)::int FROM import_runs f WHERE f.centre = s.centre AND f.outcome IN ('refused', 'failed', 'replay_refused')
+                               (SELECT count(*)::int FROM import_runs f WHERE f.centre = s.centre AND f.outcome IN \(unescaped: Self.failedOutcomes)
                                   AND f.finished_at > now() - interval '1 hour')
                         FROM centre_status s JOIN sites t ON t.site_id = s.centre
                         LEFT JOIN LATERAL (SELECT rows_accepted, rows_rejected, outcome FROM import_runs r
@@ -137,6 +149,20 @@ public struct PostgresHealthReader: Sendable {
                         SELECT site_id FROM sites WHERE kind = 'distribution_centre'
                           AND site_id NOT IN (SELECT centre FROM centre_status) ORDER BY site_id
                         """, logger: logger).decode((String,).self) { without.append(id) }
+                    // Failed runs of centres with no snapshot in force, and of runs whose centre is not
+                    // known (a feed that failed before its control record arrived) under "unknown".
+                    var failedElsewhere: [String: Int] = [DomainHealth.unknownCentre: 0]
+                    for id in without { failedElsewhere[id] = 0 }
+                    for try await (id, n) in try await conn.query("""
+                        SELECT f.centre, count(*)::int FROM import_runs f
+                        WHERE f.centre = ANY(\(without)) AND f.outcome IN \(unescaped: Self.failedOutcomes)
+                          AND f.finished_at > now() - interval '1 hour'
+                        GROUP BY f.centre
+                        UNION ALL
+                        SELECT \(DomainHealth.unknownCentre), count(*)::int FROM import_runs f
+                        WHERE f.centre IS NULL AND f.outcome IN \(unescaped: Self.failedOutcomes)
+                          AND f.finished_at > now() - interval '1 hour'
+                        """, logger: logger).decode((String, Int).self) { failedElsewhere[id] = n }
                     var held = 0, expired = 0
                     for try await (h, e) in try await conn.query("""
                         SELECT count(*) FILTER (WHERE state = 'active')::int,
@@ -196,7 +222,7 @@ public struct PostgresHealthReader: Sendable {
                                     expiredHeldUnitsLastHour: expired, auditHeadChainSeq: head, lastCheckpointAt: checkpointAt,
                                     lastVerificationIntact: verification?.0, lastVerificationAt: verification?.1,
                                     newestSnapshotLoadedAt: newest, latestBatch: batch, auditUnsealedEvents: unsealed.0,
-                                    auditOldestUnsealedSeconds: unsealed.1)
+                                    auditOldestUnsealedSeconds: unsealed.1, failedRunsLastHourWithoutSnapshot: failedElsewhere)
                 }
             }
         }

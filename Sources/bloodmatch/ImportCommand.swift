@@ -99,7 +99,7 @@ struct ImportCommand: AsyncParsableCommand {
         let level: Logger.Level = switch report.outcome {
         case .loaded, .alreadyImported: .info
         case .loadedWithRejections: .warning
-        case .refused, .replayRefused, .failed: .error
+        case .refused, .replayRefused, .failed, .fetchFailed: .error
         }
         logger.log(level: level, "\(report.message)", metadata: [
             "run_id": "\(report.runID)", "file": "\(report.file)", "centre": "\(report.centre ?? "")",

@@ -163,6 +163,28 @@ struct DomainMetricsTests {
         }
     }
 
+    @Test("a feed that could not be fetched counts as a failed import: its centre's, or centre=\"unknown\" before its control record")
+    func fetchFailuresCounted() async throws {
+        try await TestDatabase.withFresh { test in
+            let site = Site(id: "DCF", name: "Centre F", kind: .distributionCentre, location: GeoPoint(latitude: -33.87, longitude: 151.21), region: "AU-02")
+            try await test.with(.importer) { db in
+                _ = try await PostgresSiteStore(database: db).upsert([site], source: "test")
+                let importer = PostgresInventoryImporter(database: db)
+                _ = try await importer.recordFetchFailure(source: "https://feeds.example/f/latest.json", fileName: "latest.json", centre: nil,
+                                                          reason: "feed unreachable: HTTP 503 (after 3 tries)", durationMs: 10)
+                _ = try await importer.recordFetchFailure(source: "https://feeds.example/f/a.csv", fileName: "a.csv", centre: "DCF",
+                                                          reason: "feed unreachable: no complete answer within 120 s", durationMs: 120_000)
+            }
+            let metrics = ServiceMetrics(registry: PrometheusCollectorRegistry())
+            try await test.with(.app) { db in
+                await metrics.collect(database: db, engine: nil, deadline: .seconds(60), logger: test.logger)
+            }
+            let page = String(decoding: metrics.render(), as: UTF8.self)
+            #expect(Self.value(page, #"bloodmatch_centre_failed_imports_last_hour{centre="DCF"}"#) == 1, "\(page)")
+            #expect(Self.value(page, #"bloodmatch_centre_failed_imports_last_hour{centre="unknown"}"#) == 1)
+        }
+    }
+
     @Test("batch metrics: the latest run's orders by outcome, urgent orders left short, units, duration")
     func batchMetrics() {
         let summary = BatchRunSummary(finishedAt: 1_800_000_000, durationSeconds: 2.5, solveSeconds: 1.25, allocatedUnits: 7, shipments: 3,
