@@ -22,6 +22,10 @@ import Tracing
 /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector base URL: spans of `serve` and `batch run` are exported to `<it>/v1/traces` | unset: W3C ids only, nothing exported |
 /// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | the traces URL itself (wins over the base URL) | unset |
 /// | `OTEL_SERVICE_NAME` | `service.name` of exported spans | `bloodmatch` |
+/// | `BLOODMATCH_FEED_CA_FILE` | an extra trusted CA for HTTPS feeds | the system roots |
+/// | `BLOODMATCH_FEED_DEADLINE` | seconds for one feed snapshot's whole fetch (`import --fetch-deadline`) | `120` |
+/// | `BLOODMATCH_FEED_TOKEN_FILE` | bearer token file for feeds (`import --bearer-token-file`) | unset |
+/// | `BLOODMATCH_FEED_CLIENT_CERT`, `BLOODMATCH_FEED_CLIENT_KEY` | client certificate and key for feeds (mutual TLS) | unset |
 struct Environment: Sendable {
     var databaseURL: String?
     var socketPath: String
@@ -37,9 +41,16 @@ struct Environment: Sendable {
     var holdMinutes: String?
     var fault: String?
     var tracing = TracingSettings()
+    /// Feed settings (`FeedSettings.resolve` checks them).
+    var feedCAFile: String?
+    var feedDeadline: String?
+    var feedTokenFile: String?
+    var feedClientCertificate: String?
+    var feedClientKey: String?
 
     static let current: Environment = {
         let env = ProcessInfo.processInfo.environment
+        func nonEmpty(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
         let socketPath: String
         if let s = env["BLOODMATCH_DB_SOCKET"], !s.isEmpty {
             socketPath = s
@@ -59,7 +70,12 @@ struct Environment: Sendable {
             requestID: env["BLOODMATCH_REQUEST_ID"].flatMap { $0.isEmpty ? nil : String($0.prefix(128)) },
             holdMinutes: env["BLOODMATCH_HOLD_MINUTES"].flatMap { $0.isEmpty ? nil : $0 },
             fault: env["BLOODMATCH_FAULT"].flatMap { $0.isEmpty ? nil : $0 },
-            tracing: TracingSettings(environment: env))
+            tracing: TracingSettings(environment: env),
+            feedCAFile: nonEmpty("BLOODMATCH_FEED_CA_FILE"),
+            feedDeadline: nonEmpty("BLOODMATCH_FEED_DEADLINE"),
+            feedTokenFile: nonEmpty("BLOODMATCH_FEED_TOKEN_FILE"),
+            feedClientCertificate: nonEmpty("BLOODMATCH_FEED_CLIENT_CERT"),
+            feedClientKey: nonEmpty("BLOODMATCH_FEED_CLIENT_KEY"))
     }()
 
     /// The database configuration for one role. With an operator login, the application role's

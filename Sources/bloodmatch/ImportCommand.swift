@@ -2,22 +2,31 @@ import ArgumentParser
 import BloodMatchIngest
 import BloodMatchStore
 import Foundation
+import Logging
 
-/// `bloodmatch import`: load inventory snapshots (CSV + `.ctl.json`) from files.
+/// `bloodmatch import`: load inventory snapshots (CSV + `.ctl.json`) from files, a spool folder or
+/// HTTPS feeds.
 struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract: "Import inventory snapshots: validated, atomic per centre, idempotent.",
         discussion: """
         Each FILE is a snapshot CSV with its control record NAME.ctl.json beside it (Data/feed-format.md).
-        Exit codes: 0 all loaded (or already imported), 3 rows rejected or a snapshot refused,
-        1 the database refused a load (recorded as failed; a spool file stays for the next run),
-        5 database unavailable, 2 usage error.
+        --url fetches NAME.ctl.json and NAME.csv from an https address of the CSV, or of an index document
+        NAME.json ({"snapshot": "NAME.csv"}, e.g. latest.json) that names the feed's newest snapshot.
+        Exit codes: 0 all loaded (or already imported), 3 rows rejected, a snapshot refused, a spool file
+        refused, or a feed refused (certificate, credentials, size), 4 a feed unreachable
+        (including no complete answer by the deadline), 1 the database refused a load (recorded as
+        failed; a spool file stays for the next run), 5 database unavailable, 2 usage error.
         """)
 
     @Argument(help: "Snapshot CSV files.") var files: [String] = []
     @Option(help: "Import every complete snapshot in this spool folder, moving each to done/ or failed/.") var spool: String?
-    @Option(help: "Fetch NAME.ctl.json and NAME.csv from this https URL (the .csv address) and import them.") var url: [String] = []
+    @Option(help: "Fetch a snapshot from this https URL (NAME.csv, or an index NAME.json naming the newest) and import it.") var url: [String] = []
+    @Option(help: "Seconds for one feed snapshot's whole fetch, retries included (default 120; BLOODMATCH_FEED_DEADLINE).") var fetchDeadline: Int?
+    @Option(help: "File holding a bearer token for the feed (BLOODMATCH_FEED_TOKEN_FILE).") var bearerTokenFile: String?
+    @Option(name: .customLong("client-cert"), help: "PEM client certificate presented to the feed (BLOODMATCH_FEED_CLIENT_CERT).") var clientCertificate: String?
+    @Option(name: .customLong("client-key"), help: "PEM private key of --client-cert (BLOODMATCH_FEED_CLIENT_KEY).") var clientKey: String?
     @Flag(help: "Print each run's report as JSON.") var json = false
 
     func validate() throws {
@@ -45,12 +54,11 @@ struct ImportCommand: AsyncParsableCommand {
                     }
                 }
             }
-            if !url.isEmpty {
-                let fetcher = FeedFetcher(logger: logger)
-                for address in url {
-                    sources.append(try await fetcher.fetchSnapshot(csvURL: address))
-                }
-            }
+            // Fetched copies are removed once the import has run, whatever its outcome.
+            let fetch = url.isEmpty ? FeedRun() : try await fetchFeeds(logger: logger)
+            defer { fetch.removeCopies() }
+            sources += fetch.fetched.map(\.source)
+
             let config = try Environment.current.database(role: .importer)
             let sourcesToLoad = sources
             let spoolToMove = spoolFolder
@@ -58,6 +66,13 @@ struct ImportCommand: AsyncParsableCommand {
                 let importer = PostgresInventoryImporter(database: db)
                 var reports: [ImportReport] = []
                 var notMoved: [String] = []
+                for failure in fetch.failures {
+                    let report = try await importer.recordFetchFailure(
+                        source: failure.error.feed, fileName: failure.error.file, centre: failure.error.centre,
+                        reason: failure.error.description, durationMs: failure.durationMs)
+                    ImportCommand.log(report, logger: logger)
+                    reports.append(report)
+                }
                 for source in sourcesToLoad {
                     let report = try await importer.importSnapshot(source, now: Date())
                     ImportCommand.log(report, logger: logger)
@@ -89,10 +104,47 @@ struct ImportCommand: AsyncParsableCommand {
             if reports.contains(where: { $0.outcome == .failed }) || !notMoved.isEmpty {
                 throw ExitStatus.failure.exitCode
             }
-            if refusedFiles > 0 || reports.contains(where: { $0.outcome == .refused || $0.outcome == .replayRefused || $0.rowsRejected > 0 }) {
+            if fetch.failures.contains(where: { $0.error.kind == .unreachable }) {
+                throw ExitStatus.feedUnreachable.exitCode
+            }
+            if refusedFiles > 0 || !fetch.failures.isEmpty
+                || reports.contains(where: { $0.outcome == .refused || $0.outcome == .replayRefused || $0.rowsRejected > 0 }) {
                 throw ExitStatus.rejected.exitCode
             }
         }
+    }
+
+    /// What the feeds of this run gave: snapshots on disk, and the failures to record.
+    struct FeedRun {
+        var fetched: [FetchedSnapshot] = []
+        var failures: [(error: FeedFetchError, durationMs: Int)] = []
+
+        func removeCopies() { for snapshot in fetched { snapshot.remove() } }
+    }
+
+    /// Fetches every `--url`, one after another; a feed that fails does not stop the others.
+    private func fetchFeeds(logger: Logger) async throws -> FeedRun {
+        for address in url { _ = try FeedFetcher.address(address) }   // every address checked before any fetch
+        let settings = try FeedSettings.resolve(deadlineSeconds: fetchDeadline, tokenFile: bearerTokenFile,
+                                                clientCertificate: clientCertificate, clientKey: clientKey,
+                                                environment: Environment.current)
+        let fetcher = FeedFetcher(settings: settings, logger: logger)
+        var run = FeedRun()
+        for address in url {
+            let started = ContinuousClock.now
+            do {
+                run.fetched.append(try await fetcher.fetchSnapshot(address))
+            } catch let error as FeedFetchError {
+                let elapsed = ContinuousClock.now - started
+                logger.error("\(error.description)", metadata: ["url": "\(address)", "file": "\(error.file)",
+                                                                "exit_code": "\(error.exitStatus.rawValue)"])
+                run.failures.append((error, Int(elapsed / .milliseconds(1))))
+            } catch {
+                run.removeCopies()
+                throw error
+            }
+        }
+        return run
     }
 
     static func log(_ report: ImportReport, logger: Logger) {
