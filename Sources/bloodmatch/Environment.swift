@@ -26,6 +26,7 @@ import Tracing
 /// | `BLOODMATCH_FEED_DEADLINE` | seconds for one feed snapshot's whole fetch (`import --fetch-deadline`) | `120` |
 /// | `BLOODMATCH_FEED_TOKEN_FILE` | bearer token file for feeds (`import --bearer-token-file`) | unset |
 /// | `BLOODMATCH_FEED_CLIENT_CERT`, `BLOODMATCH_FEED_CLIENT_KEY` | client certificate and key for feeds (mutual TLS) | unset |
+/// | `BLOODMATCH_SPOOL_ORPHAN_GRACE_MINUTES` | minutes a spool CSV may wait for its control record before it is reported | `10` |
 struct Environment: Sendable {
     var databaseURL: String?
     var socketPath: String
@@ -47,6 +48,8 @@ struct Environment: Sendable {
     var feedTokenFile: String?
     var feedClientCertificate: String?
     var feedClientKey: String?
+    /// Minutes before a spool CSV without its control record is reported.
+    var spoolOrphanGraceMinutes: String?
 
     static let current: Environment = {
         let env = ProcessInfo.processInfo.environment
@@ -75,7 +78,8 @@ struct Environment: Sendable {
             feedDeadline: nonEmpty("BLOODMATCH_FEED_DEADLINE"),
             feedTokenFile: nonEmpty("BLOODMATCH_FEED_TOKEN_FILE"),
             feedClientCertificate: nonEmpty("BLOODMATCH_FEED_CLIENT_CERT"),
-            feedClientKey: nonEmpty("BLOODMATCH_FEED_CLIENT_KEY"))
+            feedClientKey: nonEmpty("BLOODMATCH_FEED_CLIENT_KEY"),
+            spoolOrphanGraceMinutes: nonEmpty("BLOODMATCH_SPOOL_ORPHAN_GRACE_MINUTES"))
     }()
 
     /// The database configuration for one role. With an operator login, the application role's

@@ -15,7 +15,7 @@ struct ImportCommand: AsyncParsableCommand {
         --url fetches NAME.ctl.json and NAME.csv from an https address of the CSV, or of an index document
         NAME.json ({"snapshot": "NAME.csv"}, e.g. latest.json) that names the feed's newest snapshot.
         Exit codes: 0 all loaded (or already imported), 3 rows rejected, a snapshot refused, a spool file
-        refused, or a feed refused (certificate, credentials, size), 4 a feed unreachable
+        refused or orphaned, or a feed refused (certificate, credentials, size), 4 a feed unreachable
         (including no complete answer by the deadline), 1 the database refused a load (recorded as
         failed; a spool file stays for the next run), 5 database unavailable, 2 usage error.
         """)
@@ -27,6 +27,7 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "File holding a bearer token for the feed (BLOODMATCH_FEED_TOKEN_FILE).") var bearerTokenFile: String?
     @Option(name: .customLong("client-cert"), help: "PEM client certificate presented to the feed (BLOODMATCH_FEED_CLIENT_CERT).") var clientCertificate: String?
     @Option(name: .customLong("client-key"), help: "PEM private key of --client-cert (BLOODMATCH_FEED_CLIENT_KEY).") var clientKey: String?
+    @Option(help: "Minutes a spool CSV may wait for its control record before it is reported (default 10; BLOODMATCH_SPOOL_ORPHAN_GRACE_MINUTES).") var orphanGraceMinutes: Int?
     @Flag(help: "Print each run's report as JSON.") var json = false
 
     func validate() throws {
@@ -39,9 +40,10 @@ struct ImportCommand: AsyncParsableCommand {
         try await runReportingFailures(logger: logger) {
             var sources: [SnapshotSource] = files.map { SnapshotSource(csvPath: $0) }
             var refusedFiles = 0
+            var orphans = 0
             var spoolFolder: SpoolFolder?
             if let spool {
-                let folder = SpoolFolder(root: URL(fileURLWithPath: spool))
+                let folder = SpoolFolder(root: URL(fileURLWithPath: spool), orphanGrace: try orphanGrace())
                 spoolFolder = folder
                 for entry in try folder.scan() {
                     switch entry {
@@ -51,6 +53,12 @@ struct ImportCommand: AsyncParsableCommand {
                         refusedFiles += 1
                         logger.error("spool file refused, left in place for a person to inspect", metadata: ["file": "\(name)", "reason": "\(reason)"])
                         Swift.print("REFUSED: \(name) — \(reason)")
+                    case .orphan(let name, let missing, let age):
+                        orphans += 1
+                        let minutes = Int(age / 60)
+                        logger.warning("spool file has waited for its other half past the grace period; left in place, not imported",
+                                       metadata: ["file": "\(name)", "missing": "\(missing)", "age_minutes": "\(minutes)"])
+                        Swift.print("ORPHANED: \(name) — no \(missing) after \(minutes) min; not imported (a writer that stopped, or a file dropped by hand)")
                     }
                 }
             }
@@ -98,7 +106,7 @@ struct ImportCommand: AsyncParsableCommand {
             for line in notMoved {
                 Swift.print("NOT MOVED: \(line); the file stays in the spool and the next run will find it already imported (or a replay, if a newer snapshot of its centre loads first)")
             }
-            if spool != nil && sources.isEmpty && refusedFiles == 0 {
+            if spool != nil && sources.isEmpty && refusedFiles == 0 && orphans == 0 {
                 Swift.print("spool \(spool ?? ""): no complete snapshots waiting")
             }
             if reports.contains(where: { $0.outcome == .failed }) || !notMoved.isEmpty {
@@ -107,7 +115,7 @@ struct ImportCommand: AsyncParsableCommand {
             if fetch.failures.contains(where: { $0.error.kind == .unreachable }) {
                 throw ExitStatus.feedUnreachable.exitCode
             }
-            if refusedFiles > 0 || !fetch.failures.isEmpty
+            if refusedFiles > 0 || orphans > 0 || !fetch.failures.isEmpty
                 || reports.contains(where: { $0.outcome == .refused || $0.outcome == .replayRefused || $0.rowsRejected > 0 }) {
                 throw ExitStatus.rejected.exitCode
             }
@@ -145,6 +153,16 @@ struct ImportCommand: AsyncParsableCommand {
             }
         }
         return run
+    }
+
+    /// The orphan grace period, seconds: `--orphan-grace-minutes`, else the environment, else 10 min.
+    private func orphanGrace() throws(FeedSettingsError) -> TimeInterval {
+        guard let text = orphanGraceMinutes.map(String.init) ?? Environment.current.spoolOrphanGraceMinutes else { return 600 }
+        guard let minutes = Int(text), (1...10_080).contains(minutes) else {
+            throw FeedSettingsError(setting: "--orphan-grace-minutes / BLOODMATCH_SPOOL_ORPHAN_GRACE_MINUTES", value: text,
+                                    problem: "must be a whole number of minutes from 1 to 10080")
+        }
+        return TimeInterval(minutes * 60)
     }
 
     static func log(_ report: ImportReport, logger: Logger) {

@@ -12,13 +12,22 @@ import Glibc
 /// written. Hidden files, temporary files, symlinks, names outside `[A-Za-z0-9._-]` and anything
 /// that is not a regular file are never read. After an import, the pair is moved into `done/` or
 /// `failed/` by rename (atomic on one file system).
+///
+/// A CSV whose control record has not arrived within `orphanGrace` of its last change (or a
+/// control record without its CSV) is reported as an orphan: it is never imported, and it stays
+/// in place in case its writer is only slow, but it is no longer silently waited for.
 struct SpoolFolder: Sendable {
     let root: URL
+    /// How long a CSV may wait for its control record before it is reported.
+    var orphanGrace: TimeInterval = 600
 
-    /// A snapshot pair ready to import, or a file that is refused without being read.
+    /// A snapshot pair ready to import, a file that is refused without being read, or one that has
+    /// waited for its other half past the grace period.
     enum Entry {
         case snapshot(csv: URL, control: URL)
         case refused(name: String, reason: String)
+        /// `name` has waited `age` seconds (since its last change) for `missing`.
+        case orphan(name: String, missing: String, age: TimeInterval)
     }
 
     /// Whether a file name is safe to open: `[A-Za-z0-9][A-Za-z0-9._-]{0,199}` (no path
@@ -33,8 +42,8 @@ struct SpoolFolder: Sendable {
         (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b)
     }
 
-    /// The complete snapshots, oldest `as_of` first by name, and the files refused.
-    func scan() throws -> [Entry] {
+    /// The complete snapshots, oldest `as_of` first by name, the files refused, and the orphans.
+    func scan(now: Date = Date()) throws -> [Entry] {
         let names = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
         var entries: [Entry] = []
         let present = Set(names)
@@ -55,9 +64,14 @@ struct SpoolFolder: Sendable {
                 entries.append(.refused(name: name, reason: "not a regular file"))
                 continue
             }
+            let age = now.timeIntervalSince1970 - (Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
             if name.hasSuffix(".csv") {
                 let control = String(name.dropLast(4)) + ".ctl.json"
-                guard present.contains(control) else { continue }   // still arriving: the control record comes last
+                guard present.contains(control) else {
+                    // Still arriving (the control record comes last), unless it has waited too long.
+                    if age > orphanGrace { entries.append(.orphan(name: name, missing: control, age: age)) }
+                    continue
+                }
                 let controlPath = root.appendingPathComponent(control).path
                 var controlInfo = stat()
                 guard lstat(controlPath, &controlInfo) == 0, (controlInfo.st_mode & S_IFMT) == S_IFREG else {
@@ -65,7 +79,10 @@ struct SpoolFolder: Sendable {
                     continue
                 }
                 entries.append(.snapshot(csv: root.appendingPathComponent(name), control: root.appendingPathComponent(control)))
-            } else if !name.hasSuffix(".ctl.json") {
+            } else if name.hasSuffix(".ctl.json") {
+                let csv = String(name.dropLast(9)) + ".csv"
+                if !present.contains(csv) && age > orphanGrace { entries.append(.orphan(name: name, missing: csv, age: age)) }
+            } else {
                 entries.append(.refused(name: name, reason: "not a snapshot (.csv) or control record (.ctl.json)"))
             }
         }
