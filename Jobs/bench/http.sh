@@ -6,7 +6,8 @@
 # (and the ratio against it), and, when slowhttptest is installed, healthy clients' p99 while a
 # slow-client attack runs. wrk (and the attacker) run on the last core; the server runs on every
 # core, as in production (SERVER_CPUS=0 pins it to core 0 instead, the configuration of earlier
-# figures).
+# figures). The four bars (paced rate reached, paced p99 ≤ 25 ms, no errors, healthy clients' p99
+# under the slow-client attack within 2x) are in "bar_met"; any one missed makes the run exit 1.
 #   Jobs/bench/http.sh                     # RATE=600 DURATION=60
 #   UNITS=200000 SITES=200 Jobs/bench/http.sh   # smaller dataset
 #   KEEP_DB=1 BLOODMATCH_BIN=/path/to/bloodmatch Jobs/bench/http.sh   # keep the loaded database; another binary
@@ -110,7 +111,8 @@ if command -v slowhttptest >/dev/null 2>&1; then
   slow="{\"paced_p99_under_slowloris\":$under_attack,\"attack_connections_open_before\":$attack_connections,\"attack_connections_open_after\":$attack_connections_after,\"attacker_cpu_cap\":\"$attacker_cap\"}"
 fi
 kill "$sampler" 2>/dev/null || true
-python3 - "$health" "$availability_only" "$maximum" "$paced" "$rss_file" "$slow" "$RATE" "$DURATION" "$UNITS" "$SITES" "$paced_samples" "$server_cpus" <<'PY'
+bars=0
+python3 - "$health" "$availability_only" "$maximum" "$paced" "$rss_file" "$slow" "$RATE" "$DURATION" "$UNITS" "$SITES" "$paced_samples" "$server_cpus" <<'PY' || bars=$?
 import json, sys
 health, avail, maximum, paced = (json.loads(x) for x in sys.argv[1:5])
 everything = [int(x) for x in open(sys.argv[5]).read().split()]
@@ -140,5 +142,8 @@ out["bar_met"] = {
     "slow_clients_p99_within_2x": out["slow_clients"].get("p99_ratio_to_baseline", 99) <= 2,
 }
 print(json.dumps(out, sort_keys=True, indent=1))
+# The bars are a check: any one missed fails the run (exit 1), after the figures are printed.
+sys.exit(0 if all(out["bar_met"].values()) else 1)
 PY
 rm -f "$rss_file"
+exit "$bars"
