@@ -76,7 +76,7 @@ struct FeedFetcher: Sendable {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         let progress = FetchProgress()
         do {
-            let source = try await withDeadline(settings.deadline) {
+            let source = try await withFetchDeadline(settings.deadline) {
                 try await self.fetch(address, feed: feed, into: folder, client: client, progress: progress)
             }
             try? await client.shutdown()
@@ -86,7 +86,7 @@ struct FeedFetcher: Sendable {
             fetchFolder.remove()
             let file = await progress.file ?? ""
             let centre = await progress.centre
-            if error is DeadlineExceeded {
+            if error is FetchDeadlineExceeded {
                 throw FeedFetchError(feed: feed, file: file, kind: .unreachable,
                                      reason: "no complete answer within \(settings.deadline.components.seconds) s", centre: centre)
             }
@@ -216,10 +216,14 @@ struct FeedFetcher: Sendable {
 }
 
 /// The whole fetch ran past its deadline.
-struct DeadlineExceeded: Error {}
+struct FetchDeadlineExceeded: Error {}
 
-/// Runs `body`, cancelled at `deadline`, when `DeadlineExceeded` is thrown instead.
-func withDeadline<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+/// Runs `body`, cancelled at `deadline`, when `FetchDeadlineExceeded` is thrown instead.
+///
+/// Unlike the store's `withDeadline`, which answers on time and leaves work that ignores
+/// cancellation running behind, this waits for the cancelled fetch to end (the HTTP client stops
+/// at cancellation), so its partial file is closed before the fetch folder is removed.
+func withFetchDeadline<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
         group.addTask {
@@ -227,7 +231,7 @@ func withDeadline<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable
             return nil
         }
         defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw DeadlineExceeded() }
+        guard let first = try await group.next(), let value = first else { throw FetchDeadlineExceeded() }
         return value
     }
 }
