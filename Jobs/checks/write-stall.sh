@@ -22,24 +22,10 @@ on_cleanup() {
 scratch_db_check check_stall write-stall
 export BLOODMATCH_LOG_LEVEL=error
 started=$(date +%s)
-load() { timeout 60 python3 Jobs/checks/api_isolation.py "$@"; }
-field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=d
-for k in sys.argv[2].split("."): v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else v)' "$1" "$2" 2>/dev/null; }
-
-"$bm" migrate >/dev/null 2>&1 || bad migrate "exit $?"
-scratch_operator check supervisor >/dev/null || bad operator "could not add a supervisor"
-"$bm" sites import Data/sites.csv >/dev/null 2>&1
-"$bm" generate --seed 3 --sites-file Data/sites.csv --units 3000 --out "$work/gen" >/dev/null 2>&1
-"$bm" import "$work"/gen/snapshots/*.csv >/dev/null 2>&1
-"$bm" index build --out "$work/index.bmidx" >/dev/null 2>&1
-key() { "$bm" hospital key create "$1" --label stall --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'; }
-victim=$(key H0001); writers=("$(key H0002)" "$(key H0003)" "$(key H0004)" "$(key H0005)")
-port=$(( 18700 + RANDOM % 100 )); while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$(( 18700 + RANDOM % 100 )); done
-"$bm" serve --port "$port" --index "$work/index.bmidx" --rate-limit 100 --rate-burst 100 2>"$work/serve.log" &
-server=$!
-for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.2; done
-curl -sf "http://127.0.0.1:$port/ready" >/dev/null && ok ready || bad ready "$(tail -2 "$work/serve.log")"
+source Jobs/lib/paced-load.bash
+sample_stock 3000
+victim=$(hospital_key H0001); writers=("$(hospital_key H0002)" "$(hospital_key H0003)" "$(hospital_key H0004)" "$(hospital_key H0005)")
+serve_on_free_port 18700 --rate-limit 100 --rate-burst 100
 
 writer_pids=()
 for i in 0 1 2 3; do load decide "$port" "${writers[$i]}" 15 22 >"$work/decide-$i.json" & pids+=($!); writer_pids+=($!); done

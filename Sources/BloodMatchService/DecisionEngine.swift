@@ -338,7 +338,8 @@ public actor DecisionEngine {
             let indexed = Dictionary(uniqueKeysWithValues: index.centres.map { ($0.siteID, $0.mark) })
             let inForce = Dictionary(uniqueKeysWithValues: current.centres.map { ($0.centreID, $0.mark) })
             // A centre added without data, or one that has since delivered, changes the index too.
-            if indexed == inForce, index.centresWithoutData.map(\.siteID) == current.withoutData {
+            // (Compared as sets: the database's collation need not order ids as Swift does.)
+            if indexed == inForce, Set(index.centresWithoutData.map(\.siteID)) == Set(current.withoutData) {
                 indexCheckedAt = started
                 return (index, false)
             }

@@ -102,7 +102,7 @@ struct IndexCurrency {
         }.sorted()
         let missing = now.keys.filter { indexed[$0] == nil }.sorted()
         let extra = indexed.keys.filter { now[$0] == nil }.sorted()
-        let withoutDataChanged = index.centresWithoutData.map(\.siteID) != withoutData
+        let withoutDataChanged = Set(index.centresWithoutData.map(\.siteID)) != Set(withoutData)
         return IndexCurrency(isCurrent: changed.isEmpty && missing.isEmpty && extra.isEmpty && !withoutDataChanged, changed: changed,
                              missing: missing, extra: extra, withoutDataChanged: withoutDataChanged)
     }

@@ -31,14 +31,9 @@ struct APIMiddleware: RouterMiddleware {
         let route = APIRoute.template(for: request.uri.path) ?? "unmatched"
         var context = context
         context.requestID = requestID
-        // HEAD is GET without the body (RFC 9110 §9.3.2): answered by the GET route, body dropped.
-        var request = request
+        // HEAD is GET without the body (RFC 9110 §9.3.2): the router sends it to the GET route's
+        // handler, and `finish` drops the body.
         let isHead = request.method == .head && route != "unmatched" && APIRoute.methods(on: route).contains(.get)
-        if isHead {
-            var head = request.head
-            head.method = .get
-            request = Request(head: head, body: request.body)
-        }
         var caller: AuthenticatedCaller?
         var authFailure: AuthenticationFailure?
         var response: Response
@@ -62,7 +57,8 @@ struct APIMiddleware: RouterMiddleware {
             try checkEncodings(request)
             if route != "unmatched" {
                 // Any other method on a known path, standard or not (TRACE, QUERY…), is 405.
-                let allowed = APIRoute.methods(on: route)
+                var allowed = APIRoute.methods(on: route)
+                if allowed.contains(.get) { allowed.append(.head) }
                 guard allowed.contains(request.method) else {
                     throw APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method.rawValue.prefix(20)) is not allowed on \(route)",
                                    headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")])
