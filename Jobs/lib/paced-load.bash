@@ -1,11 +1,15 @@
 # Sourced (after Jobs/lib/scratch-db.bash) by the checks that put paced load on `bloodmatch serve`
 # (api-isolation.sh, write-stall.sh). Gives:
 #   load MODE ARGS…        Jobs/checks/api_isolation.py (paced requests, latency from the scheduled start), bounded to 60 s
+#   attack MODE ARGS…      the same, at lower CPU priority (nice 10): on a shared 2-core machine the
+#                          attacking client's own CPU would otherwise delay the victim's client, which
+#                          is not the server's isolation under test; the server still gets every request
 #   field FILE a.b         one value of a JSON file ("" when absent)
 #   sample_stock UNITS     migrate, a supervisor, the sample sites and UNITS generated units loaded, $work/index.bmidx built
 #   hospital_key SITE      a new API key for SITE
 #   serve_on_free_port BASE ARGS…   `serve` on a free port from BASE (sets $port and $server; index $work/index.bmidx), ready
 load() { timeout 60 python3 Jobs/checks/api_isolation.py "$@"; }
+attack() { nice -n 10 timeout 60 python3 Jobs/checks/api_isolation.py "$@"; }
 field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=d
 for k in sys.argv[2].split("."): v = v.get(k) if isinstance(v, dict) else None
 print("" if v is None else v)' "$1" "$2" 2>/dev/null; }

@@ -58,7 +58,11 @@ scratch_db_cleanup() {
 
 psql_pg() { runuser -u postgres -- psql -X -qAt -h "$sockdir" -p "$pgport" "$@"; }
 ok() { results+=("\"$1\":\"ok\""); }
-bad() { results+=("\"$1\":\"FAILED: $2\""); fail=1; }
+# bad NAME MESSAGE: the message is escaped for JSON (it may quote a tool's output).
+bad() {
+  local m=${2//\\/\\\\}; m=${m//\"/\\\"}; m=${m//$'\n'/\\n}; m=${m//$'\t'/ }; m=${m//$'\r'/}
+  results+=("\"$1\":\"FAILED: $m\""); fail=1
+}
 
 # snapshot NAME CENTRE AS_OF ROWS…: writes NAME.csv and its control record (row count, SHA-256).
 snapshot() {

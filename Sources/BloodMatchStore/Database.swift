@@ -181,6 +181,28 @@ public func withDeadline<T: Sendable>(
     }
 }
 
+/// Runs `operation`, cancels it at `deadline` and waits for it to end, then throws
+/// `DeadlineExceededError`; nothing is left running behind.
+///
+/// Use it, not `withDeadline`, when what the operation reads or writes is used again after the
+/// answer: a request body whose connection the server reads next (two readers of one stream trap),
+/// a partial file that is removed. The operation must honour cancellation (NIO streams and the
+/// HTTP client do), or the answer waits for it.
+public func withDeadlineAwaitingCancellation<T: Sendable>(
+    _ deadline: Duration, _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: deadline)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw DeadlineExceededError(deadline: deadline) }
+        return value
+    }
+}
+
 /// Resumes a continuation exactly once, from whichever side comes first.
 private final class DeadlineGate<T: Sendable>: Sendable {
     private let state = Mutex<(CheckedContinuation<T, any Error>?, Result<T, any Error>?, Bool)>((nil, nil, false))

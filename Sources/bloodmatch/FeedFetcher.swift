@@ -76,7 +76,7 @@ struct FeedFetcher: Sendable {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         let progress = FetchProgress()
         do {
-            let source = try await withFetchDeadline(settings.deadline) {
+            let source = try await withDeadlineAwaitingCancellation(settings.deadline) {
                 try await self.fetch(address, feed: feed, into: folder, client: client, progress: progress)
             }
             try? await client.shutdown()
@@ -86,7 +86,7 @@ struct FeedFetcher: Sendable {
             fetchFolder.remove()
             let file = await progress.file ?? ""
             let centre = await progress.centre
-            if error is FetchDeadlineExceeded {
+            if error is DeadlineExceededError {
                 throw FeedFetchError(feed: feed, file: file, kind: .unreachable,
                                      reason: "no complete answer within \(settings.deadline.components.seconds) s", centre: centre)
             }
@@ -212,27 +212,6 @@ struct FeedFetcher: Sendable {
             part.discard()
             throw error
         }
-    }
-}
-
-/// The whole fetch ran past its deadline.
-struct FetchDeadlineExceeded: Error {}
-
-/// Runs `body`, cancelled at `deadline`, when `FetchDeadlineExceeded` is thrown instead.
-///
-/// Unlike the store's `withDeadline`, which answers on time and leaves work that ignores
-/// cancellation running behind, this waits for the cancelled fetch to end (the HTTP client stops
-/// at cancellation), so its partial file is closed before the fetch folder is removed.
-func withFetchDeadline<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: deadline)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw FetchDeadlineExceeded() }
-        return value
     }
 }
 

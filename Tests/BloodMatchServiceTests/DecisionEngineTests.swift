@@ -400,3 +400,41 @@ extension DecisionEngineTests {
         }
     }
 }
+
+extension DecisionEngineTests {
+    /// The next check starts behind the answer once a verification is half its interval old, so
+    /// under steady traffic no request waits for the database's round trips.
+    @Test("the index check runs ahead of need: a request past the first verification's interval is answered while the database is locked")
+    func checkAhead() async throws {
+        try await TestDatabase.withFresh { test in
+            try await Self.seed(test)
+            try await test.with(.app) { db in
+                let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger)
+                let interval = Duration.seconds(3)
+                let guardian = DataGuard(engine: engine, interval: interval, deadline: .milliseconds(500))
+                let start = ContinuousClock.now
+                let first = try await guardian.verifiedIndex(now: Self.now)
+                try await Task.sleep(until: start + interval / 2 + .milliseconds(100))
+                // Past half the interval: the cached answer, and a check started behind it.
+                #expect(try await guardian.verifiedIndex(now: Self.now).verifiedAt == first.verifiedAt)
+                var renewed = first
+                while renewed.verifiedAt == first.verifiedAt && ContinuousClock.now < start + interval - .milliseconds(200) {
+                    try await Task.sleep(for: .milliseconds(50))
+                    renewed = try await guardian.verifiedIndex(now: Self.now)
+                }
+                try #require(renewed.verifiedAt > first.verifiedAt, "no check ran ahead before the first verification's interval ended")
+                let renewedAt = renewed.verifiedAt
+                // With the table locked, a check would wait past the deadline; past the first
+                // verification's interval the renewed one still answers at once.
+                try await test.with(.owner) { owner in
+                    try await owner.client.withTransaction(logger: owner.logger) { conn in
+                        try await conn.query("LOCK TABLE bm.centre_status IN ACCESS EXCLUSIVE MODE", logger: owner.logger)
+                        try await Task.sleep(until: start + interval + .milliseconds(200))
+                        let answer = try await guardian.verifiedIndex(now: Self.now)
+                        #expect(answer.verifiedAt == renewedAt && answer.index.unitCount == 6)
+                    }
+                }
+            }
+        }
+    }
+}

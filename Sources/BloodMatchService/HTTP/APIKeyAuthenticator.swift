@@ -97,9 +97,10 @@ extension PostgresAPIKeyStore: APIKeyLookup {}
 /// database (measured: requests that found their record expired waited 13 ms on average under load).
 ///
 /// Key ids that name no key cost no query each: the ids of every key are listed (no secrets) and
-/// an id not among them is refused at once. The list is read again when it is older than
-/// `cacheTTL`, or when an id is missing from it and it is over `directoryRefresh` old (a key just
-/// created elsewhere), so a flood of random ids costs at most one query per `directoryRefresh`.
+/// an id not among them is refused at once. The list is read again in the background once it is
+/// half its `cacheTTL` old, and at once when an id is missing from it and it is over
+/// `directoryRefresh` old (a key just created elsewhere), so a flood of random ids costs at most
+/// one query per `directoryRefresh`, and a listed key never waits for the list.
 /// Only keys that exist are cached, so such a flood cannot push real keys out of the cache.
 public final class APIKeyAuthenticator: Sendable {
     let lookup: any APIKeyLookup
@@ -142,12 +143,23 @@ public final class APIKeyAuthenticator: Sendable {
     }
 
     /// Whether `keyID` may name a key: false only when the directory, read recently enough, lacks it.
+    ///
+    /// An id the directory lists goes on to its record (cached, read again on its own schedule),
+    /// which decides; it never waits for the directory. A directory past half its `cacheTTL` is
+    /// read again behind the answer, so a real key does not queue behind a listing read among a
+    /// flood of random ids.
     private func mayExist(_ keyID: String) async throws -> Bool {
         let now = clock()
         let known = directory.withLock { $0 }
-        if let known, now - known.at < cacheTTL {
-            if known.ids.contains(keyID) { return true }
-            if now - known.at < directoryRefresh { return false }
+        if let known {
+            let age = now - known.at
+            if known.ids.contains(keyID) {
+                if age >= cacheTTL / 2 && directoryRead.withLock({ $0 == nil }) {
+                    Task { [self] in _ = try? await readDirectory() }
+                }
+                return true
+            }
+            if age < directoryRefresh { return false }
         }
         guard let ids = try await readDirectory() else { return true }
         return ids.contains(keyID)

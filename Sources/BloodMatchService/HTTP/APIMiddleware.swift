@@ -168,7 +168,9 @@ struct APIMiddleware: RouterMiddleware {
         let deadline = services.configuration.bodyDeadline
         let buffer: ByteBuffer
         do {
-            buffer = try await withDeadline(deadline) { try await body.collect(upTo: limit) }
+            // The read is cancelled and awaited at the deadline: the server reads the same
+            // connection next, and two readers of one stream trap.
+            buffer = try await withDeadlineAwaitingCancellation(deadline) { try await body.collect(upTo: limit) }
         } catch is DeadlineExceededError {
             throw APIError(.requestTimeout, code: "body_timeout",
                            message: "the request body did not arrive whole within \(deadline); nothing was done", field: "body",

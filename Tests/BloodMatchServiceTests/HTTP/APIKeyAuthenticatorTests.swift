@@ -190,6 +190,45 @@ struct APIKeyDirectoryTests {
         #expect(lookup.counts.lists == 2)
     }
 
+    /// Lists after a gate opens, so a test can hold a listing read in flight.
+    final class GatedListingLookup: APIKeyLookup {
+        let inner: ListingLookup
+        let open = Mutex(true)
+        init(_ inner: ListingLookup) { self.inner = inner }
+        func find(keyID: String) async throws -> APIKeyRecord? { try await inner.find(keyID: keyID) }
+        func allKeyIDs() async throws -> Set<String>? {
+            while !open.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+            return try await inner.allKeyIDs()
+        }
+    }
+
+    @Test("a listed key never waits for the listing: an old one is read again behind the answer")
+    func listedKeyDoesNotWait() async throws {
+        let real = APIKeyToken.generate()
+        let inner = ListingLookup([Self.record(real)])
+        let lookup = GatedListingLookup(inner)
+        let clock = APIKeyAuthenticatorTests.ManualClock()
+        let authenticator = APIKeyAuthenticator(lookup: lookup, cacheTTL: .seconds(5), directoryRefresh: .seconds(1), clock: clock.now)
+        _ = try await authenticator.authenticate(authorization: "Bearer \(real.text)", now: Date())
+        #expect(inner.counts.lists == 1)
+        // Past the whole TTL, with the database's listing stuck: the real key still answers at once.
+        lookup.open.withLock { $0 = false }
+        clock.advance(to: .seconds(6))
+        // (Bounded, so a request that waits for the stuck listing fails the test rather than hanging it.)
+        let answered = try await withDeadline(.seconds(5)) { [authenticator] in
+            var ids: [String] = []
+            for _ in 0..<20 { ids.append(try await authenticator.authenticate(authorization: "Bearer \(real.text)", now: Date()).keyID) }
+            return ids
+        }
+        #expect(answered == Array(repeating: real.keyID, count: 20))
+        #expect(inner.counts.lists == 1, "the listing is still in flight")
+        // Once the listing answers, the directory is current again: one read, not one per request.
+        lookup.open.withLock { $0 = true }
+        for _ in 0..<200 where inner.counts.lists < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(inner.counts.lists == 2)
+        #expect(authenticator.directoryReads == 2)
+    }
+
     @Test("concurrent ids missing from a stale listing share one read of it")
     func oneListingForConcurrentMisses() async throws {
         let lookup = ListingLookup([Self.record(APIKeyToken.generate())])
