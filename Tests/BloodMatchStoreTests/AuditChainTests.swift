@@ -172,9 +172,9 @@ struct AuditChainTests {
         }
     }
 
-    @Test("A superuser's edit, deletion or reordering behind the triggers is named by verify")
+    @Test("A superuser's edit, deletion, insertion or reordering behind the triggers is named by verify")
     func superuserTampering() async throws {
-        for damage in ["edit", "delete", "unlink", "reorder", "head", "rewrite"] {
+        for damage in ["edit", "delete", "insert", "unlink", "reorder", "head", "rewrite"] {
           do {
             try await TestDatabase.withFresh { test in
                 try await Self.events(test, count: 20)
@@ -196,6 +196,11 @@ struct AuditChainTests {
                         switch damage {
                         case "edit": sql = #"UPDATE bm.event_log SET payload = '{"i": 7, "text": "edited"}' WHERE seq = \#(at)"#
                         case "delete": sql = "DELETE FROM bm.event_log WHERE seq = \(at)"
+                        case "insert": sql = """
+                            INSERT INTO bm.event_log (seq, occurred_at, actor, action, subject, payload, actor_role, client_addr, xid)
+                            SELECT -1, occurred_at, actor, action, subject, '{"forged": true}', actor_role, client_addr, xid
+                            FROM bm.event_log WHERE seq = \(at)
+                            """
                         case "unlink": sql = "DELETE FROM bm.event_chain WHERE chain_seq = \(p)"
                         case "reorder": sql = """
                             DO $$ DECLARE a bigint; b bigint; BEGIN
@@ -231,12 +236,13 @@ struct AuditChainTests {
                 switch damage {
                 case "edit": #expect(problem.kind == .contentChanged && problem.chainSeq == p)
                 case "delete": #expect(problem.kind == .eventMissing && problem.chainSeq == p)
+                case "insert": #expect(problem.kind == .unchainedRow && problem.seq == -1)
                 case "unlink": #expect(problem.kind == .missingRow && problem.chainSeq == p)
                 case "reorder": #expect(problem.chainSeq == p && [.contentChanged, .brokenLink].contains(problem.kind))
                 case "head": #expect(problem.kind == .headMismatch)
                 default: #expect(problem.kind == .checkpointMismatch && problem.chainSeq == checkpoint.chainSeq)
                 }
-                #expect(report.rowsChecked == Int(problem.chainSeq) - 1 || damage == "head")
+                #expect(report.rowsChecked == Int(problem.chainSeq) - 1 || damage == "head" || damage == "insert")
             }
           } catch { Issue.record("\(damage): \(String(reflecting: error))") }
         }

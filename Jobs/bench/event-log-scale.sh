@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Event-log growth benchmark: what the monitoring reads and `audit verify` cost once access records
+# have filled the log. On a throwaway database with the sample sites and stock:
+#   1. anchor: `bloodmatch metrics` (every monitoring read of the event log) on the empty log
+#   2. appends ROWS access records (`api.request`, the service's payload shape, 10,000 rows per
+#      transaction, two writers, as the application role through the database's own stamp trigger)
+#      and seals them
+#   3. exports a checkpoint, appends and seals 10,000 more (a quarter-hour at 11 requests/s)
+#   4. times `metrics` again (median of 3), `audit verify --since-checkpoint` (the bounded check run
+#      every 15 minutes; also with PREV_BIN, an earlier build, when given) and a full `audit verify`
+#      from the first event
+#   5. reports the on-disk size of the log and its chain, per row
+#
+#   Jobs/bench/event-log-scale.sh     env: ROWS (10000000), BLOODMATCH_BIN (default: a release build),
+#                                          PREV_BIN (an earlier build to compare), FULL_VERIFY=0 skips
+#                                          the full verify (it reads every row)
+#
+# Prints one JSON line. Disk: about 1 KB per row (10 M rows ≈ 10 GB) while it runs; the database is
+# dropped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROWS=${ROWS:-10000000}
+Jobs/db.sh start >/dev/null 2>&1
+eval "$(Jobs/db.sh env 2>/dev/null)"
+bm=${BLOODMATCH_BIN:-}
+if [ -z "$bm" ]; then
+  swift build -c release --product bloodmatch 2>&1 | grep -E "error|complete" || true
+  bm=.build/release/bloodmatch
+fi
+sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); port=${BLOODMATCH_DB_SOCKET##*.}
+db="bm_bench_growth_$$"
+work=$(mktemp -d)
+export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
+pg() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$sockdir" -p "$port" -U postgres "$@"; }
+trap 'pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))" "$1" "$(now)"; }
+median_metrics() {
+  local a b c t
+  for v in a b c; do t=$(now); "$bm" metrics >"$work/metrics.prom"; printf -v "$v" '%s' "$(since "$t")"; done
+  python3 -c "import sys; print(sorted(map(float, sys.argv[1:]))[1])" "$a" "$b" "$c"
+}
+pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"
+"$bm" migrate >/dev/null
+"$bm" sites import Data/sites.csv >/dev/null
+"$bm" generate --seed 3 --sites-file Data/sites.csv --units 3000 --out "$work/gen" >/dev/null
+"$bm" import "$work"/gen/snapshots/*.csv >/dev/null
+"$bm" audit seal >/dev/null
+metrics_empty=$(median_metrics)
+
+# Access records as the service writes them (AccessRecord: key id, method, parameters, status,
+# outcome, latency, requested_at), for 40 hospitals, 10,000 rows per transaction.
+append() {  # FIRST LAST
+  pg -d "$db" -c "SET ROLE bloodmatch_app" -c "DO \$\$ BEGIN
+    FOR b IN ($1 - 1) / 10000 .. ($2 - 1) / 10000 LOOP
+      INSERT INTO bm.event_log (actor, action, subject, payload, request_id, trace_id, peer_addr)
+      SELECT 'hospital:H' || lpad((g % 40 + 1)::text, 4, '0'), 'api.request', '/v1/availability',
+             jsonb_build_object('key_id', lpad(to_hex(g % 40), 16, '0'), 'method', 'GET',
+               'parameters', jsonb_build_object('component', 'RBC', 'abo', 'O', 'rhd', 'NEG'),
+               'status', 200, 'outcome', 'ok', 'latency_ms', (g % 997) / 100.0,
+               'requested_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')),
+             md5(g::text), md5((g * 7)::text), '10.0.' || (g % 40) || '.1'
+      FROM generate_series(greatest(b * 10000 + 1, $1), least((b + 1) * 10000, $2)) g;
+      COMMIT;
+    END LOOP; END \$\$"
+}
+# `audit seal` chains up to 5 M events a call ("sealed N events; head is position H").
+seal_all() { while ! "$bm" audit seal | grep -q '^sealed 0 events'; do :; done; }
+
+half=$((ROWS / 2))
+t=$(now); append 1 "$half" & first=$!; append $((half + 1)) "$ROWS"; wait "$first"; append_s=$(since "$t")
+t=$(now); seal_all; seal_s=$(since "$t")
+"$bm" audit checkpoint --out "$work/checkpoint.json" >/dev/null
+append $((ROWS + 1)) $((ROWS + 10000)); seal_all
+rows=$(pg -d "$db" -c "SELECT count(*) FROM bm.event_log")
+chained=$(pg -d "$db" -c "SELECT count(*) FROM bm.event_chain")
+pg -d "$db" -c "VACUUM ANALYZE bm.event_log" -c "VACUUM ANALYZE bm.event_chain"
+
+metrics_full=$(median_metrics)
+grep -q '^bloodmatch_audit_chain_length' "$work/metrics.prom" || { echo "metrics lacked the audit chain length" >&2; exit 1; }
+t=$(now); "$bm" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json >"$work/since.json"; since_s=$(since "$t")
+prev_since_s=null
+if [ -n "${PREV_BIN:-}" ]; then
+  t=$(now); "$PREV_BIN" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json >"$work/prev-since.json"; prev_since_s=$(since "$t")
+fi
+full_s=null; full_rows=null
+if [ "${FULL_VERIFY:-1}" != 0 ]; then
+  t=$(now); "$bm" audit verify --no-seal --json >"$work/full.json"; full_s=$(since "$t")
+  full_rows=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_checked"])' "$work/full.json")
+fi
+sizes=$(pg -d "$db" -c "SELECT pg_total_relation_size('bm.event_log') || ' ' || pg_total_relation_size('bm.event_chain')")
+python3 - "$rows" "$chained" "$append_s" "$seal_s" "$metrics_empty" "$metrics_full" "$since_s" "$work/since.json" "$full_s" "$full_rows" $sizes "$prev_since_s" <<'PY'
+import json, sys
+rows, chained = int(sys.argv[1]), int(sys.argv[2])
+append_s, seal_s, m0, m1, since_s = map(float, sys.argv[3:8])
+since = json.load(open(sys.argv[8]))
+full_s = None if sys.argv[9] == "null" else float(sys.argv[9])
+full_rows = None if sys.argv[10] == "null" else int(sys.argv[10])
+log_bytes, chain_bytes = int(sys.argv[11]), int(sys.argv[12])
+prev_since_s = None if sys.argv[13] == "null" else float(sys.argv[13])
+print(json.dumps({"bench": "event-log-growth", "events": rows, "chained": chained,
+  "append_rows_per_s": round(rows / append_s), "seal_rows_per_s": round(rows / seal_s),
+  "metrics_s_empty_log_anchor": m0, "metrics_s": m1, "metrics_vs_anchor": round(m1 / m0, 2),
+  "verify_since_checkpoint_s": since_s, "verify_since_checkpoint_rows": since["rows_checked"],
+  "verify_since_checkpoint_intact": since["intact"], "prev_build_verify_since_checkpoint_s": prev_since_s,
+  "verify_full_s": full_s, "verify_full_rows": full_rows,
+  "verify_full_rows_per_s": round(full_rows / full_s) if full_s else None,
+  "event_log_bytes": log_bytes, "event_chain_bytes": chain_bytes,
+  "bytes_per_event": round((log_bytes + chain_bytes) / rows)}))
+PY
