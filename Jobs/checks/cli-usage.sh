@@ -6,6 +6,9 @@
 # - an unknown hospital exits 2 and says so in a plain line on standard error, not only in the log
 # - `sites list` lists every site and says which centres have no data
 # - a missing database socket is named as such, at once (exit 5), not "no answer within 5 s"
+# - a bad value in a file the command is given (a site list it cannot read, matching settings it
+#   refuses, a generator asked for more units than its DINs allow) exits 2; a file it cannot write
+#   (its surroundings, not its input) exits 1 — both with the file named on standard error
 # Bounded: about 10 s. Prints one JSON line; exits 1 on failure.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,6 +42,15 @@ expect_usage unknown_option sites list --colour red
 sites=$(($(wc -l <Data/sites.csv) - 1))
 { [ "$rc" = 0 ] && grep -q "^$sites site(s); 12 distribution centre(s), 7 without data" "$work/sites.out" \
   && grep -q "^DC010 .*NO DATA" "$work/sites.out"; } && ok "sites_list_${sites}_sites_7_without_data" || bad sites_list "exit $rc: $(tail -1 "$work/sites.out")"
+
+expect_usage site_list_unreadable sites import "$work/no-such-sites.csv"
+echo '{"not": "matching settings"}' >"$work/matching.json"
+BLOODMATCH_MATCHING="$work/matching.json" expect_usage matching_settings_refused match --hospital H0001 --component RBC --abo O --rhd NEG --sex female --age 30
+expect_usage generator_units_beyond_dins generate --seed 5 --sites-file Data/sites.csv --units 2000000000 --out "$work/big"
+# (A regular file where a folder must go: permissions would not stop root.)
+echo file >"$work/ro"
+"$bm" generate --seed 5 --sites-file Data/sites.csv --units 50 --out "$work/ro/gen" >"$work/ro.out" 2>"$work/ro.err"; rc=$?
+{ [ "$rc" = 1 ] && grep -q "^error: .*$work/ro" "$work/ro.err"; } && ok unwritable_output_exit_1_named || bad unwritable_output "exit $rc: $(grep -v '^{' "$work/ro.err" | head -c 160)"
 
 t0=$(date +%s.%N)
 BLOODMATCH_DB_SOCKET=/nonexistent/.s.PGSQL.1 "$bm" sites list >"$work/nosock.out" 2>&1; rc=$?

@@ -25,6 +25,18 @@ enum ExitStatus: Int32 {
     var exitCode: ExitCode { ExitCode(rawValue) }
 }
 
+/// A command that cannot do its work: a bad value it was given (a file's content, a combination of
+/// options: exit 2, a usage error) or a failure of its surroundings (a folder it cannot create, a
+/// file it cannot write, standard output lost: exit 1). The message names the file or value.
+struct ValidationFailure: Error, CustomStringConvertible, ClassifiedError {
+    var description: String
+    var exitStatus: ExitStatus
+    /// A bad value given to the command: exit 2.
+    init(_ message: String) { (description, exitStatus) = (message, .usage) }
+    /// The command's surroundings failed it (file system, output): exit 1.
+    init(environment message: String) { (description, exitStatus) = (message, .failure) }
+}
+
 /// Standard output for exports: buffered, written with error checks, so a full disk under a
 /// redirect fails the command (exit 1) instead of leaving an export that looks complete.
 final class CheckedOutput {
@@ -43,7 +55,7 @@ final class CheckedOutput {
         do {
             try FileHandle.standardOutput.write(contentsOf: buffer)
         } catch {
-            throw ValidationFailure("standard output could not be written (\(error.localizedDescription)): the output is incomplete; nothing else was changed")
+            throw ValidationFailure(environment: "standard output could not be written (\(error.localizedDescription)): the output is incomplete; nothing else was changed")
         }
         buffer.removeAll(keepingCapacity: true)
     }

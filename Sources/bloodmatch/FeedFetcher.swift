@@ -257,6 +257,6 @@ private final class PartFile {
     }
 
     private func failure(_ what: String) -> ValidationFailure {
-        ValidationFailure("\(what) \(path): \(String(cString: strerror(errno))); nothing was imported")
+        ValidationFailure(environment: "\(what) \(path): \(String(cString: strerror(errno))); nothing was imported")
     }
 }

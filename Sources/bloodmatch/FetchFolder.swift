@@ -23,7 +23,7 @@ final class FetchFolder: @unchecked Sendable {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
-            throw ValidationFailure("cannot create the fetch folder \(url.path): \(error.localizedDescription)")
+            throw ValidationFailure(environment: "cannot create the fetch folder \(url.path): \(error.localizedDescription)")
         }
         let temporary = url.appendingPathComponent(".lock.tmp").path
         let fd = open(temporary, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -31,7 +31,7 @@ final class FetchFolder: @unchecked Sendable {
             let reason = String(cString: strerror(errno))
             if fd >= 0 { close(fd) }
             try? FileManager.default.removeItem(at: url)
-            throw ValidationFailure("cannot lock the fetch folder \(url.path): \(reason)")
+            throw ValidationFailure(environment: "cannot lock the fetch folder \(url.path): \(reason)")
         }
         self.url = url
         self.descriptor = fd

@@ -32,6 +32,11 @@ struct GenerateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Failures as every command reports them: an `error:` line naming the file, and its exit code.
+        try await runReportingFailures(logger: makeLogger("bloodmatch.generate")) { try generate() }
+    }
+
+    private func generate() throws {
         let asOfDate: Date
         if asOf == "now" {
             asOfDate = Date().roundedToSecond
@@ -52,7 +57,14 @@ struct GenerateCommand: AsyncParsableCommand {
         }
         let outURL = URL(fileURLWithPath: out)
         let snapshots = outURL.appendingPathComponent("snapshots")
-        try FileManager.default.createDirectory(at: snapshots, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(at: snapshots, withIntermediateDirectories: true)
+        } catch {
+            // Foundation's own text is "the operation could not be completed"; the system's reason is underneath.
+            let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error
+            let reason = underlying.map { ($0 as NSError).localizedFailureReason ?? "\($0)" } ?? error.localizedDescription
+            throw ValidationFailure(environment: "cannot create the folder \(snapshots.path): \(reason)")
+        }
         try SnapshotWriter.atomicWrite(Data(try SnapshotWriter.sitesCSV(siteList).utf8), to: outURL.appendingPathComponent("sites.csv"))
         let stock = try generator.makeUnits(sites: siteList)
         let stamp = SnapshotWriter.timestamp(asOfDate).replacingOccurrences(of: ":", with: "")

@@ -107,7 +107,7 @@ enum SnapshotWriter {
         } catch {
             // A full or read-only disk: leave no partial file; the previous one stays in place.
             try? FileManager.default.removeItem(at: tmp)
-            throw ValidationFailure("cannot write \(url.path): \(error.localizedDescription); the previous file, if any, is unchanged")
+            throw ValidationFailure(environment: "cannot write \(url.path): \(error.localizedDescription); the previous file, if any, is unchanged")
         }
         if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
         try FileManager.default.moveItem(at: tmp, to: url)

@@ -95,7 +95,7 @@ struct SpoolFolder: Sendable {
         do {
             try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
         } catch {
-            throw ValidationFailure("cannot create \(target.path): \(String(cString: strerror(errno)))")
+            throw ValidationFailure(environment: "cannot create \(target.path): \(String(cString: strerror(errno)))")
         }
         for file in files where FileManager.default.fileExists(atPath: file.path) {
             var destination = target.appendingPathComponent(file.lastPathComponent)
@@ -105,7 +105,7 @@ struct SpoolFolder: Sendable {
                 n += 1
             }
             guard rename(file.path, destination.path) == 0 else {
-                throw ValidationFailure("cannot move \(file.path) to \(destination.path): \(String(cString: strerror(errno)))")
+                throw ValidationFailure(environment: "cannot move \(file.path) to \(destination.path): \(String(cString: strerror(errno)))")
             }
         }
     }

@@ -27,11 +27,6 @@ struct City: Sendable {
 }
 
 /// A plain error with a message, for the CLI's own checks.
-struct ValidationFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ message: String) { description = message }
-}
-
 /// Builds realistic synthetic sites and stock for demos, tests and benchmarks.
 ///
 /// Frequencies are illustrative, chosen to look like a national blood service:
