@@ -410,8 +410,10 @@ extension DecisionEngineTests {
             try await Self.seed(test)
             try await test.with(.app) { db in
                 let engine = DecisionEngine(database: db, planner: try Self.planner(), index: nil, logger: db.logger)
-                let interval = Duration.seconds(3)
-                let guardian = DataGuard(engine: engine, interval: interval, deadline: .milliseconds(500))
+                // Generous times: the suite runs beside others on two cores (a 500 ms deadline and a
+                // 3 s interval failed once there, the first index build taking longer).
+                let interval = Duration.seconds(6)
+                let guardian = DataGuard(engine: engine, interval: interval, deadline: .seconds(5))
                 let start = ContinuousClock.now
                 let first = try await guardian.verifiedIndex(now: Self.now)
                 try await Task.sleep(until: start + interval / 2 + .milliseconds(100))
