@@ -12,7 +12,8 @@
 #   credentials: a bearer token (option, and environment with an index) and a client certificate
 #     (mutual TLS) load; without them the feed refuses (exit 3); the token appears in no output and
 #     no record
-#   latest.json: an index document names the newest snapshot; polled again it is already imported
+#   latest.json: an index document names the newest snapshot; polled again it is already imported,
+#   and its CSV is not downloaded again (the control record names the snapshot in force)
 #     (exit 0, nothing reloaded)
 #   records: every failed fetch is a `fetch_failed` run with its URL and reason, counted by the
 #     failed-import metric; nothing is left under var/feeds/, even by a fetch stopped with SIGTERM
@@ -143,6 +144,9 @@ expect latest 0 '[ "$(sql "SELECT outcome FROM bm.import_runs ORDER BY run_id DE
 in_force=$(sql "SELECT current_snapshot_id FROM bm.centre_status WHERE centre = '$latest_centre'")
 BLOODMATCH_FEED_TOKEN_FILE="$work/token" run latest_again --url "$good/auth/latest.json"
 expect latest_again 0 '[ "$(sql "SELECT outcome FROM bm.import_runs ORDER BY run_id DESC LIMIT 1")" = already_imported ] && [ "$(sql "SELECT current_snapshot_id FROM bm.centre_status WHERE centre = '"'$latest_centre'"'")" = "$in_force" ] && [ "$(sql "SELECT count(*) FROM bm.inventory_snapshots WHERE centre = '"'$latest_centre'"'")" = 1 ]'
+# The second poll fetched the index and the control record, not the CSV again.
+stats=$(curl -s --cacert "$c/ca.pem" "$good/stats")
+expect latest_again_csv_not_fetched 0 'python3 -c "import json,sys; s=json.loads(sys.argv[1]); sys.exit(not (s.get(\"/auth/latest.json\") == 2 and s.get(\"/auth/${snaps[3]%.csv}.ctl.json\") == 2 and s.get(\"/auth/${snaps[3]}\") == 1))" "$stats"'
 
 run plain_http --url "http://127.0.0.1:$(port good)/${snaps[0]}"
 expect plain_http 2

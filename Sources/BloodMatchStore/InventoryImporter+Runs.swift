@@ -99,3 +99,28 @@ extension PostgresInventoryImporter {
             sampleRejections: rejections.prefix(20).map(\.description))
     }
 }
+
+extension PostgresInventoryImporter {
+    /// The id of the centre's snapshot in force when it is the one `control` describes (the same
+    /// centre, `as_of` and SHA-256), else nil: a feed polled again need not send its CSV again.
+    public func snapshotInForce(matching control: SnapshotControl) async throws -> Int64? {
+        var id: Int64?
+        for try await (snapshot,) in try await database.client.query("""
+            SELECT s.current_snapshot_id FROM centre_status s JOIN inventory_snapshots n ON n.snapshot_id = s.current_snapshot_id
+            WHERE s.centre = \(control.centre) AND s.last_as_of = \(control.asOf)::timestamptz AND n.file_sha256 = \(control.sha256.lowercased())
+            """, logger: database.logger).decode((Int64,).self) { id = snapshot }
+        return id
+    }
+
+    /// Records a feed whose control record named the snapshot in force (`snapshotInForce`): an
+    /// `already_imported` run and its event, as when the same file is imported again; its CSV was
+    /// not fetched. The bytes in force were verified when they loaded; a feed file that differs
+    /// from its own control record would be refused, never loaded, so nothing is missed.
+    public func recordAlreadyInForce(origin: String, fileName: String, control: SnapshotControl, snapshotID: Int64) async throws -> ImportReport {
+        try await recordRun(source: SnapshotSource(csvPath: fileName, origin: origin), fileName: fileName, control: control,
+                            outcome: .alreadyImported,
+                            message: "already imported sha256=\(control.sha256.lowercased()) as snapshot \(snapshotID) (as of \(iso(control.asOf))), the snapshot in force: its control record says so, and the CSV was not fetched again; nothing changed",
+                            rowsTotal: 0, accepted: 0, rejections: [], rejectedCount: 0, conflicts: 0, snapshotID: nil,
+                            sha: control.sha256.lowercased(), started: .now)
+    }
+}

@@ -16,6 +16,8 @@ struct FetchedSnapshot: Sendable {
     var source: SnapshotSource
     /// The fetch folder under `var/feeds/`.
     var folder: FetchFolder
+    /// Set when the control record named the centre's snapshot in force: the CSV was not fetched.
+    var alreadyInForce: (control: SnapshotControl, snapshotID: Int64)?
 
     /// Deletes the fetched copies (the database holds what was imported and how it ended).
     func remove() { folder.remove() }
@@ -26,7 +28,8 @@ struct FetchedSnapshot: Sendable {
 /// The address names the CSV (`…/NAME.csv`: `NAME.ctl.json` is fetched from beside it), or an
 /// index document (`…/NAME.json`, e.g. `latest.json`) that names the feed's newest snapshot:
 /// `{"snapshot": "NAME.csv"}`, a file in the index's own folder. The control record comes first,
-/// then the CSV, streamed to a temporary file with the size cap enforced as it arrives. The whole
+/// then the CSV, streamed to a temporary file with the size cap enforced as it arrives, unless the
+/// control record names the centre's snapshot in force (a feed polled again: `inForce`). The whole
 /// fetch has one deadline; only transient failures (connection refused or reset, timeouts, HTTP
 /// 5xx and 429) are tried again. The server's certificate is always verified; a bearer token and a
 /// client certificate are presented when configured and never appear in a log line or an error.
@@ -58,7 +61,9 @@ struct FeedFetcher: Sendable {
     }
 
     /// Fetches the snapshot `address` names. On failure nothing is left on disk.
-    func fetchSnapshot(_ feed: String) async throws -> FetchedSnapshot {
+    /// `inForce` answers whether a control record names the centre's snapshot in force (its id),
+    /// nil when not or when it cannot tell; then the CSV is not fetched.
+    func fetchSnapshot(_ feed: String, inForce: @escaping @Sendable (SnapshotControl) async -> Int64? = { _ in nil }) async throws -> FetchedSnapshot {
         let address = try Self.address(feed)
         var config = HTTPClient.Configuration(
             tlsConfiguration: try FeedTLS.configuration(settings), redirectConfiguration: .disallow,
@@ -76,11 +81,11 @@ struct FeedFetcher: Sendable {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         let progress = FetchProgress()
         do {
-            let source = try await withDeadlineAwaitingCancellation(settings.deadline) {
-                try await self.fetch(address, feed: feed, into: folder, client: client, progress: progress)
+            let (source, inForce) = try await withDeadlineAwaitingCancellation(settings.deadline) {
+                try await self.fetch(address, feed: feed, into: folder, client: client, progress: progress, inForce: inForce)
             }
             try? await client.shutdown()
-            return FetchedSnapshot(source: source, folder: fetchFolder)
+            return FetchedSnapshot(source: source, folder: fetchFolder, alreadyInForce: inForce)
         } catch {
             try? await client.shutdown()
             fetchFolder.remove()
@@ -106,7 +111,8 @@ struct FeedFetcher: Sendable {
         func set(centre: String) { self.centre = centre }
     }
 
-    private func fetch(_ address: Address, feed: String, into folder: URL, client: HTTPClient, progress: FetchProgress) async throws -> SnapshotSource {
+    private func fetch(_ address: Address, feed: String, into folder: URL, client: HTTPClient, progress: FetchProgress,
+                       inForce: @Sendable (SnapshotControl) async -> Int64?) async throws -> (SnapshotSource, (control: SnapshotControl, snapshotID: Int64)?) {
         let csvURL: URL
         switch address {
         case .snapshot(let url):
@@ -126,13 +132,18 @@ struct FeedFetcher: Sendable {
         await progress.set(file: controlName)
         let controlFile = folder.appendingPathComponent(controlName)
         try await download(controlURL, to: controlFile, cap: settings.maximumSmallFileBytes, feed: feed, client: client)
+        let csvFile = folder.appendingPathComponent(name)
         if let bytes = try? Data(contentsOf: controlFile), let control = try? SnapshotControl.decode(bytes, fileName: controlName) {
             await progress.set(centre: control.centre)
+            if let snapshotID = await inForce(control) {
+                logger.info("feed's control record names the snapshot in force; its CSV is not fetched again",
+                            metadata: ["url": "\(csvURL.absoluteString)", "centre": "\(control.centre)", "snapshot_id": "\(snapshotID)"])
+                return (SnapshotSource(csvPath: csvFile.path, origin: feed), (control, snapshotID))
+            }
         }
         await progress.set(file: name)
-        let csvFile = folder.appendingPathComponent(name)
         try await download(csvURL, to: csvFile, cap: settings.maximumBytes, feed: feed, client: client)
-        return SnapshotSource(csvPath: csvFile.path, origin: feed)
+        return (SnapshotSource(csvPath: csvFile.path, origin: feed), nil)
     }
 
     /// The snapshot an index document names: `{"snapshot": "NAME.csv"}`, a safe file name.

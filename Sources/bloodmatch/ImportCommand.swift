@@ -65,7 +65,7 @@ struct ImportCommand: AsyncParsableCommand {
             // Fetched copies are removed once the import has run, whatever its outcome.
             let fetch = url.isEmpty ? FeedRun() : try await fetchFeeds(logger: logger)
             defer { fetch.removeCopies() }
-            sources += fetch.fetched.map(\.source)
+            sources += fetch.fetched.filter { $0.alreadyInForce == nil }.map(\.source)
 
             let config = try Environment.current.database(role: .importer)
             let sourcesToLoad = sources
@@ -78,6 +78,14 @@ struct ImportCommand: AsyncParsableCommand {
                     let report = try await importer.recordFetchFailure(
                         source: failure.error.feed, fileName: failure.error.file, centre: failure.error.centre,
                         reason: failure.error.description, durationMs: failure.durationMs)
+                    ImportCommand.log(report, logger: logger)
+                    reports.append(report)
+                }
+                for snapshot in fetch.fetched {
+                    guard let (control, snapshotID) = snapshot.alreadyInForce else { continue }
+                    let report = try await importer.recordAlreadyInForce(
+                        origin: snapshot.source.origin, fileName: URL(fileURLWithPath: snapshot.source.csvPath).lastPathComponent,
+                        control: control, snapshotID: snapshotID)
                     ImportCommand.log(report, logger: logger)
                     reports.append(report)
                 }
@@ -137,11 +145,28 @@ struct ImportCommand: AsyncParsableCommand {
                                                 clientCertificate: clientCertificate, clientKey: clientKey,
                                                 environment: Environment.current)
         let fetcher = FeedFetcher(settings: settings, logger: logger)
+        // A feed polled again (latest.json every few minutes) whose control record names the
+        // snapshot in force is not downloaded again. When the database cannot say, the CSV is
+        // fetched and the import decides, as for any file.
+        let config = try Environment.current.database(role: .importer)
+        let inForce: @Sendable (SnapshotControl) async -> Int64? = { control in
+            do {
+                return try await withDeadline(.seconds(5)) {
+                    try await Database.with(config, logger: logger) { db in
+                        try await PostgresInventoryImporter(database: db).snapshotInForce(matching: control)
+                    }
+                }
+            } catch {
+                logger.notice("could not ask the database whether the feed's snapshot is in force; fetching it",
+                              metadata: ["centre": "\(control.centre)", "error": "\(describe(error))"])
+                return nil
+            }
+        }
         var run = FeedRun()
         for address in url {
             let started = ContinuousClock.now
             do {
-                run.fetched.append(try await fetcher.fetchSnapshot(address))
+                run.fetched.append(try await fetcher.fetchSnapshot(address, inForce: inForce))
             } catch let error as FeedFetchError {
                 let elapsed = ContinuousClock.now - started
                 logger.error("\(error.description)", metadata: ["url": "\(address)", "file": "\(error.file)",
