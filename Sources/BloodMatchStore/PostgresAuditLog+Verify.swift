@@ -30,6 +30,11 @@ extension PostgresAuditLog {
                     if start == nil { start = (from - 1, AuditChain.genesis) }
                 }
                 var verifier = AuditChainVerifier(start: start, checkpoints: checkpoints)
+                // The chain is walked in position order by its primary key and each event fetched by
+                // its own: no temporary files, however long the log. A hash join of the two tables
+                // writes the whole log to temporary files first.
+                _ = try await conn.query("SET LOCAL enable_hashjoin = off", logger: logger).collect()
+                _ = try await conn.query("SET LOCAL enable_mergejoin = off", logger: logger).collect()
                 var first: Int64?
                 var firstSeq: Int64?
                 let rows = try await conn.query(PostgresQuery(unsafeSQL: """
@@ -46,6 +51,8 @@ extension PostgresAuditLog {
                     }
                     if !verifier.check(chained) { break }
                 }
+                _ = try await conn.query("RESET enable_hashjoin", logger: logger).collect()
+                _ = try await conn.query("RESET enable_mergejoin", logger: logger).collect()
                 var head: (chainSeq: Int64, hash: [UInt8]) = (0, AuditChain.genesis)
                 for try await (seq, hash) in try await conn.query(
                     "SELECT chain_seq, row_hash FROM bm.audit_head", logger: logger).decode((Int64, ByteBuffer).self) {
