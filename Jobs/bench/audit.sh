@@ -11,17 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${ROWS:-1000000}
-Jobs/db.sh start >/dev/null 2>&1
-eval "$(Jobs/db.sh env 2>/dev/null)"
-bm=${BLOODMATCH_BIN:-}
-if [ -z "$bm" ]; then
-  swift build -c release --product bloodmatch 2>&1 | grep -E "error|complete" || true
-  bm=.build/release/bloodmatch
-fi
-sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); port=${BLOODMATCH_DB_SOCKET##*.}
+source Jobs/lib/bench-db.bash
 db="bm_bench_audit_$$"
 export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
-pg() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$sockdir" -p "$port" -U postgres "$@"; }
 trap 'pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 now() { date +%s.%N; }
 pg -d postgres -c "CREATE DATABASE $db OWNER bloodmatch_owner TEMPLATE template0"

@@ -13,26 +13,19 @@
 #
 #   Jobs/bench/event-log-scale.sh     env: ROWS (10000000), BLOODMATCH_BIN (default: a release build),
 #                                          PREV_BIN (an earlier build to compare), FULL_VERIFY=0 skips
-#                                          the full verify (it reads every row)
+#                                          the full verify (it reads every row), KEEP_DB=1 keeps the
+#                                          database (its name is printed) for a closer look
 #
 # Prints one JSON line. Disk: about 1 KB per row (10 M rows ≈ 10 GB) while it runs; the database is
 # dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${ROWS:-10000000}
-Jobs/db.sh start >/dev/null 2>&1
-eval "$(Jobs/db.sh env 2>/dev/null)"
-bm=${BLOODMATCH_BIN:-}
-if [ -z "$bm" ]; then
-  swift build -c release --product bloodmatch 2>&1 | grep -E "error|complete" || true
-  bm=.build/release/bloodmatch
-fi
-sockdir=$(dirname "$BLOODMATCH_DB_SOCKET"); port=${BLOODMATCH_DB_SOCKET##*.}
+source Jobs/lib/bench-db.bash
 db="bm_bench_growth_$$"
 work=$(mktemp -d)
 export BLOODMATCH_DB_NAME=$db BLOODMATCH_LOG_LEVEL=error
-pg() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$sockdir" -p "$port" -U postgres "$@"; }
-trap 'pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap '[ -n "${KEEP_DB:-}" ] && echo "kept database $db" >&2 || pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))" "$1" "$(now)"; }
 median_metrics() {
@@ -78,33 +71,45 @@ pg -d "$db" -c "VACUUM ANALYZE bm.event_log" -c "VACUUM ANALYZE bm.event_chain"
 
 metrics_full=$(median_metrics)
 grep -q '^bloodmatch_audit_chain_length' "$work/metrics.prom" || { echo "metrics lacked the audit chain length" >&2; exit 1; }
-t=$(now); "$bm" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json >"$work/since.json"; since_s=$(since "$t")
-prev_since_s=null
-if [ -n "${PREV_BIN:-}" ]; then
-  t=$(now); "$PREV_BIN" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json >"$work/prev-since.json"; prev_since_s=$(since "$t")
-fi
+# Each measured step reports its time, or how it failed, and the run goes on.
+timed() {  # NAME COMMAND…: sets NAME_s to the seconds taken, or to "failed: <last error line>"
+  local name=$1 t; shift; t=$(now)
+  if "$@" >"$work/$name.json" 2>"$work/$name.err"; then printf -v "${name}_s" '%s' "$(since "$t")"
+  else printf -v "${name}_s" '"failed after %s s: %s"' "$(since "$t")" "$(grep -v '^{' "$work/$name.err" | tail -1 | tr -d '"\\' | cut -c1-200)"; fi
+}
+timed since "$bm" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json
 full_s=null; full_rows=null
 if [ "${FULL_VERIFY:-1}" != 0 ]; then
-  t=$(now); "$bm" audit verify --no-seal --json >"$work/full.json"; full_s=$(since "$t")
-  full_rows=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_checked"])' "$work/full.json")
+  timed full "$bm" audit verify --no-seal --json
+  full_rows=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_checked"])' "$work/full.json" 2>/dev/null || echo null)
+fi
+prev_since_s=null
+if [ -n "${PREV_BIN:-}" ]; then
+  timed prev_since "$PREV_BIN" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json
 fi
 sizes=$(pg -d "$db" -c "SELECT pg_total_relation_size('bm.event_log') || ' ' || pg_total_relation_size('bm.event_chain')")
 python3 - "$rows" "$chained" "$append_s" "$seal_s" "$metrics_empty" "$metrics_full" "$since_s" "$work/since.json" "$full_s" "$full_rows" $sizes "$prev_since_s" <<'PY'
 import json, sys
 rows, chained = int(sys.argv[1]), int(sys.argv[2])
-append_s, seal_s, m0, m1, since_s = map(float, sys.argv[3:8])
-since = json.load(open(sys.argv[8]))
-full_s = None if sys.argv[9] == "null" else float(sys.argv[9])
-full_rows = None if sys.argv[10] == "null" else int(sys.argv[10])
+def figure(text):
+    return None if text == "null" else json.loads(text)
+append_s, seal_s, m0, m1 = map(float, sys.argv[3:7])
+since_s = figure(sys.argv[7])
+try:
+    since = json.load(open(sys.argv[8]))
+except (OSError, ValueError):
+    since = {"rows_checked": None, "intact": None}
+full_s = figure(sys.argv[9])
+full_rows = figure(sys.argv[10])
 log_bytes, chain_bytes = int(sys.argv[11]), int(sys.argv[12])
-prev_since_s = None if sys.argv[13] == "null" else float(sys.argv[13])
+prev_since_s = figure(sys.argv[13])
 print(json.dumps({"bench": "event-log-growth", "events": rows, "chained": chained,
   "append_rows_per_s": round(rows / append_s), "seal_rows_per_s": round(rows / seal_s),
   "metrics_s_empty_log_anchor": m0, "metrics_s": m1, "metrics_vs_anchor": round(m1 / m0, 2),
   "verify_since_checkpoint_s": since_s, "verify_since_checkpoint_rows": since["rows_checked"],
   "verify_since_checkpoint_intact": since["intact"], "prev_build_verify_since_checkpoint_s": prev_since_s,
   "verify_full_s": full_s, "verify_full_rows": full_rows,
-  "verify_full_rows_per_s": round(full_rows / full_s) if full_s else None,
+  "verify_full_rows_per_s": round(full_rows / full_s) if isinstance(full_s, float) and full_rows else None,
   "event_log_bytes": log_bytes, "event_chain_bytes": chain_bytes,
   "bytes_per_event": round((log_bytes + chain_bytes) / rows)}))
 PY
