@@ -7,8 +7,8 @@
 #      and seals them
 #   3. exports a checkpoint, appends and seals 10,000 more (a quarter-hour at 11 requests/s)
 #   4. times `metrics` again (median of 3), `audit verify --since-checkpoint` (the bounded check run
-#      every 15 minutes; also with PREV_BIN, an earlier build, when given) and a full `audit verify`
-#      from the first event
+#      every 15 minutes; then with PREV_BIN, an earlier build, when given) and a full `audit verify`
+#      from the first event, each figure also on standard error as it comes
 #   5. reports the on-disk size of the log and its chain, per row
 #
 #   Jobs/bench/event-log-scale.sh     env: ROWS (10000000), BLOODMATCH_BIN (default: a release build),
@@ -63,6 +63,7 @@ seal_all() { while ! "$bm" audit seal | grep -q '^sealed 0 events'; do :; done; 
 half=$((ROWS / 2))
 t=$(now); append 1 "$half" & first=$!; append $((half + 1)) "$ROWS"; wait "$first"; append_s=$(since "$t")
 t=$(now); seal_all; seal_s=$(since "$t")
+echo "appended $ROWS in ${append_s} s, sealed in ${seal_s} s" >&2
 "$bm" audit checkpoint --out "$work/checkpoint.json" >/dev/null
 append $((ROWS + 1)) $((ROWS + 10000)); seal_all
 rows=$(pg -d "$db" -c "SELECT count(*) FROM bm.event_log")
@@ -78,14 +79,17 @@ timed() {  # NAME COMMAND…: sets NAME_s to the seconds taken, or to "failed: <
   else printf -v "${name}_s" '"failed after %s s: %s"' "$(since "$t")" "$(grep -v '^{' "$work/$name.err" | tail -1 | tr -d '"\\' | cut -c1-200)"; fi
 }
 timed since "$bm" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json
+echo "metrics ${metrics_full} s (empty log ${metrics_empty} s); verify --since-checkpoint ${since_s} s" >&2
+prev_since_s=null
+if [ -n "${PREV_BIN:-}" ]; then
+  timed prev_since "$PREV_BIN" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json
+  echo "earlier build: verify --since-checkpoint ${prev_since_s} s" >&2
+fi
 full_s=null; full_rows=null
 if [ "${FULL_VERIFY:-1}" != 0 ]; then
   timed full "$bm" audit verify --no-seal --json
   full_rows=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_checked"])' "$work/full.json" 2>/dev/null || echo null)
-fi
-prev_since_s=null
-if [ -n "${PREV_BIN:-}" ]; then
-  timed prev_since "$PREV_BIN" audit verify --no-seal --since-checkpoint --checkpoint "$work/checkpoint.json" --json
+  echo "full verify ${full_s} s, ${full_rows} rows" >&2
 fi
 sizes=$(pg -d "$db" -c "SELECT pg_total_relation_size('bm.event_log') || ' ' || pg_total_relation_size('bm.event_chain')")
 python3 - "$rows" "$chained" "$append_s" "$seal_s" "$metrics_empty" "$metrics_full" "$since_s" "$work/since.json" "$full_s" "$full_rows" $sizes "$prev_since_s" <<'PY'
