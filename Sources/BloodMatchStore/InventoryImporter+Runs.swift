@@ -116,11 +116,31 @@ extension PostgresInventoryImporter {
     /// `already_imported` run and its event, as when the same file is imported again; its CSV was
     /// not fetched. The bytes in force were verified when they loaded; a feed file that differs
     /// from its own control record would be refused, never loaded, so nothing is missed.
+    /// The snapshot in force is read again under the centre's lock in the transaction that records
+    /// the run: when a newer one has loaded since the control record was read, the run is a
+    /// `replay_refused`, as importing the file itself would now be.
     public func recordAlreadyInForce(origin: String, fileName: String, control: SnapshotControl, snapshotID: Int64) async throws -> ImportReport {
-        try await recordRun(source: SnapshotSource(csvPath: fileName, origin: origin), fileName: fileName, control: control,
-                            outcome: .alreadyImported,
-                            message: "already imported sha256=\(control.sha256.lowercased()) as snapshot \(snapshotID) (as of \(iso(control.asOf))), the snapshot in force: its control record says so, and the CSV was not fetched again; nothing changed",
-                            rowsTotal: 0, accepted: 0, rejections: [], rejectedCount: 0, conflicts: 0, snapshotID: nil,
-                            sha: control.sha256.lowercased(), started: .now)
+        let logger = database.logger
+        let source = SnapshotSource(csvPath: fileName, origin: origin)
+        let sha = control.sha256.lowercased()
+        return try await database.withTransaction { conn in
+            _ = try await conn.query("SELECT pg_advisory_xact_lock(hashtext(\("bloodmatch.centre:" + control.centre)))", logger: logger).collect()
+            var current: (id: Int64, asOf: Date)?
+            for try await (id, asOf) in try await conn.query(
+                "SELECT current_snapshot_id, last_as_of FROM centre_status WHERE centre = \(control.centre)", logger: logger
+            ).decode((Int64, Date).self) { current = (id, asOf) }
+            if let current, current.id != snapshotID {
+                return try await recordRun(
+                    source: source, fileName: fileName, control: control, outcome: .replayRefused,
+                    message: "snapshot as of \(iso(control.asOf)) was the snapshot in force (snapshot \(snapshotID)) when its control record was read; snapshot \(current.id), as of \(iso(current.asOf)), has loaded since; refused as a replay (the CSV was not fetched)",
+                    rowsTotal: 0, accepted: 0, rejections: [], rejectedCount: 0, conflicts: 0, snapshotID: nil,
+                    sha: sha, started: .now, on: conn)
+            }
+            return try await recordRun(
+                source: source, fileName: fileName, control: control, outcome: .alreadyImported,
+                message: "already imported sha256=\(sha) as snapshot \(snapshotID) (as of \(iso(control.asOf))), the snapshot in force: its control record says so, and the CSV was not fetched again; nothing changed",
+                rowsTotal: 0, accepted: 0, rejections: [], rejectedCount: 0, conflicts: 0, snapshotID: nil,
+                sha: sha, started: .now, on: conn)
+        }
     }
 }

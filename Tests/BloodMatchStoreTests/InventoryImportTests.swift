@@ -228,6 +228,33 @@ struct InventoryImportTests {
         }
     }
 
+    @Test("a feed's control record naming the snapshot in force is recorded already imported without its file; once a newer one loads, the same record is a replay")
+    func alreadyInForceWithoutFile() async throws {
+        try await Self.withSites { test, dir in
+            let first = try Self.snapshot(try Self.units(1...20, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-3600), name: "f1", in: dir)
+            let newer = try Self.snapshot(try Self.units(21...40, at: "DCA"), centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "f2", in: dir)
+            let loaded = try await Self.importing(test, first)[0]
+            let control = try SnapshotControl.decode(try Data(contentsOf: URL(fileURLWithPath: first.controlPath)), fileName: "f1.ctl.json")
+            let (found, again) = try await test.with(.importer) { db in
+                let importer = PostgresInventoryImporter(database: db)
+                let found = try await importer.snapshotInForce(matching: control)
+                return (found, try await importer.recordAlreadyInForce(origin: "https://feed/latest.json", fileName: "f1.csv", control: control,
+                                                                          snapshotID: try #require(found)))
+            }
+            #expect(found == loaded.snapshotID)
+            #expect(again.outcome == .alreadyImported && again.message.contains("not fetched again"))
+            _ = try await Self.importing(test, newer)
+            let late = try await test.with(.importer) { db in
+                let importer = PostgresInventoryImporter(database: db)
+                #expect(try await importer.snapshotInForce(matching: control) == nil)
+                return try await importer.recordAlreadyInForce(origin: "https://feed/latest.json", fileName: "f1.csv", control: control,
+                                                               snapshotID: try #require(found))
+            }
+            #expect(late.outcome == .replayRefused && late.message.contains("has loaded since"))
+            #expect(try await Self.runs(test).map(\.outcome) == ["loaded", "already_imported", "loaded", "replay_refused"])
+        }
+    }
+
     @Test("an older snapshot is refused as a replay, and the same as_of with other bytes is refused naming both SHA-256s; the newer one stays in force")
     func replayRefused() async throws {
         try await Self.withSites { test, dir in
