@@ -57,7 +57,7 @@ public actor DataGuard {
         if let verified, failingSince == nil {
             let age = ContinuousClock.now - verified.at
             if age < interval {
-                if age >= interval / 2 && inFlight == nil { checkAhead(now: now) }
+                if age >= interval / 2 && inFlight == nil && !checkingAhead { checkAhead(now: now) }
                 return verified.answer
             }
         }
@@ -104,7 +104,12 @@ public actor DataGuard {
 
     /// Starts the next check without waiting for it: its success renews the verification from
     /// the instant it started; its failure drops the verification.
+    ///
+    /// `checkingAhead` stays set until the result is applied: the check's task clears `inFlight`
+    /// before this guard hears its result, and a request in between would otherwise start a
+    /// second check whose later result replaces the first.
     private func checkAhead(now: Date) {
+        checkingAhead = true
         let (task, started) = runningCheck(now: now)
         Task {
             let result = await task.result
@@ -113,6 +118,7 @@ public actor DataGuard {
     }
 
     private func checkedAhead(_ result: Result<InventoryIndex, any Error>, started: ContinuousClock.Instant) {
+        checkingAhead = false
         guard failingSince == nil else { return }
         switch result {
         case .success(let index):
@@ -125,6 +131,7 @@ public actor DataGuard {
     }
 
     private var generation = 0
+    private var checkingAhead = false
 
     private func finished(generation finished: Int) {
         if finished == generation { inFlight = nil }
