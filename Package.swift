@@ -3,9 +3,11 @@ import PackageDescription
 
 /// BloodMatch: blood-product matching and logistics batch engine.
 ///
-/// Dependencies point one way: `bloodmatch` → `BloodMatchService` / `BloodMatchStore` /
-/// `BloodMatchIngest` → `BloodMatchCore`. Only `BloodMatchStore` imports PostgresNIO and only
-/// `BloodMatchService` imports Hummingbird; `BloodMatchCore` imports nothing but Foundation.
+/// Dependencies point one way: `bloodmatch` → `BloodMatchService` / `BloodMatchFeeds` →
+/// `BloodMatchStore` / `BloodMatchIngest` → `BloodMatchCore`. Feed sources (the spool folder and
+/// HTTPS fetching) live in `BloodMatchFeeds`, beside decoding, not in the executable. Only
+/// `BloodMatchStore` imports PostgresNIO and only `BloodMatchService` imports Hummingbird;
+/// `BloodMatchCore` imports nothing but Foundation.
 let package = Package(
     name: "BloodMatch",
     platforms: [.macOS(.v14)],
@@ -73,21 +75,30 @@ let package = Package(
                 .product(name: "OTel", package: "swift-otel"),
             ]
         ),
+        .target(
+            name: "BloodMatchFeeds",
+            dependencies: [
+                "BloodMatchIngest",
+                "BloodMatchStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "bloodmatch",
             dependencies: [
                 "BloodMatchCore",
+                "BloodMatchFeeds",
                 "BloodMatchIngest",
                 "BloodMatchStore",
                 "BloodMatchService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,6 +111,7 @@ let package = Package(
         ),
         .testTarget(name: "BloodMatchCoreTests", dependencies: ["BloodMatchCore"]),
         .testTarget(name: "BloodMatchIngestTests", dependencies: ["BloodMatchIngest"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BloodMatchFeedsTests", dependencies: ["BloodMatchFeeds", "BloodMatchIngest", "BloodMatchStore"]),
         .testTarget(
             name: "BloodMatchStoreTests",
             dependencies: ["BloodMatchStore", "BloodMatchTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -1,3 +1,4 @@
+import BloodMatchFeeds
 import BloodMatchService
 import BloodMatchStore
 import Foundation
@@ -50,6 +51,12 @@ struct Environment: Sendable {
     var feedClientKey: String?
     /// Minutes before a spool CSV without its control record is reported.
     var spoolOrphanGraceMinutes: String?
+
+    /// The feed variables, for `FeedSettings.resolve`.
+    var feeds: FeedSettings.Environment {
+        .init(caFile: feedCAFile, deadline: feedDeadline, tokenFile: feedTokenFile,
+              clientCertificate: feedClientCertificate, clientKey: feedClientKey)
+    }
 
     static let current: Environment = {
         let env = ProcessInfo.processInfo.environment

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BloodMatchFeeds
 import BloodMatchIngest
 import BloodMatchStore
 import Foundation
@@ -101,7 +102,7 @@ struct ImportCommand: AsyncParsableCommand {
                             // The database already holds the outcome; the files stay and the next run
                             // recognises them (already imported, or a replay once a newer snapshot of the
                             // centre has loaded), so nothing is lost or loaded twice.
-                            let reason = (error as? ValidationFailure)?.description ?? error.localizedDescription
+                            let reason = (error as? FeedFileSystemError)?.description ?? error.localizedDescription
                             logger.error("spool file not moved; it stays in the spool", metadata: ["file": "\(source.csvPath)", "reason": "\(reason)"])
                             notMoved.append("\(URL(fileURLWithPath: source.csvPath).lastPathComponent) — \(reason)")
                         }
@@ -130,21 +131,12 @@ struct ImportCommand: AsyncParsableCommand {
         }
     }
 
-    /// What the feeds of this run gave: snapshots on disk, and the failures to record.
-    struct FeedRun {
-        var fetched: [FetchedSnapshot] = []
-        var failures: [(error: FeedFetchError, durationMs: Int)] = []
-
-        func removeCopies() { for snapshot in fetched { snapshot.remove() } }
-    }
-
     /// Fetches every `--url`, one after another; a feed that fails does not stop the others.
     private func fetchFeeds(logger: Logger) async throws -> FeedRun {
-        for address in url { _ = try FeedFetcher.address(address) }   // every address checked before any fetch
+        for address in url { _ = try FeedFetcher.address(address) }   // every address checked before the settings are read
         let settings = try FeedSettings.resolve(deadlineSeconds: fetchDeadline, tokenFile: bearerTokenFile,
                                                 clientCertificate: clientCertificate, clientKey: clientKey,
-                                                environment: Environment.current)
-        let fetcher = FeedFetcher(settings: settings, logger: logger)
+                                                environment: Environment.current.feeds)
         // A feed polled again (latest.json every few minutes) whose control record names the
         // snapshot in force is not downloaded again. When the database cannot say, the CSV is
         // fetched and the import decides, as for any file.
@@ -162,22 +154,7 @@ struct ImportCommand: AsyncParsableCommand {
                 return nil
             }
         }
-        var run = FeedRun()
-        for address in url {
-            let started = ContinuousClock.now
-            do {
-                run.fetched.append(try await fetcher.fetchSnapshot(address, inForce: inForce))
-            } catch let error as FeedFetchError {
-                let elapsed = ContinuousClock.now - started
-                logger.error("\(error.description)", metadata: ["url": "\(address)", "file": "\(error.file)",
-                                                                "exit_code": "\(error.exitStatus.rawValue)"])
-                run.failures.append((error, Int(elapsed / .milliseconds(1))))
-            } catch {
-                run.removeCopies()
-                throw error
-            }
-        }
-        return run
+        return try await FeedFetcher(settings: settings, logger: logger).fetchAll(url, inForce: inForce)
     }
 
     /// The orphan grace period, seconds: `--orphan-grace-minutes`, else the environment, else 10 min.

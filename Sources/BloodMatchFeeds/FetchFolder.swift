@@ -12,18 +12,18 @@ import Glibc
 /// process ends however it ends (SIGTERM from the job's time limit, SIGKILL), so the next fetch
 /// removes every folder whose lock it can take, and never another run's folder. The lock file is
 /// locked under a temporary name and renamed into place, so a `.lock` that exists is already held.
-final class FetchFolder: @unchecked Sendable {
+public final class FetchFolder: @unchecked Sendable {
     /// The folder.
-    let url: URL
+    public let url: URL
     private var descriptor: Int32
 
     /// Creates `root/<prefix>-<random>` and locks it.
-    init(root: URL, prefix: String) throws {
+    public init(root: URL, prefix: String) throws(FeedFileSystemError) {
         let url = root.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
-            throw ValidationFailure(environment: "cannot create the fetch folder \(url.path): \(error.localizedDescription)")
+            throw FeedFileSystemError("cannot create the fetch folder \(url.path): \(error.localizedDescription)")
         }
         let temporary = url.appendingPathComponent(".lock.tmp").path
         let fd = open(temporary, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -31,14 +31,14 @@ final class FetchFolder: @unchecked Sendable {
             let reason = String(cString: strerror(errno))
             if fd >= 0 { close(fd) }
             try? FileManager.default.removeItem(at: url)
-            throw ValidationFailure(environment: "cannot lock the fetch folder \(url.path): \(reason)")
+            throw FeedFileSystemError("cannot lock the fetch folder \(url.path): \(reason)")
         }
         self.url = url
         self.descriptor = fd
     }
 
     /// Deletes the folder and everything in it, then lets go of the lock.
-    func remove() {
+    public func remove() {
         try? FileManager.default.removeItem(at: url)
         if descriptor >= 0 {
             close(descriptor)
@@ -50,7 +50,7 @@ final class FetchFolder: @unchecked Sendable {
 
     /// Removes the folders under `root` left by fetches that ended without cleaning up (killed):
     /// those whose lock can be taken, and those without a lock file untouched for an hour.
-    static func removeAbandoned(under root: URL, logger: Logger, now: Date = Date()) {
+    public static func removeAbandoned(under root: URL, logger: Logger, now: Date = Date()) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return }
         for name in names {
             let folder = root.appendingPathComponent(name)

@@ -9,13 +9,19 @@ import Glibc
 #endif
 
 /// A feed address that cannot be fetched as given: a usage error (exit 2) naming it.
-struct FeedAddressError: Error, CustomStringConvertible, ClassifiedError {
+public struct FeedAddressError: Error, CustomStringConvertible {
     /// The `--url` value.
-    var address: String
+    public var address: String
     /// What is wrong with it.
-    var problem: String
-    var description: String { "--url '\(address)' \(problem)" }
-    var exitStatus: ExitStatus { .usage }
+    public var problem: String
+    public var description: String { "--url '\(address)' \(problem)" }
+}
+
+/// This host failed a fetch or a spool move (a folder it cannot create, a file it cannot write or
+/// rename): not the feed's fault, never tried again. The message names the path and the reason.
+public struct FeedFileSystemError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A feed that could not be fetched. Recorded as an import run with the outcome `fetch_failed`.
@@ -23,27 +29,27 @@ struct FeedAddressError: Error, CustomStringConvertible, ClassifiedError {
 /// Unreachable (exit 4: the feed may answer later) or refused (exit 3: a person must look,
 /// because trying again cannot help): a certificate that does not verify, credentials the feed
 /// refuses, a body over the size cap, an index document that names no snapshot.
-struct FeedFetchError: Error, CustomStringConvertible, ClassifiedError {
+public struct FeedFetchError: Error, CustomStringConvertible {
     /// Whether trying later may help.
-    enum Kind: Sendable { case unreachable, refused }
+    public enum Kind: Sendable { case unreachable, refused }
 
     /// The feed's address as given on the command line (it carries no credentials).
-    var feed: String
+    public var feed: String
     /// The file that failed (`NAME.csv`, `NAME.ctl.json` or the index document).
-    var file: String
-    var kind: Kind
+    public var file: String
+    /// Unreachable (try later) or refused (a person must look).
+    public var kind: Kind
     /// Why, in words that name the offending value (the certificate problem, the HTTP status, …).
-    var reason: String
+    public var reason: String
     /// The centre its control record named, when the control record arrived before the failure.
-    var centre: String?
+    public var centre: String?
 
-    var description: String {
+    public var description: String {
         switch kind {
         case .unreachable: "feed \(feed) unreachable: \(reason)"
         case .refused: "feed \(feed) refused: \(reason)"
         }
     }
-    var exitStatus: ExitStatus { kind == .unreachable ? .feedUnreachable : .rejected }
 }
 
 /// How one try at one file failed, and whether another try may help.

@@ -16,14 +16,21 @@ import Glibc
 /// A CSV whose control record has not arrived within `orphanGrace` of its last change (or a
 /// control record without its CSV) is reported as an orphan: it is never imported, and it stays
 /// in place in case its writer is only slow, but it is no longer silently waited for.
-struct SpoolFolder: Sendable {
-    let root: URL
+public struct SpoolFolder: Sendable {
+    /// The folder feeds drop snapshots into.
+    public let root: URL
     /// How long a CSV may wait for its control record before it is reported.
-    var orphanGrace: TimeInterval = 600
+    public var orphanGrace: TimeInterval = 600
+
+    /// A spool at `root`; files waiting for their other half past `orphanGrace` seconds are reported.
+    public init(root: URL, orphanGrace: TimeInterval = 600) {
+        self.root = root
+        self.orphanGrace = orphanGrace
+    }
 
     /// A snapshot pair ready to import, a file that is refused without being read, or one that has
     /// waited for its other half past the grace period.
-    enum Entry {
+    public enum Entry: Sendable {
         case snapshot(csv: URL, control: URL)
         case refused(name: String, reason: String)
         /// `name` has waited `age` seconds (since its last change) for `missing`.
@@ -32,7 +39,7 @@ struct SpoolFolder: Sendable {
 
     /// Whether a file name is safe to open: `[A-Za-z0-9][A-Za-z0-9._-]{0,199}` (no path
     /// separators, no `..` traversal, no Unicode look-alikes such as U+2215, no NUL).
-    static func isSafe(_ name: String) -> Bool {
+    public static func isSafe(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         guard let first = bytes.first, bytes.count <= 200, isAlnum(first), !name.contains("..") else { return false }
         return bytes.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
@@ -43,7 +50,7 @@ struct SpoolFolder: Sendable {
     }
 
     /// The complete snapshots, oldest `as_of` first by name, the files refused, and the orphans.
-    func scan(now: Date = Date()) throws -> [Entry] {
+    public func scan(now: Date = Date()) throws -> [Entry] {
         let names = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
         var entries: [Entry] = []
         let present = Set(names)
@@ -90,12 +97,12 @@ struct SpoolFolder: Sendable {
     }
 
     /// Moves files into `done/` or `failed/` under the spool, keeping names (suffixing on clash).
-    func move(_ files: [URL], to folder: String) throws {
+    public func move(_ files: [URL], to folder: String) throws(FeedFileSystemError) {
         let target = root.appendingPathComponent(folder)
         do {
             try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
         } catch {
-            throw ValidationFailure(environment: "cannot create \(target.path): \(String(cString: strerror(errno)))")
+            throw FeedFileSystemError("cannot create \(target.path): \(String(cString: strerror(errno)))")
         }
         for file in files where FileManager.default.fileExists(atPath: file.path) {
             var destination = target.appendingPathComponent(file.lastPathComponent)
@@ -105,7 +112,7 @@ struct SpoolFolder: Sendable {
                 n += 1
             }
             guard rename(file.path, destination.path) == 0 else {
-                throw ValidationFailure(environment: "cannot move \(file.path) to \(destination.path): \(String(cString: strerror(errno)))")
+                throw FeedFileSystemError("cannot move \(file.path) to \(destination.path): \(String(cString: strerror(errno)))")
             }
         }
     }

@@ -11,16 +11,16 @@ import Glibc
 #endif
 
 /// A snapshot fetched into a folder of its own; `remove()` deletes the copies after the import.
-struct FetchedSnapshot: Sendable {
+public struct FetchedSnapshot: Sendable {
     /// The CSV and control record on disk; `origin` is the feed address as given.
-    var source: SnapshotSource
+    public var source: SnapshotSource
     /// The fetch folder under `var/feeds/`.
-    var folder: FetchFolder
+    public var folder: FetchFolder
     /// Set when the control record named the centre's snapshot in force: the CSV was not fetched.
-    var alreadyInForce: (control: SnapshotControl, snapshotID: Int64)?
+    public var alreadyInForce: (control: SnapshotControl, snapshotID: Int64)?
 
     /// Deletes the fetched copies (the database holds what was imported and how it ended).
-    func remove() { folder.remove() }
+    public func remove() { folder.remove() }
 }
 
 /// Fetches a snapshot pair over HTTPS into its own folder under `var/feeds/`.
@@ -33,18 +33,24 @@ struct FetchedSnapshot: Sendable {
 /// fetch has one deadline; only transient failures (connection refused or reset, timeouts, HTTP
 /// 5xx and 429) are tried again. The server's certificate is always verified; a bearer token and a
 /// client certificate are presented when configured and never appear in a log line or an error.
-struct FeedFetcher: Sendable {
-    var settings: FeedSettings
-    var logger: Logger
+public struct FeedFetcher: Sendable {
+    /// How to fetch: deadline, retries, size caps, TLS and credentials.
+    public var settings: FeedSettings
+    public var logger: Logger
+
+    public init(settings: FeedSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
 
     /// What `--url` names.
-    enum Address: Sendable {
+    public enum Address: Sendable {
         case snapshot(csv: URL)
         case index(URL)
     }
 
     /// Parses and checks a `--url` value.
-    static func address(_ text: String) throws(FeedAddressError) -> Address {
+    public static func address(_ text: String) throws(FeedAddressError) -> Address {
         guard let url = URL(string: text), url.scheme == "https", let host = url.host, !host.isEmpty else {
             throw FeedAddressError(address: text, problem: "must be an https:// address of a snapshot NAME.csv or an index NAME.json")
         }
@@ -63,7 +69,7 @@ struct FeedFetcher: Sendable {
     /// Fetches the snapshot `address` names. On failure nothing is left on disk.
     /// `inForce` answers whether a control record names the centre's snapshot in force (its id),
     /// nil when not or when it cannot tell; then the CSV is not fetched.
-    func fetchSnapshot(_ feed: String, inForce: @escaping @Sendable (SnapshotControl) async -> Int64? = { _ in nil }) async throws -> FetchedSnapshot {
+    public func fetchSnapshot(_ feed: String, inForce: @escaping @Sendable (SnapshotControl) async -> Int64? = { _ in nil }) async throws -> FetchedSnapshot {
         let address = try Self.address(feed)
         var config = HTTPClient.Configuration(
             tlsConfiguration: try FeedTLS.configuration(settings), redirectConfiguration: .disallow,
@@ -147,7 +153,7 @@ struct FeedFetcher: Sendable {
     }
 
     /// The snapshot an index document names: `{"snapshot": "NAME.csv"}`, a safe file name.
-    static func snapshotName(inIndex file: URL, feed: String, indexName: String) throws(FeedFetchError) -> String {
+    public static func snapshotName(inIndex file: URL, feed: String, indexName: String) throws(FeedFetchError) -> String {
         struct Index: Decodable { var snapshot: String }
         guard let data = try? Data(contentsOf: file), let index = try? JSONDecoder().decode(Index.self, from: data) else {
             throw FeedFetchError(feed: feed, file: indexName, kind: .refused,
@@ -168,7 +174,7 @@ struct FeedFetcher: Sendable {
                 return
             } catch let error as CancellationError {
                 throw error
-            } catch let error as ValidationFailure {
+            } catch let error as FeedFileSystemError {
                 throw error   // this host's disk, not the feed
             } catch {
                 var failure = FeedFailureClassifier.classify(error)
@@ -267,7 +273,7 @@ private final class PartFile {
         unlink(path)
     }
 
-    private func failure(_ what: String) -> ValidationFailure {
-        ValidationFailure(environment: "\(what) \(path): \(String(cString: strerror(errno))); nothing was imported")
+    private func failure(_ what: String) -> FeedFileSystemError {
+        FeedFileSystemError("\(what) \(path): \(String(cString: strerror(errno))); nothing was imported")
     }
 }
