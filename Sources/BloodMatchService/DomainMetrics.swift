@@ -45,6 +45,8 @@ extension ServiceMetrics {
         gauge("bloodmatch_audit_chain_length", Double(health.auditHeadChainSeq))
         gauge("bloodmatch_audit_unsealed_events", Double(health.auditUnsealedEvents))
         gauge("bloodmatch_audit_oldest_unsealed_seconds", health.auditOldestUnsealedSeconds)
+        gauge("bloodmatch_audit_segments_ahead", Double(health.auditSegmentsAhead))
+        gauge("bloodmatch_audit_segments_closed", Double(health.auditSegmentsClosed))
         if let at = health.lastCheckpointAt { gauge("bloodmatch_audit_checkpoint_age_seconds", health.databaseTime - at) }
         if let ok = health.lastVerificationIntact { gauge("bloodmatch_audit_last_verification_ok", ok ? 1 : 0) }
         if let at = health.lastVerificationAt { gauge("bloodmatch_audit_last_verification_timestamp_seconds", at) }

@@ -111,6 +111,8 @@ public enum MetricHelp {
         "bloodmatch_audit_chain_length": "Events in the tamper-evident chain (its head's position).",
         "bloodmatch_audit_unsealed_events": "Committed events not yet chained.",
         "bloodmatch_audit_oldest_unsealed_seconds": "Age of the oldest committed event not yet chained, seconds.",
+        "bloodmatch_audit_segments_ahead": "Event-log segments made ahead and not yet used; events cannot be written once none is left.",
+        "bloodmatch_audit_segments_closed": "Event-log segments wholly chained and still in the database.",
         "bloodmatch_audit_checkpoint_age_seconds": "Seconds since the last audit checkpoint.",
         "bloodmatch_audit_last_verification_ok": "1 when the last 'audit verify' found the chain and records intact, 0 when it did not.",
         "bloodmatch_audit_last_verification_timestamp_seconds": "When 'audit verify' last ran, Unix time.",

@@ -161,11 +161,32 @@ public struct PostgresAuditLog: Sendable {
                 }
                 total += n
                 head = h
-                more = waiting && n > 0
+                // More waits when the pass stopped at its limit or closed a segment (migration 0014).
+                more = waiting
             }
             if !more { break }
         }
+        await extendSegments()
         return (total, head)
+    }
+
+    /// Makes event-log segments ahead of need (`bm.audit_extend_segments()`: at least two wholly
+    /// unused beyond the number in use); returns how many it made. A failure is logged, not
+    /// thrown: the events are sealed already, the next pass tries again, and the metric
+    /// `bloodmatch_audit_segments_ahead` with its alert says when the margin shrinks.
+    @discardableResult
+    public func extendSegments() async -> Int {
+        do {
+            var made = 0
+            for try await (n,) in try await database.client.query("SELECT bm.audit_extend_segments()", logger: database.logger)
+                .decode((Int,).self) { made = n }
+            if made > 0 { database.logger.info("audit segments made ahead", metadata: ["segments": "\(made)"]) }
+            return made
+        } catch {
+            database.logger.warning("could not make audit segments ahead; the next pass tries again",
+                                    metadata: ["error": "\(String(reflecting: error).prefix(300))"])
+            return 0
+        }
     }
 
     /// Appends one event in a transaction of its own.

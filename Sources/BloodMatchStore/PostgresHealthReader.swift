@@ -96,6 +96,11 @@ public struct DomainHealth: Sendable {
     public var auditUnsealedEvents: Int = 0
     /// Age of the oldest of them, seconds (0 when none).
     public var auditOldestUnsealedSeconds: Double = 0
+    /// Event-log segments made and wholly unused beyond the number in use (an insert finds no
+    /// segment once none is left).
+    public var auditSegmentsAhead: Int = 0
+    /// Segments every event of which is chained, still in the database.
+    public var auditSegmentsClosed: Int = 0
 
     /// Failed or refused runs in the last hour of each distribution centre with no snapshot in
     /// force, and under `unknownCentre` those whose centre is not known (a feed that failed before
@@ -185,6 +190,9 @@ public struct PostgresHealthReader: Sendable {
                                 CROSS JOIN LATERAL (SELECT * FROM event_log e WHERE e.seq = g.seq OFFSET 0) e) x
                         WHERE NOT EXISTS (SELECT 1 FROM event_chain c WHERE c.seq = x.seq OFFSET 0)
                         """, logger: logger).decode((Int, Double).self) { unsealed = (n, age) }
+                    var segments = (0, 0)
+                    for try await (ahead, closed) in try await conn.query(
+                        "SELECT ahead, closed FROM audit_segment_status()", logger: logger).decode((Int, Int).self) { segments = (ahead, closed) }
                     var checkpointAt: Double?
                     for try await (t,) in try await conn.query("""
                         SELECT extract(epoch FROM occurred_at)::float8 FROM event_log WHERE action = 'audit.checkpoint'
@@ -222,7 +230,8 @@ public struct PostgresHealthReader: Sendable {
                                     expiredHeldUnitsLastHour: expired, auditHeadChainSeq: head, lastCheckpointAt: checkpointAt,
                                     lastVerificationIntact: verification?.0, lastVerificationAt: verification?.1,
                                     newestSnapshotLoadedAt: newest, latestBatch: batch, auditUnsealedEvents: unsealed.0,
-                                    auditOldestUnsealedSeconds: unsealed.1, failedRunsLastHourWithoutSnapshot: failedElsewhere)
+                                    auditOldestUnsealedSeconds: unsealed.1, auditSegmentsAhead: segments.0,
+                                    auditSegmentsClosed: segments.1, failedRunsLastHourWithoutSnapshot: failedElsewhere)
                 }
             }
         }

@@ -46,16 +46,29 @@ struct AuditSealingTests {
         try await TestDatabase.withFresh { test in
             let (login, seq, occurred) = try await test.withOperator(.dispatcher) { db in
                 let login = try await Self.value(db, "SELECT session_user") ?? ""
+                // Naming the number, the time, the role or the address is refused outright.
+                for (column, value) in [("seq", "-42"), ("occurred_at", "'2001-01-01'"), ("actor_role", "'postgres'"),
+                                        ("client_addr", "'10.9.8.7'"), ("xid", "'1'")] {
+                    do {
+                        try await db.client.query(PostgresQuery(unsafeSQL: """
+                            INSERT INTO bm.event_log (\(column), actor, action, subject) VALUES (\(value), 'x', 'note', 'test:claim')
+                            """), logger: db.logger)
+                        Issue.record("an insert naming \(column) was accepted")
+                    } catch let error as PSQLError {
+                        #expect(error.serverInfo?[.sqlState] == "42501", "\(column): \(String(reflecting: error))")
+                    }
+                }
                 try await db.client.query("""
-                    INSERT INTO bm.event_log (seq, occurred_at, actor_role, actor, action, subject, client_addr)
-                    VALUES (-42, '2001-01-01', 'postgres', 'operator:someone_else', 'note', 'test:impersonation', '10.9.8.7')
+                    INSERT INTO bm.event_log (actor, action, subject)
+                    VALUES ('operator:someone_else', 'note', 'test:impersonation')
                     """, logger: db.logger)
                 let seq = try await Self.value(db, "SELECT seq FROM bm.event_log WHERE subject = 'test:impersonation'").flatMap { Int64($0) }
                 let occurred = try await Self.value(db, "SELECT extract(year FROM occurred_at)::int FROM bm.event_log WHERE subject = 'test:impersonation'").flatMap { Int($0) }
                 return (login, seq, occurred)
             }
-            #expect(seq != nil && seq != -42)
+            #expect(seq != nil && seq! > 0)
             #expect(occurred != 2001)
+            #expect(try await test.with(.owner) { try await Self.value($0, "SELECT count(*) FROM bm.event_log WHERE subject = 'test:claim'") } == "0")
             let row = try await test.with(.owner) { db in
                 var row: (String, String, String?)?
                 for try await r in try await db.client.query(
@@ -182,8 +195,15 @@ struct AuditSealingTests {
             // No statistics on the log until the test gathers them: the case a new log, or one
             // between autovacuum runs after a bulk write, is in. The planner then guessed a third of
             // the log, and a plan made for this pass's values scanned and sorted all of it.
-            try await Self.superuser(test, "ALTER TABLE bm.event_log SET (autovacuum_enabled = false)")
-            try await Self.superuser(test, "ALTER TABLE bm.event_chain SET (autovacuum_enabled = false)")
+            try await Self.superuser(test, """
+                DO $$
+                DECLARE p regclass;
+                BEGIN
+                  FOR p IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent IN ('bm.event_log'::regclass, 'bm.event_chain'::regclass) LOOP
+                    EXECUTE format('ALTER TABLE %s SET (autovacuum_enabled = false)', p);
+                  END LOOP;
+                END $$
+                """)
             try await test.with(.app) { db in
                 try await db.client.query("""
                     INSERT INTO bm.event_log (actor, action, subject)
@@ -220,8 +240,10 @@ struct AuditSealingTests {
                     return touched
                 }
                 // A pass reads its new row, the late row's gap, the head and a few index pages (about 30
-                // blocks here); one that scans the log, or walks it from its first row, reads 300 or more.
-                #expect(touched.count == 8 && touched.values.allSatisfy { $0 < 60 },
+                // blocks here), and, when a statement is planned for the pass's values, each segment's
+                // index metapages (three segments since migration 0014: 80-100 blocks); one that scans
+                // the log, or walks it from its first row, reads 300 or more.
+                #expect(touched.count == 8 && touched.values.allSatisfy { $0 < 150 },
                         "blocks read per seal: \(touched.sorted { $0.key < $1.key })")
                 _ = try await PostgresAuditLog(database: db).seal()
                 let late = try await Self.value(db, """
