@@ -142,6 +142,7 @@ public struct AuditChainProblem: Sendable, Hashable, CustomStringConvertible {
         /// A covered record's fields differ from the last event that wrote it, or a covered row has
         /// no event at all, or an event names a row that is gone.
         case recordMismatch = "record_mismatch"
+        case archiveAnchorMismatch = "archive_anchor_mismatch"
     }
 
     /// The kind.
@@ -221,6 +222,13 @@ public struct AuditChainVerifier: Sendable {
         problem = AuditChainProblem(
             kind: .eventMissing, chainSeq: chainSeq, seq: seq,
             detail: "the chain entry at position \(chainSeq) names event seq \(seq), which is not in bm.event_log: the event was deleted")
+    }
+
+    /// Records that the hash the attached chain starts from (the last of the segments moved to
+    /// their archives) is not the one the chain's own closing event gives.
+    public mutating func anchorMismatch(chainSeq: Int64, detail: String) {
+        guard problem == nil else { return }
+        problem = AuditChainProblem(kind: .archiveAnchorMismatch, chainSeq: chainSeq, seq: nil, detail: detail)
     }
 
     /// Checks the next row; returns false once a problem has been found.

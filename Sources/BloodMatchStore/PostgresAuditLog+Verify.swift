@@ -17,11 +17,17 @@ extension PostgresAuditLog {
         // A damaged end is not sealed over; verification then names it.
         if sealFirst { _ = try? await seal() }
         let logger = database.logger
-        let from = max(1, fromChainSeq)
         return try await database.client.withConnection { conn in
             try await database.transaction(on: conn, readOnlySnapshot: true) { conn in
+                var from = max(1, fromChainSeq)
                 var start: (chainSeq: Int64, hash: [UInt8])?
-                if from > 1 {
+                // Segments moved to their archives: the attached chain starts after the newest of
+                // them, from the hash its row records (checked below against its closing event).
+                let anchor = try await self.archivedAnchor(on: conn)
+                if let anchor, from <= anchor.chainLast + 1 {
+                    from = anchor.chainLast + 1
+                    start = (anchor.chainLast, anchor.hash)
+                } else if from > 1 {
                     for try await (seq, hash) in try await conn.query(
                         "SELECT chain_seq, row_hash FROM bm.event_chain WHERE chain_seq = \(from - 1)",
                         logger: logger).decode((Int64, ByteBuffer).self) {
@@ -59,10 +65,20 @@ extension PostgresAuditLog {
                     head = (seq, Array(hash.readableBytesView))
                 }
                 if verifier.problem == nil { verifier.finish(head: head) }
+                if let anchor, verifier.problem == nil {
+                    let closing = try await self.closingRecord(segment: anchor.segment, on: conn)
+                    if closing?.chainLast != anchor.chainLast || closing?.hash != hex(anchor.hash) {
+                        verifier.anchorMismatch(chainSeq: anchor.chainLast, detail: closing.map {
+                            "segment \(anchor.segment), moved to its archive, ends at position \(anchor.chainLast) with hash \(hex(anchor.hash)) in bm.audit_segments, but its closing event in the chain says position \($0.chainLast) hash \($0.hash)"
+                        } ?? "segment \(anchor.segment) was moved to its archive, but no closing event of it is in the chain")
+                    }
+                }
                 var report = AuditVerificationReport(
                     rowsChecked: verifier.rowsChecked, firstChainSeq: first, lastChainSeq: verifier.last?.chainSeq,
                     headChainSeq: head.chainSeq, headHash: hex(head.hash), checkpointsGiven: checkpoints.count,
                     checkpointsMatched: verifier.checkpointsMatched, problem: verifier.problem, seconds: 0)
+                report.archivedThroughChainSeq = anchor?.chainLast
+                report.archivedSegments = anchor?.segment
                 try await Self.checkTail(on: conn, fromSeq: from > 1 ? firstSeq : nil, bound: maxUnchainedSeconds, into: &report,
                                          logger: logger)
                 let recordClock = ContinuousClock.now

@@ -32,6 +32,11 @@ public struct AuditVerificationReport: Sendable {
     public var seconds: Double
     /// Of which the record comparison.
     public var recordSeconds: Double = 0
+    /// The last chain position of the segments moved to their archives (nil: none); the chain in
+    /// the database, verified here, starts after it. `audit verify-archive` checks those files.
+    public var archivedThroughChainSeq: Int64?
+    /// How many segments have been moved out (they are the first ones, in order).
+    public var archivedSegments: Int?
 
     /// True when nothing is wrong.
     public var isIntact: Bool { problem == nil && recordMismatches.isEmpty }

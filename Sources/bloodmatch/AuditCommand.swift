@@ -6,7 +6,8 @@ import Foundation
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit", abstract: "Verify, anchor and export the tamper-evident event log.",
-        subcommands: [Verify.self, Seal.self, Checkpoint.self, Export.self, Correct.self])
+        subcommands: [Verify.self, Seal.self, Checkpoint.self, Export.self, Correct.self, Segments.self, Archive.self,
+                      VerifyArchive.self, Detach.self])
 
     /// Where the checkpoint job writes and `verify` reads by default (meant to be a mount that the
     /// database host cannot write).
@@ -83,6 +84,7 @@ struct AuditCommand: AsyncParsableCommand {
                         object["problem"] = ["kind": p.kind.rawValue, "chain_seq": p.chainSeq, "seq": p.seq as Any, "detail": p.detail]
                     }
                     object["unsealed_events"] = report.unchainedRows
+                    if let through = report.archivedThroughChainSeq { object["archived_through_chain_seq"] = through }
                     object["records_checked"] = report.recordsChecked
                     object["record_mismatches"] = report.recordMismatches.map {
                         ["table": $0.table, "key": $0.key, "field": $0.field, "kind": $0.kind, "expected": $0.expected as Any,
@@ -97,6 +99,9 @@ struct AuditCommand: AsyncParsableCommand {
                         print("  \(report.rowsChecked) rows before it verified; head is position \(report.headChainSeq)")
                     } else {
                         print("audit chain intact: \(report.rowsChecked) rows verified (positions \(report.firstChainSeq ?? 0)–\(report.lastChainSeq ?? 0)) in \(String(format: "%.2f", report.seconds)) s")
+                        if let through = report.archivedThroughChainSeq {
+                            print("positions 1–\(through) are in the archives of segments 1–\(report.archivedSegments ?? 0), moved out of the database: `bloodmatch audit verify-archive` checks those files")
+                        }
                         print("head: position \(report.headChainSeq) hash \(report.headHash)")
                         print("checkpoints: \(report.checkpointsMatched) of \(report.checkpointsGiven) matched")
                     }

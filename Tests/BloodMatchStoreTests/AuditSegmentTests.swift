@@ -240,4 +240,98 @@ struct AuditSegmentTests {
             }
         }
     }
+
+    @Test("a closed segment is archived to a file that verifies alone and carried forward; the owner detaches it; verify starts after it and the records still match; a changed anchor or archive is named")
+    func archiveAndDetach() async throws {
+        try await Self.withSegments(size: 20) { test in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("audit-archive-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: folder) }
+            // Covered records written in segment 1: their latest events must be carried forward.
+            try await test.with(.importer) { db in
+                try await db.client.query("""
+                    INSERT INTO bm.sites (site_id, name, kind, latitude, longitude, region)
+                    VALUES ('HX01', 'Test hospital', 'hospital', -33.8, 151.2, 'NSW'), ('HX02', 'Test hospital 2', 'hospital', -33.9, 151.1, 'NSW')
+                    """, logger: db.logger)
+            }
+            let (first, second) = try await test.with(.app) { db in
+                let log = PostgresAuditLog(database: db)
+                _ = try await log.seal()
+                let one = try #require(try await Self.segments(db).first)
+                try await Self.insert(db, Int(one.endSeq - (try await Self.lastSeq(db))) + 25, subject: "test:fill")
+                #expect(try await Self.sealUntilClosed(db, end: one.endSeq))
+                let two = try #require(try await Self.segments(db).dropFirst().first)
+                #expect(try await Self.sealUntilClosed(db, end: two.endSeq))
+                // Not closed: refused, naming why.
+                do {
+                    _ = try await log.archive(segment: 3, into: folder)
+                    Issue.record("an open segment was archived")
+                } catch let error as AuditSegmentError {
+                    #expect(error.problem.hasPrefix("not closed yet"))
+                }
+                let (manifest, carried) = try await log.archive(segment: 1, into: folder)
+                #expect(carried == 2)
+                #expect(manifest.chainFirst == 1 && manifest.events == manifest.chainLast)
+                // Again: the archive is verified and kept, nothing carried twice.
+                let again = try await log.archive(segment: 1, into: folder)
+                #expect(again.manifest == manifest && again.carried == 0)
+                _ = try await log.archive(segment: 2, into: folder)
+                return (manifest, try await Self.segments(db)[1])
+            }
+            let file = folder.appendingPathComponent(manifestName(first))
+            let verified = try AuditArchive.verify(file: file, manifest: first)
+            #expect(verified.events == first.events && verified.lastHash == first.lastHash)
+
+            // A changed byte in a copy of the archive is named with its line.
+            let copy = folder.appendingPathComponent("copy.jsonl")
+            var bytes = try Data(contentsOf: file)
+            let at = try #require(bytes.firstRange(of: Data(#""actor":""#.utf8))).upperBound
+            bytes[at] = bytes[at] == UInt8(ascii: "x") ? UInt8(ascii: "y") : UInt8(ascii: "x")
+            try bytes.write(to: copy)
+            do {
+                _ = try AuditArchive.verify(file: copy, manifest: first)
+                Issue.record("a changed archive verified")
+            } catch let error as AuditArchiveError {
+                #expect(error.line == 1 && error.problem.contains("content_changed"), "\(error)")
+            }
+
+            try await test.with(.owner) { db in
+                let log = PostgresAuditLog(database: db)
+                // Oldest first; and the archive must be the one recorded.
+                do {
+                    _ = try await log.detach(segment: 2, archive: folder.appendingPathComponent(AuditSegment.archiveName(2)))
+                    Issue.record("segment 2 detached before segment 1")
+                } catch let error as AuditSegmentError {
+                    #expect(error.segment == 2 && error.problem.contains("not the oldest"), "\(error)")
+                }
+                _ = try await log.seal()
+                _ = try await log.detach(segment: 1, archive: file)
+            }
+            try await test.with(.app) { db in
+                let log = PostgresAuditLog(database: db)
+                let report = try await log.verify()
+                #expect(report.isIntact, "\(report.problem?.description ?? "") \(report.recordMismatches)")
+                #expect(report.archivedThroughChainSeq == first.chainLast && report.firstChainSeq == first.chainLast + 1)
+                #expect(report.recordsChecked >= 2 && report.recordMismatches.isEmpty)
+                let segments = try await Self.segments(db)
+                #expect(segments.first?.segment == 1)
+                var attached = -1
+                for try await (n,) in try await db.client.query("SELECT count(*)::int FROM bm.event_log WHERE seq < \(first.endSeq)", logger: db.logger)
+                    .decode((Int,).self) { attached = n }
+                #expect(attached == 0)
+                // An archived event can still be corrected, by its number.
+                try await log.append(NewAuditEvent(actor: "anonymous", action: "correction", subject: "test:archived", correctsSeq: first.firstSeq + 1))
+                #expect(second.segment == 2)
+            }
+            // The anchor in bm.audit_segments changed by a superuser: named against the closing event.
+            var config = test.admin
+            config.database = test.name
+            try await Database.with(config, logger: test.logger) { db in
+                try await db.client.query("UPDATE bm.audit_segments SET last_hash = sha256('forged') WHERE segment = 1", logger: db.logger)
+            }
+            let report = try await test.with(.app) { try await PostgresAuditLog(database: $0).verify() }
+            #expect(report.problem?.kind == .brokenLink || report.problem?.kind == .archiveAnchorMismatch, "\(report.problem?.description ?? "none")")
+        }
+    }
+
+    private func manifestName(_ manifest: AuditArchiveManifest) -> String { manifest.file }
 }

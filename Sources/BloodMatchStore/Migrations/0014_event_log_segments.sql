@@ -24,6 +24,13 @@
 --   its events. When it passes a boundary it records the segment as closed (its chain range and the
 --   hash at its last position) in bm.audit_segments and as an `audit.segment_closed` event, which
 --   the chain then covers.
+-- - A closed segment leaves the database in three steps, each recorded in the chain: `audit archive`
+--   writes its events to a file and reads the file back (bm.audit_segment_exported), and writes
+--   every covered record whose latest `record.written` event lies in it again, as written there
+--   (bm.audit_carry_forward), so the record check never needs an archived segment;
+--   `audit detach` (the schema owner only) checks all of it and drops the two partitions
+--   (bm.audit_detach_segment). Segments leave oldest first; `audit verify` then starts at the
+--   first segment still attached, from the hash its predecessor's closing event holds.
 -- - Chain positions are unique within a segment (each segment's own unique index, which also serves
 --   every look-up by position); across segments the sealer's contiguity and `audit verify`'s check
 --   that each position follows the one before keep them unique. Segment 1's index on positions is
@@ -48,6 +55,11 @@ CREATE TABLE bm.audit_segments (
   chain_first  bigint,
   chain_last   bigint,
   last_hash    bytea,
+  -- Written to an archive file (its SHA-256), its records carried forward, and moved out.
+  exported_at     timestamptz,
+  exported_sha256 text,
+  carried_at      timestamptz,
+  detached_at     timestamptz,
   CHECK (end_seq > first_seq)
 );
 REVOKE ALL ON bm.audit_settings, bm.audit_segments FROM PUBLIC;
@@ -184,7 +196,11 @@ BEGIN
   NEW.request_id := coalesce(NEW.request_id, nullif(current_setting('bm.request_id', true), ''));
   NEW.trace_id := coalesce(NEW.trace_id, nullif(current_setting('bm.trace_id', true), ''));
   IF NEW.corrects_seq IS NOT NULL
-     AND (NEW.corrects_seq >= NEW.seq OR NOT EXISTS (SELECT 1 FROM bm.event_log l WHERE l.seq = NEW.corrects_seq)) THEN
+     AND (NEW.corrects_seq >= NEW.seq
+          OR NOT EXISTS (SELECT 1 FROM bm.event_log l WHERE l.seq = NEW.corrects_seq)
+             -- an event of a segment moved to its archive is corrected by number
+             AND NOT EXISTS (SELECT 1 FROM bm.audit_segments s WHERE s.detached_at IS NOT NULL
+                               AND NEW.corrects_seq >= s.first_seq AND NEW.corrects_seq < s.end_seq)) THEN
     RAISE EXCEPTION 'corrects_seq % names no earlier event', NEW.corrects_seq USING ERRCODE = 'foreign_key_violation';
   END IF;
   -- A policy or settings file replaces the one in force only by a supervisor's hand: every process
@@ -401,3 +417,128 @@ BEGIN
   RETURN QUERY SELECT n, pos, n >= max_rows OR seg.closed_at IS NOT NULL AND beyond;
 END
 $$;
+
+-- The archive of a closed segment was written and read back: its SHA-256, recorded in the segment's
+-- row and in the chain.
+CREATE FUNCTION bm.audit_segment_exported(n integer, sha256 text, file text, events bigint)
+  RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = bm, pg_catalog AS
+$$
+DECLARE
+  seg bm.audit_segments;
+BEGIN
+  SELECT * INTO seg FROM bm.audit_segments WHERE segment = n FOR UPDATE;
+  IF NOT FOUND OR seg.closed_at IS NULL OR seg.detached_at IS NOT NULL THEN
+    RAISE EXCEPTION 'segment % is not a closed segment in the database', n USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF sha256 !~ '^[0-9a-f]{64}$' THEN
+    RAISE EXCEPTION 'not a SHA-256: %', sha256 USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF events <> coalesce(seg.chain_last - seg.chain_first + 1, 0) THEN
+    RAISE EXCEPTION 'segment % holds % events; the archive has %', n, seg.chain_last - seg.chain_first + 1, events
+      USING ERRCODE = 'data_exception';
+  END IF;
+  UPDATE bm.audit_segments SET exported_at = clock_timestamp(), exported_sha256 = sha256 WHERE segment = n;
+  INSERT INTO bm.event_log (actor, action, subject, payload)
+  VALUES (session_user, 'audit.segment_exported', 'segment:' || n,
+          jsonb_build_object('segment', n, 'file', file, 'sha256', sha256, 'events', events,
+                             'chain_first', seg.chain_first, 'chain_last', seg.chain_last, 'last_hash', encode(seg.last_hash, 'hex')));
+END
+$$;
+
+-- Every covered record whose latest `record.written` event lies in segment `n` is written again,
+-- as that event recorded it (not as the row is now: a row changed behind the triggers stays a
+-- mismatch), in `record.written` events with op "carried", 2,000 rows to an event. Returns how many
+-- records were carried.
+CREATE FUNCTION bm.audit_carry_forward(n integer)
+  RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = bm, pg_catalog SET TimeZone = 'UTC' SET extra_float_digits = 1 AS
+$$
+DECLARE
+  seg bm.audit_segments;
+  t record;
+  moved bigint;
+  total bigint := 0;
+BEGIN
+  SELECT * INTO seg FROM bm.audit_segments WHERE segment = n FOR UPDATE;
+  IF NOT FOUND OR seg.closed_at IS NULL OR seg.detached_at IS NOT NULL THEN
+    RAISE EXCEPTION 'segment % is not a closed segment in the database', n USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF seg.carried_at IS NOT NULL THEN
+    RETURN 0;
+  END IF;
+  FOR t IN SELECT a.table_name AS name FROM bm.audited_tables a ORDER BY a.table_name LOOP
+    EXECUTE format($q$
+      WITH latest AS (
+        SELECT DISTINCT ON (r->>'key') r->>'key' AS k, r AS entry, e.seq
+        FROM bm.event_log e CROSS JOIN LATERAL jsonb_array_elements(e.payload->'rows') r
+        WHERE e.action = 'record.written' AND e.subject = %L
+        ORDER BY r->>'key', e.seq DESC),
+      carried AS (
+        SELECT k, entry, (row_number() OVER (ORDER BY k) - 1) / 2000 AS chunk FROM latest
+        WHERE seq >= %s AND seq < %s),
+      written AS (
+        INSERT INTO bm.event_log (actor, action, subject, payload)
+        SELECT session_user, 'record.written', %L,
+               jsonb_build_object('table', %L, 'op', 'carried', 'from_segment', %s, 'rows', jsonb_agg(entry ORDER BY k))
+        FROM carried GROUP BY chunk ORDER BY chunk
+        RETURNING 1)
+      SELECT count(*) FROM carried$q$,
+      'table:' || t.name, seg.first_seq, seg.end_seq, 'table:' || t.name, t.name, n) INTO moved;
+    total := total + moved;
+  END LOOP;
+  UPDATE bm.audit_segments SET carried_at = clock_timestamp() WHERE segment = n;
+  INSERT INTO bm.event_log (actor, action, subject, payload)
+  VALUES (session_user, 'audit.records_carried', 'segment:' || n, jsonb_build_object('segment', n, 'records', total));
+  RETURN total;
+END
+$$;
+
+-- Moves segment `n` out of the database: the oldest segment still attached, closed, exported with
+-- this SHA-256 (the caller has read the archive back and hashed it), its records carried forward,
+-- and its closing, export and carry events already chained in a later segment. Detaching takes a
+-- lock that holds inserts back for its moment (at most `lock_timeout`, 5 s, then it gives up and
+-- changes nothing). Only the schema owner may call it.
+CREATE FUNCTION bm.audit_detach_segment(n integer, archive_sha256 text)
+  RETURNS void LANGUAGE plpgsql SET search_path = bm, pg_catalog SET lock_timeout = '5s' AS
+$$
+DECLARE
+  seg bm.audit_segments;
+  action_name text;
+BEGIN
+  SELECT * INTO seg FROM bm.audit_segments WHERE segment = n FOR UPDATE;
+  IF NOT FOUND OR seg.detached_at IS NOT NULL THEN
+    RAISE EXCEPTION 'segment % is not in the database', n USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF EXISTS (SELECT 1 FROM bm.audit_segments s WHERE s.segment < n AND s.detached_at IS NULL) THEN
+    RAISE EXCEPTION 'segment % is not the oldest in the database: segments leave oldest first', n
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF seg.closed_at IS NULL THEN
+    RAISE EXCEPTION 'segment % is not closed', n USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF seg.exported_sha256 IS NULL OR seg.exported_sha256 <> archive_sha256 THEN
+    RAISE EXCEPTION 'segment %''s archive has SHA-256 %, the export recorded %', n, archive_sha256, coalesce(seg.exported_sha256, 'none')
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF seg.carried_at IS NULL THEN
+    RAISE EXCEPTION 'segment %''s records are not carried forward', n USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  FOREACH action_name IN ARRAY ARRAY['audit.segment_closed', 'audit.segment_exported', 'audit.records_carried'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM bm.event_log e JOIN bm.event_chain c ON c.seq = e.seq
+                   WHERE e.action = action_name AND e.subject = 'segment:' || n AND e.seq >= seg.end_seq) THEN
+      RAISE EXCEPTION 'segment %''s % event is not chained yet', n, action_name USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+  END LOOP;
+  EXECUTE format('ALTER TABLE bm.event_log DETACH PARTITION bm.%I', format('event_log_s%s', lpad(n::text, 6, '0')));
+  EXECUTE format('ALTER TABLE bm.event_chain DETACH PARTITION bm.%I', format('event_chain_s%s', lpad(n::text, 6, '0')));
+  EXECUTE format('DROP TABLE bm.%I, bm.%I', format('event_log_s%s', lpad(n::text, 6, '0')), format('event_chain_s%s', lpad(n::text, 6, '0')));
+  UPDATE bm.audit_segments SET detached_at = clock_timestamp() WHERE segment = n;
+  INSERT INTO bm.event_log (actor, action, subject, payload)
+  VALUES (session_user, 'audit.segment_detached', 'segment:' || n,
+          jsonb_build_object('segment', n, 'sha256', archive_sha256, 'chain_first', seg.chain_first, 'chain_last', seg.chain_last,
+                             'last_hash', encode(seg.last_hash, 'hex')));
+END
+$$;
+REVOKE ALL ON FUNCTION bm.audit_segment_exported(integer, text, text, bigint), bm.audit_carry_forward(integer),
+  bm.audit_detach_segment(integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bm.audit_segment_exported(integer, text, text, bigint), bm.audit_carry_forward(integer)
+  TO bloodmatch_app, bloodmatch_operator;
