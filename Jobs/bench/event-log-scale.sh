@@ -49,22 +49,7 @@ pg -d postgres -c "ALTER DATABASE $db SET bm.audit_segment_size = '$SEGMENT_SIZE
 "$bm" audit seal >/dev/null
 metrics_empty=$(median_metrics)
 
-# Access records as the service writes them (AccessRecord: key id, method, parameters, status,
-# outcome, latency, requested_at), for 40 hospitals, 10,000 rows per transaction.
-append() {  # FIRST LAST
-  pg -d "$db" -c "SET ROLE bloodmatch_app" -c "DO \$\$ BEGIN
-    FOR b IN ($1 - 1) / 10000 .. ($2 - 1) / 10000 LOOP
-      INSERT INTO bm.event_log (actor, action, subject, payload, request_id, trace_id, peer_addr)
-      SELECT 'hospital:H' || lpad((g % 40 + 1)::text, 4, '0'), 'api.request', '/v1/availability',
-             jsonb_build_object('key_id', lpad(to_hex(g % 40), 16, '0'), 'method', 'GET',
-               'parameters', jsonb_build_object('component', 'RBC', 'abo', 'O', 'rhd', 'NEG'),
-               'status', 200, 'outcome', 'ok', 'latency_ms', (g % 997) / 100.0,
-               'requested_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')),
-             md5(g::text), md5((g * 7)::text), '10.0.' || (g % 40) || '.1'
-      FROM generate_series(greatest(b * 10000 + 1, $1), least((b + 1) * 10000, $2)) g;
-      COMMIT;
-    END LOOP; END \$\$"
-}
+append() { append_access_records "$db" "$@"; }
 # `audit seal` chains up to 5 M events a call ("sealed N events; head is position H").
 seal_all() { while ! "$bm" audit seal | grep -q '^sealed 0 events'; do :; done; }
 
@@ -95,7 +80,7 @@ if [ -n "${PREV_BIN:-}" ]; then
 fi
 full_s=null; full_rows=null
 if [ "${FULL_VERIFY:-1}" != 0 ]; then
-  timed full "$bm" audit verify --no-seal --json
+  timed full "$bm" audit verify --no-seal --max-unsealed-seconds 86400 --json
   full_rows=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows_checked"])' "$work/full.json" 2>/dev/null || echo null)
   echo "full verify ${full_s} s, ${full_rows} rows" >&2
 fi
