@@ -1,6 +1,10 @@
 import Crypto
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One event of an archived segment, one JSON object per line: every field the chain hashes, exactly
 /// as hashed (the payload as the database's text of it), so the file alone proves its content.
 public struct AuditArchiveEntry: Codable, Sendable, Hashable {
@@ -122,45 +126,32 @@ public enum AuditArchive {
             throw AuditArchiveError(file: name, line: 0, problem: "cannot be read")
         }
         defer { try? handle.close() }
-        var verifier = AuditChainVerifier(start: manifest.chainFirst > 1 || start != AuditChain.genesis
-                                          ? (manifest.chainFirst - 1, start) : nil)
+        var walk = ArchiveWalk(name: name, manifest: manifest, verifier: AuditChainVerifier(
+            start: manifest.chainFirst > 1 || start != AuditChain.genesis ? (manifest.chainFirst - 1, start) : nil))
         var hasher = SHA256()
         var pending = Data()
-        var line = 0
-        var count: Int64 = 0
-        var first: Int64?
-        let decoder = JSONDecoder()
-        func take(_ text: Data) throws {
-            line += 1
-            let entry: AuditArchiveEntry
-            do { entry = try decoder.decode(AuditArchiveEntry.self, from: text) } catch {
-                throw AuditArchiveError(file: name, line: line, problem: "not an archive entry (\(error))")
-            }
-            guard let event = entry.event else {
-                throw AuditArchiveError(file: name, line: line, problem: "prev_hash or row_hash is not a SHA-256")
-            }
-            guard event.seq >= manifest.firstSeq && event.seq < manifest.endSeq else {
-                throw AuditArchiveError(file: name, line: line, problem: "event seq \(event.seq) is outside segment \(manifest.segment) [\(manifest.firstSeq), \(manifest.endSeq))")
-            }
-            guard verifier.check(event) else {
-                throw AuditArchiveError(file: name, line: line, problem: verifier.problem?.description ?? "does not verify")
-            }
-            first = first ?? event.chainSeq
-            count += 1
-        }
         while true {
             let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
             if chunk.isEmpty { break }
             hasher.update(data: chunk)
             pending.append(chunk)
-            while let newline = pending.firstIndex(of: 10) {
-                try take(pending[pending.startIndex..<newline])
-                pending.removeSubrange(pending.startIndex...newline)
+            // Lines are taken where they lie; only the unfinished last one is kept.
+            let used = try pending.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                var start = 0
+                while start < raw.count, let newline = memchr(base + start, 10, raw.count - start) {
+                    let end = base.distance(to: UnsafeRawPointer(newline))
+                    try walk.take(Data(bytes: base + start, count: end - start))
+                    start = end + 1
+                }
+                return start
             }
+            pending = Data(pending[(pending.startIndex + used)...])
         }
         if !pending.isEmpty {
-            throw AuditArchiveError(file: name, line: line + 1, problem: "the last line has no end: the file is cut short")
+            throw AuditArchiveError(file: name, line: walk.line + 1, problem: "the last line has no end: the file is cut short")
         }
+        let (verifier, count, first) = (walk.verifier, walk.count, walk.first)
         let digest = hex(Array(hasher.finalize()))
         let lastHash = verifier.last.map { hex($0.hash) } ?? manifest.prevHash
         let problems = [
@@ -174,5 +165,40 @@ public enum AuditArchive {
             throw AuditArchiveError(file: name, line: 0, problem: failed.1)
         }
         return AuditArchiveVerification(events: count, chainFirst: first, chainLast: verifier.last?.chainSeq, lastHash: lastHash, sha256: digest)
+    }
+}
+
+/// The walk through an archive's lines: the chain verifier and what was counted so far.
+private struct ArchiveWalk {
+    let name: String
+    let manifest: AuditArchiveManifest
+    var verifier: AuditChainVerifier
+    var line = 0
+    var count: Int64 = 0
+    var first: Int64?
+    let decoder = JSONDecoder()
+
+    init(name: String, manifest: AuditArchiveManifest, verifier: AuditChainVerifier) {
+        (self.name, self.manifest, self.verifier) = (name, manifest, verifier)
+    }
+
+    /// Checks the next line: an entry, inside the segment, hashing and linking as the chain says.
+    mutating func take(_ text: Data) throws {
+        line += 1
+        let entry: AuditArchiveEntry
+        do { entry = try decoder.decode(AuditArchiveEntry.self, from: text) } catch {
+            throw AuditArchiveError(file: name, line: line, problem: "not an archive entry (\(error))")
+        }
+        guard let event = entry.event else {
+            throw AuditArchiveError(file: name, line: line, problem: "prev_hash or row_hash is not a SHA-256")
+        }
+        guard event.seq >= manifest.firstSeq && event.seq < manifest.endSeq else {
+            throw AuditArchiveError(file: name, line: line, problem: "event seq \(event.seq) is outside segment \(manifest.segment) [\(manifest.firstSeq), \(manifest.endSeq))")
+        }
+        guard verifier.check(event) else {
+            throw AuditArchiveError(file: name, line: line, problem: verifier.problem?.description ?? "does not verify")
+        }
+        first = first ?? event.chainSeq
+        count += 1
     }
 }

@@ -85,6 +85,18 @@ struct AuditSegmentTests {
         }
     }
 
+    /// Seals, then writes events until the next number handed out is the last of its segment;
+    /// returns that segment's end.
+    static func fillToLastNumber(_ db: Database) async throws -> Int64 {
+        _ = try await PostgresAuditLog(database: db).seal()
+        let last = try await lastSeq(db)
+        let segment = try await segments(db).first { $0.firstSeq <= last + 1 && last + 1 < $0.endSeq }
+        let end: Int64 = try #require(segment).endSeq
+        let filler = Int(end - 1 - last - 1)
+        if filler > 0 { try await insert(db, filler, subject: "test:filler") }
+        return end
+    }
+
     /// Seals until the segment ending at `end` is closed. Closing waits until no transaction
     /// anywhere on the server could still hold one of its numbers (other suites run beside this one).
     static func sealUntilClosed(_ db: Database, end: Int64) async throws -> Bool {
@@ -144,13 +156,8 @@ struct AuditSegmentTests {
         try await Self.withSegments(size: 20) { test in
             try await test.with(.app) { db in
                 let log = PostgresAuditLog(database: db)
-                _ = try await log.seal()
-                let last = try await Self.lastSeq(db)
-                let segment = try await Self.segments(db).first { $0.firstSeq <= last + 1 && last + 1 < $0.endSeq }
-                let end: Int64 = try #require(segment).endSeq
-                // Up to the number before the segment's last: the holder takes the last.
-                let filler = Int(end - 1 - last - 1)
-                if filler > 0 { try await Self.insert(db, filler, subject: "test:filler") }
+                // The holder takes the segment's last number.
+                let end = try await Self.fillToLastNumber(db)
                 _ = try await log.seal()
                 try await db.client.withConnection { holder in
                     _ = try await holder.query("BEGIN", logger: db.logger).collect()
@@ -186,12 +193,7 @@ struct AuditSegmentTests {
         try await Self.withSegments(size: 10) { test in
             try await test.with(.app) { db in
                 let log = PostgresAuditLog(database: db)
-                _ = try await log.seal()
-                let last = try await Self.lastSeq(db)
-                let segment = try await Self.segments(db).first { $0.firstSeq <= last + 1 && last + 1 < $0.endSeq }
-                let end: Int64 = try #require(segment).endSeq
-                let filler = Int(end - 1 - last - 1)
-                if filler > 0 { try await Self.insert(db, filler, subject: "test:filler") }
+                let end = try await Self.fillToLastNumber(db)
                 // The segment's last number goes to an insert that rolls back.
                 try await db.client.withConnection { conn in
                     _ = try await conn.query("BEGIN", logger: db.logger).collect()
