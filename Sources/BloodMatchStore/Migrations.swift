@@ -167,7 +167,11 @@ public struct MigrationRunner: Sendable {
                     for migration in migrations where applied[migration.version] == nil {
                         for statement in SQLScript.statements(in: migration.sql) {
                             do {
-                                try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                                // Rows are read: a statement's error that follows its row
+                                // description (a `SELECT f()` whose function raises) surfaces here,
+                                // naming this statement, not the next one that finds the
+                                // transaction aborted.
+                                _ = try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
                             } catch {
                                 throw MigrationError.statementFailed(
                                     version: migration.version, name: migration.name, statement: statement,

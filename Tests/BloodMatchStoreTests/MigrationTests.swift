@@ -158,6 +158,30 @@ struct MigrationTests {
         }
     }
 
+    @Test("a function that raises while a statement runs is named with that statement and its message, not the next statement's")
+    func raisingStatementNamed() async throws {
+        try await TestDatabase.withFresh(migrate: false) { test in
+            var migrations = try Migration.bundled()
+            migrations.append(try #require(Migration(fileName: "9002_raises.sql", contents: Data("""
+                CREATE FUNCTION bm.raise_on_purpose() RETURNS int LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'raised on purpose'; END$$;
+                SELECT bm.raise_on_purpose();
+                CREATE TABLE bm.after_the_raise (x int);
+                """.utf8))))
+            let raising = migrations
+            do {
+                try await test.with(.owner) { db in _ = try await MigrationRunner(database: db, migrations: raising).migrate() }
+                Issue.record("a migration whose function raised was applied")
+            } catch let error as MigrationError {
+                guard case .statementFailed(let version, _, let statement, let message) = error else {
+                    Issue.record("\(error)")
+                    return
+                }
+                #expect(version == 9002 && statement.contains("SELECT bm.raise_on_purpose()") && message.contains("raised on purpose"),
+                        "\(error)")
+            }
+        }
+    }
+
     @Test("append-only tables refuse UPDATE, DELETE and TRUNCATE for the application and import roles")
     func appendOnlyPrivileges() async throws {
         try await TestDatabase.withFresh { test in
