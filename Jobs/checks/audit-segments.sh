@@ -2,7 +2,8 @@
 # Check: the event log's segments on their way out, through the CLI (Jobs/RUNBOOK.md#audit-growth).
 # With 40 events to a segment: closed segments are listed; `audit archive` writes a file that
 # `audit verify-archive` proves from the file alone (two in order), and a changed byte in a copy
-# is named with its line (exit 7); an open segment is not archived and segments leave oldest first
+# is named with its line (exit 7), as is a changed archive found in the folder by `audit archive`
+# (one without its manifest: exit 2); an open segment is not archived and segments leave oldest first
 # (exit 2); the application role cannot detach; the owner's `audit detach` drops the segment's
 # partitions; `audit verify` then passes from the first attached segment and says what is archived,
 # with every covered record still matching. Uses a throwaway database. Prints one JSON line; exits
@@ -46,6 +47,17 @@ sed -i '3s/"action":"/"action":"x/' "$work/changed.jsonl"
 "$bm" audit verify-archive "$work/changed.jsonl" >"$work/va-changed.out" 2>&1; rc=$?
 [ "$rc" = 7 ] && grep -q "changed.jsonl line 3: .*content_changed" "$work/va-changed.out" && ok changed_archive_named \
   || bad changed_archive_named "exit $rc: $(head -c 300 "$work/va-changed.out")"
+
+# An archive already in the folder is verified before it is kept: a changed one is refused (7),
+# one without its manifest named (2).
+mkdir -p "$work/changed-dir" "$work/bare-dir"
+cp "$a2" "$a2.manifest.json" "$work/changed-dir/"; sed -i '2s/"action":"/"action":"x/' "$work/changed-dir/$(basename "$a2")"
+"$bm" audit archive --segment 2 --dir "$work/changed-dir" >"$work/rearchive.out" 2>&1; rc=$?
+[ "$rc" = 7 ] && grep -q "ARCHIVE DOES NOT VERIFY: .* line 2: .*content_changed" "$work/rearchive.out" && ok changed_archive_in_folder_refused \
+  || bad changed_archive_in_folder_refused "exit $rc: $(head -c 300 "$work/rearchive.out")"
+cp "$a2" "$work/bare-dir/"
+"$bm" audit archive --segment 2 --dir "$work/bare-dir" >"$work/bare.out" 2>&1; rc=$?
+[ "$rc" = 2 ] && grep -q "without a readable manifest" "$work/bare.out" && ok archive_without_manifest_named || bad archive_without_manifest_named "exit $rc: $(head -c 300 "$work/bare.out")"
 
 "$bm" audit archive --segment "${open_segment:-99}" --dir "$archive" >"$work/open.out" 2>&1; rc=$?
 [ "$rc" = 2 ] && grep -q "not closed yet" "$work/open.out" && ok open_not_archived || bad open_not_archived "exit $rc: $(head -c 300 "$work/open.out")"

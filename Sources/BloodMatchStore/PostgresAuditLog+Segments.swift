@@ -88,7 +88,11 @@ extension PostgresAuditLog {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var manifest: AuditArchiveManifest
         if FileManager.default.fileExists(atPath: file.path) {
-            manifest = try JSONDecoder().decode(AuditArchiveManifest.self, from: Data(contentsOf: manifestFile))
+            guard let data = FileManager.default.contents(atPath: manifestFile.path),
+                  let kept = try? JSONDecoder().decode(AuditArchiveManifest.self, from: data) else {
+                throw AuditSegmentError(segment: n, problem: "\(file.path) exists without a readable manifest \(manifestFile.lastPathComponent) beside it; move it aside to write the archive again")
+            }
+            manifest = kept
             _ = try AuditArchive.verify(file: file, manifest: manifest)
             guard manifest.segment == n, manifest.lastHash == lastHash else {
                 throw AuditSegmentError(segment: n, problem: "\(file.path) exists and is not this segment's archive")

@@ -38,7 +38,7 @@ extension AuditCommand {
     struct Archive: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a closed segment's events to an archive file (read back and verified), record its SHA-256, and carry its records forward.",
-            discussion: "The folder is meant to be archive storage the database's administrators cannot rewrite (object lock / WORM). An archive already there is verified and kept. Exit 0 done, 2 the segment is not closed or does not exist, 5 database unavailable.")
+            discussion: "The folder is meant to be archive storage the database's administrators cannot rewrite (object lock / WORM). An archive already there is verified and kept. Exit 0 done, 2 the segment is not closed or does not exist (or an archive there has no manifest), 5 database unavailable, 7 an archive there does not verify.")
         @Option(help: "The segment (see `audit segments`).") var segment: Int
         @Option(help: "The archive folder.") var dir: String
 
@@ -47,9 +47,18 @@ extension AuditCommand {
             try await runReportingFailures(logger: logger) {
                 let config = try Environment.current.database(role: .app)
                 let (n, folder) = (segment, URL(fileURLWithPath: dir))
-                let (manifest, carried) = try await Database.with(config, logger: logger) { db in
-                    try await PostgresAuditLog(database: db).archive(segment: n, into: folder)
+                let archived: (manifest: AuditArchiveManifest, carried: Int64)
+                do {
+                    archived = try await Database.with(config, logger: logger) { db in
+                        try await PostgresAuditLog(database: db).archive(segment: n, into: folder)
+                    }
+                } catch let error as AuditArchiveError {
+                    // An archive already in the folder, or the one just written, does not verify.
+                    print("ARCHIVE DOES NOT VERIFY: \(error); nothing was recorded")
+                    logger.critical("audit archive does not verify", metadata: ["problem": "\(error)"])
+                    throw ExitStatus.tamperDetected.exitCode
                 }
+                let (manifest, carried) = archived
                 logger.notice("audit segment archived", metadata: [
                     "segment": "\(n)", "events": "\(manifest.events)", "sha256": "\(manifest.sha256)", "file": "\(manifest.file)",
                     "records_carried": "\(carried)",

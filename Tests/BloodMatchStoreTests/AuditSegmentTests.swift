@@ -279,7 +279,7 @@ struct AuditSegmentTests {
                 _ = try await log.archive(segment: 2, into: folder)
                 return (manifest, try await Self.segments(db)[1])
             }
-            let file = folder.appendingPathComponent(manifestName(first))
+            let file = folder.appendingPathComponent(first.file)
             let verified = try AuditArchive.verify(file: file, manifest: first)
             #expect(verified.events == first.events && verified.lastHash == first.lastHash)
 
@@ -335,5 +335,4 @@ struct AuditSegmentTests {
         }
     }
 
-    private func manifestName(_ manifest: AuditArchiveManifest) -> String { manifest.file }
 }
