@@ -57,6 +57,7 @@ let package = Package(
             name: "BloodMatchService",
             dependencies: [
                 "BloodMatchCore",
+                "BloodMatchIngest",
                 "BloodMatchStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -24,6 +24,12 @@ fi
 if ! command -v schemathesis >/dev/null; then
   python3 -m pip install -q schemathesis 2>/dev/null || python3 -m pip install -q --break-system-packages schemathesis
 fi
+# fhir.resources (the FHIR R5 models every resource is validated against) and fhirpy (a real FHIR
+# client) drive Jobs/checks/fhir.sh. Versions are pinned: R5 models are fhir.resources 7 and later.
+if ! python3 -c 'import fhir.resources, fhirpy' 2>/dev/null; then
+  python3 -m pip install -q 'fhir.resources==8.3.0' 'fhirpy==2.3.1' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'fhir.resources==8.3.0' 'fhirpy==2.3.1'
+fi
 # When python3 is not Debian's own (a pyenv, say), the apt package does not reach it: use pip.
 if ! python3 -c 'from scipy.optimize import milp' 2>/dev/null; then
   python3 -m pip install -q 'scipy>=1.9' 2>/dev/null || python3 -m pip install -q --break-system-packages 'scipy>=1.9'

@@ -247,3 +247,20 @@ public struct ISBTBloodGroupDataStructure: Sendable, Hashable, Codable {
         phenotypeCharacter = String(r)
     }
 }
+
+extension BloodGroupCollectionType {
+    /// The intended use a product code's type-of-collection character `t` states, for the four
+    /// columns of ST-001 Table 4 this code knows: `V` volunteer allogeneic (not specified), `2`
+    /// directed only, `G` emergency use only, `1` autologous only (ST-001 Data Structure 003 and
+    /// Table 7; Data/SOURCES.md §S15). Other characters (crossover-eligible, research, …) have
+    /// columns not confirmed here: nil, never guessed.
+    public init?(typeOfCollection: Character) {
+        switch typeOfCollection {
+        case "V": self = .unspecified
+        case "2": self = .directedOnly
+        case "G": self = .emergencyUseOnly
+        case "1": self = .autologousOnly
+        default: return nil
+        }
+    }
+}

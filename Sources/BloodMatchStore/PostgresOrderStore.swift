@@ -36,6 +36,10 @@ public struct OrderRecord: Sendable, Hashable, Codable {
     public var placedBy: String
     /// `cli` or the imported file's name.
     public var source: String
+    /// The hospital's own identifier of the order (`system|value`), when it gave one (FHIR).
+    public var clientIdentifier: String?
+    /// Matched at once (FHIR priorities asap and stat) rather than by the batch.
+    public var immediate = false
 
     /// Creates a record (status `pending`).
     public init(orderID: String, hospitalID: String, component: Component, group: BloodGroup?, context: RecipientContext,
@@ -98,18 +102,20 @@ public struct PostgresOrderStore: Sendable {
             try await database.withTransaction { conn in
                 try await conn.query("""
                     INSERT INTO orders (order_id, hospital, component, abo, rhd, context, quantity, requirements, max_age_days,
-                      urgency, needed_by, placed_by, source)
+                      urgency, needed_by, placed_by, source, client_identifier, routing)
                     SELECT x.id, x.hospital, x.component, NULLIF(x.abo, ''), NULLIF(x.rhd, ''), x.context, x.quantity,
                       x.requirements, NULLIF(x.max_age, -1), x.urgency,
                       CASE WHEN x.needed_by IS NULL OR x.needed_by = 'NaN' THEN NULL ELSE to_timestamp(x.needed_by) END,
-                      \(actor), x.source
+                      \(actor), x.source, NULLIF(x.client_identifier, ''), CASE WHEN x.immediate THEN 'immediate' END
                     FROM unnest(\(orders.map(\.orderID))::text[], \(orders.map(\.hospitalID))::text[],
                       \(orders.map(\.component.rawValue))::text[], \(orders.map { $0.group?.abo.rawValue ?? "" })::text[],
                       \(orders.map { $0.group?.rhd.rawValue ?? "" })::text[], \(orders.map(\.context.tokens))::text[],
                       \(orders.map(\.quantity))::int[], \(orders.map { $0.requirements.map(\.rawValue).joined(separator: ";") })::text[],
                       \(orders.map { $0.maximumUnitAgeDays ?? -1 })::int[], \(orders.map(\.urgency.rawValue))::text[],
-                      \(orders.map { $0.neededBy?.timeIntervalSince1970 ?? .nan })::float8[], \(orders.map(\.source))::text[])
-                      AS x(id, hospital, component, abo, rhd, context, quantity, requirements, max_age, urgency, needed_by, source)
+                      \(orders.map { $0.neededBy?.timeIntervalSince1970 ?? .nan })::float8[], \(orders.map(\.source))::text[],
+                      \(orders.map { $0.clientIdentifier ?? "" })::text[], \(orders.map(\.immediate))::bool[])
+                      AS x(id, hospital, component, abo, rhd, context, quantity, requirements, max_age, urgency, needed_by, source,
+                           client_identifier, immediate)
                     """, logger: logger)
                 try await conn.query("""
                     INSERT INTO event_log (actor, action, subject, payload)
@@ -133,6 +139,16 @@ public struct PostgresOrderStore: Sendable {
         try await fetch(where: status.map { _ in "status = $1" } ?? "true", bind: status, limit: limit)
     }
 
+    /// One hospital's orders, newest first.
+    public func list(hospital: String, limit: Int = 100) async throws -> [OrderRecord] {
+        try await fetch(where: "hospital = $1", bind: hospital, limit: limit)
+    }
+
+    /// The order a hospital placed under its own identifier (`system|value`).
+    public func find(hospital: String, clientIdentifier: String) async throws -> OrderRecord? {
+        try await fetch(where: "client_identifier = $1 AND hospital = $2", binds: [clientIdentifier, hospital], limit: 1).first
+    }
+
     /// One order.
     public func find(orderID: String) async throws -> OrderRecord? {
         try await fetch(where: "order_id = $1", bind: orderID, limit: 1).first
@@ -145,7 +161,8 @@ public struct PostgresOrderStore: Sendable {
         for try await (id, lat, lon) in try await database.client.query(
             "SELECT site_id, latitude, longitude FROM sites WHERE kind = 'hospital'", logger: logger
         ).decode((String, Double, Double).self) { locations[id] = GeoPoint(latitude: lat, longitude: lon) }
-        return try await list(status: "pending", limit: 100_000).reversed().compactMap { record in
+        // Orders matched at once (FHIR asap and stat) are never the batch's.
+        return try await fetch(where: "status = $1 AND routing IS NULL", bind: "pending", limit: 100_000).reversed().compactMap { record in
             guard let location = locations[record.hospitalID] else { return nil }
             return BatchOrder(orderID: record.orderID, hospitalID: record.hospitalID, destination: location,
                               component: record.component, recipient: Recipient(group: record.group, context: record.context),
@@ -219,17 +236,22 @@ public struct PostgresOrderStore: Sendable {
     }
 
     private func fetch(where condition: String, bind: String?, limit: Int) async throws -> [OrderRecord] {
+        try await fetch(where: condition, binds: bind.map { [$0] } ?? [], limit: limit)
+    }
+
+    private func fetch(where condition: String, binds values: [String], limit: Int) async throws -> [OrderRecord] {
         var binds = PostgresBindings()
-        if let bind { binds.append(bind) }
+        for value in values { binds.append(value) }
         let sql = """
             SELECT order_id, hospital, component, coalesce(abo, ''), coalesce(rhd, ''), context, quantity, requirements,
                    coalesce(max_age_days, -1), urgency, extract(epoch FROM needed_by)::float8, status, status_reason,
-                   last_run_id::text, extract(epoch FROM placed_at)::float8, placed_by, source
+                   last_run_id::text, extract(epoch FROM placed_at)::float8, placed_by, source, client_identifier, routing IS NOT NULL
             FROM orders WHERE \(condition) ORDER BY placed_at DESC, order_id LIMIT \(max(1, limit))
             """
         var out: [OrderRecord] = []
         for try await row in try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: database.logger)
-            .decode((String, String, String, String, String, String, Int, String, Int, String, Double?, String, String?, String?, Double, String, String).self) {
+            .decode((String, String, String, String, String, String, Int, String, Int, String, Double?, String, String?, String?, Double, String, String,
+                     String?, Bool).self) {
             let group: BloodGroup? = ABO(rawValue: row.3).flatMap { abo in RhD(rawValue: row.4).map { BloodGroup(abo, $0) } }
             let context = (try? RecipientContext(parsing: row.5)) ?? RecipientContext()
             var record = OrderRecord(
@@ -241,6 +263,8 @@ public struct PostgresOrderStore: Sendable {
             record.statusReason = row.12
             record.lastRunID = row.13.flatMap(UUID.init(uuidString:))
             record.placedAt = Date(timeIntervalSince1970: row.14)
+            record.clientIdentifier = row.17
+            record.immediate = row.18
             out.append(record)
         }
         return out

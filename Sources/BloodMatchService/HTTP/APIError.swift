@@ -76,11 +76,12 @@ public struct APIError: Error, Sendable, HTTPResponseError {
         makeResponse()
     }
 
-    /// Renders the error without a request (middleware short-cuts).
-    public func makeResponse() -> Response {
-        let data = ResponseJSON.encode(body)
+    /// Renders the error without a request (middleware short-cuts); on FHIR paths as an
+    /// OperationOutcome (`FHIROperationOutcome`).
+    public func makeResponse(fhir: Bool = false) -> Response {
+        let data = ResponseJSON.encode(fhir ? FHIROperationOutcome.resource(for: self) : body)
         var fields = headers
-        fields[.contentType] = "application/json; charset=utf-8"
+        fields[.contentType] = fhir ? FHIRResponse.contentType : "application/json; charset=utf-8"
         fields[.cacheControl] = "no-store"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

@@ -26,10 +26,13 @@ struct APIHandlers: Sendable {
         case .releaseReservation: return try await reservation(context, caller: try caller(context), release: true)
         case .recordReceipt: return try await recordFate(request, context: context, caller: try caller(context), receipt: true)
         case .recordFate: return try await recordFate(request, context: context, caller: try caller(context), receipt: false)
+        case .fhirMetadata, .fhirSearchProducts, .fhirReadProduct, .fhirCreateSupplyRequest, .fhirSearchSupplyRequests, .fhirReadSupplyRequest,
+             .fhirCancelSupplyRequest, .fhirSearchDispenses, .fhirReadDispense, .fhirUpdateDispense:
+            return try await handleFHIR(route, request: request, context: context)
         }
     }
 
-    private func caller(_ context: APIRequestContext) throws -> AuthenticatedCaller {
+    func caller(_ context: APIRequestContext) throws -> AuthenticatedCaller {
         guard let caller = context.caller else { throw APIError.unauthenticated("an API key is required") }
         return caller
     }
@@ -164,7 +167,7 @@ struct APIHandlers: Sendable {
         return response
     }
 
-    private func hospitalLocation(_ hospital: String) async throws -> GeoPoint {
+    func hospitalLocation(_ hospital: String) async throws -> GeoPoint {
         let location: GeoPoint?
         do {
             location = try await services.sites.location(of: hospital, database: services.lookupDatabase)

@@ -42,10 +42,11 @@ struct APIMiddleware: RouterMiddleware {
         // Probes and scrapes (/health, /ready, /metrics, /openapi.json) read no hospital's data:
         // they answer whether or not their access record can be written, so the monitoring
         // works during the very outage it watches. They are recorded whenever records can be.
-        let operational = route != "unmatched" && !route.hasPrefix("/v1/")
+        let operational = route != "unmatched" && !APIRoute.needsKey(path: route) && route != APIRoute.fhirMetadata.path
         if ticket == nil, !operational {
             let refusal = services.recorder.refusal ?? (Date(), "access records cannot be written")
-            response = APIError.unableToVerify(affected: ["access records"], since: refusal.since, reason: refusal.reason).makeResponse()
+            response = APIError.unableToVerify(affected: ["access records"], since: refusal.since, reason: refusal.reason)
+                .makeResponse(fhir: APIRoute.isFHIR(path: request.uri.path))
             services.logger.error("request refused: it could not be recorded", metadata: [
                 "request_id": "\(requestID)", "route": "\(route)", "method": "\(request.method.rawValue)",
                 "client_addr": "\(context.clientAddress ?? "")", "reason": "\(refusal.reason)",
@@ -65,7 +66,7 @@ struct APIMiddleware: RouterMiddleware {
                 }
             }
             // Unknown paths under /v1 need a key too, so they reveal nothing to strangers.
-            let needsKey = route == "unmatched" ? request.uri.path.hasPrefix("/v1") : route.hasPrefix("/v1/")
+            let needsKey = APIRoute.needsKey(path: route == "unmatched" ? request.uri.path : route)
             if needsKey {
                 // An address whose keys keep failing is refused before its next key costs a look-up,
                 // unless that key's id is one that exists (a hospital behind the same address).
@@ -119,7 +120,7 @@ struct APIMiddleware: RouterMiddleware {
                 response = try await AuditContext.$requestID.withValue(requestID) { try await next(request, context) }
             }
         } catch {
-            response = render(error, route: route)
+            response = render(error, route: route).makeResponse(fhir: APIRoute.isFHIR(path: request.uri.path))
         }
         guard let ticket else {
             // An operational route answered while access records cannot be written.
@@ -243,20 +244,21 @@ struct APIMiddleware: RouterMiddleware {
         }
     }
 
-    private func render(_ error: any Error, route: String) -> Response {
+    /// The refusal an error is answered with.
+    private func render(_ error: any Error, route: String) -> APIError {
         switch error {
         case let error as APIError:
-            return error.makeResponse()
+            return error
         case let error as HTTPError:
-            return APIError.from(framework: error.status, message: error.body).makeResponse()
+            return APIError.from(framework: error.status, message: error.body)
         case let error as any HTTPResponseError:
             // Framework errors such as NIOTooManyBytesError (a body over the cap: 413).
-            return APIError.from(framework: error.status, message: nil).makeResponse()
+            return APIError.from(framework: error.status, message: nil)
         case let error where isConnectionFailure(error):
-            return APIError.unableToVerify(affected: ["inventory"], since: Date(), reason: DataGuard.describe(error)).makeResponse()
+            return APIError.unableToVerify(affected: ["inventory"], since: Date(), reason: DataGuard.describe(error))
         default:
             services.logger.error("unexpected error", metadata: ["route": "\(route)", "error": "\(String(reflecting: error))"])
-            return APIError(.internalServerError, code: "internal", message: "unexpected error; it was logged").makeResponse()
+            return APIError(.internalServerError, code: "internal", message: "unexpected error; it was logged")
         }
     }
 

@@ -28,12 +28,33 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case recordReceipt
     /// `POST /v1/units/{din}/{product_code}/fate`: transfused, returned or discarded, after receipt.
     case recordFate
+    /// `GET /fhir/metadata`: the FHIR CapabilityStatement (no key: it describes the server only).
+    case fhirMetadata
+    /// `GET /fhir/BiologicallyDerivedProduct`: search of available stock.
+    case fhirSearchProducts
+    /// `GET /fhir/BiologicallyDerivedProduct/{id}`: one unit the caller may see.
+    case fhirReadProduct
+    /// `POST /fhir/SupplyRequest`: place an order.
+    case fhirCreateSupplyRequest
+    /// `GET /fhir/SupplyRequest`: the caller's orders.
+    case fhirSearchSupplyRequests
+    /// `GET /fhir/SupplyRequest/{id}`: one order with its status.
+    case fhirReadSupplyRequest
+    /// `DELETE /fhir/SupplyRequest/{id}`: cancel an order not yet decided.
+    case fhirCancelSupplyRequest
+    /// `GET /fhir/BiologicallyDerivedProductDispense`: the units allocated and issued against the caller's orders.
+    case fhirSearchDispenses
+    /// `GET /fhir/BiologicallyDerivedProductDispense/{id}`.
+    case fhirReadDispense
+    /// `PUT /fhir/BiologicallyDerivedProductDispense/{id}`: the hospital's receipt or the unit's fate.
+    case fhirUpdateDispense
 
     /// HTTP method.
     public var method: HTTPRequest.Method {
         switch self {
-        case .createMatch, .createReservation, .recordReceipt, .recordFate: .post
-        case .releaseReservation: .delete
+        case .createMatch, .createReservation, .recordReceipt, .recordFate, .fhirCreateSupplyRequest: .post
+        case .releaseReservation, .fhirCancelSupplyRequest: .delete
+        case .fhirUpdateDispense: .put
         default: .get
         }
     }
@@ -51,11 +72,27 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .getReservation, .releaseReservation: "/v1/reservations/{id}"
         case .recordReceipt: "/v1/units/{din}/{product_code}/receipt"
         case .recordFate: "/v1/units/{din}/{product_code}/fate"
+        case .fhirMetadata: "/fhir/metadata"
+        case .fhirSearchProducts: "/fhir/BiologicallyDerivedProduct"
+        case .fhirReadProduct: "/fhir/BiologicallyDerivedProduct/{id}"
+        case .fhirCreateSupplyRequest, .fhirSearchSupplyRequests: "/fhir/SupplyRequest"
+        case .fhirReadSupplyRequest, .fhirCancelSupplyRequest: "/fhir/SupplyRequest/{id}"
+        case .fhirSearchDispenses: "/fhir/BiologicallyDerivedProductDispense"
+        case .fhirReadDispense, .fhirUpdateDispense: "/fhir/BiologicallyDerivedProductDispense/{id}"
         }
     }
 
     /// Whether the route needs an API key.
-    public var requiresKey: Bool { path.hasPrefix("/v1/") }
+    public var requiresKey: Bool { Self.needsKey(path: path) }
+
+    /// Whether a path (a template, or a path no route matches) needs a key: everything under `/v1`
+    /// and `/fhir` except the CapabilityStatement, so unknown paths there reveal nothing to strangers.
+    public static func needsKey(path: String) -> Bool {
+        path.hasPrefix("/v1") || (path.hasPrefix("/fhir") && path != "/fhir/metadata")
+    }
+
+    /// Whether answers on this path speak FHIR (errors as OperationOutcome, `application/fhir+json`).
+    public static func isFHIR(path: String) -> Bool { path.hasPrefix("/fhir") }
 
     /// Distinct path templates.
     public static var paths: [String] {

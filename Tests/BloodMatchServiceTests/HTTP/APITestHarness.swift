@@ -155,7 +155,16 @@ struct Reply: Sendable {
 
     var text: String { String(decoding: body, as: UTF8.self) }
     var object: [String: Any] { ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]) ?? [:] }
-    var error: [String: Any] { object["error"] as? [String: Any] ?? [:] }
+    /// The error: `/v1`'s `error` object, or a FHIR OperationOutcome's first issue read the same
+    /// way (`code` from `details.coding`, `message` from `diagnostics`, `field` from `expression`).
+    var error: [String: Any] {
+        if let error = object["error"] as? [String: Any] { return error }
+        guard object["resourceType"] as? String == "OperationOutcome", let issue = (object["issue"] as? [[String: Any]])?.first else { return [:] }
+        var out: [String: Any] = ["message": issue["diagnostics"] ?? ""]
+        if let coding = ((issue["details"] as? [String: Any])?["coding"] as? [[String: Any]])?.first { out["code"] = coding["code"] }
+        if let field = (issue["expression"] as? [String])?.first { out["field"] = field }
+        return out
+    }
     var errorCode: String? { error["code"] as? String }
 }
 

@@ -1,0 +1,79 @@
+import BloodMatchCore
+import Foundation
+import Hummingbird
+
+/// The FHIR face's constants and its response helper.
+///
+/// The mapping of every element is in `Data/FHIR.md`; the ISBT 128 URIs are those of the R5
+/// BiologicallyDerivedProduct example (Data/SOURCES.md §S31). Names this project defines itself
+/// (its extensions, code systems and identifier systems) live under `FHIRSystem.base`, a
+/// namespace that identifies them and is not meant to be fetched.
+public enum FHIRResponse {
+    /// The media type of every FHIR answer (FHIR R5 http.html, "Content Types").
+    public static let contentType = "application/fhir+json; fhirVersion=5.0; charset=utf-8"
+    /// The FHIR version spoken.
+    public static let fhirVersion = "5.0.0"
+}
+
+/// URIs used in the resources.
+public enum FHIRSystem {
+    /// This project's own namespace for extensions, code systems and identifier systems.
+    public static let base = "https://bloodmatch.example/fhir"
+    /// ISBT 128 Donation Identification Number (`biologicalSourceEvent`).
+    public static let din = "https://www.isbt128.org/uri/DonationIdentificationNumber"
+    /// ISBT 128 Product Description Code (`productCode`).
+    public static let productDescriptionCode = "https://www.isbt128.org/uri/ProductDescriptionCode"
+    /// ISBT 128 ABO/RhD codes (Data Structure 002 `gg`).
+    public static let aboRhD = "https://www.isbt128.org/uri/ABORhD"
+    /// ISBT 128 property types (`property.type`).
+    public static let isbtProperty = "https://www.isbt128.org/uri"
+    /// FHIR product categories.
+    public static let productCategory = "http://hl7.org/fhir/product-category"
+    /// FHIR product status.
+    public static let productStatus = "http://hl7.org/fhir/biologicallyderived-product-status"
+    /// UCUM.
+    public static let ucum = "http://unitsofmeasure.org"
+    /// A unit's identity here: `DIN/PRODUCTCODE`.
+    public static let unitKey = base + "/sid/unit"
+    /// Site ids (centres and hospitals) as in `Data/sites.csv`.
+    public static let site = base + "/sid/site"
+    /// Order ids.
+    public static let order = base + "/sid/order"
+    /// Components as the feeds name them (RBC, PLT, PLASMA, CRYO, WB).
+    public static let component = base + "/CodeSystem/component"
+    /// Special requirements (`UnitAttribute` codes: IRRADIATED, CMV_NEG, …).
+    public static let requirement = base + "/CodeSystem/requirement"
+    /// SupplyRequest parameters this server reads.
+    public static let orderParameter = base + "/CodeSystem/order-parameter"
+    /// Receipt and fate codes (received, transfused, returned, discarded).
+    public static let unitFate = base + "/CodeSystem/unit-fate"
+    /// The canonical URL of one of this project's extensions.
+    public static func extensionURL(_ name: String) -> String { base + "/StructureDefinition/" + name }
+}
+
+/// A FHIR JSON response.
+func fhirJSON(_ resource: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: FHIRResponse.contentType, .cacheControl: "no-store"],
+             body: .init(byteBuffer: ByteBuffer(bytes: ResponseJSON.encode(resource))))
+}
+
+extension JSONValue {
+    /// A FHIR Coding.
+    static func coding(_ system: String, _ code: String, display: String? = nil) -> JSONValue {
+        var out: [String: JSONValue] = ["system": .string(system), "code": .string(code)]
+        if let display { out["display"] = .string(display) }
+        return .object(out)
+    }
+
+    /// A FHIR CodeableConcept of one coding (and text).
+    static func concept(_ system: String, _ code: String, display: String? = nil, text: String? = nil) -> JSONValue {
+        var out: [String: JSONValue] = ["coding": [.coding(system, code, display: display)]]
+        if let text { out["text"] = .string(text) }
+        return .object(out)
+    }
+
+    /// A FHIR Identifier.
+    static func identifier(_ system: String, _ value: String) -> JSONValue {
+        ["system": .string(system), "value": .string(value)]
+    }
+}
