@@ -166,6 +166,20 @@ def main():
     step("cancel_decided_409", r.status_code == 409, (r.status_code, r.text[:200]))
     validate(r.json())
 
+    # A routine order is decided by the next batch run: the run holds its unit, and the hospital
+    # follows it through FHIR like any other.
+    batch = client.resource("SupplyRequest", **fhir_corpus.supply_request("routine", hospital="HF1", quantity=1, needed_hours=30))
+    batch.save()
+    out = subprocess.run([a.bm, "batch", "run", "--run-key", "fhir-check-" + batch.id], capture_output=True, text=True)
+    step("batch_run", out.returncode == 0, out.stderr[-300:] + out.stdout[-300:])
+    batch.refresh()
+    validate(batch.serialize())
+    step("batch_decided", batch["status"] == "completed" and sql(f"SELECT status FROM bm.orders WHERE order_id = '{batch.id}'") == "allocated",
+         batch.serialize().get("extension"))
+    held = client.resources("BiologicallyDerivedProductDispense").search(**{"supply-request": "SupplyRequest/" + batch.id}).fetch_all()
+    step("batch_dispense", len(held) == 1 and held[0]["status"] == "allocated", [d.serialize() for d in held][:1])
+    validate(held[0].serialize())
+
     # The corpus: every document refused with its status and an OperationOutcome naming the element; nothing stored.
     orders_before = sql("SELECT count(*) FROM bm.orders")
     events_before = sql("SELECT count(*) FROM bm.event_log WHERE action LIKE 'order.%'")

@@ -40,6 +40,8 @@ public struct OrderRecord: Sendable, Hashable, Codable {
     public var clientIdentifier: String?
     /// Matched at once (FHIR priorities asap and stat) rather than by the batch.
     public var immediate = false
+    /// When the order last changed (placed, decided or cancelled).
+    public var updatedAt: Date?
 
     /// Creates a record (status `pending`).
     public init(orderID: String, hospitalID: String, component: Component, group: BloodGroup?, context: RecipientContext,
@@ -245,13 +247,14 @@ public struct PostgresOrderStore: Sendable {
         let sql = """
             SELECT order_id, hospital, component, coalesce(abo, ''), coalesce(rhd, ''), context, quantity, requirements,
                    coalesce(max_age_days, -1), urgency, extract(epoch FROM needed_by)::float8, status, status_reason,
-                   last_run_id::text, extract(epoch FROM placed_at)::float8, placed_by, source, client_identifier, routing IS NOT NULL
+                   last_run_id::text, extract(epoch FROM placed_at)::float8, placed_by, source, client_identifier, routing IS NOT NULL,
+                   extract(epoch FROM updated_at)::float8
             FROM orders WHERE \(condition) ORDER BY placed_at DESC, order_id LIMIT \(max(1, limit))
             """
         var out: [OrderRecord] = []
         for try await row in try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: database.logger)
             .decode((String, String, String, String, String, String, Int, String, Int, String, Double?, String, String?, String?, Double, String, String,
-                     String?, Bool).self) {
+                     String?, Bool, Double).self) {
             let group: BloodGroup? = ABO(rawValue: row.3).flatMap { abo in RhD(rawValue: row.4).map { BloodGroup(abo, $0) } }
             let context = (try? RecipientContext(parsing: row.5)) ?? RecipientContext()
             var record = OrderRecord(
@@ -265,6 +268,7 @@ public struct PostgresOrderStore: Sendable {
             record.placedAt = Date(timeIntervalSince1970: row.14)
             record.clientIdentifier = row.17
             record.immediate = row.18
+            record.updatedAt = Date(timeIntervalSince1970: row.19)
             out.append(record)
         }
         return out

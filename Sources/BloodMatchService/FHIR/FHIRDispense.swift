@@ -40,6 +40,15 @@ public enum FHIRDispense {
         }
     }
 
+    /// The version of a dispense: it changes with the status, the issue, the receipt and the fate.
+    public static func versionID(_ d: OrderDispense, now: Date) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a over the changing fields
+        let text = [status(d, now: now), d.state, "\(d.stateChangedAt.timeIntervalSince1970)", "\(d.issuedAt?.timeIntervalSince1970 ?? 0)",
+                    "\(d.receivedAt?.timeIntervalSince1970 ?? 0)", d.fate?.rawValue ?? "", "\(d.fateAt?.timeIntervalSince1970 ?? 0)"].joined(separator: "|")
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return String(hash, radix: 16)
+    }
+
     /// The resource.
     public static func resource(_ d: OrderDispense, now: Date) -> JSONValue {
         var extensions: [JSONValue] = []
@@ -69,6 +78,7 @@ public enum FHIRDispense {
             "extension": .array(extensions),
         ]
         if let issued = d.issuedAt { resource["whenHandedOver"] = .string(iso(issued)) }
+        resource["meta"] = ["versionId": .string(versionID(d, now: now))]
         return .object(resource)
     }
 

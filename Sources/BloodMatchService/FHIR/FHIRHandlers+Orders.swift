@@ -234,11 +234,24 @@ extension APIHandlers {
                                    query: query.map { ($0.name, $0.value) }, next: nil))
     }
 
-    func fhirReadSupplyRequest(_ context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
+    func fhirReadSupplyRequest(_ request: Request, context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
         let order = try await ownOrder(context, caller: caller)
         let held = try await heldCounts(caller.hospital, orderID: order.orderID)[order.orderID] ?? 0
-        var response = fhirJSON(FHIRSupplyRequest.resource(order, allocated: held))
+        var response = Self.versioned(request, FHIRSupplyRequest.resource(order, allocated: held), version: FHIRSupplyRequest.versionID(order))
         response.headers[APIMiddleware.outcomeHeader] = order.status
+        return response
+    }
+
+    /// A read with its version as a weak ETag; 304 when `If-None-Match` already names it (FHIR R5
+    /// http.html, "conditional read").
+    static func versioned(_ request: Request, _ resource: JSONValue, version: String?) -> Response {
+        guard let version else { return fhirJSON(resource) }
+        let tag = "W/\"\(version)\""
+        if let given = request.headers[.ifNoneMatch], given == tag || given == version || given == "\"\(version)\"" {
+            return Response(status: .notModified, headers: [.eTag: tag, .cacheControl: "no-store"])
+        }
+        var response = fhirJSON(resource)
+        response.headers[.eTag] = tag
         return response
     }
 
@@ -322,9 +335,10 @@ extension APIHandlers {
         return (id, found)
     }
 
-    func fhirReadDispense(_ context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
+    func fhirReadDispense(_ request: Request, context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
         let (_, dispense) = try await ownDispense(context, caller: caller)
-        return fhirJSON(FHIRDispense.resource(dispense, now: services.now()))
+        let now = services.now()
+        return Self.versioned(request, FHIRDispense.resource(dispense, now: now), version: FHIRDispense.versionID(dispense, now: now))
     }
 
     // MARK: PUT /fhir/BiologicallyDerivedProductDispense/{id}

@@ -15,10 +15,10 @@ extension APIHandlers {
         case .fhirReadProduct: return try await fhirReadProduct(context, caller: caller)
         case .fhirCreateSupplyRequest: return try await fhirCreateSupplyRequest(request, context: context, caller: caller)
         case .fhirSearchSupplyRequests: return try await fhirSearchSupplyRequests(request, caller: caller)
-        case .fhirReadSupplyRequest: return try await fhirReadSupplyRequest(context, caller: caller)
+        case .fhirReadSupplyRequest: return try await fhirReadSupplyRequest(request, context: context, caller: caller)
         case .fhirCancelSupplyRequest: return try await fhirCancelSupplyRequest(context, caller: caller)
         case .fhirSearchDispenses: return try await fhirSearchDispenses(request, caller: caller)
-        case .fhirReadDispense: return try await fhirReadDispense(context, caller: caller)
+        case .fhirReadDispense: return try await fhirReadDispense(request, context: context, caller: caller)
         case .fhirUpdateDispense: return try await fhirUpdateDispense(request, context: context, caller: caller)
         default: throw APIError(.notFound, code: "not_found", message: "no such resource")
         }

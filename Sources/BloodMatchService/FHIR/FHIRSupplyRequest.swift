@@ -297,10 +297,18 @@ public enum FHIRSupplyRequest {
             "extension": .array(extensions),
         ]
         if let id = id(orderID: order.orderID) { resource["id"] = .string(id) }
+        if let version = versionID(order), let updated = order.updatedAt {
+            resource["meta"] = ["versionId": .string(version), "lastUpdated": .string(isoUTCMilliseconds(updated))]
+        }
         if !parameters.isEmpty { resource["parameter"] = .array(parameters) }
         if let neededBy = order.neededBy { resource["occurrenceDateTime"] = .string(iso(neededBy)) }
         if let placed = order.placedAt { resource["authoredOn"] = .string(iso(placed)) }
         return .object(resource)
+    }
+
+    /// The version of an order: its last change, in microseconds (placed, decided, cancelled).
+    public static func versionID(_ order: OrderRecord) -> String? {
+        order.updatedAt.map { String(Int64(($0.timeIntervalSince1970 * 1_000_000).rounded())) }
     }
 
     /// The FHIR status of an order: `active` while pending, `completed` once a run or a match
