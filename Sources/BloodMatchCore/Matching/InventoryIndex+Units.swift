@@ -23,4 +23,25 @@ extension InventoryIndex {
             bytes.count == 13 && dinBytes[(position * 13)..<(position * 13 + 13)].elementsEqual(bytes)
         }
     }
+
+    /// The number of distinct product codes in the index.
+    public var productCodeCount: Int { productCodes.count }
+
+    /// The distinct product code numbered `number` (0 ..< `productCodeCount`).
+    public func productCode(number: Int) -> String { productCodes[number] }
+
+    /// The number of the product code at a position: per-code facts are worked out once per code,
+    /// not once per unit.
+    public func productCodeNumber(at position: Int) -> Int { Int(productCodeIndex[position]) }
+
+    /// The position of a unit, looked up in its bucket (nil when the index does not hold it there).
+    public func position(of key: UnitKey, centreID: String, component: Component, group: BloodGroup) -> Int? {
+        var low = 0, high = centres.count
+        while low < high {
+            let mid = (low + high) / 2
+            if centres[mid].siteID < centreID { low = mid + 1 } else { high = mid }
+        }
+        guard low < centres.count, centres[low].siteID == centreID else { return nil }
+        return positions(centre: low, component: component, group: group).first { dinEquals(key.din, at: $0) && productCode(at: $0) == key.productCode }
+    }
 }

@@ -229,7 +229,7 @@ extension APIHandlers {
         }
         let held = try await heldCounts(caller.hospital)
         let total = orders.count
-        let resources = orders.prefix(count).map { FHIRSupplyRequest.resource($0, allocated: held[$0.orderID] ?? 0) }
+        let resources = orders.prefix(count).map { (id: $0.orderID, resource: FHIRSupplyRequest.resource($0, allocated: held[$0.orderID] ?? 0)) }
         return fhirJSON(fhirBundle(request, type: "SupplyRequest", total: total, resources: Array(resources),
                                    query: query.map { ($0.name, $0.value) }, next: nil))
     }
@@ -312,7 +312,7 @@ extension APIHandlers {
         let dispenses = try await readDispenses(caller.hospital, orderID: orderID)
             .filter { d in statuses.allSatisfy { $0.contains(FHIRDispense.status(d, now: now)) } }
         return fhirJSON(fhirBundle(request, type: "BiologicallyDerivedProductDispense", total: dispenses.count,
-                                   resources: dispenses.prefix(count).map { FHIRDispense.resource($0, now: now) },
+                                   resources: dispenses.prefix(count).map { (id: FHIRDispense.id($0), resource: FHIRDispense.resource($0, now: now)) },
                                    query: query.map { ($0.name, $0.value) }, next: nil))
     }
 

@@ -39,13 +39,14 @@ extension APIHandlers {
         }
         let index = verified.index
         let seconds = Int64(now.timeIntervalSince1970)
-        let (total, page) = search.run(index: index, held: Set(held.map(\.key)), now: seconds)
-        let resources: [JSONValue] = page.map { hit in
+        let (total, page) = search.run(index: index, held: held, now: seconds)
+        let resources: [(id: String, resource: JSONValue)] = page.map { hit in
             let p = hit.position, centre = index.centres[hit.centre]
-            return FHIRProduct.resource(FHIRUnitView(
-                key: index.unitKey(at: p), component: hit.component, group: hit.group, collectedAt: index.collection(at: p),
+            let key = index.unitKey(at: p)
+            return (FHIRProduct.id(key), FHIRProduct.resource(FHIRUnitView(
+                key: key, component: hit.component, group: hit.group, collectedAt: index.collection(at: p),
                 expiresAt: index.expiry(at: p), attributes: index.attributeSet(at: p), centreID: centre.siteID,
-                stockAsOf: centre.asOf, stale: centre.isStale(now: seconds), available: true))
+                stockAsOf: centre.asOf, stale: centre.isStale(now: seconds), available: true)))
         }
         var next: [(String, String)]?
         if search.offset + search.count < total, search.count > 0, search.offset + search.count <= FHIRProductSearch.maximumOffset {
@@ -95,7 +96,7 @@ extension APIHandlers {
     }
 
     /// A searchset Bundle.
-    func fhirBundle(_ request: Request, type: String, total: Int, resources: [JSONValue], query: [(String, String)],
+    func fhirBundle(_ request: Request, type: String, total: Int, resources: [(id: String, resource: JSONValue)], query: [(String, String)],
                     next: [(String, String)]?, note: String? = nil) -> JSONValue {
         let base = fhirBase(request)
         func url(_ parameters: [(String, String)]) -> String {
@@ -112,11 +113,7 @@ extension APIHandlers {
             "total": .int(total),
             "link": .array(links),
             "entry": .array(resources.map { r in
-                var id = ""
-                if case .object(let o) = r, case .string(let text) = o["id"] ?? .null { id = text }
-                var typeName = type
-                if case .object(let o) = r, case .string(let t) = o["resourceType"] ?? .null { typeName = t }
-                return ["fullUrl": .string(base + "/" + typeName + "/" + id), "resource": r, "search": ["mode": "match"]]
+                ["fullUrl": .string(base + "/" + type + "/" + r.id), "resource": r.resource, "search": ["mode": "match"]]
             }),
         ]
         if let note { bundle["meta"] = ["tag": [["system": .string(FHIRSystem.base + "/CodeSystem/source"), "code": "index", "display": .string(note)]]] }

@@ -55,48 +55,77 @@ public enum FHIRProduct {
         return UnitKey(din: String(parts[0]), productCode: String(parts[1]))
     }
 
-    /// The resource.
+    /// The resource, written straight to JSON text (keys in sorted order, as `ResponseJSON`
+    /// writes every object): a search page renders twenty of these, and building them as values
+    /// cost more than the search itself. The parts that depend only on the component, the group
+    /// and the attributes are rendered once (`Parts`).
     public static func resource(_ unit: FHIRUnitView) -> JSONValue {
+        var w = FHIRWriter()
         let code = unit.key.productCode
-        let pdc = String(code.prefix(5))
-        let division = String(code.suffix(2))
-        var properties: [JSONValue] = [property(FHIRSystem.isbtProperty, "ABORhD", value: aboRhD(unit.group, productCode: code))]
-        properties.append(property(FHIRSystem.base + "/CodeSystem/property", "component",
-                                   value: .concept(FHIRSystem.component, unit.component.rawValue, display: componentName(unit.component))))
-        for attribute in unit.attributes.attributes {
-            properties.append(property(FHIRSystem.base + "/CodeSystem/property", "attribute",
-                                       value: .concept(FHIRSystem.requirement, attribute.rawValue)))
+        w.open()
+        w.key("biologicalSourceEvent"); w.identifier(Parts.din, unit.key.din)
+        if let collected = unit.collectedAt { w.key("collection"); w.open(); w.key("collectedDateTime"); w.string(isoUTC(seconds: collected)); w.close() }
+        w.key("division"); w.string(String(code.suffix(2)))
+        w.key("expirationDate"); w.string(isoUTC(seconds: unit.expiresAt))
+        w.key("extension"); w.raw(Parts.centreExtension); w.identifier(Parts.site, unit.centreID)
+        if let asOf = unit.stockAsOf {
+            w.raw(Parts.stockAsOfExtension); w.string(isoUTC(seconds: asOf)); w.raw(unit.stale ? Parts.staleTrue : Parts.staleFalse)
+        } else {
+            w.raw("}]")
         }
-        var resource: [String: JSONValue] = [
-            "resourceType": "BiologicallyDerivedProduct",
-            "id": .string(id(unit.key)),
-            "identifier": [.identifier(FHIRSystem.unitKey, unit.key.description)],
-            "productCode": ["coding": [.coding(FHIRSystem.productDescriptionCode, pdc)],
-                            "text": .string("\(componentName(unit.component)), ISBT 128 product code \(code)")],
-            "biologicalSourceEvent": .identifier(FHIRSystem.din, unit.key.din),
-            "division": .string(division),
-            "productStatus": .coding(FHIRSystem.productStatus, unit.available ? "available" : "unavailable"),
-            "expirationDate": .string(isoUTC(seconds: unit.expiresAt)),
-            "property": .array(properties),
-            "extension": .array(extensions(unit)),
-        ]
-        if let collected = unit.collectedAt { resource["collection"] = ["collectedDateTime": .string(isoUTC(seconds: collected))] }
-        if let range = storageRange(unit.component) { resource["storageTempRequirements"] = range }
-        if let asOf = unit.stockAsOf { resource["meta"] = ["lastUpdated": .string(isoUTC(seconds: asOf))] }
-        return .object(resource)
+        w.key("id"); w.string(id(unit.key))
+        w.key("identifier"); w.raw("["); w.identifier(Parts.unitKey, unit.key.description); w.raw("]")
+        if let asOf = unit.stockAsOf { w.key("meta"); w.open(); w.key("lastUpdated"); w.string(isoUTC(seconds: asOf)); w.close() }
+        w.key("productCode"); w.open()
+        w.key("coding"); w.raw(Parts.productCodeCodingStart); w.string(String(code.prefix(5))); w.raw(Parts.productCodeCodingEnd)
+        w.key("text"); w.string("\(componentName(unit.component)), ISBT 128 product code \(code)")
+        w.close()
+        w.key("productStatus"); w.raw(unit.available ? Parts.available : Parts.unavailable)
+        w.key("property"); w.raw("[")
+        w.raw(Parts.aboRhD(unit.group, typeOfCollection: code.utf8.dropFirst(5).first ?? 0)); w.raw(","); w.raw(Parts.component[unit.component.index])
+        for attribute in unit.attributes.attributes { w.raw(","); w.raw(Parts.attribute[attribute.bit]) }
+        w.raw("]")
+        w.key("resourceType"); w.string("BiologicallyDerivedProduct")
+        if let range = Parts.storage[unit.component.index] { w.key("storageTempRequirements"); w.raw(range) }
+        w.close()
+        return .encoded(w.bytes)
     }
 
-    /// The centre, and the age of the stock the view comes from.
-    static func extensions(_ unit: FHIRUnitView) -> [JSONValue] {
-        var out: [JSONValue] = [
-            ["url": .string(FHIRSystem.extensionURL("distribution-centre")),
-             "valueIdentifier": .identifier(FHIRSystem.site, unit.centreID)],
-        ]
-        if let asOf = unit.stockAsOf {
-            out.append(["url": .string(FHIRSystem.extensionURL("stock-as-of")), "valueDateTime": .string(isoUTC(seconds: asOf))])
-            out.append(["url": .string(FHIRSystem.extensionURL("stale-stock")), "valueBoolean": .bool(unit.stale)])
+    /// The resource's constant parts, rendered once by the same encoder as everything else.
+    enum Parts {
+        static let din = FHIRSystem.din
+        static let site = FHIRSystem.site
+        static let unitKey = FHIRSystem.unitKey
+        static let centreExtension = #"[{"url":"\#(FHIRSystem.extensionURL("distribution-centre"))","valueIdentifier":"#
+        static let stockAsOfExtension = #"},{"url":"\#(FHIRSystem.extensionURL("stock-as-of"))","valueDateTime":"#
+        static let staleTrue = #"},{"url":"\#(FHIRSystem.extensionURL("stale-stock"))","valueBoolean":true}]"#
+        static let staleFalse = #"},{"url":"\#(FHIRSystem.extensionURL("stale-stock"))","valueBoolean":false}]"#
+        static let productCodeCodingStart = #"[{"code":"#
+        static let productCodeCodingEnd = #","system":"\#(FHIRSystem.productDescriptionCode)"}]"#
+        static let available = ResponseJSON.string(.coding(FHIRSystem.productStatus, "available"))
+        static let unavailable = ResponseJSON.string(.coding(FHIRSystem.productStatus, "unavailable"))
+        /// By `Component.index`.
+        static let component: [String] = Component.allCases.sorted { $0.index < $1.index }.map { c in
+            ResponseJSON.string(property(FHIRSystem.base + "/CodeSystem/property", "component",
+                                         value: .concept(FHIRSystem.component, c.rawValue, display: componentName(c))))
         }
-        return out
+        /// By `Component.index`.
+        static let storage: [String?] = Component.allCases.sorted { $0.index < $1.index }.map { storageRange($0).map(ResponseJSON.string) }
+        /// By `UnitAttribute.bit`.
+        static let attribute: [String] = UnitAttribute.allCases.map { a in
+            ResponseJSON.string(property(FHIRSystem.base + "/CodeSystem/property", "attribute", value: .concept(FHIRSystem.requirement, a.rawValue)))
+        }
+        /// ABO/RhD by group and the type-of-collection characters with a confirmed column (others: text only).
+        static let aboRhDByGroup: [[UInt8: String]] = BloodGroup.all.sorted { $0.index < $1.index }.map { g in
+            var out: [UInt8: String] = [:]
+            for t in ["V", "2", "G", "1", "?"] {
+                out[t.utf8.first!] = ResponseJSON.string(property(FHIRSystem.isbtProperty, "ABORhD", value: FHIRProduct.aboRhD(g, productCode: "E0000" + t + "00")))
+            }
+            return out
+        }
+        static func aboRhD(_ group: BloodGroup, typeOfCollection t: UInt8) -> String {
+            aboRhDByGroup[group.index][t] ?? aboRhDByGroup[group.index][UInt8(ascii: "?")]!
+        }
     }
 
     static func property(_ system: String, _ code: String, value: JSONValue) -> JSONValue {
@@ -139,5 +168,34 @@ public enum FHIRProduct {
         case .cryoprecipitate: "Cryoprecipitate"
         case .wholeBlood: "Whole blood"
         }
+    }
+}
+
+/// A JSON text writer for resources rendered straight to bytes; callers write keys in sorted order.
+struct FHIRWriter {
+    private(set) var bytes: [UInt8] = []
+    private var needsComma = false
+
+    init() { bytes.reserveCapacity(2048) }
+
+    mutating func open() { bytes.append(UInt8(ascii: "{")); needsComma = false }
+    mutating func close() { bytes.append(UInt8(ascii: "}")); needsComma = true }
+    mutating func key(_ name: String) {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        ResponseJSON.writeString(name, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+    mutating func string(_ value: String) { ResponseJSON.writeString(value, to: &bytes); needsComma = true }
+    /// JSON text, already valid.
+    mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8); needsComma = true }
+    /// `{"system":…,"value":…}`.
+    mutating func identifier(_ system: String, _ value: String) {
+        bytes.append(contentsOf: #"{"system":"#.utf8)
+        ResponseJSON.writeString(system, to: &bytes)
+        bytes.append(contentsOf: #","value":"#.utf8)
+        ResponseJSON.writeString(value, to: &bytes)
+        bytes.append(UInt8(ascii: "}"))
+        needsComma = true
     }
 }

@@ -191,10 +191,26 @@ public struct FHIRProductSearch: Sendable, Hashable {
 
     /// The matching units of an index, earliest expiry first: how many match in all, and the page.
     /// Held and issued units (`held`), and units expired at `now`, are never listed.
-    public func run(index: InventoryIndex, held: Set<UnitKey>, now: Int64) -> (total: Int, page: [Hit]) {
+    public func run(index: InventoryIndex, held: [HeldUnit], now: Int64) -> (total: Int, page: [Hit]) {
         let groups = aboRhDCodes.map { codes in BloodGroup.all.filter { g in
             ISBTBloodGroupCode.table4.first { $0.group == g }.map { row in row.codes.values.contains { codes.contains($0) } } ?? false
         } } ?? BloodGroup.all
+        // Per product code, worked out once: the code filter, and per group the ABO/RhD code filter.
+        let codeCount = index.productCodeCount
+        var codeOK = [Bool](repeating: true, count: codeCount)
+        var aboOK: [[Bool]]? = aboRhDCodes.map { _ in [[Bool]](repeating: [Bool](repeating: false, count: codeCount), count: BloodGroup.all.count) }
+        for n in 0..<codeCount {
+            let code = index.productCode(number: n)
+            if let codes { codeOK[n] = codes.contains { $0.utf8.count == 8 ? $0 == code : code.hasPrefix($0) } }
+            if let aboRhDCodes {
+                for g in groups { aboOK?[g.index][n] = FHIRProduct.aboRhDCode(g, productCode: code).map { aboRhDCodes.contains($0) } ?? false }
+            }
+        }
+        // Held and issued units, by position (a few hundred at most, each found in its bucket).
+        var heldPositions = Set<Int>()
+        for unit in held {
+            if let p = index.position(of: unit.key, centreID: unit.centreID, component: unit.component, group: unit.group) { heldPositions.insert(p) }
+        }
         let wanted = offset + count
         var best: [(expiry: Int64, key: UnitKey, hit: Hit)] = []
         best.reserveCapacity(wanted + 1)
@@ -206,31 +222,27 @@ public struct FHIRProductSearch: Sendable, Hashable {
             for component in Component.allCases {
                 if let components, !components.contains(component) { continue }
                 for group in groups {
+                    let abo = aboOK?[group.index]
                     for p in index.positions(centre: c, component: component, group: group) {
                         let expiry = index.expiry(at: p)
                         if expiry <= lower { continue }
                         if expiry > upper { break }   // positions are in expiry order
+                        let n = index.productCodeNumber(at: p)
+                        if !codeOK[n] { continue }
+                        if let abo, !abo[n] { continue }
                         if let dins, !dins.contains(where: { index.dinEquals($0, at: p) }) { continue }
                         if !attributes.isEmpty {
                             let set = index.attributeSet(at: p)
                             if !attributes.allSatisfy({ $0.contains { set.contains($0) } }) { continue }
                         }
-                        let code = index.productCode(at: p)
-                        if let codes, !codes.contains(where: { $0.utf8.count == 8 ? $0 == code : code.hasPrefix($0) }) { continue }
-                        if let aboRhDCodes {
-                            guard let gg = FHIRProduct.aboRhDCode(group, productCode: code), aboRhDCodes.contains(gg) else { continue }
-                        }
-                        if !held.isEmpty || units != nil {
-                            let key = index.unitKey(at: p)
-                            if held.contains(key) { continue }
-                            if let units, !units.contains(key) { continue }
-                        }
+                        if heldPositions.contains(p) { continue }
+                        if let units, !units.contains(index.unitKey(at: p)) { continue }
                         total += 1
                         guard wanted > 0 else { continue }
                         if best.count == wanted, let last = best.last, last.expiry < expiry { continue }
                         let key = index.unitKey(at: p)
-                        let entry = (expiry: expiry, key: key, hit: Hit(position: p, centre: c, component: component, group: group))
                         if best.count == wanted, let last = best.last, (last.expiry, last.key) < (expiry, key) { continue }
+                        let entry = (expiry: expiry, key: key, hit: Hit(position: p, centre: c, component: component, group: group))
                         let at = best.firstIndex { ($0.expiry, $0.key) > (entry.expiry, entry.key) } ?? best.count
                         best.insert(entry, at: at)
                         if best.count > wanted { best.removeLast() }

@@ -24,6 +24,7 @@ enum ResponseJSON {
         case .number(let text): out.append(contentsOf: text.utf8)
         case .bool(let b): out.append(contentsOf: b ? "true".utf8 : "false".utf8)
         case .null: out.append(contentsOf: "null".utf8)
+        case .encoded(let bytes): out.append(contentsOf: bytes)
         case .object(let members):
             out.append(UInt8(ascii: "{"))
             var first = true

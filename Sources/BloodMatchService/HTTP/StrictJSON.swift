@@ -13,6 +13,10 @@ public enum JSONValue: Sendable, Hashable {
     case bool(Bool)
     /// `null`.
     case null
+    /// JSON text already encoded, written as it is (never produced by the reader): a response part
+    /// rendered straight to bytes where building the value would cost more than the answer's work
+    /// (a FHIR Bundle's resources).
+    case encoded([UInt8])
 
     /// A short name of the kind, for error messages.
     public var kind: String {
@@ -23,6 +27,7 @@ public enum JSONValue: Sendable, Hashable {
         case .number: "number"
         case .bool: "boolean"
         case .null: "null"
+        case .encoded: "encoded JSON"
         }
     }
 }

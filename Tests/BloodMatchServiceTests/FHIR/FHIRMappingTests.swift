@@ -12,6 +12,8 @@ struct FHIRMappingTests {
 
     static func object(_ value: JSONValue) -> [String: JSONValue] {
         if case .object(let o) = value { return o }
+        // Rendered straight to text: read back with the strict reader (which also proves it is JSON).
+        if case .encoded(let bytes) = value, case .object(let o)? = try? StrictJSON().parse(bytes) { return o }
         return [:]
     }
 
@@ -43,7 +45,10 @@ struct FHIRMappingTests {
         let unit = FHIRUnitView(key: UnitKey(din: "A999921123456", productCode: "E0398V00"), component: .redCells, group: BloodGroup(.A, .positive),
                                 collectedAt: 1_795_000_000, expiresAt: 1_797_000_000, attributes: AttributeSet([.irradiated]), centreID: "DCSYD",
                                 stockAsOf: 1_795_990_000, stale: false, available: true)
-        let r = Self.object(FHIRProduct.resource(unit))
+        let rendered = FHIRProduct.resource(unit)
+        let r = Self.object(rendered)
+        // Written straight to text, it is the text the encoder writes for the same value (sorted keys).
+        if case .encoded(let bytes) = rendered { #expect(ResponseJSON.encode(.object(r)) == bytes) } else { Issue.record("not rendered to text") }
         #expect(r["id"] == "A999921123456-E0398V00")
         #expect(r["biologicalSourceEvent"] == .identifier(FHIRSystem.din, "A999921123456"))
         #expect(r["division"] == "00")
