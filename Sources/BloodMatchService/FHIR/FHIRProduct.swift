@@ -82,7 +82,10 @@ public enum FHIRProduct {
         w.close()
         w.key("productStatus"); w.raw(unit.available ? Parts.available : Parts.unavailable)
         w.key("property"); w.raw("[")
-        w.raw(Parts.aboRhD(unit.group, typeOfCollection: code.utf8.dropFirst(5).first ?? 0)); w.raw(","); w.raw(Parts.component[unit.component.index])
+        let typeOfCollection = code.utf8.dropFirst(5).first ?? 0
+        w.raw(Parts.aboRhD(unit.group, typeOfCollection: typeOfCollection))
+        if (0x21...0x7E).contains(typeOfCollection) { w.raw(","); w.raw(Parts.collectionType[Int(typeOfCollection)]) }
+        w.raw(","); w.raw(Parts.component[unit.component.index])
         for attribute in unit.attributes.attributes { w.raw(","); w.raw(Parts.attribute[attribute.bit]) }
         w.raw("]")
         w.key("resourceType"); w.string("BiologicallyDerivedProduct")
@@ -108,6 +111,13 @@ public enum FHIRProduct {
         static let component: [String] = Component.allCases.sorted { $0.index < $1.index }.map { c in
             ResponseJSON.string(property(FHIRSystem.base + "/CodeSystem/property", "component",
                                          value: .concept(FHIRSystem.component, c.rawValue, display: componentName(c))))
+        }
+        /// The type-of-collection character of the product code (ISBT 128 DS003 `t`), as the R5
+        /// example's CollectionType property; by the character's ASCII value.
+        static let collectionType: [String] = (0..<128).map { c in
+            guard (0x21...0x7E).contains(c) else { return "" }
+            return ResponseJSON.string(property(FHIRSystem.isbtProperty, "CollectionType",
+                                                value: .concept(FHIRSystem.collectionType, String(UnicodeScalar(UInt8(c))))))
         }
         /// By `Component.index`.
         static let storage: [String?] = Component.allCases.sorted { $0.index < $1.index }.map { storageRange($0).map(ResponseJSON.string) }

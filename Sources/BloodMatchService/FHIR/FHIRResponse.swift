@@ -25,6 +25,8 @@ public enum FHIRSystem {
     public static let productDescriptionCode = "https://www.isbt128.org/uri/ProductDescriptionCode"
     /// ISBT 128 ABO/RhD codes (Data Structure 002 `gg`).
     public static let aboRhD = "https://www.isbt128.org/uri/ABORhD"
+    /// ISBT 128 type of collection (the product code's `t`: V volunteer, 1 autologous only, …).
+    public static let collectionType = "https://www.isbt128.org/uri/CollectionType"
     /// ISBT 128 property types (`property.type`).
     public static let isbtProperty = "https://www.isbt128.org/uri"
     /// FHIR product categories.

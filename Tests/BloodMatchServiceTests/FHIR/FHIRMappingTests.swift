@@ -58,6 +58,7 @@ struct FHIRMappingTests {
         let collection = Self.object(r["collection"] ?? .null)
         #expect(collection.keys.sorted() == ["collectedDateTime"], "no collector, no source")
         #expect(ResponseJSON.string(.object(r)).contains("DCSYD"))
+        #expect(ResponseJSON.string(.object(r)).contains(#"{"type":{"coding":[{"code":"CollectionType","system":"https://www.isbt128.org/uri"}]},"valueCodeableConcept":{"coding":[{"code":"V","system":"https://www.isbt128.org/uri/CollectionType"}]}}"#))
         #expect(FHIRProduct.storageRange(.platelets) == ["low": ["value": .int(20), "unit": "degrees C", "system": .string(FHIRSystem.ucum), "code": "Cel"],
                                                         "high": ["value": .int(24), "unit": "degrees C", "system": .string(FHIRSystem.ucum), "code": "Cel"]])
         #expect(Self.object(FHIRProduct.storageRange(.plasma) ?? .null)["low"] == nil)
