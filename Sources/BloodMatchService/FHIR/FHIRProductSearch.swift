@@ -38,8 +38,10 @@ public struct FHIRProductSearch: Sendable, Hashable {
 
     /// The most entries on one page.
     public static let maximumCount = 100
-    /// The furthest a page may start.
-    public static let maximumOffset = 10_000
+    /// The furthest a page may start: the search keeps the first `_offset + _count` units in order,
+    /// so the bound keeps a deep page's cost near a first page's (a hospital narrows the search
+    /// instead of paging through a thousand units).
+    public static let maximumOffset = 1_000
     /// Parameter names understood.
     public static let parameters = ["code", "abo-rhd", "component", "attribute", "biological-source-event", "identifier", "centre",
                                     "product-status", "expiration-date", "_count", "_offset"]
@@ -243,8 +245,12 @@ public struct FHIRProductSearch: Sendable, Hashable {
                         let key = index.unitKey(at: p)
                         if best.count == wanted, let last = best.last, (last.expiry, last.key) < (expiry, key) { continue }
                         let entry = (expiry: expiry, key: key, hit: Hit(position: p, centre: c, component: component, group: group))
-                        let at = best.firstIndex { ($0.expiry, $0.key) > (entry.expiry, entry.key) } ?? best.count
-                        best.insert(entry, at: at)
+                        var low = 0, high = best.count   // the first entry after this one: binary search
+                        while low < high {
+                            let mid = (low + high) / 2
+                            if (best[mid].expiry, best[mid].key) > (entry.expiry, entry.key) { high = mid } else { low = mid + 1 }
+                        }
+                        best.insert(entry, at: low)
                         if best.count > wanted { best.removeLast() }
                     }
                 }
