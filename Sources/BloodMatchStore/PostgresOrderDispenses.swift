@@ -92,11 +92,12 @@ public struct PostgresOrderDispenses: Sendable {
                   FROM batch_allocations a JOIN batch_shipments sh ON sh.run_id = a.run_id AND sh.shipment_no = a.shipment_no
                   WHERE a.hospital = \(hospital) AND (\(orderID)::text IS NULL OR a.order_id = \(orderID))
                   UNION ALL
-                  SELECT substr(d.request_id, 7), r.reservation_id, ru.din, ru.product_code
+                  -- `order:ID`, or `order:ID#2` for the match retried after a race for its units.
+                  SELECT split_part(substr(d.request_id, 7), '#', 1), r.reservation_id, ru.din, ru.product_code
                   FROM decisions d JOIN reservations r ON r.decision_id = d.decision_id
                     JOIN reservation_units ru ON ru.reservation_id = r.reservation_id
                   WHERE d.hospital = \(hospital) AND d.request_id LIKE 'order:%'
-                    AND (\(orderID)::text IS NULL OR d.request_id = 'order:' || \(orderID))
+                    AND (\(orderID)::text IS NULL OR split_part(substr(d.request_id, 7), '#', 1) = \(orderID))
                 )
                 SELECT s.reservation_id, s.din, s.product_code, s.order_id, r.hospital, ru.centre, ru.component, ru.abo, ru.rhd,
                        ru.expires_at, ru.state, ru.state_changed_at, r.held_until, r.created_at,

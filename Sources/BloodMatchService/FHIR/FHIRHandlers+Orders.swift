@@ -40,6 +40,9 @@ extension APIHandlers {
                 } catch OrderStoreError.duplicateOrder {
                     // A concurrent retry placed it first.
                     existing = try await answerWithin(.seconds(3)) { try await store.find(orderID: orderID) }
+                } catch OrderStoreError.unknownHospital {
+                    throw APIError(.forbidden, code: "forbidden", message: "\(caller.hospital) is not a known hospital site; nothing was stored",
+                                   field: "SupplyRequest.deliverTo")
                 }
             }
         } catch let error as APIError {
@@ -144,10 +147,26 @@ extension APIHandlers {
             await services.engine.heldUnitsChanged()
             services.heldUnits.changed()
             switch outcome {
-            case .reserved:
+            case .reserved(let reservation, _):
                 let full = chosen.count >= order.quantity
-                _ = try await settle { try await store.settleImmediate(orderID: order.orderID, status: full ? "allocated" : "partially_allocated",
-                                                                       reason: decision.summary, decisionID: decision.decisionID, actor: actor) }
+                let settled = try await settle { try await store.settleImmediate(orderID: order.orderID, status: full ? "allocated" : "partially_allocated",
+                                                                                 reason: decision.summary, decisionID: decision.decisionID, actor: actor) }
+                // Not settled: a concurrent retry settled it (the same hold: keep it), or the order
+                // was cancelled while it was matched: then its hold is released, not left to expire.
+                if !settled, try await readOrder(order.orderID).status == "cancelled" {
+                    do {
+                        _ = try await answerWithin(services.configuration.requestDeadline) { [database = services.database] in
+                            try await PostgresReservationStore(database: database).release(
+                                reservation.reservationID, by: actor, reason: "order \(order.orderID) was cancelled while it was matched",
+                                requestID: context.requestID)
+                        }
+                    } catch {
+                        throw APIError.unableToVerify(affected: ["reservations", "orders"], since: Date(),
+                                                      reason: "\(DataGuard.describe(error)); order \(order.orderID) was cancelled but its hold could not be released: release reservation \(reservation.reservationID.uuidString.lowercased())")
+                    }
+                    await services.engine.heldUnitsChanged()
+                    services.heldUnits.changed()
+                }
                 return
             case .conflict(let conflicts) where attempt == 2:
                 _ = try await settle { try await store.settleImmediate(orderID: order.orderID, status: "unfillable",

@@ -110,6 +110,29 @@ struct FHIRAPITests {
         }
     }
 
+    @Test("the units of a match retried after a race (decision order:ID#2) are the order's dispenses too", .timeLimit(.minutes(3)))
+    func retriedMatchDispenses() async throws {
+        try await APITestHarness.run { client, h in
+            var order = OrderRecord(orderID: "fhir-retry1", hospitalID: APITestHarness.hospital, component: .redCells, group: .oNegative,
+                                    context: RecipientContext(), quantity: 1, requirements: [], maximumUnitAgeDays: nil, urgency: .emergency,
+                                    neededBy: nil, placedBy: "test", source: "fhir")
+            order.immediate = true
+            try await PostgresOrderStore(database: h.services.database).add([order], actor: "test")
+            let location = GeoPoint(latitude: -34.42, longitude: 150.89)
+            let match = MatchRequest(requestID: "order:fhir-retry1#2", hospitalID: APITestHarness.hospital, destination: location, component: .redCells,
+                                     recipient: Recipient(group: .oNegative), quantity: 1, requirements: [], urgency: .emergency)
+            let answer = try await h.services.engine.decide(match, requestedBy: "test", traceID: nil, now: Date())
+            let unit = try #require(answer.decision.chosen.first?.key)
+            let hold = ReservationRequest(idempotencyKey: "order:fhir-retry1#2", source: .decision, decisionID: answer.decision.decisionID,
+                                          hospital: APITestHarness.hospital, reservedBy: "test", units: [unit], holdSeconds: 3600)
+            _ = try await PostgresReservationStore(database: h.services.database).reserve(hold)
+            let reply = try await client.send("/fhir/BiologicallyDerivedProductDispense?supply-request=SupplyRequest/fhir-retry1", token: h.token, headers: Self.fhir)
+            let entries = reply.object["entry"] as? [[String: Any]] ?? []
+            #expect(entries.count == 1, "\(reply.text.prefix(400))")
+            #expect(reply.text.contains("\"reference\":\"SupplyRequest/fhir-retry1\""), "\(reply.text.prefix(600))")
+        }
+    }
+
     @Test("database stopped: FHIR answers 503 with an OperationOutcome saying unable to verify, never an empty Bundle", .timeLimit(.minutes(3)))
     func failSafe() async throws {
         try await APITestHarness.run { client, h in
