@@ -59,7 +59,9 @@ public struct BatchRunner: Sendable {
     }
 
     /// Plans and records a run under `runKey` at `now`; reservations hold units for `holdHours`.
-    public func run(runKey: String, operatorName: String, now: Date, holdHours: Double = 24, maximumAttempts: Int = 4) async throws -> BatchRunResult {
+    /// Attempts before the last are optimistic (live holds go on; a clash re-plans); the last is
+    /// fenced (see `PostgresBatchStore.record(…fence:)`).
+    public func run(runKey: String, operatorName: String, now: Date, holdHours: Double = 24, maximumAttempts: Int = 3) async throws -> BatchRunResult {
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
         let batches = PostgresBatchStore(database: database)
         if let existing = try await batches.find(keyOrID: runKey) {
@@ -77,14 +79,24 @@ public struct BatchRunner: Sendable {
         for attempt in 1...maximumAttempts {
             let clock = ContinuousClock.now
             let plan = await optimiser.planOnOwnThread(orders: orders, index: index, excluded: excluded, now: now)
-            let elapsed = ContinuousClock.now - clock
-            let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
             let runID = UUID()
+            // The last attempt is fenced: it re-plans inside its write with every centre locked, so
+            // live holds that keep overtaking the run cannot starve it.
+            let fence: BatchFence? = attempt < maximumAttempts ? nil : { [optimiser, index, excluded] in
+                BatchFence { orders, more in
+                    let clock = ContinuousClock.now
+                    let plan = await optimiser.planOnOwnThread(orders: orders, index: index, excluded: excluded.union(more), now: now)
+                    return (plan, Self.milliseconds(since: clock))
+                }
+            }()
             let outcome = try await batches.record(
                 plan: plan, orders: orders, runID: runID, runKey: runKey, operatorName: operatorName, startedAt: startedAt,
-                solveMilliseconds: ms, holdUntil: now.addingTimeInterval(holdHours * 3600))
+                solveMilliseconds: Self.milliseconds(since: clock), holdUntil: now.addingTimeInterval(holdHours * 3600), fence: fence)
             switch outcome {
-            case .recorded:
+            case .recorded(_, let plan, let ms):
+                if fence != nil {
+                    logger.notice("batch recorded under the fence", metadata: ["attempt": "\(attempt)", "units": "\(plan.allocations.count)"])
+                }
                 return BatchRunResult(runID: runID, plan: plan, isNew: true, solveMilliseconds: ms, replans: replans)
             case .alreadyRun:
                 guard let existing = try await batches.find(keyOrID: runKey) else { throw BatchContentionError(attempts: attempt) }
@@ -105,5 +117,10 @@ public struct BatchRunner: Sendable {
             replans += 1
         }
         throw BatchContentionError(attempts: maximumAttempts)
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> Int {
+        let elapsed = ContinuousClock.now - start
+        return Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
     }
 }

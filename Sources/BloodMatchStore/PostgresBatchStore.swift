@@ -5,8 +5,9 @@ import PostgresNIO
 
 /// What happened when a batch plan was written.
 public enum BatchRecordOutcome: Sendable, Hashable {
-    /// Written: runs, shipments, allocations, reservations, order statuses and events.
-    case recorded(runID: UUID)
+    /// Written: runs, shipments, allocations, reservations, order statuses and events. The plan
+    /// and solve time are those written (made again under a fence when units were taken).
+    case recorded(runID: UUID, plan: BatchPlan, solveMilliseconds: Int)
     /// A run with this key already exists; nothing was written.
     case alreadyRun(runID: UUID)
     /// Some units were taken (reserved or issued) since planning; nothing was written.
@@ -21,6 +22,21 @@ public struct BatchBusyError: Error, Sendable, CustomStringConvertible {
     public init() {}
     /// Text for people and logs.
     public var description: String { "another batch run is being recorded; try again when it has finished" }
+}
+
+/// How the last attempt of a run plans again inside its write (see `PostgresBatchStore.record`).
+public struct BatchFence: Sendable {
+    /// Makes the plan for these orders without these units (besides those the caller already
+    /// excluded); returns it with its solve time in milliseconds.
+    public var replan: @Sendable (_ orders: [BatchOrder], _ excluded: Set<UnitKey>) async -> (BatchPlan, Int)
+    /// Plans made under the fence before giving up (only the clock can still change a unit there).
+    public var maximumReplans: Int
+
+    /// Creates a fence.
+    public init(maximumReplans: Int = 4, replan: @escaping @Sendable (_ orders: [BatchOrder], _ excluded: Set<UnitKey>) async -> (BatchPlan, Int)) {
+        self.replan = replan
+        self.maximumReplans = maximumReplans
+    }
 }
 
 /// A recorded run, as `batch show` reads it.
@@ -95,14 +111,19 @@ public struct PostgresBatchStore: Sendable {
     }
 
     /// Writes a run in one transaction, or nothing (see `BatchRecordOutcome`).
+    ///
+    /// With a `fence`, the write first takes every centre's lock exclusively (the lock each live
+    /// hold and issue takes shared and each import takes exclusively), so no unit can be held,
+    /// issued or re-imported until it commits; under it, the run re-reads every hold, and if a
+    /// unit or order of the plan is no longer free it is planned again there (`fence.replan`)
+    /// until the plan's units are all offered. A run that live traffic keeps overtaking is thus
+    /// recorded on its last attempt, at the cost of live holds waiting for one solve.
     public func record(plan: BatchPlan, orders: [BatchOrder], runID: UUID, runKey: String, operatorName: String,
-                       startedAt: Date, solveMilliseconds: Int, holdUntil: Date) async throws -> BatchRecordOutcome {
+                       startedAt: Date, solveMilliseconds: Int, holdUntil: Date, fence: BatchFence? = nil) async throws -> BatchRecordOutcome {
         try await database.observe("batch.record") {
             let logger = database.logger
-            let planJSON = String(decoding: try Self.encoder().encode(plan), as: UTF8.self)
             let run = runID.uuidString.lowercased()
             let allUnits = plan.allocations.map(\.unit.key)
-            let componentOf = Dictionary(orders.map { ($0.orderID, $0.component.rawValue) }, uniquingKeysWith: { a, _ in a })
             do {
                 return try await database.client.withTransaction(logger: logger) { conn -> BatchRecordOutcome in
                     var locked = false
@@ -121,117 +142,43 @@ public struct PostgresBatchStore: Sendable {
                         SELECT order_id FROM orders WHERE order_id = ANY(\(orders.map(\.orderID))) AND status = 'pending' FOR UPDATE
                         """, logger: logger).decode((String,).self) { pending.insert(id) }
                     let changed = Set(orders.map(\.orderID)).subtracting(pending)
-                    if !changed.isEmpty { return .ordersChanged(changed) }
-                    // Holds past their time are marked expired first (as live reservations do), so only
-                    // live holds and issued units count as taken.
-                    _ = try await PostgresReservationStore.expireOverdue(on: conn, units: allUnits, actor: operatorName, logger: logger)
-                    // The index proposed; the snapshots in force decide. Under the centres' import locks, a
-                    // unit no longer offered (held, issued, quarantined, removed, moved, expired, returned
-                    // since) sends the plan back to be made again without it.
-                    try await PostgresReservationStore.lockCentres(Set(plan.allocations.map(\.unit.centreID)), on: conn, logger: logger)
-                    let offered = try await PostgresReservationStore.offered(allUnits, on: conn, logger: logger)
-                    let centreOf = Dictionary(plan.allocations.map { ($0.unit.key, $0.unit.centreID) }, uniquingKeysWith: { a, _ in a })
-                    let taken = Set(allUnits.filter { offered[$0]?.centre != centreOf[$0] })
-                    if !taken.isEmpty { return .unitsTaken(taken) }
-
-                    try await conn.query("""
-                        INSERT INTO batch_runs (run_id, run_key, as_of, started_at, operator, policy_version, index_version,
-                          orders_considered, units_allocated, shipments, total_cost_minutes, greedy_cost_minutes, stale_centres,
-                          solve_ms, plan)
-                        VALUES (\(run)::uuid, \(runKey), \(plan.evaluatedAt), \(startedAt), \(operatorName), \(plan.policyVersion),
-                          \(plan.indexVersion), \(plan.outcomes.count), \(plan.allocations.count), \(plan.shipments.count),
-                          \(plan.cost.totalMinutes), \(plan.greedyCost.totalMinutes), \(plan.staleCentres)::text[], \(solveMilliseconds),
-                          \(planJSON)::jsonb)
-                        """, logger: logger)
-                    if !plan.shipments.isEmpty {
-                        let reservationIDs = plan.shipments.map { _ in UUID().uuidString.lowercased() }
-                        let s = plan.shipments
-                        try await conn.query("""
-                            INSERT INTO reservations (reservation_id, source, batch_run_id, hospital, reserved_by, idempotency_key,
-                              request_fingerprint, held_until)
-                            SELECT x.id::uuid, 'batch', \(run)::uuid, x.hospital, \(operatorName), x.key, x.fingerprint, \(holdUntil)
-                            FROM unnest(\(reservationIDs)::text[], \(s.map(\.hospitalID))::text[],
-                              \(s.map { "batch:\(run):\($0.number)" })::text[], \(s.map { Self.fingerprint($0.units) })::text[])
-                              AS x(id, hospital, key, fingerprint)
-                            """, logger: logger)
-                        let reservationOf = Dictionary(uniqueKeysWithValues: zip(s.map(\.number), reservationIDs))
-                        let shipmentOf = Dictionary(s.flatMap { sh in sh.units.map { ($0, sh.number) } }, uniquingKeysWith: { a, _ in a })
-                        let a = plan.allocations
-                        try await conn.query("""
-                            INSERT INTO reservation_units (reservation_id, din, product_code, centre, component, abo, rhd, expires_at, state)
-                            SELECT x.reservation::uuid, x.din, x.code, x.centre, x.component, x.abo, x.rhd, to_timestamp(x.expires), 'active'
-                            FROM unnest(\(a.map { reservationOf[shipmentOf[$0.unit.key] ?? 0] ?? "" })::text[], \(a.map(\.unit.din))::text[],
-                              \(a.map(\.unit.productCode))::text[],
-                              \(a.map(\.unit.centreID))::text[], \(a.map { componentOf[$0.orderID] ?? "RBC" })::text[],
-                              \(a.map(\.unit.group.abo.rawValue))::text[], \(a.map(\.unit.group.rhd.rawValue))::text[],
-                              \(a.map { Double($0.unit.expiresAt) })::float8[]) AS x(reservation, din, code, centre, component, abo, rhd, expires)
-                            """, logger: logger)
-                        try await conn.query("""
-                            INSERT INTO batch_shipments (run_id, shipment_no, centre, hospital, units, eta_minutes, needed_by_met,
-                              stale_centre, reservation_id)
-                            SELECT \(run)::uuid, x.no, x.centre, x.hospital, x.units, x.eta, NULLIF(x.met, '')::boolean, x.stale, x.reservation::uuid
-                            FROM unnest(\(s.map(\.number))::int[], \(s.map(\.centreID))::text[], \(s.map(\.hospitalID))::text[],
-                              \(s.map(\.units.count))::int[], \(s.map(\.etaMinutes))::float8[],
-                              \(s.map { $0.neededByMet.map { $0 ? "true" : "false" } ?? "" })::text[], \(s.map(\.staleCentre))::bool[],
-                              \(reservationIDs)::text[]) AS x(no, centre, hospital, units, eta, met, stale, reservation)
-                            """, logger: logger)
-                        try await conn.query("""
-                            INSERT INTO batch_allocations (run_id, shipment_no, order_id, din, product_code, centre, hospital, cost_minutes, rationale)
-                            SELECT \(run)::uuid, x.no, x.order_id, x.din, x.code, x.centre, x.hospital, x.cost, x.rationale
-                            FROM unnest(\(a.map { shipmentOf[$0.unit.key] ?? 0 })::int[], \(a.map(\.orderID))::text[],
-                              \(a.map(\.unit.din))::text[], \(a.map(\.unit.productCode))::text[], \(a.map(\.unit.centreID))::text[],
-                              \(a.map(\.hospitalID))::text[], \(a.map(\.costMinutes))::float8[], \(a.map(\.rationale))::text[])
-                              AS x(no, order_id, din, code, centre, hospital, cost, rationale)
-                            """, logger: logger)
-                        // The same hold event as any other hold, naming the run, the shipment and the
-                        // order each unit is for, so a unit's trace shows the allocation and the hold.
-                        try await conn.query("""
-                            INSERT INTO event_log (actor, action, subject, payload)
-                            SELECT \(operatorName), 'reservation.made', 'reservation:' || r.reservation_id,
-                              jsonb_build_object('reservation_id', r.reservation_id, 'source', 'batch', 'hospital', r.hospital,
-                                'batch_run_id', r.batch_run_id, 'run_key', \(runKey)::text, 'shipment_no', s.shipment_no, 'centre', s.centre,
-                                'hold_seconds', round(extract(epoch FROM r.held_until - r.created_at))::bigint,
-                                'units', (SELECT jsonb_agg(jsonb_build_object('din', a.din, 'product_code', a.product_code,
-                                            'order_id', a.order_id) ORDER BY a.din, a.product_code)
-                                          FROM batch_allocations a WHERE a.run_id = s.run_id AND a.shipment_no = s.shipment_no))
-                            FROM batch_shipments s JOIN reservations r ON r.reservation_id = s.reservation_id
-                            WHERE s.run_id = \(run)::uuid ORDER BY s.shipment_no
-                            """, logger: logger)
+                    var plan = plan, orders = orders, solveMilliseconds = solveMilliseconds
+                    if let fence {
+                        orders.removeAll { changed.contains($0.orderID) }
+                        var centres = Set<String>()
+                        for try await (centre,) in try await conn.query("SELECT centre FROM centre_status", logger: logger)
+                            .decode((String,).self) { centres.insert(centre) }
+                        try await PostgresReservationStore.lockCentres(centres, exclusive: true, on: conn, logger: logger)
+                        _ = try await PostgresReservationStore.expireOverdue(on: conn, units: nil, actor: operatorName, logger: logger)
+                        var excluded = try await PostgresInventoryReader.heldUnits(on: conn, logger: logger)
+                        var replan = !changed.isEmpty || plan.allocations.contains { excluded.contains($0.unit.key) }
+                        var taken = Set<UnitKey>()
+                        for _ in 0..<fence.maximumReplans {
+                            if replan { (plan, solveMilliseconds) = await fence.replan(orders, excluded) }
+                            taken = try await Self.taken(plan, on: conn, logger: logger)
+                            if taken.isEmpty { break }
+                            excluded.formUnion(taken)
+                            replan = true
+                        }
+                        if !taken.isEmpty { return .unitsTaken(taken) }
+                    } else {
+                        if !changed.isEmpty { return .ordersChanged(changed) }
+                        // Holds past their time are marked expired first (as live reservations do), so only
+                        // live holds and issued units count as taken.
+                        _ = try await PostgresReservationStore.expireOverdue(on: conn, units: allUnits, actor: operatorName, logger: logger)
+                        // The index proposed; the snapshots in force decide. Under the centres' import locks, a
+                        // unit no longer offered (held, issued, quarantined, removed, moved, expired, returned
+                        // since) sends the plan back to be made again without it.
+                        try await PostgresReservationStore.lockCentres(Set(plan.allocations.map(\.unit.centreID)), on: conn, logger: logger)
+                        let offered = try await PostgresReservationStore.offered(allUnits, on: conn, logger: logger)
+                        let centreOf = Dictionary(plan.allocations.map { ($0.unit.key, $0.unit.centreID) }, uniquingKeysWith: { a, _ in a })
+                        let taken = Set(allUnits.filter { offered[$0]?.centre != centreOf[$0] })
+                        if !taken.isEmpty { return .unitsTaken(taken) }
                     }
-                    let o = plan.outcomes
-                    if !o.isEmpty {
-                        try await conn.query("""
-                            INSERT INTO batch_order_outcomes (run_id, order_id, status, quantity, allocated, reason)
-                            SELECT \(run)::uuid, x.id, x.status, x.quantity, x.allocated, NULLIF(x.reason, '')
-                            FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map(\.quantity))::int[],
-                              \(o.map(\.allocated))::int[], \(o.map { $0.reason ?? "" })::text[]) AS x(id, status, quantity, allocated, reason)
-                            """, logger: logger)
-                        try await conn.query("""
-                            UPDATE orders SET status = x.status, status_reason = NULLIF(x.reason, ''), last_run_id = \(run)::uuid,
-                              updated_at = clock_timestamp()
-                            FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map { $0.reason ?? "" })::text[])
-                              AS x(id, status, reason)
-                            WHERE orders.order_id = x.id
-                            """, logger: logger)
-                        try await conn.query("""
-                            INSERT INTO event_log (actor, action, subject, payload)
-                            SELECT \(operatorName), CASE WHEN x.allocated > 0 THEN 'order.allocated' ELSE 'order.unfillable' END,
-                              'order:' || x.id,
-                              jsonb_build_object('run_id', \(run)::text, 'status', x.status, 'allocated', x.allocated,
-                                'quantity', x.quantity, 'reason', NULLIF(x.reason, ''),
-                                'units', coalesce((SELECT jsonb_agg(jsonb_build_object('din', a.din, 'product_code', a.product_code,
-                                           'centre', a.centre, 'shipment_no', a.shipment_no) ORDER BY a.din, a.product_code)
-                                         FROM batch_allocations a WHERE a.run_id = \(run)::uuid AND a.order_id = x.id), '[]'::jsonb))
-                            FROM unnest(\(o.map(\.orderID))::text[], \(o.map(\.status.rawValue))::text[], \(o.map(\.quantity))::int[],
-                              \(o.map(\.allocated))::int[], \(o.map { $0.reason ?? "" })::text[]) AS x(id, status, quantity, allocated, reason)
-                            """, logger: logger)
-                    }
-                    let payload = #"{"run_key":\#(jsonString(runKey)),"orders":\#(o.count),"units":\#(plan.allocations.count),"shipments":\#(plan.shipments.count),"total_cost_minutes":\#(plan.cost.totalMinutes),"greedy_cost_minutes":\#(plan.greedyCost.totalMinutes),"stale_centres":\#(plan.staleCentres.count)}"#
-                    try await conn.query("""
-                        INSERT INTO event_log (actor, action, subject, payload)
-                        VALUES (\(operatorName), 'batch.run', \("batch:" + run), \(payload)::jsonb)
-                        """, logger: logger)
-                    return .recorded(runID: runID)
+                    try await Self.write(plan: plan, orders: orders, run: run, runKey: runKey, operatorName: operatorName,
+                                         startedAt: startedAt, solveMilliseconds: solveMilliseconds, holdUntil: holdUntil,
+                                         on: conn, logger: logger)
+                    return .recorded(runID: runID, plan: plan, solveMilliseconds: solveMilliseconds)
                 }
             } catch let error as PostgresTransactionError where error.closureError is BatchBusyError {
                 throw BatchBusyError()

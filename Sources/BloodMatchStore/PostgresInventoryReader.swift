@@ -196,16 +196,27 @@ public struct PostgresInventoryReader: Sendable {
     public func heldUnits() async throws -> Set<UnitKey> {
         try await database.observe("inventory.held_units") {
             var out: Set<UnitKey> = []
-            for try await (din, code) in try await database.client.query("""
-                SELECT r.din, r.product_code FROM reservation_units r JOIN reservations h USING (reservation_id)
-                WHERE r.state = 'active' AND h.held_until > now()
-                UNION ALL
-                SELECT r.din, r.product_code FROM reservation_units r JOIN centre_status s ON s.centre = r.centre
-                WHERE r.state = 'returned' AND r.state_changed_at >= s.last_as_of
-                """, logger: database.logger).decode((String, String).self) { out.insert(UnitKey(din: din, productCode: code)) }
+            for try await (din, code) in try await database.client.query(PostgresQuery(unsafeSQL: Self.heldUnitsSQL), logger: database.logger)
+                .decode((String, String).self) { out.insert(UnitKey(din: din, productCode: code)) }
             return out
         }
     }
+
+    /// `heldUnits()` read on a connection, inside the caller's transaction.
+    static func heldUnits(on conn: PostgresConnection, logger: Logger) async throws -> Set<UnitKey> {
+        var out: Set<UnitKey> = []
+        for try await (din, code) in try await conn.query(PostgresQuery(unsafeSQL: heldUnitsSQL), logger: logger)
+            .decode((String, String).self) { out.insert(UnitKey(din: din, productCode: code)) }
+        return out
+    }
+
+    static let heldUnitsSQL = """
+        SELECT r.din, r.product_code FROM reservation_units r JOIN reservations h USING (reservation_id)
+        WHERE r.state = 'active' AND h.held_until > now()
+        UNION ALL
+        SELECT r.din, r.product_code FROM reservation_units r JOIN centre_status s ON s.centre = r.centre
+        WHERE r.state = 'returned' AND r.state_changed_at >= s.last_as_of
+        """
 
     /// Units no match may choose although the index may still hold them, with their centre,
     /// component and group: under an active hold, or issued or returned since their centre's

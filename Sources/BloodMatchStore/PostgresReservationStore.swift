@@ -112,11 +112,16 @@ public struct PostgresReservationStore: Sendable {
     }
 
     /// Takes the import locks of these centres, shared, in the caller's transaction: no snapshot of
-    /// theirs can be swapped in until it commits.
-    static func lockCentres(_ centres: Set<String>, on conn: PostgresConnection, logger: Logger) async throws {
+    /// theirs can be swapped in until it commits. Exclusive (a batch's last attempt), no hold,
+    /// issue or import at these centres can start either.
+    static func lockCentres(_ centres: Set<String>, exclusive: Bool = false, on conn: PostgresConnection, logger: Logger) async throws {
         guard !centres.isEmpty else { return }
-        _ = try await conn.query("""
-            SELECT pg_advisory_xact_lock_shared(hashtext('bloodmatch.centre:' || c)) FROM unnest(\(centres.sorted())::text[]) c
+        // Always in sorted order, shared or not, so two lockers never wait on each other in a cycle.
+        let sorted = centres.sorted()
+        _ = try await conn.query(exclusive ? """
+            SELECT pg_advisory_xact_lock(hashtext('bloodmatch.centre:' || c)) FROM unnest(\(sorted)::text[]) c
+            """ : """
+            SELECT pg_advisory_xact_lock_shared(hashtext('bloodmatch.centre:' || c)) FROM unnest(\(sorted)::text[]) c
             """, logger: logger).collect()
     }
 
