@@ -55,6 +55,18 @@ public enum RowRejectionReason: String, Sendable, Hashable, CaseIterable, Codabl
     case emptyAttribute
     /// The same attribute listed twice.
     case duplicateAttribute
+    /// A FHIR Bundle entry that is not shaped as an R5 BiologicallyDerivedProduct entry (not an
+    /// object, another resource type, an element R5 does not have, a modifier extension).
+    case fhirStructure
+    /// A FHIR element the stock model needs is absent (DIN, product code, division, type of
+    /// collection, component, collection time, expiry, status).
+    case fhirMissing
+    /// Two FHIR elements of one entry disagree (an ABO/RhD code for directed use on a volunteer
+    /// product code, two divisions, two statuses).
+    case fhirContradiction
+    /// No ABO/RhD group to match on: no ABO/RhD property, RhD not specified, or a special message
+    /// in its place. The group is never guessed; the unit is not loaded as stock.
+    case groupUnknown
 }
 
 /// One refused data row: where it is, which field, the offending value and why.

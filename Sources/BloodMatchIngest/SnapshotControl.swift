@@ -50,7 +50,10 @@ public struct SnapshotControl: Sendable, Hashable {
 
     /// The control record's file name for a snapshot: `X.csv` → `X.ctl.json`.
     public static func controlFileName(forSnapshot csvName: String) -> String {
-        (csvName.hasSuffix(".csv") ? String(csvName.dropLast(4)) : csvName) + ".ctl.json"
+        for suffix in [".csv", ".fhir.json", ".json"] where csvName.hasSuffix(suffix) {
+            return String(csvName.dropLast(suffix.count)) + ".ctl.json"
+        }
+        return csvName + ".ctl.json"
     }
 
     /// Decodes and checks a control record. Errors carry `fileName` and the field at fault.

@@ -54,6 +54,9 @@ public struct SnapshotFileError: Error, Sendable, Hashable, CustomStringConverti
         case rowCountMismatch
         /// The decoder was used after `finish()` or after an earlier error.
         case decoderClosed
+        /// A FHIR Bundle snapshot that is not valid JSON, not an R5 Bundle of type collection or
+        /// transaction, or whose `timestamp` is not the control record's `as_of`.
+        case bundleInvalid
     }
 
     /// The stable code of the problem.

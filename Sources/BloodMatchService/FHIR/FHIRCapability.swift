@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import Foundation
 
 /// The CapabilityStatement served at `/fhir/metadata`: exactly the interactions and search

@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import BloodMatchCore
 import BloodMatchStore
 import Foundation

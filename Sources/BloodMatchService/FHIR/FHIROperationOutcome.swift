@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import Foundation
 
 /// Every refusal on a FHIR path as an OperationOutcome: the same status, code, message and field as

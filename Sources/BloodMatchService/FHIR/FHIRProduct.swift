@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import BloodMatchCore
 import Foundation
 
@@ -109,7 +110,7 @@ public enum FHIRProduct {
         static let unavailable = ResponseJSON.string(.coding(FHIRSystem.productStatus, "unavailable"))
         /// By `Component.index`.
         static let component: [String] = Component.allCases.sorted { $0.index < $1.index }.map { c in
-            ResponseJSON.string(property(FHIRSystem.base + "/CodeSystem/property", "component",
+            ResponseJSON.string(property(FHIRSystem.property, "component",
                                          value: .concept(FHIRSystem.component, c.rawValue, display: componentName(c))))
         }
         /// The type-of-collection character of the product code (ISBT 128 DS003 `t`), as the R5
@@ -123,7 +124,7 @@ public enum FHIRProduct {
         static let storage: [String?] = Component.allCases.sorted { $0.index < $1.index }.map { storageRange($0).map(ResponseJSON.string) }
         /// By `UnitAttribute.bit`.
         static let attribute: [String] = UnitAttribute.allCases.map { a in
-            ResponseJSON.string(property(FHIRSystem.base + "/CodeSystem/property", "attribute", value: .concept(FHIRSystem.requirement, a.rawValue)))
+            ResponseJSON.string(property(FHIRSystem.property, "attribute", value: .concept(FHIRSystem.requirement, a.rawValue)))
         }
         /// ABO/RhD by group and the type-of-collection characters with a confirmed column (others: text only).
         static let aboRhDByGroup: [[UInt8: String]] = BloodGroup.all.sorted { $0.index < $1.index }.map { g in

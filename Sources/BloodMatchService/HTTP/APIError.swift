@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import Foundation
 import Hummingbird
 

@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import BloodMatchStore
 import Foundation
 import Logging

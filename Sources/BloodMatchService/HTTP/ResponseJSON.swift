@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import Foundation
 
 /// Writes the API's response bodies and access-record payloads from `JSONValue`: JSON with sorted

@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import BloodMatchCore
 @testable import BloodMatchService
 import BloodMatchStore

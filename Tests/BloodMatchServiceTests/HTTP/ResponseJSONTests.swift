@@ -1,4 +1,5 @@
 @testable import BloodMatchService
+import BloodMatchIngest
 import Foundation
 import Testing
 
