@@ -7,8 +7,8 @@ import PostgresNIO
 
 // Reading a snapshot file for the importer: decoding it chunk by chunk and encoding accepted rows for COPY.
 
-/// Reads one snapshot CSV through the decoder, chunk by chunk, counting rows and keeping the first
-/// rejections; optionally encodes the accepted rows as COPY text.
+/// Reads one snapshot through the decoder, a CSV chunk by chunk or a FHIR Bundle whole, counting
+/// rows and keeping the first rejections; optionally encodes the accepted rows as COPY text.
 struct SnapshotFileReader {
     var decoder: InventorySnapshotDecoder
     let csvPath: String
@@ -20,6 +20,15 @@ struct SnapshotFileReader {
     var rejections: [RowRejection] = []
     var completion: SnapshotCompletion?
     var fileError: SnapshotFileError?
+    /// Set when the file is a FHIR Bundle (`NAME.json`): what its decoder needs.
+    var bundle: BundleContext?
+
+    struct BundleContext {
+        var control: SnapshotControl
+        var now: Date
+        var limits: SnapshotLimits
+        var shelfLife: ShelfLifeBounds
+    }
 
     /// Reads the file to its end or its first file error (kept in `fileError`). With `snapshot`, the
     /// accepted rows go to `write` as COPY text for that snapshot id, about 1 MiB at a time.
@@ -29,6 +38,7 @@ struct SnapshotFileReader {
                                                      summary: nil, rowsTotal: 0, rejections: [], fileError: nil)
         }
         defer { try? handle.close() }
+        if let bundle { return try await readBundle(handle, bundle, copyingAs: snapshot, write: write) }
         var out = ByteBuffer()
         do {
             while true {
@@ -48,6 +58,23 @@ struct SnapshotFileReader {
             return
         }
         if out.readableBytes > 0 { try await write(out) }
+    }
+
+    /// A FHIR Bundle is decoded whole (JSON has no record boundaries to stream on), read up to
+    /// the file-size limit and one byte more, so an oversized file is refused, never cut.
+    private mutating func readBundle(_ handle: FileHandle, _ bundle: BundleContext, copyingAs snapshot: String?,
+                                     write: (ByteBuffer) async throws -> Void) async throws {
+        do {
+            let bytes = [UInt8](try handle.read(upToCount: bundle.limits.maximumFileBytes + 1) ?? Data())
+            let done = try FHIRBundleSnapshotDecoder.decode(bytes, fileName: fileName, control: bundle.control, now: bundle.now,
+                                                            limits: bundle.limits, shelfLife: bundle.shelfLife)
+            var out = ByteBuffer()
+            emit(done.rows, snapshot: snapshot, to: &out)
+            completion = done
+            if out.readableBytes > 0 { try await write(out) }
+        } catch let error as SnapshotFileError {
+            fileError = error
+        }
     }
 
     private mutating func emit(_ rows: [DecodedRow], snapshot: String?, to out: inout ByteBuffer) {

@@ -186,7 +186,9 @@ public struct PostgresInventoryImporter: Sendable {
                     }
                     var reader = SnapshotFileReader(
                         decoder: InventorySnapshotDecoder(fileName: fileName, control: control, now: now, limits: limits, shelfLife: shelfLife),
-                        csvPath: source.csvPath, fileName: fileName, chunkSize: chunkSize, retainedRejections: limits.maximumRetainedRejections)
+                        csvPath: source.csvPath, fileName: fileName, chunkSize: chunkSize, retainedRejections: limits.maximumRetainedRejections,
+                        bundle: FHIRBundleSnapshotDecoder.isBundle(fileName)
+                            ? .init(control: control, now: now, limits: limits, shelfLife: shelfLife) : nil)
                     defer { rowsTotal = reader.rowsTotal }
 
                     // An older snapshot than the one in force is a replay, even when its bytes equal an earlier snapshot's.

@@ -32,6 +32,46 @@ public enum StockFixture {
         return out
     }
 
+    /// One unit as a FHIR R5 BiologicallyDerivedProduct, as a centre's FHIR feed sends it
+    /// (Data/FHIR.md): DIN, product code, ABORhD, component, attributes, collection, expiry, status.
+    public static func resource(_ u: InventoryUnit) -> [String: Any] {
+        func property(_ typeSystem: String, _ type: String, _ system: String, _ code: String) -> [String: Any] {
+            ["type": ["coding": [["system": typeSystem, "code": type]]], "valueCodeableConcept": ["coding": [["system": system, "code": code]]]]
+        }
+        var properties = [property(FHIRSystem.isbtProperty, "ABORhD", FHIRSystem.aboRhD, ISBTBloodGroupCode.defaultCode(for: u.group)),
+                          property(FHIRSystem.property, "component", FHIRSystem.component, u.component.rawValue)]
+        for a in UnitAttribute.allCases where u.attributes.contains(a) {
+            properties.append(property(FHIRSystem.property, "attribute", FHIRSystem.requirement, a.rawValue))
+        }
+        return [
+            "resourceType": "BiologicallyDerivedProduct",
+            "biologicalSourceEvent": ["system": FHIRSystem.din, "value": u.din.value],
+            "productCode": ["coding": [["system": FHIRSystem.productDescriptionCode, "code": u.productCode]]],
+            "productStatus": ["coding": [["system": FHIRSystem.productStatus, "code": u.status == .available ? "available" : "unavailable"]]],
+            "collection": ["collectedDateTime": timestamp(u.collectedAt)],
+            "expirationDate": timestamp(u.expiresAt),
+            "property": properties,
+            "extension": [["url": FHIRSystem.extensionURL("distribution-centre"), "valueIdentifier": ["system": FHIRSystem.site, "value": u.siteID]]],
+        ]
+    }
+
+    /// Writes `NAME.json` (a collection Bundle of `resources`) and `NAME.ctl.json`; returns the Bundle's path.
+    @discardableResult
+    public static func writeBundle(_ resources: [[String: Any]], centre: String, asOf: Date, name: String, in directory: URL) throws -> String {
+        let bundle: [String: Any] = ["resourceType": "Bundle", "type": "collection", "timestamp": timestamp(asOf),
+                                     "entry": resources.map { ["fullUrl": "urn:uuid:" + UUID().uuidString.lowercased(), "resource": $0] }]
+        let bytes = try JSONSerialization.data(withJSONObject: bundle, options: [.sortedKeys, .withoutEscapingSlashes])
+        let control = """
+            {"format":"bloodmatch-inventory/1","centre":"\(centre)","as_of":"\(timestamp(asOf))","row_count":\(resources.count),\
+            "sha256":"\(SnapshotControl.checksum(of: bytes))","empty_stock":\(resources.isEmpty)}
+            """
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let url = directory.appendingPathComponent("\(name).json")
+        try bytes.write(to: url)
+        try Data(control.utf8).write(to: directory.appendingPathComponent("\(name).ctl.json"))
+        return url.path
+    }
+
     /// Writes `NAME.csv` and `NAME.ctl.json` into `directory` and returns the CSV path.
     @discardableResult
     public static func write(csv text: String, centre: String, asOf: Date, rowCount: Int, name: String, in directory: URL,
