@@ -12,6 +12,7 @@
 #   credentials: a bearer token (option, and environment with an index) and a client certificate
 #     (mutual TLS) load; without them the feed refuses (exit 3); the token appears in no output and
 #     no record
+#   FHIR: a centre's snapshot as a FHIR Bundle (NAME.fhir.json) loads by URL like its CSV
 #   latest.json: an index document names the newest snapshot; polled again it is already imported,
 #   and its CSV is not downloaded again (the control record names the snapshot in force)
 #     (exit 0, nothing reloaded)
@@ -55,6 +56,9 @@ mapfile -t snaps < <(ls "$work/gen/snapshots/" | grep '\.csv$' | head -5)
 for s in "${snaps[@]}"; do cp "$work/gen/snapshots/${s%.csv}".* "$work/www/"; done
 centre_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["centre"])' "$work/www/${1%.csv}.ctl.json"; }
 printf '{"snapshot": "%s"}\n' "${snaps[3]}" >"$work/www/latest.json"
+# The fifth centre's snapshot also as a FHIR Bundle (with its own control record).
+bundle=fhir-${snaps[4]%.csv}.fhir.json
+python3 Jobs/checks/fhir_feed.py bundle "$work/gen/snapshots/${snaps[4]}" "$work/www/$bundle" >/dev/null || bad fhir_bundle "could not write the Bundle"
 
 python3 Jobs/checks/feed_server.py "$work/www" "$c" "$work/ports" "$work/token" 2>"$work/server.log" &
 server=$!
@@ -147,6 +151,10 @@ expect latest_again 0 '[ "$(sql "SELECT outcome FROM bm.import_runs ORDER BY run
 # The second poll fetched the index and the control record, not the CSV again.
 stats=$(curl -s --cacert "$c/ca.pem" "$good/stats")
 expect latest_again_csv_not_fetched 0 'python3 -c "import json,sys; s=json.loads(sys.argv[1]); sys.exit(not (s.get(\"/auth/latest.json\") == 2 and s.get(\"/auth/${snaps[3]%.csv}.ctl.json\") == 2 and s.get(\"/auth/${snaps[3]}\") == 1))" "$stats"'
+
+# A FHIR Bundle by URL: its control record, then the Bundle; loaded like a CSV.
+run fhir_bundle --url "$good/$bundle"
+expect fhir_bundle 0 '[ "$(sql "SELECT outcome || '"' '"' || rows_accepted FROM bm.import_runs ORDER BY run_id DESC LIMIT 1")" = "loaded $(($(wc -l <"$work/gen/snapshots/${snaps[4]}") - 1))" ]'
 
 run plain_http --url "http://127.0.0.1:$(port good)/${snaps[0]}"
 expect plain_http 2

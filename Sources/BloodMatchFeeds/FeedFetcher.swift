@@ -25,9 +25,10 @@ public struct FetchedSnapshot: Sendable {
 
 /// Fetches a snapshot pair over HTTPS into its own folder under `var/feeds/`.
 ///
-/// The address names the CSV (`…/NAME.csv`: `NAME.ctl.json` is fetched from beside it), or an
-/// index document (`…/NAME.json`, e.g. `latest.json`) that names the feed's newest snapshot:
-/// `{"snapshot": "NAME.csv"}`, a file in the index's own folder. The control record comes first,
+/// The address names the snapshot (`…/NAME.csv`, or a FHIR Bundle `…/NAME.fhir.json`:
+/// `NAME.ctl.json` is fetched from beside it), or an index document (`…/NAME.json`, e.g.
+/// `latest.json`) that names the feed's newest snapshot: `{"snapshot": "NAME.csv"}` (or a Bundle
+/// `NAME.json`), a file in the index's own folder. The control record comes first,
 /// then the CSV, streamed to a temporary file with the size cap enforced as it arrives, unless the
 /// control record names the centre's snapshot in force (a feed polled again: `inForce`). The whole
 /// fetch has one deadline; only transient failures (connection refused or reset, timeouts, HTTP
@@ -52,7 +53,7 @@ public struct FeedFetcher: Sendable {
     /// Parses and checks a `--url` value.
     public static func address(_ text: String) throws(FeedAddressError) -> Address {
         guard let url = URL(string: text), url.scheme == "https", let host = url.host, !host.isEmpty else {
-            throw FeedAddressError(address: text, problem: "must be an https:// address of a snapshot NAME.csv or an index NAME.json")
+            throw FeedAddressError(address: text, problem: "must be an https:// address of a snapshot NAME.csv, a FHIR Bundle NAME.fhir.json, or an index NAME.json")
         }
         guard url.user == nil, url.password == nil else {
             throw FeedAddressError(address: "https://…@\(host)…", problem: "carries credentials, which would be logged and recorded; use --bearer-token-file or a client certificate")
@@ -61,9 +62,9 @@ public struct FeedFetcher: Sendable {
         guard SpoolFolder.isSafe(name) else {
             throw FeedAddressError(address: text, problem: "must end in a file name of [A-Za-z0-9._-]")
         }
-        if name.hasSuffix(".csv") { return .snapshot(csv: url) }
+        if name.hasSuffix(".csv") || name.hasSuffix(".fhir.json") { return .snapshot(csv: url) }
         if name.hasSuffix(".json") && !name.hasSuffix(".ctl.json") { return .index(url) }
-        throw FeedAddressError(address: text, problem: "must name a snapshot NAME.csv or an index document NAME.json (such as latest.json)")
+        throw FeedAddressError(address: text, problem: "must name a snapshot NAME.csv, a FHIR Bundle NAME.fhir.json, or an index document NAME.json (such as latest.json)")
     }
 
     /// Fetches the snapshot `address` names. On failure nothing is left on disk.
@@ -159,9 +160,9 @@ public struct FeedFetcher: Sendable {
             throw FeedFetchError(feed: feed, file: indexName, kind: .refused,
                                  reason: "index document \(indexName) is not JSON of the form {\"snapshot\": \"NAME.csv\"}")
         }
-        guard index.snapshot.hasSuffix(".csv"), SpoolFolder.isSafe(index.snapshot) else {
+        guard SpoolFolder.isSnapshotName(index.snapshot), SpoolFolder.isSafe(index.snapshot) else {
             throw FeedFetchError(feed: feed, file: indexName, kind: .refused,
-                                 reason: "index document \(indexName) names '\(index.snapshot.prefix(200))', not a snapshot file NAME.csv of [A-Za-z0-9._-] beside it")
+                                 reason: "index document \(indexName) names '\(index.snapshot.prefix(200))', not a snapshot file (NAME.csv or a FHIR Bundle NAME.json) of [A-Za-z0-9._-] beside it")
         }
         return index.snapshot
     }

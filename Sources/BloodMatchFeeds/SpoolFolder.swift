@@ -1,3 +1,4 @@
+import BloodMatchIngest
 import Foundation
 
 #if canImport(Glibc)
@@ -6,8 +7,8 @@ import Glibc
 
 /// A spool folder that distribution-centre feeds drop snapshots into.
 ///
-/// A snapshot is complete when both `NAME.csv` and `NAME.ctl.json` are regular files directly in
-/// the folder: writers put the CSV first and the control record last, each through a temporary
+/// A snapshot is complete when both `NAME.csv` (or a FHIR Bundle `NAME.json`) and `NAME.ctl.json`
+/// are regular files directly in the folder: writers put the CSV first and the control record last, each through a temporary
 /// name and a rename, and the control record's row count and SHA-256 catch a CSV still being
 /// written. Hidden files, temporary files, symlinks, names outside `[A-Za-z0-9._-]` and anything
 /// that is not a regular file are never read. After an import, the pair is moved into `done/` or
@@ -45,6 +46,14 @@ public struct SpoolFolder: Sendable {
         return bytes.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
     }
 
+    /// Whether a name is a snapshot: `NAME.csv`, or a FHIR Bundle `NAME.json` / `NAME.fhir.json`.
+    static func isSnapshotName(_ name: String) -> Bool {
+        name.hasSuffix(".csv") || FHIRBundleSnapshotDecoder.isBundle(name)
+    }
+
+    /// The snapshot names one control record `STEM.ctl.json` can vouch for.
+    static func dataNames(_ stem: String) -> [String] { [stem + ".csv", stem + ".fhir.json", stem + ".json"] }
+
     private static func isAlnum(_ b: UInt8) -> Bool {
         (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b)
     }
@@ -72,11 +81,21 @@ public struct SpoolFolder: Sendable {
                 continue
             }
             let age = now.timeIntervalSince1970 - (Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
-            if name.hasSuffix(".csv") {
-                let control = String(name.dropLast(4)) + ".ctl.json"
+            if name.hasSuffix(".ctl.json") {
+                let stem = String(name.dropLast(9))
+                if !Self.dataNames(stem).contains(where: present.contains) && age > orphanGrace {
+                    entries.append(.orphan(name: name, missing: Self.dataNames(stem).joined(separator: " or "), age: age))
+                }
+            } else if Self.isSnapshotName(name) {
+                let control = SnapshotControl.controlFileName(forSnapshot: name)
                 guard present.contains(control) else {
                     // Still arriving (the control record comes last), unless it has waited too long.
                     if age > orphanGrace { entries.append(.orphan(name: name, missing: control, age: age)) }
+                    continue
+                }
+                let twins = Self.dataNames(String(control.dropLast(9))).filter(present.contains)
+                if twins.count > 1 {
+                    entries.append(.refused(name: name, reason: "\(twins.joined(separator: " and ")) share one control record \(control); which one it vouches for is not guessed"))
                     continue
                 }
                 let controlPath = root.appendingPathComponent(control).path
@@ -86,11 +105,8 @@ public struct SpoolFolder: Sendable {
                     continue
                 }
                 entries.append(.snapshot(csv: root.appendingPathComponent(name), control: root.appendingPathComponent(control)))
-            } else if name.hasSuffix(".ctl.json") {
-                let csv = String(name.dropLast(9)) + ".csv"
-                if !present.contains(csv) && age > orphanGrace { entries.append(.orphan(name: name, missing: csv, age: age)) }
             } else {
-                entries.append(.refused(name: name, reason: "not a snapshot (.csv) or control record (.ctl.json)"))
+                entries.append(.refused(name: name, reason: "not a snapshot (.csv, or a FHIR Bundle .json) or control record (.ctl.json)"))
             }
         }
         return entries

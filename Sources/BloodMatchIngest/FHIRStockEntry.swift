@@ -198,16 +198,23 @@ enum FHIRStockEntry {
             }
         }
 
-        let statuses = Set(try codes(r["productStatus"], at + ".productStatus", systems: [FHIRSystem.productStatus, nil]))
+        // R5 productStatus is a Coding (not a CodeableConcept).
+        let statusPath = at + ".productStatus"
+        guard let statusValue = r["productStatus"] else {
+            throw problem(statusPath, nil, .fhirMissing, "productStatus is missing; a unit's availability is never assumed")
+        }
+        guard case .object(let statusCoding) = statusValue, statusCoding["coding"] == nil else {
+            throw problem(statusPath, statusValue, .fhirStructure, "productStatus is a Coding (system and code), as R5 defines it")
+        }
+        if let system = statusCoding["system"], FHIRBundleSnapshotDecoder.string(system) != FHIRSystem.productStatus {
+            throw problem(statusPath + ".system", system, .fhirStructure, "productStatus's system must be \(FHIRSystem.productStatus)")
+        }
         let status: String
-        switch statuses.count == 1 ? statuses.first : nil {
+        switch try text(statusCoding["code"], statusPath + ".code", what: "productStatus's code") {
         case "available": status = "AVAILABLE"
         // Not available for use: held back, never offered (the R5 value set has no finer state).
         case "unavailable": status = "QUARANTINED"
-        case let code?: throw problem(at + ".productStatus", .string(code), .unknownStatus, "productStatus '\(code)' is not available or unavailable")
-        case nil:
-            throw problem(at + ".productStatus", r["productStatus"], statuses.isEmpty ? .fhirMissing : .fhirContradiction,
-                          statuses.isEmpty ? "productStatus is missing; a unit's availability is never assumed" : "productStatus names more than one status")
+        case let code: throw problem(statusPath, .string(code), .unknownStatus, "productStatus '\(code)' is not available or unavailable")
         }
         return [din, productCode, component[0], abo, rhd, collected, expires, site, status, attributes.joined(separator: ";")]
     }

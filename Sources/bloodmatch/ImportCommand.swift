@@ -12,18 +12,20 @@ struct ImportCommand: AsyncParsableCommand {
         commandName: "import",
         abstract: "Import inventory snapshots: validated, atomic per centre, idempotent.",
         discussion: """
-        Each FILE is a snapshot CSV with its control record NAME.ctl.json beside it (Data/feed-format.md).
-        --url fetches NAME.ctl.json and NAME.csv from an https address of the CSV, or of an index document
-        NAME.json ({"snapshot": "NAME.csv"}, e.g. latest.json) that names the feed's newest snapshot.
+        Each FILE is a snapshot CSV (NAME.csv) or a FHIR R5 Bundle of BiologicallyDerivedProduct (NAME.json
+        or NAME.fhir.json), with its control record NAME.ctl.json beside it (Data/feed-format.md,
+        Data/FHIR.md). --url fetches NAME.ctl.json and the snapshot from an https address of NAME.csv or
+        NAME.fhir.json, or of an index document NAME.json ({"snapshot": "NAME.csv"}, e.g. latest.json)
+        that names the feed's newest snapshot. The spool takes both kinds.
         Exit codes: 0 all loaded (or already imported), 3 rows rejected, a snapshot refused, a spool file
         refused or orphaned, or a feed refused (certificate, credentials, size), 4 a feed unreachable
         (including no complete answer by the deadline), 1 the database refused a load (recorded as
         failed; a spool file stays for the next run), 5 database unavailable, 2 usage error.
         """)
 
-    @Argument(help: "Snapshot CSV files.") var files: [String] = []
+    @Argument(help: "Snapshot files: NAME.csv or a FHIR Bundle NAME.json, each with NAME.ctl.json.") var files: [String] = []
     @Option(help: "Import every complete snapshot in this spool folder, moving each to done/ or failed/.") var spool: String?
-    @Option(help: "Fetch a snapshot from this https URL (NAME.csv, or an index NAME.json naming the newest) and import it.") var url: [String] = []
+    @Option(help: "Fetch a snapshot from this https URL (NAME.csv, a FHIR Bundle NAME.fhir.json, or an index NAME.json naming the newest) and import it.") var url: [String] = []
     @Option(help: "Seconds for one feed snapshot's whole fetch, retries included (default 120; BLOODMATCH_FEED_DEADLINE).") var fetchDeadline: Int?
     @Option(help: "File holding a bearer token for the feed (BLOODMATCH_FEED_TOKEN_FILE).") var bearerTokenFile: String?
     @Option(name: .customLong("client-cert"), help: "PEM client certificate presented to the feed (BLOODMATCH_FEED_CLIENT_CERT).") var clientCertificate: String?

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Feed addresses and index documents")
 struct FeedAddressTests {
-    @Test("an https address of NAME.csv is a snapshot; of NAME.json an index")
+    @Test("an https address of NAME.csv or a FHIR Bundle NAME.fhir.json is a snapshot; of NAME.json an index")
     func accepted() throws {
         guard case .snapshot(let csv) = try FeedFetcher.address("https://feeds.example.org/centre-7/snap-2026.csv") else {
             Issue.record("a .csv address is not a snapshot")
@@ -16,13 +16,18 @@ struct FeedAddressTests {
             return
         }
         #expect(index.port == 8443)
+        guard case .snapshot(let bundle) = try FeedFetcher.address("https://feeds.example.org/centre-7/snap-2026.fhir.json") else {
+            Issue.record("a .fhir.json address is not a snapshot")
+            return
+        }
+        #expect(bundle.lastPathComponent == "snap-2026.fhir.json")
     }
 
     @Test("refused addresses name what is wrong, and never repeat credentials", arguments: [
         ("http://feeds.example.org/a.csv", "must be an https:// address"),
         ("https:///a.csv", "must be an https:// address"),
-        ("https://feeds.example.org/a.ctl.json", "must name a snapshot NAME.csv or an index document"),
-        ("https://feeds.example.org/a.txt", "must name a snapshot NAME.csv or an index document"),
+        ("https://feeds.example.org/a.ctl.json", "must name a snapshot NAME.csv, a FHIR Bundle NAME.fhir.json, or an index document"),
+        ("https://feeds.example.org/a.txt", "must name a snapshot NAME.csv, a FHIR Bundle NAME.fhir.json, or an index document"),
         ("https://feeds.example.org/..", "must end in a file name of [A-Za-z0-9._-]"),
         ("https://feeds.example.org/%E2%88%95etc.csv", "must end in a file name of [A-Za-z0-9._-]"),
         ("not a url", "must be an https:// address"),

@@ -39,6 +39,27 @@ struct SpoolFolderTests {
         #expect(entries.count == 2, "\(entries)")
     }
 
+    @Test("a FHIR Bundle NAME.json or NAME.fhir.json with NAME.ctl.json is a snapshot; a CSV and a Bundle sharing one control record are refused")
+    func bundles() throws {
+        let root = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        for name in ["A.fhir.json", "A.ctl.json", "B.json", "B.ctl.json", "C.csv", "C.json", "C.ctl.json", "D.json"] {
+            try Self.write(name, in: root)
+        }
+        var offered: [String] = [], refused: [String: String] = [:]
+        for entry in try SpoolFolder(root: root).scan() {
+            switch entry {
+            case .snapshot(let file, let control):
+                offered.append(file.lastPathComponent)
+                #expect(control.lastPathComponent == String(file.lastPathComponent.prefix(1)) + ".ctl.json")
+            case .refused(let name, let reason): refused[name] = reason
+            case .orphan: Issue.record("no orphan expected within the grace period")
+            }
+        }
+        #expect(offered == ["A.fhir.json", "B.json"])
+        #expect(Set(refused.keys) == ["C.csv", "C.json"] && refused["C.json"]?.contains("which one it vouches for is not guessed") == true)
+    }
+
     @Test("past the grace period a CSV without its control record, or a control record without its CSV, is an orphan")
     func orphans() throws {
         let root = try Self.folder()
@@ -55,7 +76,7 @@ struct SpoolFolderTests {
                 #expect(age > 60)
             }
         }
-        #expect(orphans == ["C.csv": "C.ctl.json", "D.ctl.json": "D.csv"])
+        #expect(orphans == ["C.csv": "C.ctl.json", "D.ctl.json": "D.csv or D.fhir.json or D.json"])
     }
 
     @Test("symbolic links, folders, unsafe names and other files are refused without being read")
@@ -81,7 +102,7 @@ struct SpoolFolderTests {
         #expect(reasons["L.csv"] == "symbolic links are never followed in the spool")
         #expect(reasons["F.csv"] == "not a regular file")
         #expect(reasons["caf\u{e9}.csv"]?.contains("outside [A-Za-z0-9._-]") == true)
-        #expect(reasons["notes.txt"] == "not a snapshot (.csv) or control record (.ctl.json)")
+        #expect(reasons["notes.txt"] == "not a snapshot (.csv, or a FHIR Bundle .json) or control record (.ctl.json)")
     }
 
     @Test("a pair moved to done/ keeps its names; a name already there gets a suffix, nothing is overwritten")

@@ -21,7 +21,7 @@ enum BundleBuilder {
             "resourceType": "BiologicallyDerivedProduct",
             "biologicalSourceEvent": ["system": FHIRSystem.din, "value": din],
             "productCode": ["coding": [["system": FHIRSystem.productDescriptionCode, "code": productCode]]],
-            "productStatus": ["coding": [["system": FHIRSystem.productStatus, "code": "available"]]],
+            "productStatus": ["system": FHIRSystem.productStatus, "code": "available"],
             "expirationDate": "2025-07-01T08:00:00Z",
             "collection": ["collectedDateTime": "2025-05-20T08:00:00Z"],
             "property": properties,
@@ -46,7 +46,7 @@ enum BundleBuilder {
             "biologicalSourceEvent": ["system": FHIRSystem.din, "value": "A999921123456"],
             "processingFacility": [["reference": "Organization/A9999"]],
             "division": "A00000",
-            "productStatus": ["coding": [["code": "available"]]],
+            "productStatus": ["code": "available"],
             "expirationDate": "2021-08-02T23:59:00-05:00",
             "storageTempRequirements": ["low": ["value": 1, "unit": "degrees C", "system": "http://unitsofmeasure.org"],
                                         "high": ["value": 6, "unit": "degrees C", "system": "http://unitsofmeasure.org"]],
@@ -160,8 +160,9 @@ struct FHIRBundleSnapshotDecoderTests {
         ("no collection time", { var u = $0; u["collection"] = nil; return u }, "entry[0].resource.collection.collectedDateTime", .fhirMissing),
         ("an expiry without a time zone", { var u = $0; u["expirationDate"] = "2025-07-01T08:00:00"; return u }, "entry[0].resource.expirationDate", .timestampMissingZone),
         ("an expiry before collection", { var u = $0; u["expirationDate"] = "2025-05-01T08:00:00Z"; return u }, "entry[0].resource.expirationDate", .expiryNotAfterCollection),
-        ("a status R5 does not have", { var u = $0; u["productStatus"] = ["coding": [["code": "recalled"]]]; return u }, "entry[0].resource.productStatus", .unknownStatus),
+        ("a status R5 does not have", { var u = $0; u["productStatus"] = ["code": "recalled"]; return u }, "entry[0].resource.productStatus", .unknownStatus),
         ("no status", { var u = $0; u["productStatus"] = nil; return u }, "entry[0].resource.productStatus", .fhirMissing),
+        ("a status as a CodeableConcept (R5 has a Coding)", { var u = $0; u["productStatus"] = ["coding": [["code": "available"]]]; return u }, "entry[0].resource.productStatus", .fhirStructure),
         ("another centre's unit", { var u = $0; u["extension"] = [["url": FHIRSystem.extensionURL("distribution-centre"), "valueIdentifier": ["value": "DC-NEW-01"]]]; return u },
          "entry[0].resource.extension[distribution-centre]", .centreMismatch),
         ("an unknown attribute", { var u = $0; u["property"] = (u["property"] as! [[String: Any]]) + [BundleBuilder.property(FHIRSystem.property, "attribute", FHIRSystem.requirement, "GLOWING")]; return u },
@@ -169,7 +170,7 @@ struct FHIRBundleSnapshotDecoderTests {
         ("a number where a code goes", { var u = $0; u["expirationDate"] = 20250701; return u }, "entry[0].resource.expirationDate", .fhirStructure),
     ]
 
-    @Test("each malformed entry is refused alone, naming its entry and element; the other entries load", arguments: 0..<22)
+    @Test("each malformed entry is refused alone, naming its entry and element; the other entries load", arguments: 0..<23)
     func badEntry(_ n: Int) throws {
         let (what, mutate, path, reason) = Self.badEntries[n]
         let good = (2...5).map { BundleBuilder.unit($0) }

@@ -47,7 +47,7 @@ public enum StockFixture {
             "resourceType": "BiologicallyDerivedProduct",
             "biologicalSourceEvent": ["system": FHIRSystem.din, "value": u.din.value],
             "productCode": ["coding": [["system": FHIRSystem.productDescriptionCode, "code": u.productCode]]],
-            "productStatus": ["coding": [["system": FHIRSystem.productStatus, "code": u.status == .available ? "available" : "unavailable"]]],
+            "productStatus": ["system": FHIRSystem.productStatus, "code": u.status == .available ? "available" : "unavailable"],
             "collection": ["collectedDateTime": timestamp(u.collectedAt)],
             "expirationDate": timestamp(u.expiresAt),
             "property": properties,
