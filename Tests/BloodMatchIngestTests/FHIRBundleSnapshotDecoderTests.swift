@@ -168,9 +168,24 @@ struct FHIRBundleSnapshotDecoderTests {
         ("an unknown attribute", { var u = $0; u["property"] = (u["property"] as! [[String: Any]]) + [BundleBuilder.property(FHIRSystem.property, "attribute", FHIRSystem.requirement, "GLOWING")]; return u },
          "entry[0].resource.property[attribute]", .unknownAttribute),
         ("a number where a code goes", { var u = $0; u["expirationDate"] = 20250701; return u }, "entry[0].resource.expirationDate", .fhirStructure),
+        ("an R4 element (quantity)", { var u = $0; u["quantity"] = 1; return u }, "entry[0].resource.quantity", .fhirStructure),
+        ("a lower-case DIN", { var u = $0; u["biologicalSourceEvent"] = ["system": FHIRSystem.din, "value": "w000025000001"]; return u }, "entry[0].resource.biologicalSourceEvent.value", .dinLowercase),
+        ("two different ABO/RhD codes", { var u = $0; u["property"] = (u["property"] as! [[String: Any]]) + [BundleBuilder.property(FHIRSystem.isbtProperty, "ABORhD", FHIRSystem.aboRhD, "51")]; return u },
+         "entry[0].resource.property[ABORhD]", .fhirContradiction),
+        ("an emergency-use group code on a volunteer product", { var u = $0; u["property"] = [BundleBuilder.property(FHIRSystem.isbtProperty, "ABORhD", FHIRSystem.aboRhD, "92"),
+            BundleBuilder.property(FHIRSystem.property, "component", FHIRSystem.component, "RBC")]; return u }, "entry[0].resource.property[ABORhD]", .fhirContradiction),
+        ("a type of collection differing from the product code's", { var u = $0; u["property"] = (u["property"] as! [[String: Any]]) + [BundleBuilder.property(FHIRSystem.isbtProperty, "CollectionType", FHIRSystem.collectionType, "2")]; return u },
+         "entry[0].resource.property[CollectionType]", .fhirContradiction),
+        ("an attribute listed twice", { var u = $0; u["property"] = (u["property"] as! [[String: Any]]) + [BundleBuilder.property(FHIRSystem.property, "attribute", FHIRSystem.requirement, "IRRADIATED")]; return u },
+         "entry[0].resource.property[attribute]", .duplicateAttribute),
+        ("a shelf life no red cell has", { var u = $0; u["expirationDate"] = "2025-09-30T08:00:00Z"; return u }, "entry[0].resource.expirationDate", .shelfLifeExceeded),
+        ("collected after the snapshot", { var u = $0; u["collection"] = ["collectedDateTime": "2025-06-02T08:00:00Z"]; return u }, "entry[0].resource.collection.collectedDateTime", .collectedAfterAsOf),
+        ("a product status of another system", { var u = $0; u["productStatus"] = ["system": "http://other", "code": "available"]; return u }, "entry[0].resource.productStatus.system", .fhirStructure),
+        ("a property value that is not a CodeableConcept", { var u = $0; u["property"] = [["type": ["coding": [["system": FHIRSystem.isbtProperty, "code": "ABORhD"]]], "valueCodeableConcept": "95"]]; return u },
+         "entry[0].resource.property[0].valueCodeableConcept", .fhirStructure),
     ]
 
-    @Test("each malformed entry is refused alone, naming its entry and element; the other entries load", arguments: 0..<23)
+    @Test("each malformed entry is refused alone, naming its entry and element; the other entries load", arguments: 0..<33)
     func badEntry(_ n: Int) throws {
         let (what, mutate, path, reason) = Self.badEntries[n]
         let good = (2...5).map { BundleBuilder.unit($0) }
@@ -214,9 +229,12 @@ struct FHIRBundleSnapshotDecoderTests {
         ("entry not an array", nil, ["resourceType": "Bundle", "type": "collection", "entry": ["resource": [:]]], .bundleInvalid),
         ("nesting 40 deep", Array(("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"meta\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}").utf8), nil, .bundleInvalid),
         ("no entries without empty_stock", nil, ["resourceType": "Bundle", "type": "collection"], .rowCountMismatch),
+        ("an entry count other than row_count", nil, BundleBuilder.bundle([BundleBuilder.unit(1)]), .rowCountMismatch),
+        ("duplicate member names", Array(#"{"resourceType":"Bundle","type":"collection","type":"transaction"}"#.utf8), nil, .bundleInvalid),
+        ("a BOM and UTF-16", [0xFF, 0xFE] + Array("{}".utf8), nil, .bundleInvalid),
     ]
 
-    @Test("a file that is not a stock Bundle is refused whole, with the element at fault", arguments: 0..<8)
+    @Test("a file that is not a stock Bundle is refused whole, with the element at fault", arguments: 0..<11)
     func badFile(_ n: Int) throws {
         let (what, raw, object, kind) = Self.badFiles[n]
         let data = try raw ?? BundleBuilder.bytes(object!)
@@ -225,6 +243,23 @@ struct FHIRBundleSnapshotDecoderTests {
             (error as? SnapshotFileError)?.kind == kind && (error as? SnapshotFileError)?.file == "DC-SYD-01.json"
         }
         _ = what
+    }
+
+    @Test("more entries than the row cap, or more bytes than the size cap, refuse the file before any entry is read")
+    func caps() throws {
+        let object = BundleBuilder.bundle((1...5).map { BundleBuilder.unit($0) })
+        let data = try BundleBuilder.bytes(object)
+        let control = SnapshotControl(centre: BundleBuilder.centre, asOf: BundleBuilder.asOf, rowCount: 5, sha256: SnapshotControl.checksum(of: data), emptyStock: false)
+        var rows = SnapshotLimits.standard
+        rows.maximumRows = 4
+        #expect { try FHIRBundleSnapshotDecoder.decode(data, fileName: "b.json", control: control, now: BundleBuilder.now, limits: rows) } throws: {
+            ($0 as? SnapshotFileError)?.kind == .rowCapExceeded
+        }
+        var bytes = SnapshotLimits.standard
+        bytes.maximumFileBytes = data.count - 1
+        #expect { try FHIRBundleSnapshotDecoder.decode(data, fileName: "b.json", control: control, now: BundleBuilder.now, limits: bytes) } throws: {
+            ($0 as? SnapshotFileError)?.kind == .fileTooLarge
+        }
     }
 
     @Test("the control record proves the Bundle whole: changed bytes or another entry count are refused; an empty stock needs empty_stock")
