@@ -28,7 +28,7 @@ cp "$work/gen/snapshots/$lone" "$spool/"; touch -d '-30 minutes' "$spool/$lone"
 "$bm" import --spool "$spool" >"$work/first.out" 2>"$work/first.err"; rc=$?
 [ "$rc" = 3 ] && ok orphans_exit_3 || bad orphans_exit_3 "exit $rc"
 grep -q "^ORPHANED: ${snaps[1]} — no ${snaps[1]%.csv}.ctl.json after 20 min" "$work/first.out" && ok orphan_csv_reported || bad orphan_csv_reported "$(head -c 300 "$work/first.out")"
-grep -q "^ORPHANED: $lone — no ${snaps[3]} after 30 min" "$work/first.out" && ok orphan_control_reported || bad orphan_control_reported "not in output"
+grep -q "^ORPHANED: $lone — no ${snaps[3]} or ${snaps[3]%.csv}.fhir.json or ${snaps[3]%.csv}.json after 30 min" "$work/first.out" && ok orphan_control_reported || bad orphan_control_reported "not in output"
 grep '"level":"warning"' "$work/first.err" | grep -F "\"file\":\"${snaps[1]}\"" | grep -q '"age_minutes":"20"' && ok orphan_logged || bad orphan_logged "no warning line naming the file and its age"
 grep -q "${snaps[2]}" "$work/first.out" "$work/first.err" && bad fresh_csv_quiet "a CSV inside the grace period was reported" || ok fresh_csv_quiet
 [ -f "$spool/${snaps[1]}" ] && [ -f "$spool/${snaps[2]}" ] && [ -f "$spool/done/${snaps[0]}" ] && ok files_in_place || bad files_in_place "$(ls -R "$spool" | tr '\n' ' ')"
