@@ -64,11 +64,14 @@ public struct SnapshotControl: Sendable, Hashable {
         guard bytes.count <= maximumBytes else {
             throw fail(nil, nil, "control record is \(bytes.count) bytes; at most \(maximumBytes) are read")
         }
-        var object: [String: FlatJSON.Value]
-        do {
-            object = try FlatJSON.parseObject(Array(bytes))
-        } catch {
-            throw fail(error.key, nil, "control record is not a flat JSON object: \(error.message)")
+        var object: [String: ControlValue] = [:]
+        switch Result(catching: { () throws(JSONInputError) in try StrictJSON(maximumDepth: 2).parse(Array(bytes)) }) {
+        case .failure(let error):
+            throw fail(error.topMember, nil, "control record is not a flat JSON object: \(error.description)")
+        case .success(.object(let members)):
+            for (key, value) in members { object[key] = ControlValue(value) }
+        case .success(let other):
+            throw fail(nil, nil, "control record is not a flat JSON object: the document is \(other.kind == "array" ? "an" : "a") \(other.kind)")
         }
         let known = ["format", "centre", "as_of", "row_count", "sha256", "empty_stock"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
@@ -146,178 +149,40 @@ extension ISO8601Timestamp.Problem {
     }
 }
 
-/// A strict parser for one flat JSON object (RFC 8259) whose values are strings, integers,
-/// booleans or null; duplicate keys, nesting, fractions and exponents are refused.
-enum FlatJSON {
-    enum Value: Equatable {
-        case string(String)
-        case integer(Int)
-        case boolean(Bool)
-        case null
-        case other(String)
+/// A control record's value: the kinds its fields may hold; anything else is named for the error.
+enum ControlValue: Equatable {
+    case string(String)
+    case integer(Int)
+    case boolean(Bool)
+    case other(String)
 
-        var typeName: String {
-            switch self {
-            case .string: "a string"
-            case .integer: "an integer"
-            case .boolean: "a boolean"
-            case .null: "null"
-            case .other(let kind): kind
-            }
-        }
-
-        var shown: String {
-            switch self {
-            case .string(let text): "\"" + DisplayText.make(Array(text.utf8)) + "\""
-            case .integer(let number): String(number)
-            case .boolean(let flag): String(flag)
-            case .null: "null"
-            case .other(let kind): kind
-            }
+    init(_ value: JSONValue) {
+        switch value {
+        case .string(let text): self = .string(text)
+        case .bool(let flag): self = .boolean(flag)
+        case .number(let text):
+            // RFC 8259 grammar is checked by the reader; an integer has no fraction or exponent.
+            if !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let n = Int(text) { self = .integer(n) } else { self = .other("number \(text)") }
+        case .null: self = .other("null")
+        default: self = .other(value.kind == "array" ? "an array" : "an object")
         }
     }
 
-    struct ParseError: Error {
-        var message: String
-        var key: String?
+    var typeName: String {
+        switch self {
+        case .string: "a string"
+        case .integer: "an integer"
+        case .boolean: "a boolean"
+        case .other(let kind): kind
+        }
     }
 
-    static func parseObject(_ bytes: [UInt8]) throws(ParseError) -> [String: Value] {
-        var parser = Parser(bytes: bytes)
-        return try parser.object()
-    }
-
-    private struct Parser {
-        let bytes: [UInt8]
-        var index = 0
-
-        mutating func skipSpace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
-        }
-
-        func fail(_ message: String, key: String? = nil) -> ParseError {
-            ParseError(message: message + " at byte \(index)", key: key)
-        }
-
-        mutating func expect(_ byte: UInt8) throws(ParseError) {
-            skipSpace()
-            guard index < bytes.count, bytes[index] == byte else {
-                throw fail("expected '\(Character(Unicode.Scalar(byte)))'")
-            }
-            index += 1
-        }
-
-        mutating func object() throws(ParseError) -> [String: Value] {
-            if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { throw fail("byte-order mark before the JSON") }
-            guard bytes.withUnsafeBufferPointer({ UTF8Validation.firstInvalidOffset($0) }) == nil else {
-                throw fail("not valid UTF-8")
-            }
-            try expect(UInt8(ascii: "{"))
-            var result: [String: Value] = [:]
-            skipSpace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                index += 1
-            } else {
-                while true {
-                    skipSpace()
-                    let key = try string()
-                    try expect(UInt8(ascii: ":"))
-                    let value = try self.value(key: key)
-                    guard result[key] == nil else { throw fail("duplicate key '\(key)'", key: key) }
-                    result[key] = value
-                    skipSpace()
-                    guard index < bytes.count else { throw fail("unterminated object") }
-                    if bytes[index] == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    if bytes[index] == UInt8(ascii: "}") {
-                        index += 1
-                        break
-                    }
-                    throw fail("expected ',' or '}'")
-                }
-            }
-            skipSpace()
-            guard index == bytes.count else { throw fail("text after the object") }
-            return result
-        }
-
-        mutating func value(key: String) throws(ParseError) -> Value {
-            skipSpace()
-            guard index < bytes.count else { throw fail("missing value", key: key) }
-            let byte = bytes[index]
-            switch byte {
-            case UInt8(ascii: "\""): return .string(try string())
-            case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
-                for (word, value) in [("true", Value.boolean(true)), ("false", .boolean(false)), ("null", .null)]
-                where bytes[index...].starts(with: word.utf8) {
-                    index += word.utf8.count
-                    return value
-                }
-                throw fail("invalid literal", key: key)
-            case UInt8(ascii: "{"): throw fail("'\(key)' holds an object; nested values are not allowed", key: key)
-            case UInt8(ascii: "["): throw fail("'\(key)' holds an array; nested values are not allowed", key: key)
-            case UInt8(ascii: "-"), 48...57: return try number(key: key)
-            default: throw fail("invalid value", key: key)
-            }
-        }
-
-        mutating func number(key: String) throws(ParseError) -> Value {
-            let start = index
-            if bytes[index] == UInt8(ascii: "-") { index += 1 }
-            let digitsStart = index
-            while index < bytes.count, (48...57).contains(bytes[index]) { index += 1 }
-            var isInteger = index > digitsStart
-            if index < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[index]) {
-                isInteger = false
-                while index < bytes.count, !([UInt8(ascii: ","), UInt8(ascii: "}"), 0x20, 0x0A, 0x0D, 0x09].contains(bytes[index])) {
-                    index += 1
-                }
-            }
-            let text = String(decoding: bytes[start..<index], as: UTF8.self)
-            if index - digitsStart > 1 && bytes[digitsStart] == 48 && isInteger { return .other("number \(text) with a leading zero") }
-            guard isInteger, let value = Int(text) else { return .other("number \(text)") }
-            return .integer(value)
-        }
-
-        mutating func string() throws(ParseError) -> String {
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string") }
-            index += 1
-            var out: [UInt8] = []
-            while true {
-                guard index < bytes.count else { throw fail("unterminated string") }
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\"") {
-                    index += 1
-                    return String(decoding: out, as: UTF8.self)
-                }
-                if byte < 0x20 { throw fail("control character in a string") }
-                if byte == UInt8(ascii: "\\") {
-                    guard index + 1 < bytes.count else { throw fail("unterminated escape") }
-                    let escaped = bytes[index + 1]
-                    index += 2
-                    switch escaped {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escaped)
-                    case UInt8(ascii: "n"): out.append(0x0A)
-                    case UInt8(ascii: "t"): out.append(0x09)
-                    case UInt8(ascii: "r"): out.append(0x0D)
-                    case UInt8(ascii: "b"): out.append(0x08)
-                    case UInt8(ascii: "f"): out.append(0x0C)
-                    case UInt8(ascii: "u"):
-                        guard index + 4 <= bytes.count,
-                              let code = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16),
-                              let scalar = Unicode.Scalar(code)
-                        else { throw fail("invalid or surrogate \\u escape (only BMP non-surrogates are accepted)") }
-                        index += 4
-                        out.append(contentsOf: Array(String(scalar).utf8))
-                    default: throw fail("invalid escape")
-                    }
-                    continue
-                }
-                out.append(byte)
-                index += 1
-            }
+    var shown: String {
+        switch self {
+        case .string(let text): "\"" + DisplayText.make(Array(text.utf8)) + "\""
+        case .integer(let number): String(number)
+        case .boolean(let flag): String(flag)
+        case .other(let kind): kind
         }
     }
 }

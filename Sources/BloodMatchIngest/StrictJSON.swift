@@ -38,8 +38,23 @@ public struct JSONInputError: Error, Sendable, Hashable, CustomStringConvertible
     public var reason: String
     /// Byte offset in the body.
     public var offset: Int
+    /// The member whose value was being read (`row_count`, `entry[3].resource`), nil at the top.
+    public var path: String?
+
+    /// Creates an error.
+    public init(reason: String, offset: Int, path: String? = nil) {
+        self.reason = reason
+        self.offset = offset
+        self.path = path
+    }
+
+    /// The first member name of `path` (`entry` for `entry[3].resource`).
+    public var topMember: String? {
+        path.map { String($0.prefix { $0 != "." && $0 != "[" }) }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// The reason and where.
-    public var description: String { "\(reason) at byte \(offset)" }
+    public var description: String { "\(reason)\(path.map { " in \($0)" } ?? "") at byte \(offset)" }
 }
 
 /// A strict RFC 8259 reader for request bodies, stricter than Foundation's decoder where it
@@ -67,6 +82,8 @@ public struct StrictJSON: Sendable {
         let bytes: [UInt8]
         let maximumDepth: Int
         var position = 0
+        /// Member names and array positions from the top to the value being read.
+        var path: [String] = []
 
         init(bytes: [UInt8], maximumDepth: Int) {
             self.bytes = bytes
@@ -77,7 +94,12 @@ public struct StrictJSON: Sendable {
             while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
         }
 
-        func fail(_ reason: String) -> JSONInputError { JSONInputError(reason: reason, offset: position) }
+        func fail(_ reason: String) -> JSONInputError { JSONInputError(reason: reason, offset: position, path: renderedPath) }
+
+        var renderedPath: String? {
+            guard let first = path.first else { return nil }
+            return path.dropFirst().reduce(first) { $0 + ($1.hasPrefix("[") ? $1 : "." + $1) }
+        }
 
         mutating func value(depth: Int) throws(JSONInputError) -> JSONValue {
             guard position < bytes.count else { throw fail("unexpected end of input") }
@@ -113,12 +135,14 @@ public struct StrictJSON: Sendable {
                 guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
                 let keyOffset = position
                 let key = try string()
-                guard members[key] == nil else { throw JSONInputError(reason: "duplicate key \"\(key)\"", offset: keyOffset) }
+                path.append(key)
+                guard members[key] == nil else { throw JSONInputError(reason: "duplicate key \"\(key)\"", offset: keyOffset, path: renderedPath) }
                 skipWhitespace()
                 guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 position += 1
                 skipWhitespace()
                 members[key] = try value(depth: depth)
+                path.removeLast()
                 skipWhitespace()
                 guard position < bytes.count else { throw fail("unexpected end of input") }
                 if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
@@ -134,7 +158,9 @@ public struct StrictJSON: Sendable {
             if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return .array(elements) }
             while true {
                 skipWhitespace()
+                path.append("[\(elements.count)]")
                 elements.append(try value(depth: depth))
+                path.removeLast()
                 skipWhitespace()
                 guard position < bytes.count else { throw fail("unexpected end of input") }
                 if bytes[position] == UInt8(ascii: ",") { position += 1; continue }

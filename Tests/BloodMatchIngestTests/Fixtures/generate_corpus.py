@@ -291,7 +291,7 @@ case("64-control-wrong-format", lines(*GOOD),
      file_error("controlRecordInvalid", "not supported", field="format", file="inventory.ctl.json") | {"title": "unknown format version", "source": "control record rules"},
      control={"format": "bloodmatch-inventory/2"})
 case("65-control-not-json", lines(*GOOD),
-     file_error("controlRecordInvalid", "not a flat JSON object", file="inventory.ctl.json") | {"title": "half-written control record", "source": "§2(f) item 45"},
+     file_error("controlRecordInvalid", "not a flat JSON object", file="inventory.ctl.json", field="format") | {"title": "half-written control record (cut inside the value of format)", "source": "§2(f) item 45"},
      control_raw=lambda c: json.dumps(c)[:30])
 case("66-platelets-beyond-7-days", lines(row(1, product="E3072V00", component="PLT", collected="2025-05-20T08:00:00Z", expires="2025-05-28T08:00:00Z", attributes=""), row(2)),
      decoded(1, 1, "refuse", [(2, "expires_at", "shelfLifeExceeded", "PLT keeps at most 7 days")], title="platelets dated 8 days", source="§2(f) item 29"))
