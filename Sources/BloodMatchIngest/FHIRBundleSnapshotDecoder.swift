@@ -28,8 +28,8 @@ public enum FHIRBundleSnapshotDecoder {
         func fail(_ kind: SnapshotFileError.Kind, _ field: String?, _ value: String?, _ message: String) -> SnapshotFileError {
             SnapshotFileError(kind: kind, file: fileName, field: field, value: value, message: message)
         }
-        if bytes.count > limits.maximumFileBytes {
-            throw fail(.fileTooLarge, nil, nil, "file is larger than the limit of \(limits.maximumFileBytes) bytes")
+        if bytes.count > min(limits.maximumFileBytes, limits.maximumBundleBytes) {
+            throw fail(.fileTooLarge, nil, nil, "a FHIR Bundle snapshot is read whole and may hold at most \(min(limits.maximumFileBytes, limits.maximumBundleBytes)) bytes; send a larger stock as CSV or split it by centre")
         }
         if bytes.isEmpty {
             throw fail(.emptyFile, nil, nil, "the file is empty (0 bytes); an empty stock is a Bundle without entries and a control record with empty_stock: true")
@@ -40,11 +40,33 @@ public enum FHIRBundleSnapshotDecoder {
                        "SHA-256 of the \(bytes.count) bytes received is \(digest) but the control record says \(control.sha256); "
                            + "the file is truncated, still being written, or not the file the control record describes")
         }
+        // The entries are read one at a time as the parser meets them (memory holds one entry, not
+        // the whole tree), each written as one CSV line in order; a blank line stands for an entry
+        // refused here, so that the CSV decoder's line L is entry L − 2.
+        var csv = Array(InventorySnapshotDecoder.columns.joined(separator: ",").utf8)
+        csv.append(10)
+        var refused: [Int: RowRejection] = [:]
+        var requests: [Int: FHIRStockEntry.Request] = [:]
+        var count = 0
+        let centre = control.centre, maximumRows = limits.maximumRows
         let document: JSONValue
         do {
-            document = try StrictJSON(maximumDepth: 24).parse(bytes)
+            document = try StrictJSON(maximumDepth: 24).parse(bytes, streaming: "entry") { index, entry in
+                count += 1
+                guard count <= maximumRows else { return }
+                let (fields, request) = FHIRStockEntry.fields(entry, index: index, centre: centre)
+                if request != .absent { requests[index] = request }
+                switch fields {
+                case .success(let fields):
+                    csv.append(contentsOf: fields.map(Self.quoted).joined(separator: ",").utf8)
+                case .failure(let problem):
+                    refused[index] = RowRejection(file: fileName, line: index + 1, field: problem.path, value: problem.value,
+                                                  reason: problem.reason, message: problem.message)
+                }
+                csv.append(10)
+            }
         } catch {
-            throw fail(.bundleInvalid, nil, nil, "not valid JSON: \(error.description)")
+            throw fail(.bundleInvalid, error.path, nil, "not valid JSON: \(error.description)")
         }
         guard case .object(let bundle) = document else { throw fail(.bundleInvalid, nil, nil, "the document is not a JSON object") }
         guard case .string("Bundle") = bundle["resourceType"] else {
@@ -66,53 +88,52 @@ public enum FHIRBundleSnapshotDecoder {
                            "timestamp differs from the control record's as_of (\(control.asOf.formatted(.iso8601))); the snapshot's instant must be one")
             }
         }
-        let entries: [JSONValue]
-        switch bundle["entry"] {
-        case nil: entries = []
-        case .array(let list)?: entries = list
-        case let other?: throw fail(.bundleInvalid, "entry", Self.text(other), "entry must be an array")
+        if let entry = bundle["entry"], entry != .array([]) {
+            throw fail(.bundleInvalid, "entry", Self.text(entry), "entry must be an array")
         }
-        if entries.count > limits.maximumRows {
-            throw fail(.rowCapExceeded, "entry", String(entries.count), "\(entries.count) entries exceed the limit of \(limits.maximumRows) units")
+        if count > limits.maximumRows {
+            throw fail(.rowCapExceeded, "entry", String(count), "\(count) entries exceed the limit of \(limits.maximumRows) units")
         }
-        if entries.isEmpty && !control.emptyStock {
+        if count == 0 && !control.emptyStock {
             throw fail(.rowCountMismatch, "entry", "0", "the Bundle has no entries; an empty stock is declared with empty_stock: true in the control record")
         }
-        if entries.count != control.rowCount {
-            throw fail(.rowCountMismatch, "entry", String(entries.count),
-                       "the Bundle holds \(entries.count) entries but the control record's row_count is \(control.rowCount)")
+        if count != control.rowCount {
+            throw fail(.rowCountMismatch, "entry", String(count),
+                       "the Bundle holds \(count) entries but the control record's row_count is \(control.rowCount)")
         }
-
-        // One CSV line per entry, in order (a blank line stands for an entry refused here), so
-        // that the CSV decoder's line L is entry L − 2.
-        var csv = Array(InventorySnapshotDecoder.columns.joined(separator: ",").utf8)
-        csv.append(10)
-        var refused: [Int: RowRejection] = [:]
-        for (index, entry) in entries.enumerated() {
-            switch FHIRStockEntry.fields(entry, index: index, centre: control.centre, transaction: type == "transaction") {
-            case .success(let fields):
-                csv.append(contentsOf: fields.map(Self.quoted).joined(separator: ",").utf8)
-            case .failure(let problem):
+        // Requests are judged now that the Bundle's type is known; an entry refused for its request
+        // is refused even if its unit was read.
+        let transaction = type == "transaction"
+        var lateRefused = Set<Int>()
+        for index in 0..<count where refused[index] == nil {
+            if let problem = FHIRStockEntry.requestProblem(requests[index] ?? .absent, index: index, transaction: transaction) {
                 refused[index] = RowRejection(file: fileName, line: index + 1, field: problem.path, value: problem.value,
                                               reason: problem.reason, message: problem.message)
+                lateRefused.insert(index)
             }
-            csv.append(10)
         }
-        let inner = SnapshotControl(format: control.format, centre: control.centre, asOf: control.asOf, rowCount: entries.count,
+        let inner = SnapshotControl(format: control.format, centre: control.centre, asOf: control.asOf, rowCount: count,
                                     sha256: SnapshotControl.checksum(of: csv), emptyStock: control.emptyStock)
         var completion = try InventorySnapshotDecoder.decode(csv, fileName: fileName, control: inner, now: now, limits: limits, shelfLife: shelfLife)
 
+        var late: [RowRejection] = []
         completion.rows = completion.rows.map { row in
             switch row {
-            case .accepted(let unit, let line): .accepted(unit: unit, line: line - 1)
-            case .rejected(let rejection): .rejected(refused[rejection.line - 2] ?? Self.located(rejection))
+            case .accepted(let unit, let line):
+                guard lateRefused.contains(line - 2), let rejection = refused[line - 2] else { return .accepted(unit: unit, line: line - 1) }
+                late.append(rejection)
+                return .rejected(rejection)
+            case .rejected(let rejection): return .rejected(refused[rejection.line - 2] ?? Self.located(rejection))
             }
         }
         var summary = completion.summary
         summary.byteCount = bytes.count
         summary.sha256 = digest
         summary.byteOrderMarkSkipped = false
-        summary.retainedRejections = summary.retainedRejections.map { refused[$0.line - 2] ?? Self.located($0) }
+        summary.acceptedCount -= late.count
+        summary.rejectedCount += late.count
+        summary.retainedRejections = Array((summary.retainedRejections.map { refused[$0.line - 2] ?? Self.located($0) } + late)
+            .sorted { $0.line < $1.line }.prefix(limits.maximumRetainedRejections))
         completion.summary = summary
         return completion
     }

@@ -22,11 +22,39 @@ enum FHIRStockEntry {
         "division", "productStatus", "expirationDate", "collection", "storageTempRequirements", "property",
     ]
 
-    static func fields(_ entry: JSONValue, index: Int, centre: String, transaction: Bool) -> Result<[String], Problem> {
-        Result { () throws(Problem) -> [String] in try read(entry, at: "entry[\(index)]", centre: centre, transaction: transaction) }
+    /// An entry's `request`, checked once the Bundle's type is known (it may follow the entries).
+    enum Request: Equatable {
+        case absent
+        case method(String)
+        case malformed
     }
 
-    private static func read(_ entry: JSONValue, at entryPath: String, centre: String, transaction: Bool) throws(Problem) -> [String] {
+    /// The ten fields, or what is wrong; the entry's request either way.
+    static func fields(_ entry: JSONValue, index: Int, centre: String) -> (Result<[String], Problem>, Request) {
+        var request = Request.absent
+        if case .object(let e) = entry, let r = e["request"] {
+            if case .object(let o) = r, case .string(let method)? = o["method"] { request = .method(method) } else { request = .malformed }
+        }
+        return (Result { () throws(Problem) -> [String] in try read(entry, at: "entry[\(index)]", centre: centre) }, request)
+    }
+
+    /// Whether an entry's request fits the Bundle's type: a transaction entry needs POST or PUT
+    /// (a stock snapshot states the whole stock), a collection entry has none (R5 bdl-3).
+    static func requestProblem(_ request: Request, index: Int, transaction: Bool) -> Problem? {
+        let at = "entry[\(index)].request"
+        switch (request, transaction) {
+        case (.absent, false), (.method("POST"), true), (.method("PUT"), true): return nil
+        case (.absent, true), (.malformed, true):
+            return Problem(path: at, value: "", reason: .fhirStructure, message: "a transaction entry needs request.method (POST or PUT)")
+        case (.method(let method), true):
+            return Problem(path: at + ".method", value: method, reason: .fhirStructure,
+                           message: "a stock snapshot states the whole stock; only POST or PUT entries are meaningful, not \(method)")
+        case (_, false):
+            return Problem(path: at, value: "", reason: .fhirStructure, message: "an entry of a collection Bundle has no request (R5 bdl-3)")
+        }
+    }
+
+    private static func read(_ entry: JSONValue, at entryPath: String, centre: String) throws(Problem) -> [String] {
         func problem(_ path: String, _ value: JSONValue?, _ reason: RowRejectionReason, _ message: String) -> Problem {
             Problem(path: path, value: value.map(FHIRBundleSnapshotDecoder.text) ?? "", reason: reason, message: message)
         }
@@ -36,17 +64,6 @@ enum FHIRStockEntry {
         }
         if e["modifierExtension"] != nil {
             throw problem(entryPath + ".modifierExtension", nil, .fhirStructure, "a modifier extension changes the entry's meaning and none is understood here")
-        }
-        if transaction {
-            guard case .object(let request)? = e["request"], case .string(let method)? = request["method"] else {
-                throw problem(entryPath + ".request", e["request"], .fhirStructure, "a transaction entry needs request.method (POST or PUT)")
-            }
-            guard method == "POST" || method == "PUT" else {
-                throw problem(entryPath + ".request.method", .string(method), .fhirStructure,
-                              "a stock snapshot states the whole stock; only POST or PUT entries are meaningful, not \(method)")
-            }
-        } else if e["request"] != nil {
-            throw problem(entryPath + ".request", nil, .fhirStructure, "an entry of a collection Bundle has no request (R5 bdl-3)")
         }
         let at = entryPath + ".resource"
         guard case .object(let r)? = e["resource"] else { throw problem(at, e["resource"], .fhirStructure, "the entry has no resource object") }

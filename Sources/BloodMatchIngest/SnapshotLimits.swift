@@ -12,6 +12,11 @@ public struct SnapshotLimits: Sendable, Hashable {
     public var maximumRows: Int
     /// Largest CSV file in bytes. Default 4 GiB.
     public var maximumFileBytes: Int
+    /// Largest FHIR Bundle snapshot in bytes. A Bundle is read whole (JSON has no record
+    /// boundaries to stream on) and costs about 14 bytes per byte of the same units as CSV, so
+    /// its cap is its own. Default 256 MiB: about 180,000 units, 18 times the national dataset's
+    /// largest centre; peak memory about twice the file (measured: 101 MB for 14 MB Bundles).
+    public var maximumBundleBytes: Int
     /// How far `as_of` may lie after `now`, and a row's `collected_at` after `as_of`, before it is
     /// refused (clock skew between producer and importer). Default 5 minutes.
     public var clockSkewTolerance: TimeInterval
@@ -25,8 +30,9 @@ public struct SnapshotLimits: Sendable, Hashable {
     public init(
         maximumLineBytes: Int = 64 * 1024, maximumRows: Int = 5_000_000, maximumFileBytes: Int = 4 << 30,
         clockSkewTolerance: TimeInterval = 300, maximumExpiredAge: TimeInterval = 30 * 86_400,
-        maximumRetainedRejections: Int = 1_000
+        maximumRetainedRejections: Int = 1_000, maximumBundleBytes: Int = 256 << 20
     ) {
+        self.maximumBundleBytes = maximumBundleBytes
         self.maximumLineBytes = maximumLineBytes
         self.maximumRows = maximumRows
         self.maximumFileBytes = maximumFileBytes

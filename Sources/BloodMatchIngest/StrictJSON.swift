@@ -70,7 +70,21 @@ public struct StrictJSON: Sendable {
 
     /// Parses one JSON text; whitespace only around it.
     public func parse(_ bytes: [UInt8]) throws(JSONInputError) -> JSONValue {
+        try parse(bytes, streaming: nil, element: nil)
+    }
+
+    /// Parses one JSON text whose top-level object has an array member `member` of many large
+    /// elements (a Bundle's `entry`): each element is handed to `element` with its position as
+    /// soon as it is read and not kept, so memory holds one element at a time; the member is
+    /// returned as an empty array. Everything is checked as strictly as by `parse`.
+    public func parse(_ bytes: [UInt8], streaming member: String, element: @escaping (Int, JSONValue) -> Void) throws(JSONInputError) -> JSONValue {
+        try parse(bytes, streaming: member, element: Optional(element))
+    }
+
+    private func parse(_ bytes: [UInt8], streaming member: String?, element: ((Int, JSONValue) -> Void)?) throws(JSONInputError) -> JSONValue {
         var parser = Parser(bytes: bytes, maximumDepth: maximumDepth)
+        parser.streamedMember = member
+        parser.onElement = element
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()
@@ -84,6 +98,9 @@ public struct StrictJSON: Sendable {
         var position = 0
         /// Member names and array positions from the top to the value being read.
         var path: [String] = []
+        /// The top-level member whose array elements go to `onElement` instead of the result.
+        var streamedMember: String?
+        var onElement: ((Int, JSONValue) -> Void)?
 
         init(bytes: [UInt8], maximumDepth: Int) {
             self.bytes = bytes
@@ -141,13 +158,40 @@ public struct StrictJSON: Sendable {
                 guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 position += 1
                 skipWhitespace()
-                members[key] = try value(depth: depth)
+                if depth == 1, key == streamedMember, let onElement, position < bytes.count, bytes[position] == UInt8(ascii: "[") {
+                    guard depth < maximumDepth else { throw fail("nesting deeper than \(maximumDepth) levels") }
+                    try streamArray(depth: depth + 1, to: onElement)
+                    members[key] = .array([])
+                } else {
+                    members[key] = try value(depth: depth)
+                }
                 path.removeLast()
                 skipWhitespace()
                 guard position < bytes.count else { throw fail("unexpected end of input") }
                 if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
                 if bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
                 throw fail("expected ',' or '}'")
+            }
+        }
+
+        /// An array whose elements are handed on one by one and not kept.
+        mutating func streamArray(depth: Int, to onElement: (Int, JSONValue) -> Void) throws(JSONInputError) {
+            position += 1
+            var count = 0
+            skipWhitespace()
+            if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return }
+            while true {
+                skipWhitespace()
+                path.append("[\(count)]")
+                let element = try value(depth: depth)
+                path.removeLast()
+                onElement(count, element)
+                count += 1
+                skipWhitespace()
+                guard position < bytes.count else { throw fail("unexpected end of input") }
+                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                if bytes[position] == UInt8(ascii: "]") { position += 1; return }
+                throw fail("expected ',' or ']'")
             }
         }
 

@@ -65,7 +65,7 @@ struct SnapshotFileReader {
     private mutating func readBundle(_ handle: FileHandle, _ bundle: BundleContext, copyingAs snapshot: String?,
                                      write: (ByteBuffer) async throws -> Void) async throws {
         do {
-            let bytes = [UInt8](try handle.read(upToCount: bundle.limits.maximumFileBytes + 1) ?? Data())
+            let bytes = [UInt8](try handle.read(upToCount: min(bundle.limits.maximumFileBytes, bundle.limits.maximumBundleBytes) + 1) ?? Data())
             let done = try FHIRBundleSnapshotDecoder.decode(bytes, fileName: fileName, control: bundle.control, now: bundle.now,
                                                             limits: bundle.limits, shelfLife: bundle.shelfLife)
             var out = ByteBuffer()

@@ -144,6 +144,10 @@ public struct PostgresInventoryImporter: Sendable {
         let control: SnapshotControl
         do {
             let controlURL = URL(fileURLWithPath: source.controlPath)
+            guard !fileName.hasSuffix(".ctl.json") else {
+                throw SnapshotFileError(kind: .controlRecordInvalid, file: fileName,
+                                        message: "\(fileName) is a control record; import the snapshot it describes (NAME.csv or a FHIR Bundle NAME.json)")
+            }
             guard FileManager.default.fileExists(atPath: source.csvPath) else {
                 throw SnapshotFileError(kind: .controlRecordInvalid, file: fileName,
                                         message: "snapshot file \(source.csvPath) does not exist")

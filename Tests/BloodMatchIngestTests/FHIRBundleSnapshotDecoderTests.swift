@@ -256,7 +256,7 @@ struct FHIRBundleSnapshotDecoderTests {
             ($0 as? SnapshotFileError)?.kind == .rowCapExceeded
         }
         var bytes = SnapshotLimits.standard
-        bytes.maximumFileBytes = data.count - 1
+        bytes.maximumBundleBytes = data.count - 1
         #expect { try FHIRBundleSnapshotDecoder.decode(data, fileName: "b.json", control: control, now: BundleBuilder.now, limits: bytes) } throws: {
             ($0 as? SnapshotFileError)?.kind == .fileTooLarge
         }

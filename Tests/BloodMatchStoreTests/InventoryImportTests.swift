@@ -182,7 +182,7 @@ struct InventoryImportTests {
             let units = try Self.units(1...60, at: "DCA")
             let source = try Self.snapshot(units, centre: "DCA", asOf: Self.now.addingTimeInterval(-60), name: "a1", in: dir)
             let report = try #require(try await Self.importing(test, source).first)
-            #expect(report.outcome == .loaded)
+            #expect(report.outcome == .loaded, "\(report.message)")
             #expect(report.rowsTotal == 60 && report.rowsAccepted == 60 && report.rowsRejected == 0)
             #expect(report.centre == "DCA")
 
