@@ -170,9 +170,7 @@ public struct PostgresBatchStore: Sendable {
                         // unit no longer offered (held, issued, quarantined, removed, moved, expired, returned
                         // since) sends the plan back to be made again without it.
                         try await PostgresReservationStore.lockCentres(Set(plan.allocations.map(\.unit.centreID)), on: conn, logger: logger)
-                        let offered = try await PostgresReservationStore.offered(allUnits, on: conn, logger: logger)
-                        let centreOf = Dictionary(plan.allocations.map { ($0.unit.key, $0.unit.centreID) }, uniquingKeysWith: { a, _ in a })
-                        let taken = Set(allUnits.filter { offered[$0]?.centre != centreOf[$0] })
+                        let taken = try await Self.taken(plan, on: conn, logger: logger)
                         if !taken.isEmpty { return .unitsTaken(taken) }
                     }
                     try await Self.write(plan: plan, orders: orders, run: run, runKey: runKey, operatorName: operatorName,
