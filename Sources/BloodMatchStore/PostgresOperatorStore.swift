@@ -10,6 +10,8 @@ public enum OperatorRole: String, Sendable, CaseIterable {
     case supervisor
     /// A scheduled job: imports, batch runs, expiry, checkpoints; never issues a unit.
     case job
+    /// Looks at everything (the console's map, orders, traces) and changes nothing (migration 0016).
+    case viewer
 
     /// The group role.
     public var groupRole: String { "bloodmatch_" + rawValue }
@@ -23,6 +25,13 @@ public struct OperatorRecord: Sendable, Hashable {
     public var role: OperatorRole
     /// Whether it may log in.
     public var canLogin: Bool
+
+    /// Creates a record.
+    public init(name: String, role: OperatorRole, canLogin: Bool) {
+        self.name = name
+        self.role = role
+        self.canLogin = canLogin
+    }
 }
 
 /// A refused operator name or operation, naming the value.
@@ -93,7 +102,7 @@ public struct PostgresOperatorStore: Sendable {
     static let listSQL = """
         SELECT r.rolname::text, g.rolname::text, r.rolcanlogin FROM pg_roles r
         JOIN pg_auth_members m ON m.member = r.oid JOIN pg_roles g ON g.oid = m.roleid
-        WHERE g.rolname IN ('bloodmatch_dispatcher', 'bloodmatch_supervisor', 'bloodmatch_job') AND r.rolcanlogin IS NOT NULL
+        WHERE g.rolname IN ('bloodmatch_dispatcher', 'bloodmatch_supervisor', 'bloodmatch_job', 'bloodmatch_viewer') AND r.rolcanlogin IS NOT NULL
           AND NOT r.rolname LIKE 'bloodmatch%'
         ORDER BY 1
         """

@@ -49,16 +49,20 @@ public struct PostgresSiteStore: Sendable {
     /// Every site.
     public func all() async throws -> [Site] {
         try await database.observe("sites.all") {
-            let logger = database.logger
-            var sites: [Site] = []
-            for try await (id, name, kind, lat, lon, region, address) in try await database.client.query(
-                "SELECT site_id, name, kind, latitude, longitude, region, address FROM sites ORDER BY site_id", logger: logger
-            ).decode((String, String, String, Double, Double, String, String).self) {
-                sites.append(Site(id: id, name: name, kind: SiteKind(rawValue: kind) ?? .hospital,
-                                  location: GeoPoint(latitude: lat, longitude: lon), region: region, address: address))
-            }
-            return sites
+            try await database.client.withConnection { conn in try await Self.all(on: conn, logger: database.logger) }
         }
+    }
+
+    /// Every site, by id, read on `conn`.
+    static func all(on conn: PostgresConnection, logger: Logger) async throws -> [Site] {
+        var sites: [Site] = []
+        for try await (id, name, kind, lat, lon, region, address) in try await conn.query(
+            "SELECT site_id, name, kind, latitude, longitude, region, address FROM sites ORDER BY site_id", logger: logger
+        ).decode((String, String, String, Double, Double, String, String).self) {
+            sites.append(Site(id: id, name: name, kind: SiteKind(rawValue: kind) ?? .hospital,
+                              location: GeoPoint(latitude: lat, longitude: lon), region: region, address: address))
+        }
+        return sites
     }
 }
 

@@ -2,7 +2,7 @@ import ArgumentParser
 import BloodMatchStore
 import Foundation
 
-/// `bloodmatch operator add|list|disable`: named, authenticated dispatchers, supervisors and jobs.
+/// `bloodmatch operator add|list|disable`: named, authenticated dispatchers, supervisors, jobs and viewers.
 struct OperatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "operator",
@@ -10,7 +10,7 @@ struct OperatorCommand: AsyncParsableCommand {
         discussion: """
             Each operator is a PostgreSQL login, authenticated by the database (password as SCRAM-SHA-256, \
             or peer / client certificate where the server is set up for it), and a member of one group: \
-            dispatcher, supervisor or job (Data/POLICY.md, "Who may do what"). Commands act as the operator \
+            dispatcher, supervisor, job or viewer (Data/POLICY.md, "Who may do what"). Commands act as the operator \
             named by BLOODMATCH_OPERATOR, reading its password from BLOODMATCH_OPERATOR_PASSWORD_FILE \
             (default ~/.config/bloodmatch/operators/NAME). Runs as the schema owner.
             """,
@@ -19,12 +19,12 @@ struct OperatorCommand: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an operator login and write its password to a file (mode 600).")
         @Argument(help: "Login name (2–31 of a-z, 0-9, _).") var name: String
-        @Option(help: "dispatcher, supervisor or job.") var role: String
+        @Option(help: "dispatcher, supervisor, job or viewer (looks, changes nothing).") var role: String
         @Option(help: "Write the password here (default ~/.config/bloodmatch/operators/NAME; it must not exist).")
         var passwordFile: String?
 
         func validate() throws {
-            guard OperatorRole(rawValue: role) != nil else { throw ValidationError("--role '\(role)' is not dispatcher, supervisor or job") }
+            guard OperatorRole(rawValue: role) != nil else { throw ValidationError("--role '\(role)' is not dispatcher, supervisor, job or viewer") }
             do { try PostgresOperatorStore.validate(name: name) } catch { throw ValidationError(error.description) }
         }
 
