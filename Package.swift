@@ -5,8 +5,9 @@ import PackageDescription
 ///
 /// Dependencies point one way: `bloodmatch` → `BloodMatchService` / `BloodMatchFeeds` →
 /// `BloodMatchStore` / `BloodMatchIngest` → `BloodMatchCore`. Feed sources (the spool folder and
-/// HTTPS fetching) live in `BloodMatchFeeds`, beside decoding, not in the executable. Only
-/// `BloodMatchStore` imports PostgresNIO and only `BloodMatchService` imports Hummingbird;
+/// HTTPS fetching) live in `BloodMatchFeeds`, beside decoding, not in the executable; the dispatcher
+/// console (its pages, sessions and routes) in `BloodMatchConsole`, on the service's engine. Only
+/// `BloodMatchStore` imports PostgresNIO and only `BloodMatchService` and `BloodMatchConsole` import Hummingbird;
 /// `BloodMatchCore` imports nothing but Foundation.
 let package = Package(
     name: "BloodMatch",
@@ -77,6 +78,25 @@ let package = Package(
             ]
         ),
         .target(
+            name: "BloodMatchConsole",
+            dependencies: [
+                "BloodMatchCore",
+                "BloodMatchIngest",
+                "BloodMatchStore",
+                "BloodMatchService",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Assets")]
+        ),
+        .target(
             name: "BloodMatchFeeds",
             dependencies: [
                 "BloodMatchIngest",
@@ -97,6 +117,7 @@ let package = Package(
                 "BloodMatchIngest",
                 "BloodMatchStore",
                 "BloodMatchService",
+                "BloodMatchConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -117,6 +138,17 @@ let package = Package(
             name: "BloodMatchStoreTests",
             dependencies: ["BloodMatchStore", "BloodMatchTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                            .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "BloodMatchConsoleTests",
+            dependencies: [
+                "BloodMatchConsole",
+                "BloodMatchService",
+                "BloodMatchTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "BloodMatchServiceTests",

@@ -13,6 +13,9 @@ command -v wrk >/dev/null || need+=(wrk)                 # HTTP load (Jobs/check
 command -v slowhttptest >/dev/null || need+=(slowhttptest)   # slow-client attack in Jobs/bench/http.sh
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+# The dispatcher console's browser check drives Debian's headless Chromium through its driver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 # The exact-optimum check of the batch optimiser solves MILPs with HiGHS through scipy (≥ 1.9).
 python3 -c 'from scipy.optimize import milp' 2>/dev/null || need+=(python3-scipy python3-numpy)
 if ((${#need[@]})); then
@@ -29,6 +32,10 @@ fi
 if ! python3 -c 'import fhir.resources, fhirpy' 2>/dev/null; then
   python3 -m pip install -q 'fhir.resources==8.3.0' 'fhirpy==2.3.1' 2>/dev/null \
     || python3 -m pip install -q --break-system-packages 'fhir.resources==8.3.0' 'fhirpy==2.3.1'
+fi
+# Selenium (PyPI) drives Chromium in Jobs/checks/console-browser.sh.
+if ! python3 -c 'import selenium' 2>/dev/null; then
+  python3 -m pip install -q 'selenium==4.51.0' 2>/dev/null || python3 -m pip install -q --break-system-packages 'selenium==4.51.0'
 fi
 # When python3 is not Debian's own (a pyenv, say), the apt package does not reach it: use pip.
 if ! python3 -c 'from scipy.optimize import milp' 2>/dev/null; then

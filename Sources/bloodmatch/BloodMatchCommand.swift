@@ -29,7 +29,7 @@ struct BloodMatchCommand: AsyncParsableCommand {
             CompatCommand.self,
             IsbtCommand.self,
             GenerateCommand.self,
-            ServeCommand.self, HospitalCommand.self,
+            ServeCommand.self, ConsoleCommand.self, HospitalCommand.self,
             OrderCommand.self, BatchCommand.self,
         ]
     )

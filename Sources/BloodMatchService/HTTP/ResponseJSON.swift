@@ -5,9 +5,9 @@ import Foundation
 /// keys and unescaped slashes, the text `JSONSerialization` gives for the same values (checked in
 /// the tests). Typed values, not `Any`: dynamic casts and `NSDictionary` bridging were measured as
 /// a large share of a lookup's CPU time under load.
-enum ResponseJSON {
+public enum ResponseJSON {
     /// The UTF-8 bytes of `value`.
-    static func encode(_ value: JSONValue) -> [UInt8] {
+    public static func encode(_ value: JSONValue) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(1024)
         write(value, to: &out)
@@ -112,7 +112,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Ex
 
 /// ISO 8601 in UTC with whole seconds (`2026-11-29T07:00:00Z`), the form `Date.ISO8601FormatStyle`
 /// gives by default, computed from the civil calendar directly (no formatter per call).
-func isoUTC(seconds: Int64) -> String {
+public func isoUTC(seconds: Int64) -> String {
     let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
     let secondOfDay = Int(seconds - days * 86_400)
     // Days since 1970-01-01 to the proleptic Gregorian civil date.
@@ -149,7 +149,7 @@ func epochMilliseconds(_ date: Date) -> Int64 {
 }
 
 /// ISO 8601 in UTC with milliseconds (`2026-12-02T10:11:12.345Z`): when a request arrived.
-func isoUTCMilliseconds(_ date: Date) -> String {
+public func isoUTCMilliseconds(_ date: Date) -> String {
     let milliseconds = epochMilliseconds(date)
     let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
     let fraction = Int(milliseconds - seconds * 1000)
