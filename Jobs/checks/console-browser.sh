@@ -7,7 +7,9 @@
 # CLI chooses for the same question, with no flag; reserve; issue (the database's distribution
 # records name the supervisor); a viewer is not offered the match and is refused an issue; the
 # database stopped → the "unable to verify" banner and no numbers; the database back → the page
-# recovers. Screenshots of each step go to var/console-screens/ (ignored by git).
+# recovers; the orders panel lists the pending order, the last run's dispatch list and the order it
+# could not fill with why; the stock-at-risk panel answers; a trace of an issued unit shows its hold
+# and its issue. Screenshots of each step go to var/console-screens/ (ignored by git).
 # Then, without a browser: a missing or wrong CSRF token, another operator's token, a cross-origin
 # post, a hospital API key, and the console's cookie on the hospital API are all refused; every
 # console request is in the audit chain under the operator who made it, and `audit verify` passes.
@@ -62,12 +64,21 @@ done
 files+=("$tmp"/old/snapshots/"$stale_centre"-*.csv)
 "$bm" import "${files[@]}" >"$tmp/import.out" 2>&1 || bad import "$(tail -3 "$tmp/import.out")"
 "$bm" index build --out "$tmp/index.bmidx" >/dev/null 2>&1 || bad index "build failed"
-for r in sup:supervisor view:viewer; do
+for r in sup:supervisor view:viewer job:job; do
   "$bm" operator add "console_${r%%:*}" --role "${r##*:}" --password-file "$tmp/${r%%:*}.pw" >/dev/null 2>&1 || bad operator "could not add ${r##*:}"
 done
 hospital_key=$(BLOODMATCH_OPERATOR=console_sup BLOODMATCH_OPERATOR_PASSWORD_FILE="$tmp/sup.pw" "$bm" hospital key create H0001 --label console-check --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') \
   || bad key "no hospital key"
 [ -n "$hospital_key" ] || bad key "no hospital key"
+
+# Orders and a batch run for the orders panel: one order the run fills, one it cannot (HLA-matched
+# platelets: the generated stock has none), and one placed after the run (still pending).
+as_sup() { BLOODMATCH_OPERATOR=console_sup BLOODMATCH_OPERATOR_PASSWORD_FILE="$tmp/sup.pw" "$bm" "$@"; }
+as_sup order add --order-id ORD-C1 --hospital H0002 --component RBC --abo A --rhd POS --quantity 2 --urgency routine >/dev/null 2>&1 || bad orders "ORD-C1"
+as_sup order add --order-id ORD-C3 --hospital H0004 --component PLT --abo O --rhd POS --quantity 2 --require HLA_MATCHED --urgency routine >/dev/null 2>&1 || bad orders "ORD-C3"
+BLOODMATCH_OPERATOR=console_job BLOODMATCH_OPERATOR_PASSWORD_FILE="$tmp/job.pw" "$bm" batch run --run-key console-check >"$tmp/batch.out" 2>&1
+[ $? -le 3 ] || bad batch "$(tail -3 "$tmp/batch.out")"
+as_sup order add --order-id ORD-C4 --hospital H0003 --component PLT --abo O --rhd POS --quantity 1 --urgency urgent >/dev/null 2>&1 || bad orders "ORD-C4"
 
 free_port() { local p=$(( $1 + RANDOM % 100 )); while (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; do p=$(( $1 + RANDOM % 100 )); done; echo "$p"; }
 cport=$(free_port 18800)

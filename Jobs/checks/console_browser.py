@@ -12,6 +12,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 p = argparse.ArgumentParser()
@@ -45,7 +46,9 @@ def shot(d, name):
 
 def wait_for(what, condition, seconds=20):
     try:
-        return WebDriverWait(driver, seconds, poll_frequency=0.2).until(lambda d: condition(d))
+        # A page that navigates or redraws between finding an element and reading it is read again.
+        return WebDriverWait(driver, seconds, poll_frequency=0.2,
+                             ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(lambda d: condition(d))
     except Exception as e:
         fail(what, "not seen within %d s (%s)" % (seconds, type(e).__name__))
 
@@ -157,6 +160,27 @@ try:
     if not text("issue-result").startswith("Issued 2 unit(s)"):
         fail("issue", text("issue-result"))
     passed("issue_as_supervisor")
+
+    # 6. Orders and batch, stock at risk, and the issued unit's history.
+    driver.find_element(By.ID, "tab-orders").click()
+    wait_for("orders", lambda d: "ORD-C4" in d.find_element(By.ID, "pending").text)
+    wait_for("dispatch", lambda d: len(d.find_elements(By.CSS_SELECTOR, "#dispatch tbody tr th")) >= 1
+             and "ORD-C3" in d.find_element(By.ID, "short").text)
+    short = driver.find_element(By.ID, "short").text
+    if "0 of 2" not in short:
+        fail("orders", "the unfilled order reads %r" % short)
+    passed("orders_and_batch")
+    driver.find_element(By.ID, "tab-risk").click()
+    wait_for("at_risk", lambda d: d.find_elements(By.CSS_SELECTOR, "#risk tbody tr") and d.find_elements(By.CSS_SELECTOR, "#transfers tbody tr"))
+    passed("stock_at_risk")
+    driver.find_element(By.ID, "tab-trace").click()
+    driver.find_element(By.ID, "t-din").send_keys(dins[0])
+    driver.find_element(By.ID, "trace").click()
+    wait_for("trace", lambda d: "issued from" in d.find_element(By.ID, "timeline").text)
+    timeline = driver.find_element(By.ID, "timeline").text
+    if "held for H0001" not in timeline or "chosen by decision" not in timeline or args.supervisor not in timeline:
+        fail("trace", "the history reads %r" % timeline[:600])
+    passed("trace_issued_unit")
 
     # 6. A viewer sees everything and is offered no match; an issue sent anyway is refused.
     driver.find_element(By.ID, "logout").click()

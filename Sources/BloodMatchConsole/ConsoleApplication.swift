@@ -51,6 +51,9 @@ public func buildConsoleRouter(services: ConsoleServices) throws -> Router<Conso
     router.get("/console/api/session") { _, context in try handlers.session(context) }
     router.get("/console/api/overview") { request, context in try await handlers.overview(request, context: context) }
     router.get("/console/api/live") { _, context in handlers.live(context) }
+    router.get("/console/api/orders") { _, context in try await handlers.orders(context) }
+    router.get("/console/api/wastage") { _, context in try await handlers.wastage(context) }
+    router.get("/console/api/trace") { request, context in try await handlers.trace(request, context: context) }
     router.post("/console/api/match") { request, context in try await handlers.match(request, context: context) }
     router.post("/console/api/reservations") { request, context in try await handlers.reserve(request, context: context) }
     router.post("/console/api/reservations/{id}/release") { request, context in try await handlers.release(request, context: context) }

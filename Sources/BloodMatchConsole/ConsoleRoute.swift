@@ -6,7 +6,7 @@ enum ConsoleRoute {
     static let templates = [
         "/console", "/console/login", "/console/logout", "/console/assets/{file}", "/console/api/session", "/console/api/overview",
         "/console/api/match", "/console/api/reservations", "/console/api/reservations/{id}/release",
-        "/console/api/reservations/{id}/issue", "/console/api/live",
+        "/console/api/reservations/{id}/issue", "/console/api/live", "/console/api/orders", "/console/api/wastage", "/console/api/trace",
     ]
 
     /// The template a path matches, or "unmatched".

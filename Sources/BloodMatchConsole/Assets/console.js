@@ -28,7 +28,7 @@ async function api(path, options = {}) {
   if (options.method && options.method !== 'GET') headers['X-CSRF-Token'] = state.csrf || '';
   if (options.body !== undefined) headers['Content-Type'] = 'application/json';
   const response = await fetch(path, { method: options.method || 'GET', headers, body: options.body, credentials: 'same-origin', cache: 'no-store' });
-  if (response.status === 401) { location.href = '/console/login?e=expired'; throw new Error('not logged in'); }
+  if (response.status === 401 && !state.leaving) { location.href = '/console/login?e=expired'; throw new Error('not logged in'); }
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   return { status: response.status, body };
@@ -200,6 +200,7 @@ async function loadOverview() {
 // ---- live updates ------------------------------------------------------------------------------
 function startLive() {
   const source = new EventSource('/console/api/live');
+  state.source = source;
   source.addEventListener('status', (event) => {
     let s;
     try { s = JSON.parse(event.data); } catch (e) { return; }
@@ -353,9 +354,61 @@ async function doIssue(reservationID, key) {
   }
 }
 
+// ---- orders, batch, stock at risk, trace --------------------------------------------------------
+function fill(tableID, rows, empty) {
+  const body = $(tableID).querySelector('tbody');
+  body.replaceChildren();
+  for (const cells of rows) {
+    const tr = el('tr');
+    cells.forEach((c, i) => tr.appendChild(el(i === 0 ? 'th' : 'td', i === 0 ? { scope: 'row' } : {}, c)));
+    body.appendChild(tr);
+  }
+  if (!rows.length) { const tr = el('tr'); tr.appendChild(el('td', { colspan: '5' }, empty)); body.appendChild(tr); }
+}
+const when = (t) => (t ? t.replace('T', ' ').replace(':00Z', '').replace('Z', '') : '—');
+
+async function loadOrders() {
+  const r = await api('/console/api/orders');
+  if (r.status !== 200) { showBanner(r.body && r.body.message); return; }
+  fill('pending', r.body.pending.map((o) => [o.order_id, o.hospital, o.quantity + ' ' + o.component + ' ' + o.group + (o.requirements.length ? ' ' + o.requirements.join(',') : ''),
+    o.urgency + (o.immediate ? ' (matched at once)' : ''), when(o.needed_by)]), 'no pending orders');
+  const run = r.body.last_run;
+  $('run-summary').textContent = run ? 'Run ' + run.run_id + ' finished ' + when(run.finished_at) + ' UTC by ' + run.operator + ': ' + run.shipments.length + ' shipment(s), ' + run.short.length + ' order(s) not filled.' : 'No batch run yet.';
+  fill('dispatch', run ? run.shipments.map((s) => [s.number, s.centre + (s.stale_centre ? ' (stale)' : ''), s.hospital, s.units.length + ' (' + s.orders.join(', ') + ')', s.eta_minutes + (s.needed_by_met === false ? ' late' : '')]) : [], 'none');
+  fill('short', run ? run.short.map((o) => [o.order_id, o.urgency, o.allocated + ' of ' + o.quantity, o.reason || o.status]) : [], 'none');
+}
+
+async function loadRisk() {
+  const r = await api('/console/api/wastage');
+  if (r.status !== 200) { showBanner(r.body && r.body.message); return; }
+  fill('risk', r.body.rows.map((w) => [w.centre + ' ' + w.component + ' ' + w.group, w.stock + ' (' + w.short_dated + ' short-dated)', w.at_risk, w.daily_demand,
+    w.days_of_supply === null ? 'no recent demand' : w.days_of_supply]), 'nothing at risk');
+  fill('transfers', r.body.transfers.map((t) => [t.from, t.to, t.units + ' ' + t.group + ' ' + t.component, t.reason]), 'none suggested');
+}
+
+async function doTrace(event) {
+  event.preventDefault();
+  const q = new URLSearchParams({ din: $('t-din').value.trim() });
+  if ($('t-code').value.trim()) q.set('product_code', $('t-code').value.trim().toUpperCase());
+  const r = await api('/console/api/trace?' + q.toString());
+  const table = $('timeline');
+  table.classList.remove('hidden');
+  if (r.status !== 200) {
+    $('timeline-caption').textContent = (r.body && r.body.message) || 'HTTP ' + r.status;
+    table.querySelector('tbody').replaceChildren();
+    if (r.status === 503) showBanner(r.body && r.body.message);
+    return;
+  }
+  $('timeline-caption').textContent = r.body.found ? 'History of ' + r.body.din + (r.body.product_code ? ' ' + r.body.product_code : ' (' + r.body.product_codes.join(', ') + ')') : 'Nothing recorded about ' + r.body.din;
+  fill('timeline', r.body.timeline.map((l) => [when(l.at), l.unit || '', l.text, l.by || '']), 'no events');
+}
+
 // ---- tabs, session, start ------------------------------------------------------------------------
+const TABS = ['centres', 'match', 'hospitals', 'orders', 'risk', 'trace'];
 function selectTab(name) {
-  for (const t of ['centres', 'match', 'hospitals']) {
+  if (name === 'orders') loadOrders();
+  if (name === 'risk') loadRisk();
+  for (const t of TABS) {
     $('tab-' + t).setAttribute('aria-selected', String(t === name));
     $('panel-' + t).classList.toggle('hidden', t !== name);
   }
@@ -372,11 +425,14 @@ async function start() {
     $('tab-match').classList.add('hidden');
     notice('Viewer: you can look at everything; matching, holds and issues need a dispatcher or supervisor.');
   }
-  for (const t of ['centres', 'match', 'hospitals']) $('tab-' + t).addEventListener('click', () => selectTab(t));
+  for (const t of TABS) $('tab-' + t).addEventListener('click', () => selectTab(t));
+  $('trace-form').addEventListener('submit', doTrace);
   $('component').addEventListener('change', loadOverview);
   $('group').addEventListener('change', loadOverview);
   $('match-form').addEventListener('submit', doMatch);
   $('logout').addEventListener('click', async () => {
+    state.leaving = true;                       // nothing else navigates away meanwhile
+    if (state.source) state.source.close();
     await api('/console/logout', { method: 'POST', body: '{}' });
     location.href = '/console/login?e=logged_out';
   });
