@@ -192,6 +192,7 @@ async function loadOverview() {
   state.overview = result.body;
   drawMap(result.body);
   drawTables(result.body);
+  if (!state.firstView) { state.firstView = true; performance.mark('bm-first-view'); }   // read by Jobs/bench/console.sh
   const stale = result.body.centres.filter((c) => c.state === 'stale').length;
   const unknown = result.body.centres.filter((c) => c.state === 'no_data').length;
   $('as-of').textContent = 'verified ' + result.body.verified_at.replace('T', ' ').replace('Z', ' UTC') + ' · ' + result.body.centres.length + ' centres, ' + stale + ' stale, ' + unknown + ' without data';
