@@ -33,9 +33,11 @@ if ! python3 -c 'import fhir.resources, fhirpy' 2>/dev/null; then
   python3 -m pip install -q 'fhir.resources==8.3.0' 'fhirpy==2.3.1' 2>/dev/null \
     || python3 -m pip install -q --break-system-packages 'fhir.resources==8.3.0' 'fhirpy==2.3.1'
 fi
-# Selenium (PyPI) drives Chromium in Jobs/checks/console-browser.sh.
-if ! python3 -c 'import selenium' 2>/dev/null; then
-  python3 -m pip install -q 'selenium==4.51.0' 2>/dev/null || python3 -m pip install -q --break-system-packages 'selenium==4.51.0'
+# Selenium (PyPI) drives Chromium in Jobs/checks/console-browser.sh; axe-selenium-python carries
+# axe-core, the accessibility rules engine that check runs on each page (WCAG 2 A and AA).
+if ! python3 -c 'import selenium, axe_selenium_python' 2>/dev/null; then
+  python3 -m pip install -q 'selenium==4.51.0' 'axe-selenium-python==2.1.6' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'selenium==4.51.0' 'axe-selenium-python==2.1.6'
 fi
 # When python3 is not Debian's own (a pyenv, say), the apt package does not reach it: use pip.
 if ! python3 -c 'from scipy.optimize import milp' 2>/dev/null; then

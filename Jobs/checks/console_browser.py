@@ -17,7 +17,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 p = argparse.ArgumentParser()
 for name in ["base", "supervisor", "supervisor-password-file", "viewer", "viewer-password-file", "stale", "no-data",
-             "cli-dins", "stop-db", "start-db", "screens"]:
+             "cli-dins", "stop-db", "start-db", "import-late", "screens"]:
     p.add_argument("--" + name, required=True)
 p.add_argument("--centres", type=int, required=True)
 args = p.parse_args()
@@ -58,6 +58,25 @@ def text(element_id):
     return els[0].text if els else ""
 
 
+def axe_violations():
+    """WCAG 2 A and AA violations axe-core finds on the current page (axe-core ships inside the
+    axe-selenium-python package; injected by WebDriver, which the page's CSP does not govern)."""
+    import axe_selenium_python
+    source = open(os.path.join(os.path.dirname(axe_selenium_python.__file__), "node_modules/axe-core/axe.min.js")).read()
+    driver.execute_script(source)
+    return driver.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}}, function (err, r) {"
+        "  done(err ? [{id: 'axe-error', detail: String(err)}] : r.violations.map(function (v) {"
+        "    return {id: v.id, impact: v.impact, nodes: v.nodes.length, first: v.nodes[0] && v.nodes[0].target}; })); });")
+
+
+def no_sideways_scroll(what):
+    width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    if width[0] > width[1] + 1:
+        fail(what, "the page scrolls sideways: %d px of content in a %d px window" % (width[0], width[1]))
+
+
 def log_in(name, password_file):
     driver.get(args.base + "/console")
     wait_for("login_page", lambda d: d.current_url.endswith("/console/login") and d.find_elements(By.ID, "operator"))
@@ -73,6 +92,7 @@ for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window
 options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 driver.set_page_load_timeout(30)
+driver.set_script_timeout(60)
 try:
     # 1. A wrong password is refused with the fixed message; the right one logs in.
     driver.get(args.base + "/console/login")
@@ -83,6 +103,9 @@ try:
     cookie = [c for c in driver.get_cookies() if c["name"] == "bm_console"]
     if cookie:
         fail("refused_login", "a refused log-in set a session cookie")
+    violations = axe_violations()
+    if violations:
+        fail("refused_login", "WCAG violations on the log-in page: %r" % violations)
     passed("refused_login")
     log_in(args.supervisor, args.supervisor_password_file)
     cookie = [c for c in driver.get_cookies() if c["name"] == "bm_console"]
@@ -116,6 +139,10 @@ try:
     if len(current) != args.centres - 2:
         fail("stale", "%d current centres, expected %d" % (len(current), args.centres - 2))
     passed("stale_and_no_data_flagged")
+    violations = axe_violations()
+    if violations:
+        fail("accessibility", "WCAG violations on the console: %r" % violations)
+    passed("wcag_aa_axe")
 
     # 4. Match 2 O RhD-negative red-cell units for a woman of 30.
     driver.find_element(By.ID, "tab-match").click()
@@ -142,6 +169,12 @@ try:
     why = units[0].find_elements(By.TAG_NAME, "td")[7].text
     if "RhD-negative required" not in why:
         fail("match", "the reason given is %r" % why)
+    no_sideways_scroll("match")
+    driver.set_window_size(768, 1024)
+    time.sleep(0.5)
+    no_sideways_scroll("tablet")
+    shot(driver, "tablet-768x1024")
+    driver.set_window_size(1280, 800)
     out["dins"] = dins
     out["decision_id"] = driver.find_element(By.ID, "decision-id").get_attribute("data-decision")
     out["decision_outcome"] = outcome
@@ -196,7 +229,15 @@ try:
         fail("viewer", "a viewer's issue was answered %s" % status)
     passed("viewer_cannot_issue")
 
-    # 7. The database stops: the banner, and no number shown as certain. Then it comes back.
+    # 7. The centre without data sends its first snapshot: the open page shows it within seconds.
+    started_import = time.time()
+    subprocess.run([args.import_late], check=True, timeout=60)
+    wait_for("live_import", lambda d: d.find_element(By.CSS_SELECTOR, '#centres tbody tr[data-id="%s"]' % args.no_data)
+             .get_attribute("data-state") == "current", seconds=30)
+    out["import_seen_after_s"] = round(time.time() - started_import, 1)
+    passed("live_import_shown")
+
+    # 8. The database stops: the banner, and no number shown as certain. Then it comes back.
     subprocess.run([args.stop_db], check=True, timeout=60)
     wait_for("banner", lambda d: d.find_element(By.ID, "banner").is_displayed()
              and "unable to verify" in d.find_element(By.ID, "banner").text.lower(), seconds=40)
@@ -218,4 +259,5 @@ finally:
         pass
 
 print(json.dumps({"steps": len(steps), "names": steps, "dins": out.get("dins", []), "decision_id": out.get("decision_id", ""),
-                  "reservation_id": out.get("reservation_id")}))
+                  "reservation_id": out.get("reservation_id"),
+                  "import_seen_after_s": out.get("import_seen_after_s")}))

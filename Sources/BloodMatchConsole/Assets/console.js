@@ -107,6 +107,11 @@ function drawMap(o) {
     const t = svg('title'); t.textContent = h.name + (h.pending_total ? ' — ' + h.pending_total + ' pending order(s)' : '');
     r.appendChild(t);
     hospitals.appendChild(r);
+    if (h.pending_total > 0) {
+      const label = svg('text', { x: x + 6, y: y - 5, class: 'pending' });
+      label.textContent = h.pending_total;
+      hospitals.appendChild(label);
+    }
   }
   map.appendChild(hospitals);
   const centres = svg('g');
@@ -411,6 +416,7 @@ function selectTab(name) {
   if (name === 'risk') loadRisk();
   for (const t of TABS) {
     $('tab-' + t).setAttribute('aria-selected', String(t === name));
+    $('tab-' + t).setAttribute('tabindex', t === name ? '0' : '-1');
     $('panel-' + t).classList.toggle('hidden', t !== name);
   }
 }
@@ -426,7 +432,20 @@ async function start() {
     $('tab-match').classList.add('hidden');
     notice('Viewer: you can look at everything; matching, holds and issues need a dispatcher or supervisor.');
   }
-  for (const t of TABS) $('tab-' + t).addEventListener('click', () => selectTab(t));
+  for (const t of TABS) {
+    $('tab-' + t).addEventListener('click', () => selectTab(t));
+    // The tab pattern's keys: arrows move between the visible tabs, Home and End to the ends.
+    $('tab-' + t).addEventListener('keydown', (event) => {
+      const visible = TABS.filter((x) => !$('tab-' + x).classList.contains('hidden'));
+      const at = visible.indexOf(t);
+      const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: visible.length - 1 }[event.key];
+      if (to === undefined) return;
+      event.preventDefault();
+      const next = visible[(to + visible.length) % visible.length];
+      selectTab(next);
+      $('tab-' + next).focus();
+    });
+  }
   $('trace-form').addEventListener('submit', doTrace);
   $('component').addEventListener('change', loadOverview);
   $('group').addEventListener('change', loadOverview);
