@@ -61,12 +61,14 @@ extension ConsoleHandlers {
     /// lasts `liveStreamLifetime`; the browser reconnects by itself.
     func live(_ context: ConsoleRequestContext) -> Response {
         let services = self.services
+        let session = context.session
         let interval = services.configuration.liveInterval
         let lifetime = services.configuration.liveStreamLifetime
         let body = ResponseBody { writer in
             let end = ContinuousClock.now + lifetime
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            while ContinuousClock.now < end, !Task.isCancelled {
+            // The stream ends with the session (log-out, time-out, a disabled login).
+            while ContinuousClock.now < end, !Task.isCancelled, session?.isOpen ?? false {
                 let status = await Self.liveStatus(services)
                 let line = "event: status\ndata: " + String(decoding: ResponseJSON.encode(status), as: UTF8.self) + "\n\n"
                 try await writer.write(ByteBuffer(string: line))

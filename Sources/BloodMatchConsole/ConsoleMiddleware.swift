@@ -33,7 +33,8 @@ struct ConsoleMiddleware: RouterMiddleware {
         let api = path.hasPrefix("/console/api/")
         var response: Response
         do {
-            let lookup = services.sessions.lookup(token: Self.cookie(Self.cookieName, in: request.headers))
+            let lookup = services.sessions.lookup(token: Self.cookie(Self.cookieName, in: request.headers),
+                                                  touch: route != "/console/api/live")
             if case .active(let session) = lookup { context.session = session }
             if case .expired(let name, let reason) = lookup {
                 services.logger.info("console session ended", metadata: ["operator": "\(name)", "reason": "\(reason)"])
@@ -65,6 +66,7 @@ struct ConsoleMiddleware: RouterMiddleware {
             response = ConsoleError(.internalServerError, code: "internal", message: "unexpected error; it was logged").response(api: api)
         }
         if let session = context.session, route != "/console/logout" {
+            // Recorded before the answer leaves (never a detached task a shutdown could drop).
             await record(session, request: request, route: route, response: response, requestedAt: requestedAt, started: started,
                          context: context)
         }

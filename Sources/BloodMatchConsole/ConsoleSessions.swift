@@ -44,6 +44,9 @@ public final class ConsoleSession: Sendable {
         self.pool = Task { await database.run() }
     }
 
+    /// Whether the session is still open (not logged out, expired or swept).
+    public var isOpen: Bool { !pool.isCancelled }
+
     /// Whether the page may offer, and the console accept, an action. The database decides again
     /// on every write (a viewer's login cannot insert a decision, hold or distribution).
     public func may(_ action: ConsoleAction) -> Bool {
@@ -125,8 +128,9 @@ public final class ConsoleSessions: Sendable {
         return (token, session)
     }
 
-    /// The session a cookie's token names, its idle clock restarted.
-    public func lookup(token: String?, now: ContinuousClock.Instant = .now) -> Lookup {
+    /// The session a cookie's token names, its idle clock restarted unless `touch` is false (the
+    /// live stream, which reconnects by itself, must not keep an unattended page's session alive).
+    public func lookup(token: String?, now: ContinuousClock.Instant = .now, touch: Bool = true) -> Lookup {
         guard let token, !token.isEmpty, token.utf8.count <= 128 else { return .unknown }
         let digest = Self.digest(token)
         let (found, ended): (ConsoleSession?, String?) = sessions.withLock { all in
@@ -135,7 +139,7 @@ public final class ConsoleSessions: Sendable {
                 all[digest] = nil
                 return (session, reason)
             }
-            session.lastSeen.withLock { $0 = now }
+            if touch { session.lastSeen.withLock { $0 = now } }
             return (session, nil)
         }
         guard let found else { return .unknown }

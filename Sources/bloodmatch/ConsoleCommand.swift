@@ -34,6 +34,12 @@ struct ConsoleCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port \(port) is not 1…65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together") }
+        // The session cookie is Secure: browsers keep it over plain HTTP only from this machine
+        // (localhost), so anywhere else the console must speak TLS.
+        let loopback = ["127.0.0.1", "localhost", "::1"].contains(host)
+        guard loopback || tlsCert != nil else {
+            throw ValidationError("--host \(host) reaches beyond this machine: give --tls-cert and --tls-key (operators' passwords and session cookies never travel in clear)")
+        }
         guard (1...240).contains(idleMinutes), (1...24).contains(sessionHours), poolSize >= 1 else {
             throw ValidationError("--idle-minutes must be 1…240, --session-hours 1…24 and --pool-size positive")
         }

@@ -141,6 +141,17 @@ struct ConsoleSessionTests {
         #expect(sessions.count == 0)
     }
 
+    @Test("the live stream's reconnections do not keep an unattended page's session alive")
+    func liveDoesNotTouch() throws {
+        let sessions = Self.sessions()
+        let a = try #require(sessions.open(OperatorRecord(name: "disp_a", role: .dispatcher, canLogin: true), password: "x", clientAddress: nil))
+        guard case .active = sessions.lookup(token: a.token, now: .now + .seconds(50), touch: false) else { Issue.record("not found"); return }
+        guard case .expired = sessions.lookup(token: a.token, now: .now + .seconds(61)) else {
+            Issue.record("a stream reconnection restarted the idle clock"); return
+        }
+        #expect(!a.session.isOpen)
+    }
+
     @Test("the sweep ends sessions of logins the database no longer lets log in")
     func sweepDisabled() throws {
         let sessions = Self.sessions()
