@@ -213,6 +213,9 @@ try:
     timeline = driver.find_element(By.ID, "timeline").text
     if "held for H0001" not in timeline or "chosen by decision" not in timeline or args.supervisor not in timeline:
         fail("trace", "the history reads %r" % timeline[:600])
+    where = driver.find_element(By.ID, "where-now").text
+    if "issued" not in where or "Wollongong" not in where:
+        fail("trace", "where the unit is now reads %r" % where[:400])
     passed("trace_issued_unit")
 
     # 6. A viewer sees everything and is offered no match; an issue sent anyway is refused.

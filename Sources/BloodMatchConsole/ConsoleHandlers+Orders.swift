@@ -109,8 +109,12 @@ extension ConsoleHandlers {
         let code = query.get("product_code").flatMap { $0.isEmpty ? nil : $0 }
         let database = services.database
         let trace: UnitTrace
+        let recall: [RecallEntry]
         do {
-            trace = try await withDeadline(.seconds(5)) { try await PostgresUnitTrace(database: database).trace(din: din, productCode: code) }
+            (trace, recall) = try await withDeadline(.seconds(5)) {
+                (try await PostgresUnitTrace(database: database).trace(din: din, productCode: code),
+                 try await PostgresUnitLifecycleStore(database: database).recall(din: din, productCode: code))
+            }
         } catch {
             throw ConsoleError.unableToVerify("the history could not be read: \(ConsoleError.reason(error))")
         }
@@ -146,6 +150,12 @@ extension ConsoleHandlers {
             "din": .string(trace.din), "product_code": .nullable(trace.productCode), "product_codes": .strings(trace.productCodes),
             "found": .bool(!trace.movements.isEmpty || !trace.decisions.isEmpty || !trace.holds.isEmpty),
             "timeline": .array(lines.map(\.1)),
+            // Where each unit is now, for a recall notice (`bloodmatch recall`).
+            "where_now": .array(recall.map { r in
+                ["unit": .string(r.productCode), "component": .nullable(r.component), "where": .string(r.whereNow),
+                 "centre": .nullable(r.centre), "consignee": .nullable(r.consigneeName), "address": .nullable(r.consigneeAddress),
+                 "fate": .nullable(r.fate)]
+            }),
             "events": .int(trace.events.count),
         ])
     }

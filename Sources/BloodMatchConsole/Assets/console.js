@@ -407,6 +407,9 @@ async function doTrace(event) {
   }
   $('timeline-caption').textContent = r.body.found ? 'History of ' + r.body.din + (r.body.product_code ? ' ' + r.body.product_code : ' (' + r.body.product_codes.join(', ') + ')') : 'Nothing recorded about ' + r.body.din;
   fill('timeline', r.body.timeline.map((l) => [when(l.at), l.unit || '', l.text, l.by || '']), 'no events');
+  $('where-now').classList.remove('hidden');
+  fill('where-now', r.body.where_now.map((w) => [w.unit + (w.component ? ' ' + w.component : ''), w.where, w.centre || '',
+    w.consignee ? w.consignee + (w.address ? ', ' + w.address : '') : '', w.fate || '']), 'nothing recorded');
 }
 
 // ---- tabs, session, start ------------------------------------------------------------------------
