@@ -14,7 +14,8 @@ struct ConsoleAssets: Sendable {
     }
 
     static let names = ["login.html": "text/html; charset=utf-8", "console.html": "text/html; charset=utf-8",
-                        "console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"]
+                        "console.js": "text/javascript; charset=utf-8", "console-map.js": "text/javascript; charset=utf-8",
+                        "console-work.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"]
 
     init(outlines: Data) throws {
         var files: [String: ([UInt8], String)] = [:]
