@@ -99,7 +99,7 @@ base="http://127.0.0.1:$cport"
 cli_dins=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(",".join(sorted(u["din"] for u in d.get("units", d.get("chosen", [])))))' "$tmp/cli.json" 2>/dev/null)
 [ -n "$cli_dins" ] || bad cli_match "$(tail -c 400 "$tmp/cli.err")"
 
-mkdir -p var/console-screens
+mkdir -p var/console-screens && rm -f var/console-screens/*.png   # this run's screenshots only
 stop_db="$tmp/stop-db"; start_db="$tmp/start-db"
 printf '#!/bin/sh\ncd %q && BLOODMATCH_PGDATA_ROOT=%q BLOODMATCH_DB_PORT=%s Jobs/db.sh stop >/dev/null 2>&1\n' "$root" "$tmp/pg" "$pgport" >"$stop_db"
 printf '#!/bin/sh\ncd %q && BLOODMATCH_PGDATA_ROOT=%q BLOODMATCH_DB_PORT=%s Jobs/db.sh start >/dev/null 2>&1\n' "$root" "$tmp/pg" "$pgport" >"$start_db"

@@ -176,9 +176,37 @@ try:
     shot(driver, "tablet-768x1024")
     driver.set_window_size(1280, 800)
     out["dins"] = dins
-    out["decision_id"] = driver.find_element(By.ID, "decision-id").get_attribute("data-decision")
+    out["decision_id_first"] = driver.find_element(By.ID, "decision-id").get_attribute("data-decision")
     out["decision_outcome"] = outcome
     passed("match_two_o_negative")
+
+    # 4b. Every requirement the engine knows is offered; irradiated platelets needed within 6 h.
+    boxes = driver.find_elements(By.CSS_SELECTOR, '#m-requirements input[name="requirement"]')
+    if len(boxes) < 20:
+        fail("requirements", "%d requirement boxes offered" % len(boxes))
+    Select(driver.find_element(By.ID, "m-component")).select_by_value("PLT")
+    qty.clear(); qty.send_keys("2")
+    driver.find_element(By.CSS_SELECTOR, '#m-requirements input[value="IRRADIATED"]').click()
+    driver.execute_script("document.getElementById('m-needed-by').value = arguments[0]",
+                          time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 6 * 3600)))
+    driver.find_element(By.ID, "match").click()
+    wait_for("match_platelets", lambda d: d.find_elements(By.ID, "match-error")
+             or (d.find_element(By.ID, "decision-id").get_attribute("data-decision") != out["decision_id_first"]
+                 and d.find_elements(By.CSS_SELECTOR, "#chosen tbody tr")))
+    if driver.find_elements(By.ID, "match-error"):
+        fail("match_platelets", driver.find_element(By.ID, "match-error").text)
+    plt_units = driver.find_elements(By.CSS_SELECTOR, "#chosen tbody tr")
+    if not all("irradiated" in u.find_elements(By.TAG_NAME, "td")[2].text for u in plt_units):
+        fail("match_platelets", "a chosen platelet unit is not irradiated: %r" % [u.text for u in plt_units])
+    passed("match_irradiated_platelets")
+    # Back to the first answer's hold: match the red cells again (same form, new key) and hold those.
+    Select(driver.find_element(By.ID, "m-component")).select_by_value("RBC")
+    driver.find_element(By.CSS_SELECTOR, '#m-requirements input[value="IRRADIATED"]').click()
+    driver.execute_script("document.getElementById('m-needed-by').value = ''")
+    driver.find_element(By.ID, "match").click()
+    wait_for("match_again", lambda d: d.find_element(By.ID, "outcome").get_attribute("data-outcome") == "fulfilled"
+             and sorted(u.get_attribute("data-din") for u in d.find_elements(By.CSS_SELECTOR, "#chosen tbody tr")) == dins)
+    out["decision_id"] = driver.find_element(By.ID, "decision-id").get_attribute("data-decision")
 
     # 5. Reserve, then issue as the supervisor.
     driver.find_element(By.ID, "reserve").click()

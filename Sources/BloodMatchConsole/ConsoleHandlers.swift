@@ -1,3 +1,4 @@
+import BloodMatchCore
 import BloodMatchIngest
 import BloodMatchService
 import BloodMatchStore
@@ -152,6 +153,8 @@ struct ConsoleHandlers: Sendable {
             "operator": .string(session.operatorName), "role": .string(session.role.rawValue), "csrf_token": .string(session.csrfToken),
             "may": may, "idle_timeout_seconds": .int(Int(services.configuration.idleTimeout.components.seconds)),
             "logged_in_at": .string(isoUTC(seconds: Int64(session.loggedInAt.timeIntervalSince1970))),
+            // The match form offers every requirement the engine knows, from the engine itself.
+            "requirements": .strings(UnitAttribute.allCases.map(\.rawValue)),
         ])
     }
 

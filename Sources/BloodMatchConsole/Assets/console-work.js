@@ -2,14 +2,41 @@
 'use strict';
 
 // ---- match, hold, issue ------------------------------------------------------------------------
+function requirementLabel(code) {
+  const antigen = { FYA: 'Fy(a)', FYB: 'Fy(b)', JKA: 'Jk(a)', JKB: 'Jk(b)' };
+  if (code.endsWith('_NEG')) {
+    const a = code.slice(0, -4);
+    return (antigen[a] || (a.length <= 2 ? a : a.replace(/_/g, ' ').toLowerCase())) + ' negative';
+  }
+  return code.replace(/_/g, '-').toLowerCase();
+}
+
+// The requirement checkboxes, one per code the engine knows (from the session).
+function buildRequirements(codes) {
+  const box = $('m-requirements');
+  for (const code of codes) {
+    const label = el('label');
+    const input = el('input', { type: 'checkbox', name: 'requirement', value: code });
+    label.appendChild(input);
+    label.appendChild(document.createTextNode(' ' + requirementLabel(code)));
+    box.appendChild(label);
+  }
+}
+
 function matchBody() {
   const recipient = { abo: $('m-abo').value, rhd: $('m-rhd').value, sex: $('m-sex').value };
   if ($('m-age').value !== '') recipient.age = Number($('m-age').value);
-  const requirements = Array.from(document.querySelectorAll('.requirements input:checked')).map((i) => i.value);
-  return {
+  const context = Array.from(document.querySelectorAll('input[name="context"]:checked')).map((i) => i.value);
+  if (context.length) recipient.context = context;
+  const requirements = Array.from(document.querySelectorAll('input[name="requirement"]:checked')).map((i) => i.value);
+  const body = {
     hospital_id: $('m-hospital').value, component: $('m-component').value, recipient,
     quantity: Number($('m-quantity').value), requirements, urgency: $('m-urgency').value,
   };
+  // datetime-local is the dispatcher's local time; the API takes an instant with its zone.
+  if ($('m-needed-by').value) body.needed_by = new Date($('m-needed-by').value).toISOString();
+  if ($('m-max-age').value !== '') body.max_unit_age_days = Number($('m-max-age').value);
+  return body;
 }
 
 function renderAnswer(d) {
@@ -38,7 +65,7 @@ function renderAnswer(d) {
     const body = el('tbody');
     for (const u of d.units) {
       const tr = el('tr', { 'data-din': u.din });
-      for (const v of [u.order, u.din, u.product_code, u.group, u.centre_id + (u.stale_centre ? ' (stale)' : ''), u.eta_minutes + (u.late ? ' late' : ''),
+      for (const v of [u.order, u.din, u.product_code + (u.attributes.length ? ' ' + u.attributes.join(', ').toLowerCase() : ''), u.group, u.centre_id + (u.stale_centre ? ' (stale)' : ''), u.eta_minutes + (u.late ? ' late' : ''),
         u.expires_at.replace('T', ' ').replace(':00Z', ' UTC'), u.rule + (u.flags.length ? ' — ' + u.flags.join(', ') : '')]) tr.appendChild(el('td', {}, v));
       body.appendChild(tr);
     }

@@ -93,6 +93,7 @@ async function start() {
   state.csrf = session.body.csrf_token;
   state.may = session.body.may;
   $('operator').textContent = session.body.operator;
+  buildRequirements(session.body.requirements || []);
   $('role').textContent = session.body.role;
   if (!state.may.match) {
     $('tab-match').classList.add('hidden');
