@@ -20,10 +20,7 @@ public func buildConsoleApplication(services: ConsoleServices, refreshIndex: Boo
     let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(75))
     let server: HTTPServerBuilder
     if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
-        let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
-        let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
-        tls.minimumTLSVersion = .tlsv12
+        let tls = try serverTLSConfiguration(certificatePath: cert, keyPath: key)
         server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
     } else {
         server = .http1(configuration: http1)

@@ -147,13 +147,6 @@ struct ConsoleMiddleware: RouterMiddleware {
         return nil
     }
 
-    /// The caller's request id when it is a short printable token without quotes, otherwise a new one.
-    static func requestID(_ header: String?) -> String {
-        if let header, (1...64).contains(header.utf8.count),
-           header.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }),
-           !AccessRedaction.containsKey(header) {
-            return header
-        }
-        return UUID().uuidString.lowercased()
-    }
+    /// The caller's request id, or a new one (the API's rule: `acceptableRequestID`).
+    static func requestID(_ header: String?) -> String { acceptableRequestID(header) }
 }

@@ -9,13 +9,8 @@ extension ConsoleHandlers {
     /// A decision: the chosen units in order with centre, ETA, expiry, the rule that admitted each
     /// and its flags; why other units were not chosen; the warnings a dispatcher must see.
     static func render(_ d: MatchDecision, replayed: Bool) -> JSONValue {
-        var warnings: [String] = []
-        if d.includesStaleData { warnings.append("stale data — confirm before dispatch") }
-        if let unknown = d.centresNotChecked, !unknown.isEmpty {
-            warnings.append("\(unknown.count) centre(s) could not be checked: \(noDataWarning)")
-        }
+        let warnings = d.dispatcherWarnings
         let late = d.chosen.filter { $0.late == true }.count
-        if late > 0 { warnings.append("\(late) of \(d.chosen.count) unit(s) arrive after the deadline — confirm the time before dispatch") }
         var flags = Set(d.chosen.flatMap(\.flags))
         if d.includesStaleData { flags.insert("stale_centre") }
         if late > 0 { flags.insert("late") }

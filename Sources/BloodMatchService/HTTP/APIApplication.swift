@@ -142,15 +142,7 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
     http1.httpDecoder = .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 80 * 1024, maxHeaderFieldCount: 200)
     let server: HTTPServerBuilder
     if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
-        let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
-        let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
-        tls.minimumTLSVersion = .tlsv12
-        // TLS 1.2: forward-secret AEAD suites only (ECDHE with AES-GCM or ChaCha20-Poly1305), as
-        // RFC 9325 §4.2 recommends; TLS 1.3's suites are all of that kind already.
-        tls.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-                                 .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-                                 .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256]
+        let tls = try serverTLSConfiguration(certificatePath: cert, keyPath: key)
         server = try .tls(http1Server(http1), tlsConfiguration: tls)
     } else {
         server = http1Server(http1)
@@ -171,6 +163,20 @@ public func buildApplication(services: APIServices, refreshIndex: Bool = true,
     app.addServices(DomainMetricsService(metrics: services.metrics, database: services.lookupDatabase, engine: services.engine,
                                          interval: .seconds(15), logger: services.logger))
     return app
+}
+
+/// The TLS settings of every BloodMatch listener: the PEM chain and key, TLS 1.2 at least, and for
+/// TLS 1.2 forward-secret AEAD suites only (ECDHE with AES-GCM or ChaCha20-Poly1305), as RFC 9325
+/// §4.2 recommends; TLS 1.3's suites are all of that kind already.
+public func serverTLSConfiguration(certificatePath: String, keyPath: String) throws -> TLSConfiguration {
+    let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+    let privateKey = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+    var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
+    tls.minimumTLSVersion = .tlsv12
+    tls.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                             .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                             .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256]
+    return tls
 }
 
 /// Runs an `IndexRefresher` as a ServiceLifecycle service (cancelled on graceful shutdown).

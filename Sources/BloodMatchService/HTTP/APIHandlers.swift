@@ -296,13 +296,7 @@ struct APIHandlers: Sendable {
     /// A decision as hospitals see it: units, centres, ETA, rationale summary; no donor data.
     static func render(_ d: MatchDecision, retryOf: UUID? = nil) -> JSONValue {
         let prefix = "api:\(d.request.hospitalID ?? ""):"
-        var warnings: [String] = []
-        if d.includesStaleData { warnings.append("stale data — confirm before dispatch") }
-        if let unknown = d.centresNotChecked, !unknown.isEmpty {
-            warnings.append("\(unknown.count) centre(s) could not be checked: \(noDataWarning)")
-        }
-        let late = d.chosen.filter { $0.late == true }.count
-        if late > 0 { warnings.append("\(late) of \(d.chosen.count) unit(s) arrive after the deadline — confirm the time before dispatch") }
+        let warnings = d.dispatcherWarnings
         return [
             "decision_id": .string(d.decisionID.uuidString.lowercased()),
             "idempotency_key": .string(d.request.requestID.hasPrefix(prefix) ? String(d.request.requestID.dropFirst(prefix.count)) : d.request.requestID),
@@ -355,3 +349,18 @@ func iso(_ date: Date) -> String {
 
 /// One decimal place.
 func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+
+extension MatchDecision {
+    /// What a dispatcher must see before acting on the decision: stale data, centres that could
+    /// not be checked, units that arrive after the deadline.
+    public var dispatcherWarnings: [String] {
+        var warnings: [String] = []
+        if includesStaleData { warnings.append("stale data — confirm before dispatch") }
+        if let unknown = centresNotChecked, !unknown.isEmpty {
+            warnings.append("\(unknown.count) centre(s) could not be checked: \(noDataWarning)")
+        }
+        let late = chosen.filter { $0.late == true }.count
+        if late > 0 { warnings.append("\(late) of \(chosen.count) unit(s) arrive after the deadline — confirm the time before dispatch") }
+        return warnings
+    }
+}

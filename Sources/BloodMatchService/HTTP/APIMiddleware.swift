@@ -263,17 +263,8 @@ struct APIMiddleware: RouterMiddleware {
         }
     }
 
-    /// The caller's request id when it is a short token (1…64 printable ASCII characters, no
-    /// quote or backslash) holding no API key, otherwise a new one. It is echoed, logged and
-    /// stored with every row the request writes, so it must be neither long nor a secret.
-    static func requestID(_ header: String?) -> String {
-        if let header, (1...64).contains(header.utf8.count),
-           header.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }),
-           !AccessRedaction.containsKey(header) {
-            return header
-        }
-        return UUID().uuidString.lowercased()
-    }
+    /// The caller's request id, or a new one (`acceptableRequestID`).
+    static func requestID(_ header: String?) -> String { acceptableRequestID(header) }
 
     /// The query, the idempotency key and the body length, redacted (`AccessRedaction`) and then
     /// bounded, for the access record.
@@ -284,4 +275,16 @@ struct APIMiddleware: RouterMiddleware {
         if let length = request.headers[.contentLength] { out["content_length"] = String(length.prefix(20)) }
         return out
     }
+}
+
+/// The caller's request id when it is a short token (1…64 printable ASCII characters, no quote or
+/// backslash) holding no API key, otherwise a new one. It is echoed, logged and stored with every
+/// row the request writes, so it must be neither long nor a secret.
+public func acceptableRequestID(_ header: String?) -> String {
+    if let header, (1...64).contains(header.utf8.count),
+       header.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }),
+       !AccessRedaction.containsKey(header) {
+        return header
+    }
+    return UUID().uuidString.lowercased()
 }
