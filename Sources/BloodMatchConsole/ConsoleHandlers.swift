@@ -81,11 +81,7 @@ struct ConsoleHandlers: Sendable {
             let payload: JSONValue = ["session": .string(session.id), "role": .string(record.role.rawValue),
                                       "client_address": .nullable(context.clientAddress)]
             do {
-                try await withDeadline(.seconds(5)) {
-                    try await PostgresConsoleStore(database: session.database).record(
-                        action: "console.login", subject: "operator:" + record.name, requestID: context.requestID,
-                        payloadJSON: String(decoding: ResponseJSON.encode(payload), as: UTF8.self))
-                }
+                try await recordEvent("console.login", of: session, payload: payload, requestID: context.requestID)
             } catch {
                 // A log-in that cannot be recorded does not happen.
                 services.sessions.close(token: token)
@@ -130,11 +126,7 @@ struct ConsoleHandlers: Sendable {
         if let session = context.session {
             let payload: JSONValue = ["session": .string(session.id), "client_address": .nullable(context.clientAddress)]
             do {
-                try await withDeadline(.seconds(3)) {
-                    try await PostgresConsoleStore(database: session.database).record(
-                        action: "console.logout", subject: "operator:" + session.operatorName, requestID: context.requestID,
-                        payloadJSON: String(decoding: ResponseJSON.encode(payload), as: UTF8.self))
-                }
+                try await recordEvent("console.logout", of: session, payload: payload, requestID: context.requestID)
             } catch {
                 services.logger.error("console log-out not recorded", metadata: ["operator": "\(session.operatorName)", "error": "\(error)"])
             }
@@ -159,6 +151,15 @@ struct ConsoleHandlers: Sendable {
     }
 
     // MARK: helpers
+
+    /// A `console.*` event about the session's operator, written on their own login within 5 s.
+    func recordEvent(_ action: String, of session: ConsoleSession, payload: JSONValue, requestID: String) async throws {
+        let text = String(decoding: ResponseJSON.encode(payload), as: UTF8.self)
+        try await withDeadline(.seconds(5)) {
+            try await PostgresConsoleStore(database: session.database).record(
+                action: action, subject: "operator:" + session.operatorName, requestID: requestID, payloadJSON: text)
+        }
+    }
 
     func redirect(_ location: String) -> Response {
         Response(status: .seeOther, headers: [.location: location])
