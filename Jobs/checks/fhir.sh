@@ -34,13 +34,14 @@ HF1,FHIR Hospital,hospital,-33.868800,151.209300,AU-02,"Sydney NSW, Australia"
 HF2,Other Hospital,hospital,-34.424000,150.893000,AU-02,"Wollongong NSW, Australia"
 CSV
 "$bm" sites import "$work/sites.csv" >/dev/null 2>&1 || bad sites "import failed"
-col=$(iso '-3 days'); rbc=$(iso '+20 days'); rbc2=$(iso '+9 days'); plt=$(iso '+3 days')
+col=$(iso '-3 days'); rbc=$(iso '+20 days'); rbc2=$(iso '+9 days'); plt=$(iso '+3 days'); short=$(iso '+10 hours')
 rows1=("T000126100001,E0398V00,RBC,A,POS,$col,$rbc,DCF1,AVAILABLE,IRRADIATED;LEUKOREDUCED"
        "T000126100002,E0336V00,RBC,O,NEG,$col,$rbc,DCF1,AVAILABLE,"
        "T000126100003,E0336V00,RBC,O,NEG,$col,$rbc2,DCF1,AVAILABLE,"
        "T000126100004,E0336V00,RBC,O,NEG,$col,$rbc,DCF1,AVAILABLE,CMV_NEG"
        "T000126100005,E3046V00,PLT,O,POS,$col,$plt,DCF1,AVAILABLE,IRRADIATED"
-       "T000126100006,E0336V00,RBC,O,NEG,$col,$rbc,DCF1,QUARANTINED,")
+       "T000126100006,E0336V00,RBC,O,NEG,$col,$rbc,DCF1,QUARANTINED,"
+       "T000126100007,E0336V00,RBC,O,NEG,$col,$short,DCF1,AVAILABLE,")   # 10 h left: under red cells' 48 h, never listed
 rows2=("T000126200001,E0336V00,RBC,O,NEG,$col,$rbc,DCF2,AVAILABLE,"
        "T000126200002,E0336V00,RBC,A,NEG,$col,$rbc2,DCF2,AVAILABLE,")
 snapshot one DCF1 "$(iso '-10 minutes')" "${rows1[@]}"

@@ -63,14 +63,17 @@ def main():
     types = sorted(r["type"] for r in cap["rest"][0]["resource"])
     step("capability", types == ["BiologicallyDerivedProduct", "BiologicallyDerivedProductDispense", "SupplyRequest"], types)
 
-    # Stock search: O RhD negative (ISBT 128 code 95) red cells; the total is the database's count.
+    # Stock search: O RhD negative (ISBT 128 code 95) red cells; the total is the database's count of
+    # those with at least red cells' minimum remaining life at arrival (48 h, Data/matching.json):
+    # the unit with 10 h left is not offered.
     bundle = validate(requests.get(a.base + "/BiologicallyDerivedProduct",
                                    params={"abo-rhd": "95", "component": "RBC"}, headers=headers, timeout=10).json())
     expected = int(sql("SELECT count(*) FROM bm.inventory_units u JOIN bm.centre_status s ON s.current_snapshot_id = u.snapshot_id "
-                       "WHERE u.component = 'RBC' AND u.abo = 'O' AND u.rhd = 'NEG' AND u.status = 'AVAILABLE' AND u.expires_at > now()"))
+                       "WHERE u.component = 'RBC' AND u.abo = 'O' AND u.rhd = 'NEG' AND u.status = 'AVAILABLE' AND u.expires_at > now() + interval '48 hours'"))
     step("search_total", bundle["total"] == expected == 4, f"{bundle['total']} listed, {expected} in the database")
     expiries = [e["resource"]["expirationDate"] for e in bundle["entry"]]
     step("search_order", expiries == sorted(expiries), expiries)
+    step("search_short_dated_out", all("T000126100007" not in e["fullUrl"] for e in bundle["entry"]), "a unit with 10 h left was listed")
     step("search_quarantine_out", all("T000126100006" not in e["fullUrl"] for e in bundle["entry"]), "a quarantined unit was listed")
     # fhirpy: product code and expiry filters, through the client's own search builder.
     found = client.resources("BiologicallyDerivedProduct").search(code="E0398").fetch_all()

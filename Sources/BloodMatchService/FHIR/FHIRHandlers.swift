@@ -40,7 +40,10 @@ extension APIHandlers {
         }
         let index = verified.index
         let seconds = Int64(now.timeIntervalSince1970)
-        let (total, page) = search.run(index: index, held: held, now: seconds)
+        let minimum = Dictionary(uniqueKeysWithValues: services.planner.settings.minimumRemainingHoursAtArrival.map {
+            ($0.key, Int64(($0.value * 3600).rounded(.up)))
+        })
+        let (total, page) = search.run(index: index, held: held, now: seconds, minimumRemainingSeconds: minimum)
         let resources: [(id: String, resource: JSONValue)] = page.map { hit in
             let p = hit.position, centre = index.centres[hit.centre]
             let key = index.unitKey(at: p)

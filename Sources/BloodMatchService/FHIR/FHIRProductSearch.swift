@@ -192,8 +192,11 @@ public struct FHIRProductSearch: Sendable, Hashable {
     }
 
     /// The matching units of an index, earliest expiry first: how many match in all, and the page.
-    /// Held and issued units (`held`), and units expired at `now`, are never listed.
-    public func run(index: InventoryIndex, held: [HeldUnit], now: Int64) -> (total: Int, page: [Hit]) {
+    /// Held and issued units (`held`) are never listed, nor a unit with less than its component's
+    /// `minimumRemainingSeconds` of life left at `now`: it could reach no hospital with the minimum
+    /// remaining life a match requires at arrival (Data/matching.json), so no order could be given it.
+    public func run(index: InventoryIndex, held: [HeldUnit], now: Int64,
+                    minimumRemainingSeconds: [Component: Int64] = [:]) -> (total: Int, page: [Hit]) {
         let groups = aboRhDCodes.map { codes in BloodGroup.all.filter { g in
             ISBTBloodGroupCode.table4.first { $0.group == g }.map { row in row.codes.values.contains { codes.contains($0) } } ?? false
         } } ?? BloodGroup.all
@@ -217,12 +220,12 @@ public struct FHIRProductSearch: Sendable, Hashable {
         var best: [(expiry: Int64, key: UnitKey, hit: Hit)] = []
         best.reserveCapacity(wanted + 1)
         var total = 0
-        let lower = max(now, expiresAfter ?? .min)
         let upper = expiresAtOrBefore ?? .max
         for (c, centre) in index.centres.enumerated() {
             if let centres, !centres.contains(centre.siteID) { continue }
             for component in Component.allCases {
                 if let components, !components.contains(component) { continue }
+                let lower = max(now + (minimumRemainingSeconds[component] ?? 0), expiresAfter ?? .min)
                 for group in groups {
                     let abo = aboOK?[group.index]
                     for p in index.positions(centre: c, component: component, group: group) {

@@ -132,6 +132,30 @@ struct FHIRMappingTests {
         #expect(s.expiresAfter == 1_796_860_800 - 1 && s.expiresAtOrBefore == 1_797_055_200 - 1)
     }
 
+    @Test("a unit with less life left than its component's minimum at arrival is never listed as available")
+    func searchMinimumRemainingLife() throws {
+        let now = Self.now
+        func unit(_ din: String, hours: Double, _ component: Component = .redCells, code: String = "E0336V00") throws -> InventoryUnit {
+            InventoryUnit(din: try DonationNumber(parsing: din), productCode: code, component: component, group: .oNegative,
+                          collectedAt: now.addingTimeInterval(-3 * 86_400), expiresAt: now.addingTimeInterval(hours * 3600),
+                          siteID: "DCSYD", status: .available, attributes: [])
+        }
+        let centre = IndexedCentre(siteID: "DCSYD", location: GeoPoint(latitude: -33.9, longitude: 151.2), snapshotID: 1,
+                                   asOf: Int64(now.timeIntervalSince1970), expectedIntervalSeconds: 1800)
+        let index = InventoryIndex(centres: [centre], units: [
+            try unit("T000126000001", hours: 10), try unit("T000126000002", hours: 47), try unit("T000126000003", hours: 49),
+            try unit("T000126000004", hours: 10, .platelets, code: "E3046V00"), try unit("T000126000005", hours: 30, .platelets, code: "E3046V00"),
+        ], builtAt: now)
+        let search = try FHIRProductSearch(query: [])
+        let seconds = Int64(now.timeIntervalSince1970)
+        // Data/matching.json: red cells 48 h, platelets 24 h at arrival.
+        let minimum: [Component: Int64] = [.redCells: 48 * 3600, .platelets: 24 * 3600]
+        let listed = search.run(index: index, held: [], now: seconds, minimumRemainingSeconds: minimum).page.map { index.unitKey(at: $0.position).din }
+        #expect(Set(listed) == ["T000126000003", "T000126000005"])
+        // Without the rule every unexpired unit would be listed (what the search did before).
+        #expect(search.run(index: index, held: [], now: seconds).total == 5)
+    }
+
     @Test("dispense ids read back; statuses follow the hold, the issue and the return")
     func dispenses() {
         let reservation = UUID()
