@@ -161,12 +161,12 @@ def main():
     step("fate_stored", sql(f"SELECT event FROM bm.unit_fates WHERE din = '{din}' AND product_code = '{code}' ORDER BY recorded_at DESC LIMIT 1")
          == "transfused", "no fate row")
 
-    # The routine order is cancelled; a decided one cannot be.
+    # The routine order is cancelled; the stat order, whose units are issued, cannot be.
     r = requests.delete(a.base + "/SupplyRequest/" + routine.id, headers=headers, timeout=10)
     step("cancel", r.status_code == 200 and sql(f"SELECT status FROM bm.orders WHERE order_id = '{routine.id}'") == "cancelled", r.text[:200])
     validate(r.json())
     r = requests.delete(a.base + "/SupplyRequest/" + stat.id, headers=headers, timeout=10)
-    step("cancel_decided_409", r.status_code == 409, (r.status_code, r.text[:200]))
+    step("cancel_issued_409", r.status_code == 409 and "issued already" in r.text, (r.status_code, r.text[:200]))
     validate(r.json())
 
     # A routine order is decided by the next batch run: the run holds its unit, and the hospital
@@ -182,6 +182,19 @@ def main():
     held = client.resources("BiologicallyDerivedProductDispense").search(**{"supply-request": "SupplyRequest/" + batch.id}).fetch_all()
     step("batch_dispense", len(held) == 1 and held[0]["status"] == "allocated", [d.serialize() for d in held][:1])
     validate(held[0].serialize())
+    # The hospital cancels the batch-decided order: its unit is released, the order cancelled, the
+    # dispense unfulfilled; a second DELETE says it was cancelled already.
+    r = requests.delete(a.base + "/SupplyRequest/" + batch.id, headers=headers, timeout=10)
+    validate(r.json())
+    din, code = held[0]["product"]["reference"].split("/")[-1].rsplit("-", 1) if held[0].get("product") else ("", "")
+    step("cancel_decided", r.status_code == 200 and "1 held unit(s) released" in r.text
+         and sql(f"SELECT status FROM bm.orders WHERE order_id = '{batch.id}'") == "cancelled"
+         and sql(f"SELECT state FROM bm.reservation_units WHERE din = '{din}' AND product_code = '{code}' ORDER BY state_changed_at DESC LIMIT 1") == "released",
+         (r.status_code, r.text[:300], din, code))
+    after = client.resources("BiologicallyDerivedProductDispense").search(**{"supply-request": "SupplyRequest/" + batch.id}).fetch_all()
+    step("cancel_decided_dispense", len(after) == 1 and after[0]["status"] == "unfulfilled", [d.serialize().get("status") for d in after])
+    r = requests.delete(a.base + "/SupplyRequest/" + batch.id, headers=headers, timeout=10)
+    step("cancel_decided_again", r.status_code == 200 and "already cancelled" in r.text, r.text[:200])
 
     # The corpus: every document refused with its status and an OperationOutcome naming the element; nothing stored.
     orders_before = sql("SELECT count(*) FROM bm.orders")

@@ -81,6 +81,38 @@ struct BatchRunnerTests {
         }
     }
 
+    @Test("a decided order cancelled: only its own units of the shared shipment hold are released; again says already cancelled")
+    func cancelDecidedOrder() async throws {
+        try await TestDatabase.withFresh { test in
+            try await DecisionEngineTests.seed(test)
+            try await test.with(.app) { db in
+                let orders = PostgresOrderStore(database: db)
+                try await orders.add([Self.order("A", quantity: 2), Self.order("B", quantity: 3)], actor: "test")
+                var logger = Logger(label: "test")
+                logger.logLevel = .critical
+                let run = try await BatchRunner(database: db, optimiser: try Self.optimiser(), logger: logger)
+                    .run(runKey: "k1", operatorName: "test", now: Self.now)
+                let aUnits = Set(run.plan.allocations.filter { $0.orderID == "A" }.map(\.unit.key))
+                #expect(aUnits.count == 2)
+                #expect(try await Self.count(db, "SELECT count(*)::int FROM reservation_units WHERE state = 'active'") == 5)
+                #expect(try await orders.cancelDecided(orderID: "A", hospital: "HOTHER", actor: "test", reason: "wrong hospital") == .notFound)
+                guard case .cancelled(let released) = try await orders.cancelDecided(orderID: "A", hospital: "HWOL", actor: "test", reason: "not needed")
+                else { Issue.record("A was not cancelled"); return }
+                #expect(Set(released) == aUnits)
+                // B's three units stay held, in the same holds.
+                #expect(try await Self.count(db, "SELECT count(*)::int FROM reservation_units WHERE state = 'active'") == 3)
+                #expect(try await Self.count(db, "SELECT count(*)::int FROM reservation_units WHERE state = 'released'") == 2)
+                #expect(try await orders.find(orderID: "A")?.status == "cancelled")
+                #expect(try await orders.find(orderID: "B")?.status == "allocated")
+                #expect(try await Self.count(db, "SELECT count(*)::int FROM event_log WHERE action = 'order.cancelled' AND subject = 'order:A'") == 1)
+                #expect(try await Self.count(db, "SELECT count(*)::int FROM event_log WHERE action = 'reservation.released' AND payload->>'order_id' = 'A'") >= 1)
+                #expect(try await orders.cancelDecided(orderID: "A", hospital: "HWOL", actor: "test", reason: "again") == .alreadyCancelled)
+                try await orders.add([Self.order("P", quantity: 1)], actor: "test")
+                #expect(try await orders.cancelDecided(orderID: "P", hospital: "HWOL", actor: "test", reason: "pending") == .pending)
+            }
+        }
+    }
+
     @Test("a unit reserved between planning and writing: nothing is written, and the runner plans again without it")
     func unitTakenMeanwhileFailsSafe() async throws {
         try await TestDatabase.withFresh { test in

@@ -288,6 +288,7 @@ extension APIHandlers {
     // MARK: DELETE /fhir/SupplyRequest/{id}
 
     func fhirCancelSupplyRequest(_ context: APIRequestContext, caller: AuthenticatedCaller) async throws -> Response {
+        // Pending: cancelled. Decided: cancelled with its held units released, unless one is issued.
         let order = try await ownOrder(context, caller: caller)
         switch order.status {
         case "cancelled":
@@ -306,9 +307,35 @@ extension APIHandlers {
             let now = try await readOrder(order.orderID)
             throw APIError(.conflict, code: "already_decided", message: "SupplyRequest \(order.orderID) was decided meanwhile (\(now.status)); nothing was cancelled", field: "id")
         default:
-            throw APIError(.conflict, code: "already_decided",
-                           message: "SupplyRequest \(order.orderID) is already decided (\(order.status)): its held units are released by a dispatcher or when the hold ends; nothing was cancelled",
-                           field: "id")
+            // Decided: its units still held are released with it (only its own units of a shared
+            // batch shipment); refused when any has been issued.
+            let outcome: DecidedOrderCancellation
+            do {
+                outcome = try await answerWithin(services.configuration.requestDeadline) { [database = services.database] in
+                    try await PostgresOrderStore(database: database).cancelDecided(
+                        orderID: order.orderID, hospital: caller.hospital, actor: "api:\(caller.hospital):key:\(caller.keyID)",
+                        reason: "cancelled by \(caller.hospital) through FHIR", requestID: context.requestID)
+                }
+            } catch {
+                throw APIError.unableToVerify(affected: ["orders", "reservations"], since: Date(),
+                                              reason: "\(DataGuard.describe(error)); a retry cancels the order if it is not cancelled yet")
+            }
+            switch outcome {
+            case .cancelled(let released):
+                await services.engine.heldUnitsChanged()
+                services.heldUnits.changed()
+                return fhirJSON(FHIROperationOutcome.information(
+                    "SupplyRequest \(order.orderID) cancelled; \(released.count) held unit(s) released" +
+                    (released.isEmpty ? "" : ": " + released.map(\.description).joined(separator: ", "))))
+            case .unitsIssued(let units):
+                throw APIError(.conflict, code: "units_issued",
+                               message: "SupplyRequest \(order.orderID) cannot be cancelled: \(units.map(\.description).joined(separator: ", ")) issued already; record their return through their dispenses. Nothing was cancelled",
+                               field: "id")
+            case .alreadyCancelled:
+                return fhirJSON(FHIROperationOutcome.information("SupplyRequest \(order.orderID) was already cancelled"))
+            case .pending, .notFound:
+                throw APIError(.conflict, code: "changed", message: "SupplyRequest \(order.orderID) changed meanwhile; retry", field: "id")
+            }
         }
     }
 
