@@ -42,6 +42,7 @@ public func buildConsoleRouter(services: ConsoleServices) throws -> Router<Conso
     let handlers = ConsoleHandlers(services: services, assets: try ConsoleAssets(outlines: services.configuration.outlines))
     router.get("/console") { _, context in handlers.page(context) }
     router.get("/console/login") { request, _ in handlers.loginPage(request) }
+    router.get("/console/health") { _, _ in await handlers.health() }
     router.post("/console/login") { request, context in try await handlers.login(request, context: context) }
     router.post("/console/logout") { request, context in await handlers.logout(request, context: context) }
     router.get("/console/assets/{file}") { _, context in try handlers.asset(context) }

@@ -79,6 +79,15 @@ extension ConsoleHandlers {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
     }
 
+    /// `GET /console/health` (no session): for probes and the on-call engineer. 200 while the
+    /// console serves, with whether the stock in force can be verified and how many sessions are
+    /// open; no data of any centre or operator.
+    func health() async -> Response {
+        let status = await Self.liveStatus(services)
+        let verified: Bool = if case .object(let fields) = status, case .bool(let v)? = fields["verified"] { v } else { false }
+        return jsonResponse(["status": "serving", "verified": .bool(verified), "sessions": .int(services.sessions.count)])
+    }
+
     /// One live status.
     static func liveStatus(_ services: ConsoleServices) async -> JSONValue {
         let now = services.now()

@@ -4,7 +4,7 @@ import HTTPTypes
 enum ConsoleRoute {
     /// Path templates served (records name these, never a concrete id).
     static let templates = [
-        "/console", "/console/login", "/console/logout", "/console/assets/{file}", "/console/api/session", "/console/api/overview",
+        "/console", "/console/login", "/console/logout", "/console/health", "/console/assets/{file}", "/console/api/session", "/console/api/overview",
         "/console/api/match", "/console/api/reservations", "/console/api/reservations/{id}/release",
         "/console/api/reservations/{id}/issue", "/console/api/live", "/console/api/orders", "/console/api/wastage", "/console/api/trace",
     ]
@@ -20,10 +20,11 @@ enum ConsoleRoute {
         return "unmatched"
     }
 
-    /// Whether a request is answered without a session: the log-in page and form, and the
-    /// page's static files (scripts, styles, outlines: nothing of the service's data).
+    /// Whether a request is answered without a session: the log-in page and form, the health
+    /// probe, and the page's static files (scripts, styles, outlines: nothing of the service's data).
     static func isPublic(path: String, method: HTTPRequest.Method) -> Bool {
         if path == "/console/login" { return method == .get || method == .head || method == .post }
+        if path == "/console/health" { return method == .get || method == .head }
         return path.hasPrefix("/console/assets/") && (method == .get || method == .head)
     }
 }

@@ -59,6 +59,17 @@ struct ConsoleGateTests {
         }
     }
 
+    @Test("the health probe answers without a session and says the stock cannot be verified while the database is away")
+    func healthProbe() async throws {
+        try await Self.withApp { client in
+            try await client.execute(uri: "/console/health", method: .get) { r in
+                #expect(r.status == .ok)
+                let body = String(buffer: r.body)
+                #expect(body.contains("\"verified\":false") && body.contains("\"sessions\":0"), "\(body)")
+            }
+        }
+    }
+
     @Test("static files: the script and styles are served; pages and unknown names are not")
     func assets() async throws {
         try await Self.withApp { client in
