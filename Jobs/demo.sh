@@ -33,3 +33,5 @@ if $bm help match >/dev/null 2>&1; then
   $bm match --hospital H0001 --component PLT --abo O --rhd NEG --quantity 2 --require IRRADIATED \
     --sex female --age 34 --urgency urgent --request-id "demo-$(date +%s)"
 fi
+echo "== next: the dispatcher console (README, \"Dispatcher console\"): as the schema owner add a login,"
+echo "   '$bm operator add NAME --role supervisor', run '$bm console' and open http://127.0.0.1:8444/console"
