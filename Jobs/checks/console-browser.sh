@@ -151,6 +151,16 @@ forged=$(psql -X -qAt "host=$sockdir port=$pgport dbname=$BLOODMATCH_DB_NAME use
 case "$forged" in *"console.* events only"*) ok console_record_takes_console_events_only ;; *) bad console_record_takes_console_events_only "$forged" ;; esac
 who=$(pg -c "SELECT string_agg(DISTINCT actor, ',' ORDER BY actor) FROM bm.event_log WHERE action = 'console.request'")
 [ "$who" = "operator:console_sup,operator:console_view" ] && ok requests_recorded_as_their_operators || bad requests_recorded_as_their_operators "actors: $who"
-kill -TERM "$console" "$server"; wait "$console" "$server" 2>/dev/null; console=""; server=""
+# SIGTERM with a page's live stream open: the stream is told to end, so the drain is not held for
+# the stream's lifetime (120 s).
+curl -s -N -b "$tmp/sup.jar" "$base/console/api/live" >/dev/null 2>&1 &
+stream=$!
+sleep 1
+t0=$(date +%s%N)
+kill -TERM "$console"; wait "$console" 2>/dev/null; console=""
+stop_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill "$stream" 2>/dev/null; wait "$stream" 2>/dev/null
+[ "$stop_ms" -lt 10000 ] && ok "stopped_with_a_stream_open_in_${stop_ms}_ms" || bad stopped_with_a_stream_open "took $stop_ms ms"
+kill -TERM "$server"; wait "$server" 2>/dev/null; server=""
 "$bm" audit verify >"$tmp/verify.out" 2>&1 && ok audit_verify || bad audit_verify "$(tail -3 "$tmp/verify.out")"
 finish

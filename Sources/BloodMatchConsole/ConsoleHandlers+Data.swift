@@ -68,7 +68,7 @@ extension ConsoleHandlers {
             let end = ContinuousClock.now + lifetime
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             // The stream ends with the session (log-out, time-out, a disabled login).
-            while ContinuousClock.now < end, !Task.isCancelled, session?.isOpen ?? false {
+            while ContinuousClock.now < end, !Task.isCancelled, session?.isOpen ?? false, !services.stopping.withLock({ $0 }) {
                 let status = await Self.liveStatus(services)
                 let line = "event: status\ndata: " + String(decoding: ResponseJSON.encode(status), as: UTF8.self) + "\n\n"
                 try await writer.write(ByteBuffer(string: line))

@@ -4,6 +4,7 @@ import BloodMatchStore
 import Foundation
 import Hummingbird
 import Logging
+import Synchronization
 
 /// The request context: the peer address, the request id and, once its cookie is checked, the
 /// operator's session.
@@ -52,6 +53,12 @@ public final class ConsoleServices: Sendable {
     public let minimumRemainingSeconds: [String: Int]
     /// The wall clock (tests pass their own).
     public let now: @Sendable () -> Date
+    /// Set when a shutdown is asked for: live streams end within one interval instead of holding
+    /// up the server's drain (a stream lasts up to `liveStreamLifetime`).
+    let stopping = Mutex(false)
+
+    /// Ends the live streams: called when SIGTERM or SIGINT arrives, before the server drains.
+    public func beginStopping() { stopping.withLock { $0 = true } }
 
     /// Builds the services over a running pool.
     public init(configuration: ConsoleConfiguration, database: Database, engine: DecisionEngine, planner: MatchPlanner,

@@ -6,6 +6,7 @@ import BloodMatchStore
 import Foundation
 import Hummingbird
 import ServiceLifecycle
+import UnixSignals
 
 /// `bloodmatch console`: the dispatcher console in the browser (Data/README.md, "The console").
 struct ConsoleCommand: AsyncParsableCommand {
@@ -77,8 +78,17 @@ struct ConsoleCommand: AsyncParsableCommand {
                                            minimumRemainingSeconds: settings.minimumRemainingSecondsByComponent, logger: logger)
             let app = try buildConsoleApplication(services: services)
             logger.info("console serving", metadata: ["address": "\(tlsCert == nil ? "http" : "https")://\(host):\(port)/console"])
+            // The server drains on SIGTERM; the pages' live streams are told first, so open pages do
+            // not hold the drain for a stream's whole lifetime.
+            let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await database.run() }
+                group.addTask {
+                    for await _ in signals {
+                        services.beginStopping()
+                        break
+                    }
+                }
                 defer { group.cancelAll() }
                 try await app.runService()
             }
