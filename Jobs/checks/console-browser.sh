@@ -150,6 +150,9 @@ forged=$(psql -X -qAt "host=$sockdir port=$pgport dbname=$BLOODMATCH_DB_NAME use
   -c "SELECT bm.console_record('unit.issued', 'x', 'r', '{}')" 2>&1)
 case "$forged" in *"console.* events only"*) ok console_record_takes_console_events_only ;; *) bad console_record_takes_console_events_only "$forged" ;; esac
 who=$(pg -c "SELECT string_agg(DISTINCT actor, ',' ORDER BY actor) FROM bm.event_log WHERE action = 'console.request'")
+assets=$(pg -c "SELECT count(*) FROM bm.event_log WHERE action = 'console.request' AND subject = '/console/assets/{file}'")
+pages=$(pg -c "SELECT count(*) FROM bm.event_log WHERE action = 'console.request' AND subject = '/console/api/overview'")
+[ "$assets" = 0 ] && [ "$pages" -gt 0 ] && ok static_files_not_recorded_data_reads_are || bad static_files_not_recorded_data_reads_are "assets $assets, overview reads $pages"
 [ "$who" = "operator:console_sup,operator:console_view" ] && ok requests_recorded_as_their_operators || bad requests_recorded_as_their_operators "actors: $who"
 # SIGTERM with a page's live stream open: the stream is told to end, so the drain is not held for
 # the stream's lifetime (120 s).

@@ -65,7 +65,9 @@ struct ConsoleMiddleware: RouterMiddleware {
             services.logger.error("console: unexpected error", metadata: ["route": "\(route)", "error": "\(String(reflecting: error))"])
             response = ConsoleError(.internalServerError, code: "internal", message: "unexpected error; it was logged").response(api: api)
         }
-        if let session = context.session, route != "/console/logout" {
+        // The page's own static files (scripts, styles, outlines) carry none of the service's data:
+        // recorded, they were five chain events per page load saying nothing.
+        if let session = context.session, route != "/console/logout", route != "/console/assets/{file}" {
             // Recorded before the answer leaves (never a detached task a shutdown could drop).
             await record(session, request: request, route: route, response: response, requestedAt: requestedAt, started: started,
                          context: context)
